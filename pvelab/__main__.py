@@ -1,0 +1,3 @@
+from pvelab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The lab twin: real Debian nodes (systemd-nspawn) with BMCs, watchdogs and fault injection."""

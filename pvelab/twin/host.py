@@ -1,0 +1,49 @@
+"""Running host commands, with failures turned into TwinError."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from pvelab.errors import TwinError
+
+
+def run(argv: Sequence[str], *, check: bool = True, input: str | None = None, timeout: float = 120) -> str:
+    try:
+        proc = subprocess.run(
+            list(argv), input=input, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError as exc:
+        raise TwinError(f"'{argv[0]}' is not installed", "run scripts/setup.sh as root") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TwinError(f"'{' '.join(argv)}' did not finish within {timeout:.0f} s") from exc
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise TwinError(f"'{' '.join(argv)}' failed: {detail[-1] if detail else f'exit {proc.returncode}'}")
+    return proc.stdout
+
+
+def succeeds(argv: Sequence[str]) -> bool:
+    return subprocess.run(list(argv), capture_output=True, check=False).returncode == 0
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise TwinError("the lab twin needs root (namespaces, bridges, mounts)", "run it with sudo or as root")
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise TwinError(f"missing tools: {', '.join(missing)}", "run scripts/setup.sh as root")
+
+
+def pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False

@@ -1,0 +1,83 @@
+"""The node root filesystem: built once with mmdebstrap, cached by a hash of its recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pvelab.errors import TwinError
+from pvelab.twin.host import require_tools
+from pvelab.twin.state import CACHE_DIR
+
+SUITE = "bookworm"
+PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
+    "corosync-qdevice", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
+    "ca-certificates", "ipmitool",
+)
+# Units that make no sense in a lab node container, or slow its boot.
+MASKED_UNITS = (
+    "systemd-firstboot.service", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
+    "fstrim.timer", "man-db.timer", "systemd-networkd-wait-online.service", "getty@tty1.service",
+    "console-getty.service",
+)
+CUSTOMIZE = (
+    # Host keys and machine-id are made per node by the twin, never shared through the image.
+    'rm -f "$1"/etc/ssh/ssh_host_* "$1"/etc/machine-id && touch "$1"/etc/machine-id',
+    # As on a fresh PVE node, corosync has no config (its unit's condition keeps it stopped) until a cluster exists.
+    'rm -f "$1"/etc/corosync/corosync.conf',
+    "printf 'PermitRootLogin yes\\nUseDNS no\\n' > \"$1\"/etc/ssh/sshd_config.d/pvelab.conf",
+    "mkdir -p \"$1\"/etc/systemd/journald.conf.d && "
+    "printf '[Journal]\\nRuntimeMaxUse=16M\\nSystemMaxUse=32M\\n' > \"$1\"/etc/systemd/journald.conf.d/pvelab.conf",
+    'chroot "$1" systemctl mask ' + " ".join(MASKED_UNITS),
+    'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
+)
+
+
+def recipe() -> dict[str, object]:
+    return {"suite": SUITE, "variant": "apt", "packages": list(PACKAGES), "customize": list(CUSTOMIZE)}
+
+
+def recipe_hash(data: dict[str, object] | None = None) -> str:
+    blob = json.dumps(data if data is not None else recipe(), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def image_dir(cache: Path = CACHE_DIR, digest: str | None = None) -> Path:
+    return cache / "images" / (digest or recipe_hash())
+
+
+def mmdebstrap_argv(target: Path) -> list[str]:
+    argv = ["mmdebstrap", "--variant=apt", "--include=" + ",".join(PACKAGES)]
+    argv += [f"--customize-hook={hook}" for hook in CUSTOMIZE]
+    return [*argv, SUITE, str(target)]
+
+
+def ensure_image(cache: Path = CACHE_DIR, log=print) -> Path:  # type: ignore[no-untyped-def]
+    """Return the cached root filesystem, building it first if this recipe was never built."""
+    final = image_dir(cache)
+    if (final / "etc" / "os-release").exists():
+        return final
+    require_tools("mmdebstrap")
+    building = final.with_name(final.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.parent.mkdir(parents=True, exist_ok=True)
+    log(f"building node image {final.name} with mmdebstrap (once; about a minute)...")
+    started = time.monotonic()
+    proc = subprocess.run(mmdebstrap_argv(building), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        tail = "\n".join(proc.stderr.strip().splitlines()[-5:])
+        print(tail, file=sys.stderr)
+        raise TwinError(
+            "building the node image with mmdebstrap failed",
+            "check that the Debian mirror in /etc/apt/sources.list* is reachable, then run up again",
+        )
+    building.rename(final)
+    log(f"node image ready in {time.monotonic() - started:.0f} s: {final}")
+    return final

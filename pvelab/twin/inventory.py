@@ -1,0 +1,48 @@
+"""The Ansible inventory `pvelab twin up` writes for the lab it made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from pvelab.twin.bmc import CIPHER_SUITE
+from pvelab.twin.spec import BMC_PORT, BMC_USER, LINKS
+from pvelab.twin.state import LabPaths, LabRecord
+
+
+def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
+    hosts: dict[str, Any] = {}
+    for node in record.spec.nodes:
+        hosts[node.name] = {
+            "ansible_host": node.link_addr(0),
+            **{f"link{link}_addr": node.link_addr(link) for link in LINKS},
+            "bmc_address": node.bmc_addr,
+        }
+    return {
+        "all": {
+            "children": {"pve_nodes": {"hosts": hosts}},
+            "vars": {
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(paths.ssh_key),
+                "ansible_ssh_common_args": (
+                    f"-o UserKnownHostsFile={paths.known_hosts} -o StrictHostKeyChecking=yes"
+                ),
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "pve_root_password": record.root_password,
+                "pve_version_expected": record.spec.pve_version,
+                "bmc_user": BMC_USER,
+                "bmc_password": record.bmc_password,
+                "bmc_port": BMC_PORT,
+                "bmc_interface": "lanplus",
+                "bmc_cipher_suite": CIPHER_SUITE,
+            },
+        }
+    }
+
+
+def write_inventory(record: LabRecord, paths: LabPaths) -> None:
+    text = "# Written by `pvelab twin up`; rewritten on every up. Secrets are per lab.\n"
+    text += yaml.safe_dump(inventory(record, paths), sort_keys=False)
+    paths.inventory.write_text(text)
+    paths.inventory.chmod(0o600)

@@ -1,0 +1,315 @@
+"""A whole lab: bring it up, tear it down, report on it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvelab.errors import TwinError
+from pvelab.twin import bmc, cgroups, events
+from pvelab.twin.control import request
+from pvelab.twin.host import pid_alive, require_root, require_tools, run
+from pvelab.twin.image import ensure_image
+from pvelab.twin.inventory import write_inventory
+from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, \
+    require_netns_support
+from pvelab.twin.node import exec_in, leader_pid, uptime_of
+from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
+from pvelab.twin.state import CACHE_DIR, LabPaths, LabRecord
+
+Log = Callable[[str], None]
+HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
+              "chpasswd")
+SSH_WAIT = 120.0
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    power: str
+    frozen: bool
+    addresses: list[str]
+    bmc: str
+    uptime: float | None
+    watchdog: str
+
+
+class Lab:
+    def __init__(self, paths: LabPaths | None = None, log: Log = print) -> None:
+        self.paths = paths or LabPaths()
+        self.log = log
+
+    @property
+    def record(self) -> LabRecord | None:
+        return LabRecord.load(self.paths)
+
+    def require_record(self) -> LabRecord:
+        record = self.record
+        if record is None:
+            raise TwinError("no lab is up", "start one: pvelab twin up")
+        return record
+
+    # -- up --------------------------------------------------------------------------------------
+    def up(self, spec: LabSpec) -> LabRecord:
+        require_root()
+        existing = self.record
+        if existing is not None and self.supervisor_alive():
+            if existing.spec != spec:
+                raise TwinError(
+                    f"a lab of {existing.spec.node_count} nodes (PVE {existing.spec.pve_version}) is already up",
+                    "tear it down first: pvelab twin down")
+            self.log("the lab is already up; nothing changed")
+            return existing
+        self.preflight(spec)
+        try:
+            return self._build(spec)
+        except BaseException:
+            self.log("up failed; removing what it made...")
+            self.down(quiet=True)
+            raise
+
+    def preflight(self, spec: LabSpec) -> None:
+        require_tools(*HOST_TOOLS)
+        leftovers = self.leftovers()
+        if leftovers:
+            raise TwinError(
+                "a previous lab was not fully torn down (found: " + ", ".join(leftovers[:4]) +
+                (", ..." if len(leftovers) > 4 else "") + ")",
+                "remove it with: pvelab twin down")
+        require_netns_support()
+        require_ipmi_port()
+
+    def leftovers(self) -> list[str]:
+        found = [f"netns {n}" for n in existing_netns()] + [f"link {n}" for n in existing_links()]
+        if nft_table_exists():
+            found.append("nft table")
+        found += [f"process {p}" for p in cgroups.any_pids()]
+        found += [f"mount {m}" for m in self.mounts()]
+        if self.paths.record.exists():
+            found.append(f"lab record {self.paths.record}")
+        return found
+
+    def _build(self, spec: LabSpec) -> LabRecord:
+        started = time.monotonic()
+        image = ensure_image(CACHE_DIR, self.log)
+        record = LabRecord.new(spec, str(image))
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self.paths.root.chmod(0o700)
+        record.save(self.paths)
+        self.make_ssh_key()
+        self.log(f"wiring {spec.node_count} nodes on 198.18.0.0/15...")
+        LabNetwork(spec).create()
+        for node in spec.nodes:
+            self.prepare_node(record, node, image)
+        self.start_supervisor()
+        self.log("starting BMCs and watchdogs, powering nodes on...")
+        request(self.paths.supervisor_socket, "start", timeout=120)
+        self.wait_for_ssh(spec)
+        write_inventory(record, self.paths)
+        self.log(f"lab up in {time.monotonic() - started:.1f} s; inventory: {self.paths.inventory}")
+        return record
+
+    def make_ssh_key(self) -> None:
+        key = self.paths.ssh_key
+        key.parent.mkdir(parents=True, exist_ok=True)
+        if not key.exists():
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pvelab-lab", "-f", str(key)])
+
+    def prepare_node(self, record: LabRecord, node: NodeSpec, image: Path) -> None:
+        """Give a node its identity before first boot: hostname, hosts, keys, password, machine-id."""
+        from pvelab.twin.node import ContainerNode
+
+        paths = self.paths
+        node_dir = paths.node_dir(node.name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        if not paths.watchdog_fifo(node.name).exists():
+            os.mkfifo(paths.watchdog_fifo(node.name), 0o600)
+        ContainerNode(node, paths, image).attach_disk()
+        root = paths.rootfs(node.name)
+        (root / "etc" / "hostname").write_text(f"{node.name}\n")
+        (root / "etc" / "hosts").write_text(record.spec.etc_hosts())
+        (root / "etc" / "machine-id").write_text(os.urandom(16).hex() + "\n")
+        ssh_dir = root / "root" / ".ssh"
+        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(paths.ssh_key.with_suffix(".pub").read_text())
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        run(["ssh-keygen", "-A", "-f", str(root)])
+        run(["chpasswd", "--root", str(root)], input=f"root:{record.root_password}\n")
+        host_key = (root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
+        with open(paths.known_hosts, "a") as fh:
+            fh.write(f"{node.name},{node.link_addr(0)},{node.link_addr(1)} {host_key[0]} {host_key[1]}\n")
+        bmc_dir = paths.bmc_dir(node.name)
+        bmc.write_config(bmc_dir, node, record.bmc_password, paths.supervisor_socket)
+        (bmc_dir / "password").write_text(record.bmc_password + "\n")
+        (bmc_dir / "password").chmod(0o600)
+
+    def start_supervisor(self) -> None:
+        log = open(self.paths.supervisor_log, "ab")  # noqa: SIM115 - handed to the child
+        with log:
+            subprocess.Popen(
+                [sys.executable, "-m", "pvelab.twin.supervisor", "--state", str(self.paths.root)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.paths.supervisor_socket.exists() and self.supervisor_alive():
+                return
+            time.sleep(0.05)
+        raise TwinError("the lab supervisor did not start", f"see {self.paths.supervisor_log}")
+
+    def supervisor_alive(self) -> bool:
+        try:
+            request(self.paths.supervisor_socket, "ping", timeout=5)
+        except TwinError:
+            return False
+        return True
+
+    def wait_for_ssh(self, spec: LabSpec, timeout: float = SSH_WAIT) -> None:
+        pending = {n.name: n for n in spec.nodes}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for name, node in list(pending.items()):
+                if self.ssh_answers(node):
+                    self.log(f"  {name} answers SSH at {node.link_addr(0)}")
+                    del pending[name]
+            if pending:
+                time.sleep(0.2)
+        if pending:
+            raise TwinError(f"{', '.join(pending)} did not answer SSH within {timeout:.0f} s",
+                            "see the console log in " + str(self.paths.node_dir(next(iter(pending)))))
+
+    def ssh_argv(self, node: NodeSpec, *command: str, connect_timeout: int = 5) -> list[str]:
+        return ["ssh", "-i", str(self.paths.ssh_key), "-o", f"UserKnownHostsFile={self.paths.known_hosts}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+                "-o", f"ConnectTimeout={connect_timeout}", "-o", "LogLevel=ERROR",
+                f"root@{node.link_addr(0)}", *command]
+
+    def ssh_answers(self, node: NodeSpec) -> bool:
+        try:
+            with socket.create_connection((node.link_addr(0), 22), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        proc = subprocess.run(self.ssh_argv(node, "true", connect_timeout=2), capture_output=True, check=False,
+                              timeout=15)
+        return proc.returncode == 0
+
+    # -- down ------------------------------------------------------------------------------------
+    def down(self, quiet: bool = False) -> list[str]:
+        require_root()
+        removed: list[str] = []
+        if self.paths.supervisor_socket.exists():
+            try:
+                request(self.paths.supervisor_socket, "shutdown", timeout=60)
+                removed.append("supervisor")
+            except TwinError:
+                pass
+        removed += self._kill_leftover_processes()
+        for mount in self.mounts():
+            run(["umount", "--lazy", mount], check=False)
+            removed.append(f"mount {mount}")
+        removed += LabNetwork.destroy_all()
+        cgroups.remove_all()
+        if self.paths.root.exists():
+            shutil.rmtree(self.paths.root, ignore_errors=True)
+            removed.append(f"state {self.paths.root}")
+        if not quiet:
+            self.log("removed: " + ", ".join(removed) if removed else "nothing to remove: no lab is up")
+        return removed
+
+    def _kill_leftover_processes(self) -> list[str]:
+        """Processes the twin started, found by PID: the supervisor's pid file and the node cgroups."""
+        killed = []
+        pid_file = self.paths.supervisor_pid
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            deadline = time.monotonic() + 5  # after "shutdown" it exits by itself
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if pid_alive(pid) and _is_our_supervisor(pid):
+                os.kill(pid, 9)
+                killed.append(f"supervisor {pid}")
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (tests do)
+        for node_dir in (self.paths.root / "nodes").glob("*") if (self.paths.root / "nodes").is_dir() else []:
+            cgroups.kill_all(node_dir.name)
+        for pid in cgroups.any_pids():
+            try:
+                os.kill(pid, 9)
+                killed.append(f"process {pid}")
+            except ProcessLookupError:
+                pass
+        return killed
+
+    def mounts(self) -> list[str]:
+        root = str(self.paths.root) + "/"
+        with open("/proc/self/mountinfo") as fh:
+            points = [line.split()[4] for line in fh]
+        return sorted({p for p in points if p.startswith(root)}, key=len, reverse=True)
+
+    # -- status ----------------------------------------------------------------------------------
+    def status(self) -> list[NodeStatus]:
+        record = self.require_record()
+        rows = []
+        for node in record.spec.nodes:
+            leader = leader_pid(node.name)
+            rows.append(NodeStatus(
+                name=node.name,
+                power="on" if leader is not None else "off",
+                frozen=leader is not None and cgroups.is_frozen(node.name),
+                addresses=[node.link_addr(link) for link in LINKS],
+                bmc=node.bmc_addr,
+                uptime=uptime_of(leader) if leader is not None else None,
+                watchdog=watchdog_summary(self.paths.watchdog_state(node.name)),
+            ))
+        return rows
+
+    def boot_id(self, name: str) -> str:
+        """The node's boot id (new on every power-on), read without going through its network."""
+        proc = exec_in(name, ["cat", "/proc/sys/kernel/random/boot_id"])
+        return proc.stdout.strip()
+
+    def events(self, node: str | None = None) -> list[str]:
+        return events.read(self.paths.events, node)
+
+
+def watchdog_summary(state_file: Path) -> str:
+    import json
+
+    try:
+        state = json.loads(state_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return "-"
+    if not state.get("armed"):
+        return "disarmed"
+    left = max(0.0, float(state["deadline"]) - time.time())
+    return f"armed {state['timeout']:.0f}s ({left:.0f}s left)"
+
+
+def require_ipmi_port() -> None:
+    """BMC addresses are ours (made by up); fail early if something already owns UDP 623 on all addresses."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind(("0.0.0.0", BMC_PORT))
+    except OSError as exc:
+        raise TwinError(
+            f"UDP port {BMC_PORT} (IPMI) is already in use on this host, so the BMCs cannot listen",
+            "stop the other IPMI service (see: ss -lunp | grep 623), then run up again") from exc
+    finally:
+        probe.close()
+
+
+def _is_our_supervisor(pid: int) -> bool:
+    try:
+        return b"pvelab.twin.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+

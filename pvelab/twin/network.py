@@ -1,0 +1,139 @@
+"""The lab's wiring: bridges on the host, one network namespace per node, and fault injection.
+
+Each node's namespace holds eth0 (link0) and eth1 (link1), veth cables whose host ends sit on
+the link bridges. Partitions are nft bridge rules between those host ends, so the host can
+still reach a cut-off node (as a student's laptop on the management side would).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvelab.errors import TwinError
+from pvelab.twin.host import run, succeeds
+from pvelab.twin.spec import LINKS, PREFIX, LabSpec, NodeSpec
+
+NFT_TABLE = PREFIX  # bridge-family table holding partition rules
+NETNS_DIR = Path("/run/netns")
+
+
+def ip(*args: str, netns: str | None = None) -> str:
+    prefix = ["ip", "-n", netns] if netns else ["ip"]
+    return run([*prefix, *args])
+
+
+def existing_netns() -> list[str]:
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(PREFIX + "-"))
+
+
+def existing_links() -> list[str]:
+    out = json.loads(run(["ip", "-j", "link", "show"]) or "[]")
+    return sorted(link["ifname"] for link in out if link["ifname"].startswith(PREFIX))
+
+
+def nft_table_exists() -> bool:
+    return succeeds(["nft", "list", "table", "bridge", NFT_TABLE])
+
+
+@dataclass(frozen=True)
+class LabNetwork:
+    spec: LabSpec
+
+    def create(self) -> None:
+        for link in (*LINKS, None):
+            self._create_bridge(link)
+        for node in self.spec.nodes:
+            self._create_node_netns(node)
+        self._create_nft_table()
+
+    def _create_bridge(self, link: int | None) -> None:
+        bridge = self.spec.bridge(link)
+        ip("link", "add", bridge, "type", "bridge")
+        # Keep the host's iptables (docker, firewalls) out of bridged lab traffic.
+        ip("link", "set", bridge, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0")
+        ip("addr", "add", f"{self.spec.host_addr(link)}/{self.spec.prefixlen(link)}", "dev", bridge)
+        if link is None:
+            for node in self.spec.nodes:  # BMCs live on the host side, like a management network
+                ip("addr", "add", f"{node.bmc_addr}/32", "dev", bridge)
+        ip("link", "set", bridge, "up")
+
+    def _create_node_netns(self, node: NodeSpec) -> None:
+        ip("netns", "add", node.netns)
+        ip("link", "set", "lo", "up", netns=node.netns)
+        for link in LINKS:
+            host_end, node_end = node.host_veth(link), node.node_ifname(link)
+            ip("link", "add", host_end, "type", "veth", "peer", "name", node_end, "netns", node.netns)
+            ip("link", "set", host_end, "master", self.spec.bridge(link), "up")
+            ip("addr", "add", f"{node.link_addr(link)}/{self.spec.prefixlen(link)}", "dev", node_end,
+               netns=node.netns)
+            ip("link", "set", node_end, "up", netns=node.netns)
+
+    def _create_nft_table(self) -> None:
+        run(["nft", "add", "table", "bridge", NFT_TABLE])
+        run(["nft", "add", "chain", "bridge", NFT_TABLE, "partition",
+             "{ type filter hook forward priority 0; policy accept; }"])
+
+    # -- fault injection ------------------------------------------------------------------------
+    def partition(self, cut: Iterable[NodeSpec], others: Iterable[NodeSpec], links: Iterable[int]) -> int:
+        """Drop all frames between each node of `cut` and each of `others`; returns rules added."""
+        added = 0
+        cut, others = list(cut), list(others)
+        for link in links:
+            for a in cut:
+                for b in others:
+                    if a == b:
+                        continue
+                    for src, dst in ((a, b), (b, a)):
+                        run(["nft", "add", "rule", "bridge", NFT_TABLE, "partition",
+                             "iifname", src.host_veth(link), "oifname", dst.host_veth(link), "drop"])
+                        added += 1
+        return added
+
+    def heal(self) -> None:
+        run(["nft", "flush", "chain", "bridge", NFT_TABLE, "partition"])
+
+    def cut_pairs(self) -> set[tuple[str, str, int]]:
+        """(from node, to node, link) for every active partition rule."""
+        by_veth = {n.host_veth(link): (n.name, link) for n in self.spec.nodes for link in LINKS}
+        listing = json.loads(run(["nft", "-j", "list", "chain", "bridge", NFT_TABLE, "partition"]))
+        pairs: set[tuple[str, str, int]] = set()
+        for item in listing.get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            names = [m["match"]["right"] for m in rule["expr"] if "match" in m]
+            if len(names) == 2 and names[0] in by_veth and names[1] in by_veth:
+                (src, link), (dst, _) = by_veth[names[0]], by_veth[names[1]]
+                pairs.add((src, dst, link))
+        return pairs
+
+    # -- teardown -------------------------------------------------------------------------------
+    @staticmethod
+    def destroy_all() -> list[str]:
+        """Remove every twin namespace, link and nft table, whether or not a record exists."""
+        removed = []
+        for name in existing_netns():
+            run(["ip", "netns", "delete", name], check=False)
+            removed.append(f"netns {name}")
+        for name in existing_links():
+            run(["ip", "link", "delete", name], check=False)
+            removed.append(f"link {name}")
+        if nft_table_exists():
+            run(["nft", "delete", "table", "bridge", NFT_TABLE], check=False)
+            removed.append(f"nft table bridge {NFT_TABLE}")
+        return removed
+
+
+def require_netns_support() -> None:
+    probe = f"{PREFIX}-probe"
+    if not succeeds(["ip", "netns", "add", probe]):
+        raise TwinError(
+            "cannot create network namespaces here",
+            "run on a host (or a privileged container) that allows 'ip netns add'",
+        )
+    run(["ip", "netns", "delete", probe], check=False)

@@ -1,0 +1,188 @@
+"""A lab node as a machine: power on/off/reset, power state, console log, exec.
+
+`Node` is the interface every backend implements; `ContainerNode` is the fast default
+(systemd-nspawn booting a real systemd). A QEMU backend can implement the same interface
+without changing the supervisor, the BMCs or the CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from enum import Enum
+from pathlib import Path
+
+from pvelab.errors import TwinError
+from pvelab.twin import cgroups
+from pvelab.twin.host import run
+from pvelab.twin.network import NETNS_DIR
+from pvelab.twin.spec import NodeSpec
+from pvelab.twin.state import LabPaths
+
+NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn's exit code when the container asked for a reboot
+CAPABILITIES = "CAP_NET_ADMIN,CAP_IPC_LOCK,CAP_SYS_NICE,CAP_SYS_RESOURCE"
+
+
+class PowerState(str, Enum):
+    ON = "on"
+    OFF = "off"
+
+
+class Node(ABC):
+    name: str
+
+    @abstractmethod
+    def power_on(self) -> None: ...
+
+    @abstractmethod
+    def power_off(self) -> None:
+        """A hard power cut: no clean shutdown."""
+
+    def reset(self) -> None:
+        self.power_off()
+        self.power_on()
+
+    @abstractmethod
+    def power_state(self) -> PowerState: ...
+
+    @abstractmethod
+    def console_log(self) -> Path: ...
+
+    @abstractmethod
+    def exec(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the node without going through its network."""
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/self/mountinfo") as fh:
+        return any(line.split()[4] == target for line in fh)
+
+
+def leader_pid(name: str) -> int | None:
+    """The node's PID 1 (its systemd), seen from the host: the process whose namespaced pid is 1."""
+    for pid in cgroups.pids(name):
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:"):
+                        ids = line.split()[1:]
+                        if len(ids) >= 2 and ids[-1] == "1":
+                            return pid
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def uptime_of(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            host_uptime = float(fh.read().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
+    return max(0.0, host_uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+
+
+def exec_in(name: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    leader = leader_pid(name)
+    if leader is None:
+        raise TwinError(f"node '{name}' is powered off", f"power it on: pvelab twin power {name} on")
+    cmd = ["nsenter", "--target", str(leader), "--mount", "--uts", "--ipc", "--net", "--pid", "--", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+class ContainerNode(Node):
+    """A node as a systemd-nspawn container on an overlay disk, inside its own network namespace."""
+
+    def __init__(self, spec: NodeSpec, paths: LabPaths, image: Path) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.paths = paths
+        self.image = image
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- the disk: an overlay over the shared image, kept across power cycles ------------------
+    def attach_disk(self) -> None:
+        rootfs = self.paths.rootfs(self.name)
+        if is_mounted(rootfs):
+            return
+        for path in (self.paths.disk_upper(self.name), self.paths.disk_work(self.name), rootfs):
+            path.mkdir(parents=True, exist_ok=True)
+        options = (f"lowerdir={self.image},upperdir={self.paths.disk_upper(self.name)},"
+                   f"workdir={self.paths.disk_work(self.name)}")
+        run(["mount", "-t", "overlay", "overlay", "-o", options, str(rootfs)])
+
+    def detach_disk(self) -> None:
+        rootfs = self.paths.rootfs(self.name)
+        if is_mounted(rootfs):
+            run(["umount", "--lazy", str(rootfs)], check=False)
+
+    # -- power ---------------------------------------------------------------------------------
+    def nspawn_argv(self) -> list[str]:
+        return [
+            "systemd-nspawn", "--boot", "--quiet", "--register=no", "--keep-unit",
+            f"--directory={self.paths.rootfs(self.name)}", f"--machine={self.name}",
+            f"--hostname={self.name}", f"--network-namespace-path={NETNS_DIR / self.spec.netns}",
+            "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+            f"--capability={CAPABILITIES}",
+            f"--bind={self.paths.watchdog_fifo(self.name)}:/dev/watchdog",
+        ]
+
+    def launcher_argv(self) -> list[str]:
+        """nspawn wrapped so it starts inside the node's cgroups (no preexec_fn: we are threaded)."""
+        cgroups.create(self.name)
+        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.name))
+        script = f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"'
+        return ["sh", "-c", script, "nspawn", *self.nspawn_argv()]
+
+    def power_on(self) -> None:
+        if self.power_state() is PowerState.ON:
+            return
+        self.attach_disk()
+        console = open(self.paths.console_log(self.name), "ab")  # noqa: SIM115 - handed to the child
+        with console:
+            console.write(f"\n--- power on {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            console.flush()
+            self.process = subprocess.Popen(
+                self.launcher_argv(), stdin=subprocess.DEVNULL, stdout=console,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def power_off(self) -> None:
+        # SIGKILL to the container's PID 1 ends its whole PID namespace at once; nspawn then
+        # reaps it and exits, so no process is orphaned. Anything left is killed by cgroup.
+        if cgroups.is_frozen(self.name):
+            cgroups.freeze(self.name, False)
+        leader = leader_pid(self.name)
+        if leader is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leader, signal.SIGKILL)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+        deadline = time.monotonic() + 10
+        while cgroups.pids(self.name) and time.monotonic() < deadline:
+            cgroups.kill_all(self.name)
+            time.sleep(0.05)
+
+    def power_state(self) -> PowerState:
+        if self.process is not None and self.process.poll() is None:
+            return PowerState.ON
+        return PowerState.ON if cgroups.pids(self.name) else PowerState.OFF
+
+    def console_log(self) -> Path:
+        return self.paths.console_log(self.name)
+
+    def exec(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return exec_in(self.name, argv, timeout)

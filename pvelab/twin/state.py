@@ -1,0 +1,113 @@
+"""Where a lab keeps its files, and the record (lab.json) that says what is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvelab.twin.spec import LabSpec
+
+STATE_DIR = Path(os.environ.get("PVELAB_STATE_DIR", "/var/lib/pvelab/lab"))
+CACHE_DIR = Path(os.environ.get("PVELAB_CACHE_DIR", "/var/cache/pvelab"))
+
+
+@dataclass(frozen=True)
+class LabPaths:
+    root: Path = STATE_DIR
+
+    @property
+    def record(self) -> Path:
+        return self.root / "lab.json"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.root / "ssh" / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.root / "ssh" / "known_hosts"
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
+
+    @property
+    def events(self) -> Path:
+        """Hardware events a user can read: watchdog resets, power actions, faults injected."""
+        return self.root / "events.log"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.root / "supervisor.sock"
+
+    @property
+    def supervisor_pid(self) -> Path:
+        return self.root / "supervisor.pid"
+
+    @property
+    def supervisor_log(self) -> Path:
+        return self.root / "supervisor.log"
+
+    def node_dir(self, name: str) -> Path:
+        return self.root / "nodes" / name
+
+    def disk_upper(self, name: str) -> Path:
+        return self.node_dir(name) / "disk" / "upper"
+
+    def disk_work(self, name: str) -> Path:
+        return self.node_dir(name) / "disk" / "work"
+
+    def rootfs(self, name: str) -> Path:
+        return self.node_dir(name) / "rootfs"
+
+    def console_log(self, name: str) -> Path:
+        return self.node_dir(name) / "console.log"
+
+    def watchdog_fifo(self, name: str) -> Path:
+        return self.node_dir(name) / "watchdog"
+
+    def watchdog_state(self, name: str) -> Path:
+        return self.node_dir(name) / "watchdog.json"
+
+    def bmc_dir(self, name: str) -> Path:
+        return self.node_dir(name) / "bmc"
+
+
+@dataclass(frozen=True)
+class LabRecord:
+    """What `up` decided once and every later command reads: the spec, secrets and image."""
+
+    spec: LabSpec
+    root_password: str
+    bmc_password: str
+    image: str
+
+    @classmethod
+    def new(cls, spec: LabSpec, image: str) -> LabRecord:
+        return cls(spec, secrets.token_urlsafe(12), secrets.token_urlsafe(12), image)
+
+    def save(self, paths: LabPaths) -> None:
+        data = {
+            "spec": self.spec.to_dict(),
+            "root_password": self.root_password,
+            "bmc_password": self.bmc_password,
+            "image": self.image,
+        }
+        paths.root.mkdir(parents=True, exist_ok=True)
+        tmp = paths.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.chmod(0o600)
+        tmp.replace(paths.record)
+
+    @classmethod
+    def load(cls, paths: LabPaths) -> LabRecord | None:
+        try:
+            data = json.loads(paths.record.read_text())
+        except FileNotFoundError:
+            return None
+        return cls(
+            LabSpec.from_dict(data["spec"]), data["root_password"], data["bmc_password"], data["image"]
+        )

@@ -1,0 +1,262 @@
+"""The lab's supervisor: parent of every lab process (nodes, BMCs, watchdogs), owner of power.
+
+One per lab, started detached by `pvelab twin up`. It answers JSON requests on a unix socket
+(power on/off/reset/status, freeze/thaw, start, shutdown), restarts a node whose systemd asked
+for a reboot, and reaps every child (the host's PID 1 may not, so it is a child subreaper).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pvelab.errors import TwinError
+from pvelab.twin import bmc, cgroups, events
+from pvelab.twin.node import NSPAWN_REBOOT_EXIT, ContainerNode, PowerState
+from pvelab.twin.state import LabPaths, LabRecord
+
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PROCESS_NAME = b"pvelab-supervis"  # what ps shows (the kernel keeps 15 characters)
+SERVICE_STOP_GRACE = 3.0
+
+
+@dataclass
+class Service:
+    kind: str  # "bmc" or "watchdog"
+    node: str
+    argv: list[str]
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(SERVICE_STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(SERVICE_STOP_GRACE)
+        self.process = None
+
+
+class Supervisor:
+    def __init__(self, paths: LabPaths, record: LabRecord) -> None:
+        self.paths = paths
+        self.record = record
+        image = Path(record.image)
+        self.nodes = {n.name: ContainerNode(n, paths, image) for n in record.spec.nodes}
+        self.services: list[Service] = []
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        for spec in record.spec.nodes:
+            bmc_dir = paths.bmc_dir(spec.name)
+            self.services.append(Service("bmc", spec.name, bmc.ipmi_sim_argv(bmc_dir),
+                                         bmc_dir / "ipmi_sim.log"))
+            self.services.append(Service("watchdog", spec.name, [
+                sys.executable, "-m", "pvelab.twin.watchdog", spec.name,
+                "--fifo", str(paths.watchdog_fifo(spec.name)),
+                "--state", str(paths.watchdog_state(spec.name)),
+                "--events", str(paths.events), "--bmc", spec.bmc_addr,
+                "--bmc-password-file", str(bmc_dir / "password"),
+            ], paths.node_dir(spec.name) / "watchdog.log"))
+
+    # -- requests --------------------------------------------------------------------------------
+    def node(self, name: str) -> ContainerNode:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise TwinError(f"unknown node '{name}'", f"this lab has: {', '.join(self.nodes)}") from None
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "start":
+            self.start_all()
+            return {}
+        if op == "power":
+            return {"state": self.power(req["node"], req["action"], req.get("cause", "cli")).value}
+        if op == "freeze":
+            self.freeze(req["node"], bool(req["frozen"]))
+            return {}
+        if op == "shutdown":
+            self.shutdown()
+            return {}
+        raise TwinError(f"unknown request '{op}'")
+
+    def start_all(self) -> None:
+        with self.lock:
+            for service in self.services:
+                if not service.alive():
+                    service.start()
+            time.sleep(0.3)  # a BMC that cannot bind its address exits at once
+            for service in self.services:
+                if not service.alive():
+                    raise TwinError(f"the {service.kind} of {service.node} exited at start",
+                                    f"see {service.log}")
+            for name in self.nodes:
+                self.power(name, "on", "lab start")
+
+    def power(self, name: str, action: str, cause: str) -> PowerState:
+        node = self.node(name)
+        with self.lock:
+            before = node.power_state()
+            if action == "status":
+                return before
+            if action in ("off", "reset", "cycle") and before is PowerState.ON:
+                node.power_off()
+                self._node_lost_power(name)
+            if action in ("on", "reset", "cycle"):
+                node.power_on()
+            after = node.power_state()
+            if action != "status" and (before, after) != (PowerState.OFF, PowerState.OFF):
+                events.record(self.paths.events, name, f"power {action} ({cause}): {before.value} -> {after.value}")
+            return after
+
+    def freeze(self, name: str, frozen: bool) -> None:
+        node = self.node(name)
+        with self.lock:
+            if node.power_state() is PowerState.OFF:
+                raise TwinError(f"node '{name}' is powered off", f"power it on: pvelab twin power {name} on")
+            cgroups.freeze(name, frozen)
+            events.record(self.paths.events, name, "frozen (hung: processes stopped, links up)"
+                          if frozen else "thawed")
+
+    def _node_lost_power(self, name: str) -> None:
+        for service in self.services:
+            if service.kind == "watchdog" and service.node == name and service.alive():
+                assert service.process is not None
+                service.process.send_signal(signal.SIGUSR1)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            for name, node in self.nodes.items():
+                if node.power_state() is PowerState.ON:
+                    node.power_off()
+                    events.record(self.paths.events, name, "power off (lab down)")
+            for service in self.services:
+                service.stop()
+
+    # -- background: reboots, crashed services, orphans ----------------------------------------
+    def watch(self) -> None:
+        while not self.stopping.is_set():
+            if self.lock.acquire(timeout=0.2):
+                try:
+                    self._check_children()
+                finally:
+                    self.lock.release()
+            self._reap_orphans()
+            time.sleep(0.2)
+
+    def _check_children(self) -> None:
+        for name, node in self.nodes.items():
+            process = node.process
+            if process is None or process.poll() is None:
+                continue
+            node.process = None
+            self._node_lost_power(name)
+            if process.returncode == NSPAWN_REBOOT_EXIT:
+                events.record(self.paths.events, name, "reboot requested by the node")
+                node.power_on()
+            else:
+                cgroups.kill_all(name)
+                events.record(self.paths.events, name, f"powered off (container exited {process.returncode})")
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                events.record(self.paths.events, service.node,
+                              f"{service.kind} exited ({service.process.returncode}); restarting it")
+                service.start()
+
+    def _reap_orphans(self) -> None:
+        known = {n.process.pid for n in self.nodes.values() if n.process is not None}
+        known |= {s.process.pid for s in self.services if s.process is not None}
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in known:
+                return
+            try:
+                os.waitpid(info.si_pid, 0)
+            except ChildProcessError:
+                return
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        line = self.rfile.readline()
+        try:
+            answer = {"ok": True, **self.server.supervisor.handle(json.loads(line))}
+        except TwinError as exc:
+            answer = {"ok": False, "error": exc.cause, "fix": exc.fix}
+        except Exception as exc:  # noqa: BLE001 - the client gets the error, the lab keeps running
+            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        self.wfile.write(json.dumps(answer).encode() + b"\n")
+        if json.loads(line).get("op") == "shutdown":
+            threading.Thread(target=self.server.shutdown, daemon=True).start()
+
+
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        super().__init__(str(path), _Handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pvelab-supervisor")
+    parser.add_argument("--state", type=Path, required=True)
+    args = parser.parse_args(argv)
+    paths = LabPaths(args.state)
+    record = LabRecord.load(paths)
+    if record is None:
+        print(f"no lab record in {paths.root}", file=sys.stderr)
+        return 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(PR_SET_NAME, PROCESS_NAME, 0, 0, 0)
+    supervisor = Supervisor(paths, record)
+    paths.supervisor_socket.unlink(missing_ok=True)
+    server = _Server(paths.supervisor_socket, supervisor)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
+        target=lambda: (supervisor.shutdown(), server.shutdown()), daemon=True).start())
+    paths.supervisor_pid.write_text(f"{os.getpid()}\n")
+    threading.Thread(target=supervisor.watch, daemon=True).start()
+    print(f"supervisor {os.getpid()} listening on {paths.supervisor_socket}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        supervisor.stopping.set()
+        paths.supervisor_socket.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
