@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     part.add_argument("--link", default="all", choices=[*(str(link) for link in LINKS), "all"],
                       help="which corosync link to cut (default: all)")
     cmds.add_parser("heal", help="remove every partition")
+    lat = cmds.add_parser("latency", help="add delay on every link of a node (like netem); 0 removes it")
+    lat.add_argument("node")
+    lat.add_argument("delay", help="e.g. 5ms, 0.2s, or 0 to remove")
     for name, text in (("freeze", "hang a node: stop its processes, keep its links up"),
                        ("thaw", "let a frozen node run again")):
         cmd = cmds.add_parser(name, help=text)
@@ -140,6 +143,21 @@ def cmd_heal(args: argparse.Namespace) -> None:
     print("healed: every partition removed")
 
 
+def cmd_latency(args: argparse.Namespace) -> None:
+    from pvelab.twin.control import request
+    from pvelab.twin.lab import Lab
+    from pvelab.twin.latency import parse_delay
+
+    try:
+        delay = parse_delay(args.delay)
+    except ValueError as exc:
+        raise TwinError(str(exc)) from None
+    lab = Lab()
+    lab.require_record().spec.node(args.node)
+    request(lab.paths.supervisor_socket, "latency", node=args.node, delay_ms=delay * 1000)
+    print(f"{args.node}: {delay * 1000:g} ms added on every link" if delay else f"{args.node}: latency removed")
+
+
 def cmd_freeze(args: argparse.Namespace) -> None:
     from pvelab.twin.control import request
     from pvelab.twin.lab import Lab
@@ -175,7 +193,7 @@ def cmd_inventory(args: argparse.Namespace) -> None:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "ssh": cmd_ssh, "power": cmd_power,
-    "partition": cmd_partition, "heal": cmd_heal, "freeze": cmd_freeze, "thaw": cmd_freeze,
+    "partition": cmd_partition, "heal": cmd_heal, "latency": cmd_latency, "freeze": cmd_freeze, "thaw": cmd_freeze,
     "events": cmd_events, "console": cmd_console, "inventory": cmd_inventory,
 }
 

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.errors import TwinError
-from pvelab.twin import bmc, cgroups, events
+from pvelab.twin import bmc, cgroups, events, latency
+from pvelab.twin.host import run
 from pvelab.twin.node import NSPAWN_REBOOT_EXIT, ContainerNode, PowerState
+from pvelab.twin.spec import LINKS
 from pvelab.twin.state import LabPaths, LabRecord
 
 PR_SET_NAME = 15
@@ -34,7 +36,7 @@ SERVICE_STOP_GRACE = 3.0
 
 @dataclass
 class Service:
-    kind: str  # "bmc" or "watchdog"
+    kind: str  # "bmc", "watchdog" or "latency"
     node: str
     argv: list[str]
     log: Path
@@ -98,6 +100,9 @@ class Supervisor:
             return {}
         if op == "power":
             return {"state": self.power(req["node"], req["action"], req.get("cause", "cli")).value}
+        if op == "latency":
+            self.set_latency(req["node"], float(req["delay_ms"]))
+            return {}
         if op == "freeze":
             self.freeze(req["node"], bool(req["frozen"]))
             return {}
@@ -143,6 +148,28 @@ class Supervisor:
             cgroups.freeze(name, frozen)
             events.record(self.paths.events, name, "frozen (hung: processes stopped, links up)"
                           if frozen else "thawed")
+
+    def set_latency(self, name: str, delay_ms: float) -> None:
+        spec = self.record.spec.node(name)
+        netns_exec = ["ip", "netns", "exec", spec.netns]
+        with self.lock:
+            for service in [s for s in self.services if s.kind == "latency" and s.node == name]:
+                service.stop()
+                self.services.remove(service)
+            rules = latency.iptables_rules([spec.node_ifname(link) for link in LINKS])
+            for rule in rules:
+                run([*netns_exec, "iptables", "-t", "mangle", "-D", *rule], check=False)
+            if delay_ms > 0:
+                service = Service("latency", name, [
+                    *netns_exec, sys.executable, "-m", "pvelab.twin.latency", "--delay-ms", str(delay_ms),
+                ], self.paths.node_dir(name) / "latency.log")
+                service.start()
+                self.services.append(service)
+                time.sleep(0.2)  # bound to its queue before packets are sent there
+                for rule in rules:
+                    run([*netns_exec, "iptables", "-t", "mangle", "-A", *rule])
+            events.record(self.paths.events, name,
+                          f"latency {delay_ms:g} ms added on every link" if delay_ms else "latency removed")
 
     def _node_lost_power(self, name: str) -> None:
         for service in self.services:
