@@ -8,11 +8,12 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pvelab.errors import TwinError
 from pvelab.twin.host import require_tools
-from pvelab.twin.state import CACHE_DIR
+from pvelab.twin.state import cache_dir
 
 SUITE = "bookworm"
 PACKAGES = (
@@ -48,8 +49,8 @@ def recipe_hash(data: dict[str, object] | None = None) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def image_dir(cache: Path = CACHE_DIR, digest: str | None = None) -> Path:
-    return cache / "images" / (digest or recipe_hash())
+def image_dir(cache: Path | None = None, digest: str | None = None) -> Path:
+    return (cache or cache_dir()) / "images" / (digest or recipe_hash())
 
 
 def mmdebstrap_argv(target: Path) -> list[str]:
@@ -58,7 +59,7 @@ def mmdebstrap_argv(target: Path) -> list[str]:
     return [*argv, SUITE, str(target)]
 
 
-def ensure_image(cache: Path = CACHE_DIR, log=print) -> Path:  # type: ignore[no-untyped-def]
+def ensure_image(cache: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Return the cached root filesystem, building it first if this recipe was never built."""
     final = image_dir(cache)
     if (final / "etc" / "os-release").exists():

@@ -23,7 +23,7 @@ from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_
     require_netns_support
 from pvelab.twin.node import exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
-from pvelab.twin.state import CACHE_DIR, LabPaths, LabRecord
+from pvelab.twin.state import LabPaths, LabRecord
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
@@ -99,7 +99,7 @@ class Lab:
 
     def _build(self, spec: LabSpec) -> LabRecord:
         started = time.monotonic()
-        image = ensure_image(CACHE_DIR, self.log)
+        image = ensure_image(log=self.log)
         record = LabRecord.new(spec, str(image))
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.root.chmod(0o700)
@@ -294,15 +294,15 @@ def watchdog_summary(state_file: Path) -> str:
     return f"armed {state['timeout']:.0f}s ({left:.0f}s left)"
 
 
-def require_ipmi_port() -> None:
+def require_ipmi_port(port: int = BMC_PORT) -> None:
     """BMC addresses are ours (made by up); fail early if something already owns UDP 623 on all addresses."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        probe.bind(("0.0.0.0", BMC_PORT))
+        probe.bind(("0.0.0.0", port))
     except OSError as exc:
         raise TwinError(
-            f"UDP port {BMC_PORT} (IPMI) is already in use on this host, so the BMCs cannot listen",
-            "stop the other IPMI service (see: ss -lunp | grep 623), then run up again") from exc
+            f"UDP port {port} (IPMI) is already in use on this host, so the BMCs cannot listen",
+            f"stop the other IPMI service (see: ss -lunp | grep {port}), then run up again") from exc
     finally:
         probe.close()
 

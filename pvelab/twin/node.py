@@ -21,7 +21,7 @@ from pvelab.errors import TwinError
 from pvelab.twin import cgroups
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
-from pvelab.twin.spec import NodeSpec
+from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
 NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn's exit code when the container asked for a reboot
@@ -146,6 +146,7 @@ class ContainerNode(Node):
         if self.power_state() is PowerState.ON:
             return
         self.attach_disk()
+        self._set_links("up")
         console = open(self.paths.console_log(self.name), "ab")  # noqa: SIM115 - handed to the child
         with console:
             console.write(f"\n--- power on {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
@@ -175,6 +176,11 @@ class ContainerNode(Node):
         while cgroups.pids(self.name) and time.monotonic() < deadline:
             cgroups.kill_all(self.name)
             time.sleep(0.05)
+        self._set_links("down")  # the namespace outlives the node; a machine without power answers nothing
+
+    def _set_links(self, state: str) -> None:
+        for link in LINKS:
+            run(["ip", "-n", self.spec.netns, "link", "set", self.spec.node_ifname(link), state], check=False)
 
     def power_state(self) -> PowerState:
         if self.process is not None and self.process.poll() is None:

@@ -5,18 +5,25 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvelab.twin.spec import LabSpec
 
-STATE_DIR = Path(os.environ.get("PVELAB_STATE_DIR", "/var/lib/pvelab/lab"))
-CACHE_DIR = Path(os.environ.get("PVELAB_CACHE_DIR", "/var/cache/pvelab"))
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("PVELAB_STATE_DIR", "/var/lib/pvelab/lab"))
+
+
+def cache_dir() -> Path:
+    """Built node images; kept across labs so a second `up` does not rebuild."""
+    return Path(os.environ.get("PVELAB_CACHE_DIR", "/var/cache/pvelab"))
 
 
 @dataclass(frozen=True)
 class LabPaths:
-    root: Path = STATE_DIR
+    root: Path = field(default_factory=state_dir)
 
     @property
     def record(self) -> Path:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything pvelab needs on a fresh Debian 12 machine. Run as root; safe to run again.
+#   apt: the host side of the lab twin (nspawn, mmdebstrap, OpenIPMI, nftables, ...)
+#   pip: the pinned Python dependencies from pyproject.toml, into ./.venv
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages): sudo ./scripts/setup.sh" >&2
+  exit 1
+fi
+
+APT_PACKAGES=(
+  systemd-container mmdebstrap debian-archive-keyring openipmi ipmitool iproute2 nftables iptables
+  openssh-client passwd util-linux fuse3 python3 python3-venv
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.pvelab-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python dependencies (pinned in pyproject.toml)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".[test]"
+  touch "$stamp"
+fi
+echo "setup: done"

@@ -1,0 +1,44 @@
+"""A real 3-node twin lab, shared by the integration tests and always torn down."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from pvelab.twin.lab import Lab
+from pvelab.twin.spec import LabSpec
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    if os.geteuid() != 0:
+        pytest.fail("the lab tests need root (namespaces, bridges, mounts): run sudo ./scripts/test.sh")
+    the_lab = Lab(log=print)
+    if the_lab.leftovers():
+        pytest.fail("a lab (or its leftovers) is already on this machine; the tests need the lab slot: "
+                    "run `pvelab twin down` first")
+    try:
+        the_lab.up(LabSpec(node_count=3))
+        yield the_lab
+    finally:
+        the_lab.down(quiet=True)
+
+
+def ssh(lab: Lab, node: str, command: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    spec = lab.require_record().spec.node(node)
+    return subprocess.run(lab.ssh_argv(spec, command), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll until predicate() holds; return the seconds it took, or fail saying what never happened."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    pytest.fail(f"{what} did not happen within {timeout:.0f} s")

@@ -1,0 +1,100 @@
+import json
+import socketserver
+import threading
+
+import pytest
+
+from pvelab.cli import ExitStatus, main
+from pvelab.errors import TwinError
+from pvelab.twin.chassis import handle
+from pvelab.twin.control import request
+
+
+class PowerBoard:
+    """A stand-in supervisor on a real unix socket: one node, a power switch, a request log."""
+
+    def __init__(self, path):
+        self.state = "off"
+        self.requests = []
+        board = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                req = json.loads(self.rfile.readline())
+                board.requests.append(req)
+                if req["node"] != "pve1":
+                    answer = {"ok": False, "error": f"unknown node '{req['node']}'"}
+                else:
+                    if req["action"] in ("on", "reset"):
+                        board.state = "on"
+                    elif req["action"] == "off":
+                        board.state = "off"
+                    answer = {"ok": True, "state": board.state}
+                self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+        self.server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def board(tmp_path):
+    b = PowerBoard(tmp_path / "sock")
+    yield b
+    b.close()
+
+
+def test_ipmi_power_on_and_status_go_to_the_supervisor(board, tmp_path):
+    sock = tmp_path / "sock"
+    assert handle(sock, "pve1", "get", ["power"]) == "power:0"
+    assert handle(sock, "pve1", "set", ["power", "1"]) == ""
+    assert handle(sock, "pve1", "get", ["power"]) == "power:1"
+    assert board.requests[1] == {"op": "power", "node": "pve1", "action": "on", "cause": "ipmi"}
+
+
+def test_ipmi_reset_is_a_reset_and_boot_is_ignored(board, tmp_path):
+    handle(tmp_path / "sock", "pve1", "set", ["boot", "pxe", "reset", "1"])
+    assert [r["action"] for r in board.requests] == ["reset"]
+
+
+def test_unknown_chassis_parameter_is_an_error(board, tmp_path):
+    with pytest.raises(TwinError, match="Invalid parameter: fan"):
+        handle(tmp_path / "sock", "pve1", "get", ["fan"])
+
+
+def test_supervisor_errors_reach_the_caller(board, tmp_path):
+    with pytest.raises(TwinError, match="unknown node 'pve9'"):
+        request(tmp_path / "sock", "power", node="pve9", action="status")
+
+
+def test_no_supervisor_means_no_lab(tmp_path):
+    with pytest.raises(TwinError) as err:
+        request(tmp_path / "missing.sock", "ping")
+    assert "not running" in err.value.cause and "pvelab twin up" in err.value.fix
+
+
+def test_cli_usage_errors_exit_2(capsys):
+    assert main(["twin", "power", "pve1", "explode"]) == ExitStatus.USAGE
+    assert main([]) == ExitStatus.USAGE
+
+
+def test_cli_without_a_lab_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "lab"))
+    assert main(["twin", "status"]) == ExitStatus.ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pvelab: error: no lab is up — start one: pvelab twin up"]
+
+
+def test_cli_refuses_a_bad_delay(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "lab"))
+    assert main(["twin", "latency", "pve1", "soon"]) == ExitStatus.ERROR
+    assert "cannot read 'soon' as a delay" in capsys.readouterr().err
+
+
+def test_cli_needs_root_for_up(monkeypatch, capsys):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert main(["twin", "up"]) == ExitStatus.ERROR
+    assert "needs root" in capsys.readouterr().err

@@ -1,0 +1,62 @@
+import ipaddress
+
+import pytest
+
+from pvelab.errors import TwinError
+from pvelab.twin.spec import LAB_SPACE, LINKS, MAX_NODES, LabSpec
+
+
+def test_three_node_lab_has_pve_names_and_distinct_addresses():
+    spec = LabSpec()
+    assert [n.name for n in spec.nodes] == ["pve1", "pve2", "pve3"]
+    addrs = [n.link_addr(link) for n in spec.nodes for link in LINKS] + [n.bmc_addr for n in spec.nodes]
+    assert len(set(addrs)) == len(addrs)
+    assert spec.node("pve2").link_addr(0) == "198.18.0.12"
+    assert spec.node("pve2").link_addr(1) == "198.18.1.12"
+    assert spec.node("pve2").bmc_addr == "198.18.2.12"
+
+
+def test_every_address_stays_in_the_lab_space():
+    spec = LabSpec(node_count=MAX_NODES)
+    for node in spec.nodes:
+        for addr in [node.link_addr(0), node.link_addr(1), node.bmc_addr]:
+            assert ipaddress.ip_address(addr) in LAB_SPACE
+    for link in (*LINKS, None):
+        assert ipaddress.ip_address(spec.host_addr(link)) in LAB_SPACE
+
+
+def test_kernel_names_fit_fifteen_characters():
+    spec = LabSpec(node_count=MAX_NODES)
+    names = [n.host_veth(link) for n in spec.nodes for link in LINKS]
+    names += [spec.bridge(link) for link in (*LINKS, None)]
+    assert max(len(name) for name in names) <= 15
+    assert len(set(names)) == len(names)
+
+
+def test_etc_hosts_lists_every_node_on_link0():
+    text = LabSpec(node_count=3).etc_hosts()
+    for i in (1, 2, 3):
+        assert f"198.18.0.1{i}\tpve{i}.pvelab.test pve{i}\n" in text
+
+
+def test_unknown_node_names_the_known_ones():
+    with pytest.raises(TwinError) as err:
+        LabSpec().node("pve7")
+    assert "unknown node 'pve7'" in str(err.value)
+    assert "pve1, pve2, pve3" in str(err.value)
+
+
+@pytest.mark.parametrize("count", [0, MAX_NODES + 1])
+def test_node_count_out_of_range_is_refused(count):
+    with pytest.raises(TwinError, match="choose --nodes between 1 and"):
+        LabSpec(node_count=count)
+
+
+def test_unknown_pve_version_is_refused():
+    with pytest.raises(TwinError, match="unknown PVE version '7'"):
+        LabSpec(pve_version="7")
+
+
+def test_spec_round_trips_through_its_record_form():
+    spec = LabSpec(node_count=5, pve_version="8")
+    assert LabSpec.from_dict(spec.to_dict()) == spec
