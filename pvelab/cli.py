@@ -7,10 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from pvelab import __version__
 from pvelab.errors import TwinError
 from pvelab.twin.spec import LINKS, LabSpec
+
+if TYPE_CHECKING:
+    from pvelab.twin.lab import Lab
 
 
 class ExitStatus(IntEnum):
@@ -73,7 +77,7 @@ def cmd_down(args: argparse.Namespace) -> None:
     Lab().down()
 
 
-def print_status(lab) -> None:  # type: ignore[no-untyped-def]
+def print_status(lab: Lab) -> None:
     rows = [("NODE", "POWER", "LINK0", "LINK1", "BMC", "UPTIME", "WATCHDOG")]
     for st in lab.status():
         power = "frozen" if st.frozen else st.power

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pvelab.twin.spec import BMC_PORT, BMC_USER, NodeSpec
 
@@ -96,7 +97,8 @@ class BmcClient:
     user: str = BMC_USER
     port: int = BMC_PORT
 
-    def connect(self):  # type: ignore[no-untyped-def]
+    def connect(self) -> Any:
+        """An established pyipmi.Ipmi session (pyipmi has no type hints)."""
         import pyipmi
         import pyipmi.interfaces
 

@@ -7,6 +7,7 @@ unified v2 hierarchy of a stock Debian 12 host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -75,10 +76,8 @@ def kill_all(node: str) -> None:
     if is_frozen(node):
         freeze(node, False)
     for pid in pids(node):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def remove(node: str) -> None:
@@ -86,14 +85,10 @@ def remove(node: str) -> None:
         if not path.is_dir():
             continue
         for sub in sorted((p for p in path.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            try:
+            with contextlib.suppress(OSError):
                 sub.rmdir()
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             path.rmdir()
-        except OSError:
-            pass
 
 
 def remove_all() -> None:
@@ -105,10 +100,8 @@ def remove_all() -> None:
             for node_dir in root.iterdir():
                 if node_dir.is_dir():
                     remove(node_dir.name)
-            try:
+            with contextlib.suppress(OSError):
                 root.rmdir()
-            except OSError:
-                pass
 
 
 def any_pids() -> list[int]:

@@ -19,8 +19,7 @@ from pvelab.twin.control import request
 from pvelab.twin.host import pid_alive, require_root, require_tools, run
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
-from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, \
-    require_netns_support
+from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, require_netns_support
 from pvelab.twin.node import exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
 from pvelab.twin.state import LabPaths, LabRecord

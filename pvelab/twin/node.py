@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pvelab.errors import TwinError
@@ -28,7 +28,7 @@ NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn's exit code when the container asked 
 CAPABILITIES = "CAP_NET_ADMIN,CAP_IPC_LOCK,CAP_SYS_NICE,CAP_SYS_RESOURCE"
 
 
-class PowerState(str, Enum):
+class PowerState(StrEnum):
     ON = "on"
     OFF = "off"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from pvelab.twin.spec import LabSpec
 
 
-
 def state_dir() -> Path:
     return Path(os.environ.get("PVELAB_STATE_DIR", "/var/lib/pvelab/lab"))
 

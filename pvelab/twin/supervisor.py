@@ -272,8 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = Supervisor(paths, record)
     paths.supervisor_socket.unlink(missing_ok=True)
     server = _Server(paths.supervisor_socket, supervisor)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(
-        target=lambda: (supervisor.shutdown(), server.shutdown()), daemon=True).start())
+
+    def stop_everything() -> None:
+        supervisor.shutdown()
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop_everything, daemon=True).start())
     paths.supervisor_pid.write_text(f"{os.getpid()}\n")
     threading.Thread(target=supervisor.watch, daemon=True).start()
     print(f"supervisor {os.getpid()} listening on {paths.supervisor_socket}", flush=True)
