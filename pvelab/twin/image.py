@@ -19,7 +19,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
     "corosync-qdevice", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
-    "ca-certificates", "ipmitool",
+    "ca-certificates", "ipmitool", "python3-fuse", "openssl",
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (

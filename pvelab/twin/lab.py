@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvelab.errors import TwinError
-from pvelab.twin import bmc, cgroups, events
+from pvelab.twin import bmc, cgroups, events, node_files
 from pvelab.twin.control import request
 from pvelab.twin.host import pid_alive, require_root, require_tools, run
 from pvelab.twin.image import ensure_image
@@ -140,6 +140,7 @@ class Lab:
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(paths.ssh_key.with_suffix(".pub").read_text())
         (ssh_dir / "authorized_keys").chmod(0o600)
+        node_files.install(root, record.spec.pve_version)
         run(["ssh-keygen", "-A", "-f", str(root)])
         run(["chpasswd", "--root", str(root)], input=f"root:{record.root_password}\n")
         host_key = (root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()

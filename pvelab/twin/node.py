@@ -21,11 +21,13 @@ from pvelab.errors import TwinError
 from pvelab.twin import cgroups
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
+from pvelab.twin.node_files import NODE_PACKAGE_DIR
 from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
 NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn's exit code when the container asked for a reboot
 CAPABILITIES = "CAP_NET_ADMIN,CAP_IPC_LOCK,CAP_SYS_NICE,CAP_SYS_RESOURCE"
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pvelab package, shared read-only with nodes
 
 
 class PowerState(StrEnum):
@@ -133,6 +135,8 @@ class ContainerNode(Node):
             "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
             f"--capability={CAPABILITIES}",
             f"--bind={self.paths.watchdog_fifo(self.name)}:/dev/watchdog",
+            "--bind=/dev/fuse",  # for the cluster filesystem at /etc/pve
+            f"--bind-ro={PACKAGE_DIR}:{NODE_PACKAGE_DIR}",
         ]
 
     def launcher_argv(self) -> list[str]:

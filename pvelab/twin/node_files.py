@@ -1,0 +1,76 @@
+"""Files the twin installs into every node so it presents itself as a PVE node: commands,
+systemd units for the cluster filesystem and the API, and the PVE version it presents.
+
+The pvelab package itself is bind-mounted read-only into each node (see ContainerNode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
+COMMANDS = {"pvecm": "pvelab.pve.pvecm", "pvesh": "pvelab.pve.pvesh", "pveversion": "pvelab.pve.version"}
+
+PVE_CLUSTER_UNIT = """[Unit]
+Description=The Proxmox VE cluster filesystem
+Wants=corosync.service
+Before=corosync.service
+After=network.target
+
+[Service]
+ExecStart=/usr/bin/python3 -m pvelab.pve.cfs
+ExecStartPost=/bin/sh -c 'for i in $(seq 100); do mountpoint -q /etc/pve && exit 0; sleep 0.1; done; exit 1'
+KillMode=mixed
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+PVEPROXY_UNIT = """[Unit]
+Description=PVE API Proxy Server
+Wants=pve-cluster.service
+After=pve-cluster.service
+
+[Service]
+ExecStart=/usr/bin/python3 -m pvelab.pve.api.server
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+# As PVE's corosync unit: a node outside any cluster has no config and corosync stays down.
+COROSYNC_DROPIN = """[Unit]
+ConditionPathExists=/etc/corosync/corosync.conf
+"""
+
+
+def command_script(module: str) -> str:
+    return f"#!/usr/bin/python3\nfrom {module} import main\n\nraise SystemExit(main())\n"
+
+
+def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
+    files = {f"usr/bin/{name}": (command_script(module), 0o755) for name, module in COMMANDS.items()}
+    files["etc/systemd/system/pve-cluster.service"] = (PVE_CLUSTER_UNIT, 0o644)
+    files["etc/systemd/system/pveproxy.service"] = (PVEPROXY_UNIT, 0o644)
+    files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)
+    files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
+    return files
+
+
+ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service")
+
+
+def install(root: Path, pve_version: str) -> None:
+    for rel, (content, mode) in node_files(pve_version).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        path.chmod(mode)
+    wants = root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    for unit in ENABLED_UNITS:
+        link = wants / unit
+        if not link.is_symlink():
+            link.symlink_to(f"/etc/systemd/system/{unit}")
