@@ -19,7 +19,7 @@ def test_create_writes_what_pve8_writes():
 
 def test_adding_nodes_bumps_the_version_and_keeps_names_sorted():
     conf = cc.create("testclu", "pve1", 1, 1, {0: ("10.10.10.1", 15), 1: ("10.20.20.1", 20)}, 125)
-    conf = cc.with_node(conf, "pve3", None, 1, {0: "10.10.10.3", 1: "10.20.20.3"})
+    conf = cc.with_node(conf, "pve3", 3, 1, {0: "10.10.10.3", 1: "10.20.20.3"})
     conf = cc.with_node(conf, "pve2", 2, 1, {0: "10.10.10.2", 1: "10.20.20.2"})
     assert cc.config_version(conf) == 3
     text = cc.dump(conf)
