@@ -73,6 +73,7 @@ def ensure_node_cert(node: str, force: bool = False) -> None:
         _openssl("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                  "-set_serial", str(secrets.randbits(63)), "-days", "730", "-sha256", "-extfile", "ext.cnf",
                  "-out", "node.pem", cwd=tmp)
+        cert.parent.mkdir(parents=True, exist_ok=True)  # a node that just joined may not have it yet
         key.write_bytes(Path(tmp, "node.key").read_bytes())
         cert.write_bytes(Path(tmp, "node.pem").read_bytes())
 

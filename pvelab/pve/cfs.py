@@ -56,6 +56,7 @@ class ClusterFS:
         if self.clustered:
             self.writer = Replicator(self.db, self._send, self.quorate, self.changed)
             threading.Thread(target=self._cpg_loop, daemon=True).start()
+            threading.Thread(target=self._housekeeping, daemon=True).start()
         else:
             self.writer = LocalWriter(self.db, self.changed)
             self.ensure_layout()
@@ -96,14 +97,20 @@ class ClusterFS:
                     readable, _, _ = select.select([fd], [], [], 1.0)
                     if readable:
                         group.dispatch()
-                    if replicator.synced.is_set() and self.quorate():
-                        self.ensure_layout()
             except (CorosyncError, OSError) as exc:
                 self._send_fn = None
                 self.online = set()
                 replicator.on_disconnect()
                 log(f"corosync not available ({exc}); retrying")
                 time.sleep(1)
+
+    def _housekeeping(self) -> None:
+        """Writes the daemon makes itself; never from the CPG thread, which must keep delivering."""
+        assert isinstance(self.writer, Replicator)
+        while True:
+            if self.writer.synced.wait(1.0) and self.quorate():
+                self.ensure_layout()
+            time.sleep(2)
 
     # -- content ---------------------------------------------------------------------------------
     def ensure_layout(self) -> None:

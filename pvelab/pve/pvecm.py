@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster.delnode(args.node, say)
         elif args.command == "updatecerts":
             certs.ensure_node_cert(cluster.nodename())
-    except cluster.ClusterError as exc:
+    except (cluster.ClusterError, OSError) as exc:
         print(exc, file=sys.stderr)
         return ERROR_EXIT
     return 0

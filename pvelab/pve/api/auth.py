@@ -1,0 +1,132 @@
+"""Who is calling: tickets (cookie PVEAuthCookie + CSRFPreventionToken) and API tokens.
+
+Tickets and CSRF tokens are signed with the cluster-wide secret in /etc/pve/priv/authkey.key,
+so a ticket from one node is good on every node of the cluster, as on PVE. Passwords are
+checked against the node's /etc/shadow (root@pam)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from pvelab.pve import certs
+
+with warnings.catch_warnings():  # deprecated in 3.11, still how to check a shadow hash without PAM bindings
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt
+
+TICKET_LIFETIME = 7200
+TOKEN_FILE = Path("/etc/pve/priv/token.cfg")
+
+
+class AuthError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: str
+    token: str | None = None  # token id when authenticated by API token
+
+    @property
+    def name(self) -> str:
+        return f"{self.user}!{self.token}" if self.token else self.user
+
+
+def _sign(text: str) -> str:
+    return base64.b64encode(hmac.new(certs.ensure_auth_key(), text.encode(), hashlib.sha256).digest()).decode()
+
+
+def check_password(user: str, password: str) -> bool:
+    if user != "root@pam":
+        return False
+    if password.startswith("PVE:"):  # renewing with a valid ticket
+        try:
+            return verify_ticket(password) == user
+        except AuthError:
+            return False
+    for line in Path("/etc/shadow").read_text().splitlines():
+        name, hashed = line.split(":")[:2]
+        if name == "root":
+            return bool(hashed) and hmac.compare_digest(crypt.crypt(password, hashed), hashed)
+    return False
+
+
+def make_ticket(user: str) -> str:
+    plain = f"PVE:{user}:{int(time.time()):08X}"
+    return f"{plain}::{_sign(plain)}"
+
+
+def verify_ticket(ticket: str) -> str:
+    try:
+        plain, signature = ticket.rsplit("::", 1)
+        _, user, stamp = plain.split(":", 2)
+        issued = int(stamp, 16)
+    except ValueError:
+        raise AuthError("invalid PVE ticket") from None
+    if not hmac.compare_digest(_sign(plain), signature):
+        raise AuthError("invalid PVE ticket")
+    if time.time() - issued > TICKET_LIFETIME:
+        raise AuthError("permission denied - invalid PVE ticket")
+    return user
+
+
+def make_csrf(user: str) -> str:
+    stamp = f"{int(time.time()):08X}"
+    return f"{stamp}:{_sign(f'{stamp}:{user}')}"
+
+
+def verify_csrf(token: str, user: str) -> bool:
+    stamp, _, signature = token.partition(":")
+    try:
+        fresh = time.time() - int(stamp, 16) <= TICKET_LIFETIME
+    except ValueError:
+        return False
+    return fresh and hmac.compare_digest(_sign(f"{stamp}:{user}"), signature)
+
+
+def _tokens() -> dict[str, str]:
+    try:
+        lines = TOKEN_FILE.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(None, 1) for line in lines if line.strip())
+
+
+def verify_token(header_value: str) -> Caller:
+    """`USER@REALM!TOKENID=SECRET` (the part after `PVEAPIToken=`)."""
+    full, _, secret = header_value.partition("=")
+    user, _, tokenid = full.partition("!")
+    stored = _tokens().get(full)
+    if not tokenid or stored is None or not hmac.compare_digest(stored.strip(), secret.strip()):
+        raise AuthError("invalid token value!")
+    return Caller(user, tokenid)
+
+
+def create_token(user: str, tokenid: str) -> str:
+    tokens = _tokens()
+    full = f"{user}!{tokenid}"
+    if full in tokens:
+        raise AuthError("Token already exists.")
+    secret = str(uuid.UUID(bytes=secrets.token_bytes(16)))
+    tokens[full] = secret
+    TOKEN_FILE.write_text("".join(f"{k} {v}\n" for k, v in sorted(tokens.items())))
+    return secret
+
+
+def delete_token(user: str, tokenid: str) -> None:
+    tokens = _tokens()
+    if tokens.pop(f"{user}!{tokenid}", None) is None:
+        raise AuthError(f"no such token '{tokenid}' for user '{user}'")
+    TOKEN_FILE.write_text("".join(f"{k} {v}\n" for k, v in sorted(tokens.items())))
+
+
+def list_tokens(user: str) -> list[str]:
+    return [k.split("!", 1)[1] for k in _tokens() if k.startswith(f"{user}!")]

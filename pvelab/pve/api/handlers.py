@@ -1,0 +1,300 @@
+"""What each endpoint does. Every handler takes (ctx, params) and returns the `data` value."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pvelab.pve import certs, cluster, version
+from pvelab.pve import corosync_conf as cc
+from pvelab.pve.api import auth, tasks
+from pvelab.pve.api.auth import Caller
+
+MEMBERS = Path("/etc/pve/.members")
+DATACENTER_CFG = Path("/etc/pve/datacenter.cfg")
+
+
+class ApiException(Exception):
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or {}
+
+
+@dataclass(frozen=True)
+class Context:
+    caller: Caller
+    node: str  # this node's name
+
+
+Handler = Callable[[Context, dict[str, Any]], Any]
+HANDLERS: dict[str, Handler] = {}
+
+
+def route(key: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[key] = fn
+        return fn
+    return register
+
+
+def members() -> dict[str, Any]:
+    try:
+        return dict(json.loads(MEMBERS.read_text()))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def cluster_call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except cluster.ClusterError as exc:
+        raise ApiException(exc.status, str(exc)) from exc
+    except PermissionError as exc:
+        raise ApiException(500, "cluster not ready - no quorum?") from exc
+
+
+def worker(ctx: Context, kind: str, ident: str, work: Callable[[Callable[[str], None]], None]) -> str:
+    return tasks.start(ctx.node, kind, ident, ctx.caller.name, work)
+
+
+# -- access -------------------------------------------------------------------------------------
+@route("POST /access/ticket")
+def login(ctx: Context, params: dict[str, Any]) -> Any:
+    user = params["username"]
+    if "@" not in user and params.get("realm"):
+        user = f"{user}@{params['realm']}"
+    if not auth.check_password(user, params["password"]):
+        time.sleep(3)  # pveproxy answers failed logins late
+        raise ApiException(401, "authentication failure")
+    data = {"username": user, "ticket": auth.make_ticket(user), "CSRFPreventionToken": auth.make_csrf(user),
+            "cap": {}}
+    name = members().get("cluster", {}).get("name")
+    if name:
+        data["clustername"] = name
+    return data
+
+
+@route("GET /access/users/{userid}/token")
+def token_index(ctx: Context, params: dict[str, Any]) -> Any:
+    return [{"tokenid": t, "privsep": 0} for t in auth.list_tokens(params["userid"])]
+
+
+@route("POST /access/users/{userid}/token/{tokenid}")
+def token_create(ctx: Context, params: dict[str, Any]) -> Any:
+    try:
+        secret = auth.create_token(params["userid"], params["tokenid"])
+    except auth.AuthError as exc:
+        raise ApiException(500, str(exc)) from exc
+    full = f"{params['userid']}!{params['tokenid']}"
+    return {"full-tokenid": full, "info": {"privsep": int(params.get("privsep", True))}, "value": secret}
+
+
+@route("DELETE /access/users/{userid}/token/{tokenid}")
+def token_delete(ctx: Context, params: dict[str, Any]) -> Any:
+    try:
+        auth.delete_token(params["userid"], params["tokenid"])
+    except auth.AuthError as exc:
+        raise ApiException(500, str(exc)) from exc
+
+
+# -- version, nodes -----------------------------------------------------------------------------
+@route("GET /version")
+def get_version(ctx: Context, params: dict[str, Any]) -> Any:
+    return version.version_info()
+
+
+def _uptime() -> int:
+    with open("/proc/1/stat") as fh:  # the node's own systemd: its boot, not the host's
+        start = int(fh.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/uptime") as fh:
+        return int(float(fh.read().split()[0]) - start)
+
+
+def _memory() -> dict[str, int]:
+    info = {}
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        key, value = line.split(":", 1)
+        info[key] = int(value.split()[0]) * 1024
+    return {"total": info["MemTotal"], "free": info["MemAvailable"], "used": info["MemTotal"] - info["MemAvailable"],
+            "available": info["MemAvailable"]}
+
+
+@route("GET /nodes")
+def nodes_index(ctx: Context, params: dict[str, Any]) -> Any:
+    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    out = []
+    for name, info in sorted(nodelist.items()):
+        entry: dict[str, Any] = {"node": name, "id": f"node/{name}", "type": "node", "level": "",
+                                 "status": "online" if info.get("online") or name == ctx.node else "offline"}
+        fp = _fingerprint(name)
+        if fp:
+            entry["ssl_fingerprint"] = fp
+        if name == ctx.node:
+            mem = _memory()
+            entry.update({"uptime": _uptime(), "maxcpu": os.cpu_count() or 1, "cpu": 0.0,
+                          "maxmem": mem["total"], "mem": mem["used"]})
+        out.append(entry)
+    return out
+
+
+@route("GET /nodes/{node}/status")
+def node_status(ctx: Context, params: dict[str, Any]) -> Any:
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    uname = os.uname()
+    return {"uptime": _uptime(), "loadavg": load, "kversion": f"{uname.sysname} {uname.release} {uname.version}",
+            "cpuinfo": {"cpus": os.cpu_count() or 1, "sockets": 1, "cores": os.cpu_count() or 1,
+                        "model": "lab twin", "mhz": "0", "hvm": "0", "flags": "", "user_hz": 100},
+            "cpu": 0.0, "wait": 0.0, "memory": _memory(), "swap": {"total": 0, "used": 0, "free": 0},
+            "ksm": {"shared": 0}, "pveversion": version.pveversion_line().split(" ")[0],
+            "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
+                                                                    "sysname": uname.sysname,
+                                                                    "version": uname.version,
+                                                                    "machine": uname.machine}}
+
+
+@route("GET /nodes/{node}/tasks")
+def task_index(ctx: Context, params: dict[str, Any]) -> Any:
+    return tasks.recent(ctx.node, int(params.get("limit", 50)))
+
+
+@route("GET /nodes/{node}/tasks/{upid}/status")
+def task_status(ctx: Context, params: dict[str, Any]) -> Any:
+    try:
+        return tasks.status(params["upid"])
+    except tasks.TaskError as exc:
+        raise ApiException(500, str(exc)) from exc
+
+
+@route("GET /nodes/{node}/tasks/{upid}/log")
+def task_log(ctx: Context, params: dict[str, Any]) -> Any:
+    try:
+        lines, total = tasks.read_log(params["upid"], int(params.get("start", 0)), int(params.get("limit", 50)))
+    except tasks.TaskError as exc:
+        raise ApiException(500, str(exc)) from exc
+    return lines
+
+
+# -- cluster --------------------------------------------------------------------------------------
+def _fingerprint(node: str) -> str | None:
+    try:
+        return certs.fingerprint_of_pem(certs.node_cert(node).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+@route("GET /cluster/status")
+def cluster_status(ctx: Context, params: dict[str, Any]) -> Any:
+    info = members()
+    if "cluster" not in info:
+        return [{"type": "node", "id": f"node/{ctx.node}", "name": ctx.node, "nodeid": 0, "ip": cluster.local_ip(),
+                 "local": 1, "online": 1, "level": ""}]
+    c = info["cluster"]
+    out: list[dict[str, Any]] = [{"type": "cluster", "id": "cluster", "name": c["name"], "nodes": c["nodes"],
+                                  "quorate": c["quorate"], "version": c["version"]}]
+    for name, node in sorted(info.get("nodelist", {}).items()):
+        out.append({"type": "node", "id": f"node/{name}", "name": name, "nodeid": node["id"], "ip": node["ip"],
+                    "local": int(name == ctx.node), "online": node["online"], "level": ""})
+    return out
+
+
+@route("GET /cluster/options")
+def get_options(ctx: Context, params: dict[str, Any]) -> Any:
+    try:
+        lines = DATACENTER_CFG.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+@route("PUT /cluster/options")
+def set_options(ctx: Context, params: dict[str, Any]) -> Any:
+    options = get_options(ctx, {})
+    for key in str(params.pop("delete", "")).replace(";", ",").split(","):
+        options.pop(key.strip(), None)
+    options.update({k: str(int(v) if isinstance(v, bool) else v) for k, v in params.items() if k != "digest"})
+    text = "".join(f"{k}: {v}\n" for k, v in sorted(options.items()))
+    cluster_call(lambda: DATACENTER_CFG.write_text(text))
+
+
+@route("GET /cluster/config")
+def config_index(ctx: Context, params: dict[str, Any]) -> Any:
+    return [{"name": n} for n in ("nodes", "totem", "join", "qdevice", "apiversion")]
+
+
+@route("POST /cluster/config")
+def config_create(ctx: Context, params: dict[str, Any]) -> Any:
+    if cluster.PVE_COROSYNC.exists():
+        raise ApiException(500, f"cluster config '{cluster.PVE_COROSYNC}' already exists")
+    return worker(ctx, "clustercreate", params["clustername"],
+                  lambda log: cluster_call(lambda: cluster.create(params["clustername"], params, log)))
+
+
+@route("GET /cluster/config/apiversion")
+def apiversion(ctx: Context, params: dict[str, Any]) -> Any:
+    return cluster.JOIN_API_VERSION
+
+
+def _conf_or_424() -> cc.Conf:
+    conf = cluster.read_conf()
+    if conf is None:
+        raise ApiException(424, "node is not in a cluster, no join info available!")
+    return conf
+
+
+@route("GET /cluster/config/join")
+def join_info(ctx: Context, params: dict[str, Any]) -> Any:
+    conf = _conf_or_424()
+    nodelist = []
+    online = members().get("nodelist", {})
+    for node in cc.nodes(conf):
+        entry: dict[str, Any] = {k: (int(v) if k in ("nodeid", "quorum_votes") else v) for k, v in node.items()}
+        entry["pve_addr"] = online.get(node["name"], {}).get("ip") or node.get("ring0_addr", "")
+        entry["pve_fp"] = _fingerprint(node["name"]) or ""
+        nodelist.append(entry)
+    totem = {k: v for k, v in conf.get("totem", {}).items() if k != "interface"}
+    totem["interface"] = {i["linknumber"]: i for i in conf.get("totem", {}).get("interface", [])}
+    return {"nodelist": nodelist, "preferred_node": params.get("node") or ctx.node, "totem": totem,
+            "config_digest": hashlib.sha1(cluster.PVE_COROSYNC.read_bytes()).hexdigest()}
+
+
+@route("POST /cluster/config/join")
+def join(ctx: Context, params: dict[str, Any]) -> Any:
+    host, password, fingerprint = params["hostname"], params["password"], params["fingerprint"]
+    return worker(ctx, "clusterjoin", "", lambda log: cluster_call(
+        lambda: cluster.join(host, password, fingerprint, params, log)))
+
+
+@route("GET /cluster/config/nodes")
+def config_nodes(ctx: Context, params: dict[str, Any]) -> Any:
+    conf = _conf_or_424()
+    return [{"node": n["name"], **n} for n in cc.nodes(conf)]
+
+
+@route("POST /cluster/config/nodes/{node}")
+def addnode(ctx: Context, params: dict[str, Any]) -> Any:
+    return cluster_call(lambda: cluster.addnode(params["node"], params, lambda _line: None))
+
+
+@route("DELETE /cluster/config/nodes/{node}")
+def delnode(ctx: Context, params: dict[str, Any]) -> Any:
+    cluster_call(lambda: cluster.delnode(params["node"], lambda _line: None))
+
+
+@route("GET /cluster/config/totem")
+def totem(ctx: Context, params: dict[str, Any]) -> Any:
+    conf = _conf_or_424()
+    data = {k: v for k, v in conf.get("totem", {}).items() if k != "interface"}
+    data["interface"] = {i["linknumber"]: i for i in conf.get("totem", {}).get("interface", [])}
+    return data
+
+
+@route("GET /cluster/config/qdevice")
+def qdevice(ctx: Context, params: dict[str, Any]) -> Any:
+    return {}

@@ -1,0 +1,181 @@
+"""Parameter verification from PVE's own API schema, with PVE's messages (JSONSchema.pm)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+INDEXED = re.compile(r"^(.*)\[n\]$")
+NODE_NAME = re.compile(r"^(?=.{1,63}$)[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")
+MAX_INDEX = 8
+
+
+class ParamError(Exception):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("Parameter verification failed.")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    template: str
+    info: dict[str, Any]
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        return dict(self.info.get("parameters", {}).get("properties", {}))
+
+    @property
+    def allowtoken(self) -> bool:
+        return bool(self.info.get("allowtoken", 1))
+
+    @property
+    def proxyto(self) -> str | None:
+        return self.info.get("proxyto")
+
+
+@cache
+def endpoints(major: str) -> dict[str, Endpoint]:
+    data = json.loads((HERE / f"schema-pve{major}.json").read_text())
+    return {key: Endpoint(key.split(" ", 1)[0], key.split(" ", 1)[1], info)
+            for key, info in data["endpoints"].items()}
+
+
+def match(major: str, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    """The endpoint serving `method path`, with the values of the template's {placeholders}."""
+    segments = path.strip("/").split("/")
+    for endpoint in endpoints(major).values():
+        if endpoint.method != method:
+            continue
+        parts = endpoint.template.strip("/").split("/")
+        if len(parts) != len(segments):
+            continue
+        values = {}
+        for part, seg in zip(parts, segments, strict=True):
+            if part.startswith("{") and part.endswith("}"):
+                values[part[1:-1]] = seg
+            elif part != seg:
+                break
+        else:
+            return endpoint, values
+    return None
+
+
+def _schema_for(name: str, properties: dict[str, Any]) -> dict[str, Any] | None:
+    if name in properties:
+        return dict(properties[name])
+    for key, schema in properties.items():
+        m = INDEXED.match(key)
+        if m and name.startswith(m.group(1)) and name[len(m.group(1)):].isdigit() \
+                and int(name[len(m.group(1)):]) < MAX_INDEX:
+            return dict(schema)
+    return None
+
+
+def _check_format(fmt: Any, value: str) -> str | None:
+    if isinstance(fmt, dict):
+        return _check_property_string(fmt, value)
+    if fmt == "pve-node" and not NODE_NAME.match(value):
+        return "value does not look like a valid node name"
+    if fmt == "ip":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return "value does not look like a valid IP address"
+    if fmt == "address":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if not re.match(r"^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$", value):
+                return f"value does not look like a valid address: {value}"
+    return None
+
+
+def _check_property_string(fmt: dict[str, Any], value: str) -> str | None:
+    default_key = next((k for k, s in fmt.items() if s.get("default_key")), None)
+    seen: dict[str, str] = {}
+    for part in value.split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            if default_key is None:
+                return f"value without key, but schema does not define a default key: '{part}'"
+            key, val = default_key, part
+        if key not in fmt:
+            return f"invalid format - property '{key}' is not defined in schema"
+        seen[key] = val
+        problem = _check_value(fmt[key], val, form=True)
+        if problem:
+            return f"invalid format - {key}: {problem}"
+    for key, schema in fmt.items():
+        if not schema.get("optional") and key not in seen:
+            return f"invalid format - {key}: property is missing and it is not optional"
+    return None
+
+
+def _check_value(schema: dict[str, Any], value: Any, form: bool) -> str | None:
+    kind = schema.get("type", "string")
+    text = str(value)
+    if kind == "boolean":
+        if isinstance(value, bool) and not form:
+            return None
+        if text not in ("0", "1"):
+            return f"type check ('boolean') failed - got '{text}'"
+    elif kind == "integer":
+        if isinstance(value, bool) or not re.fullmatch(r"-?\d+", text):
+            return f"type check ('integer') failed - got '{text}'"
+        number = int(text)
+        if "minimum" in schema and number < schema["minimum"]:
+            return f"value must have a minimum value of {schema['minimum']}"
+        if "maximum" in schema and number > schema["maximum"]:
+            return f"value must have a maximum value of {schema['maximum']}"
+    elif kind == "number":
+        try:
+            float(text)
+        except ValueError:
+            return f"type check ('number') failed - got '{text}'"
+    elif kind == "string":
+        if "enum" in schema and text not in schema["enum"]:
+            return f"value '{text}' does not have a value in the enumeration '{', '.join(schema['enum'])}'"
+        if "maxLength" in schema and len(text) > schema["maxLength"]:
+            return f"value may only be {schema['maxLength']} characters long"
+        if "minLength" in schema and len(text) < schema["minLength"]:
+            return f"value must be at least {schema['minLength']} characters long"
+        if "pattern" in schema and not re.fullmatch(schema["pattern"], text):
+            return "value does not match the regex pattern"
+        if "format" in schema:
+            return _check_format(schema["format"], text)
+    return None
+
+
+def verify(endpoint: Endpoint, params: dict[str, Any], form: bool = True) -> dict[str, Any]:
+    """Check params against the endpoint's schema; return them with integers and booleans typed."""
+    properties = endpoint.properties
+    additional = endpoint.info.get("parameters", {}).get("additionalProperties", 0)
+    errors: dict[str, str] = {}
+    typed: dict[str, Any] = {}
+    for name, value in params.items():
+        schema = _schema_for(name, properties)
+        if schema is None:
+            if not additional:
+                errors[name] = "property is not defined in schema and the schema does not allow additional properties"
+            continue
+        problem = _check_value(schema, value, form)
+        if problem:
+            errors[name] = problem
+            continue
+        kind = schema.get("type")
+        typed[name] = (int(value) if kind == "integer" else
+                       bool(int(value)) if kind == "boolean" and not isinstance(value, bool) else value)
+    for name, schema in properties.items():
+        if not schema.get("optional") and not INDEXED.match(name) and name not in params:
+            errors[name] = "property is missing and it is not optional"
+    if errors:
+        raise ParamError(errors)
+    return typed

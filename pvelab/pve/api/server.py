@@ -1,0 +1,232 @@
+"""The API server on port 8006 (pveproxy's job): HTTPS, PVE's envelope and error shapes,
+ticket and token auth, schema-checked parameters, proxying to the node a path names."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import syslog
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from pvelab.pve import certs, version
+from pvelab.pve.api import auth, schema
+from pvelab.pve.api.handlers import HANDLERS, ApiException, Context, members
+
+PORT = 8006
+AUTH_FAILURE_DELAY = 3.0  # pveproxy answers 401 late, to slow down guessing
+PREFIX = "/api2/json"
+
+
+def nodename() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+class CertReloader:
+    """A TLS context that follows the node certificate in /etc/pve (it changes when a node joins)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loaded: bytes = b""
+        self.context: ssl.SSLContext | None = None
+
+    def current(self) -> ssl.SSLContext:
+        node = nodename()
+        try:
+            pem, key = certs.node_cert(node).read_bytes(), certs.node_key(node).read_bytes()
+        except OSError:
+            pem, key = b"", b""
+        with self.lock:
+            if pem and pem != self.loaded:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                cache = "/run/pvelab-proxy"
+                os.makedirs(cache, mode=0o700, exist_ok=True)
+                with open(f"{cache}/pve-ssl.pem", "wb") as fh:
+                    fh.write(pem)
+                with open(f"{cache}/pve-ssl.key", "wb") as fh:
+                    fh.write(key)
+                context.load_cert_chain(f"{cache}/pve-ssl.pem", f"{cache}/pve-ssl.key")
+                self.context, self.loaded = context, pem
+            assert self.context is not None, "no node certificate yet"
+            return self.context
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        syslog.syslog(syslog.LOG_INFO, format % args)
+
+    def do_GET(self) -> None:
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:
+        self.dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self.dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self.dispatch("DELETE")
+
+    # -- reply ---------------------------------------------------------------------------------
+    def reply(self, status: int, body: bytes, reason: str | None = None,
+              content_type: str = "application/json") -> None:
+        self.send_response(status, reason)
+        self.send_header("Content-Type", f"{content_type};charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=0")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def reply_data(self, data: Any) -> None:
+        self.reply(200, json.dumps({"data": data}).encode())
+
+    def reply_error(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
+        if status == 401:
+            time.sleep(AUTH_FAILURE_DELAY)
+            self.reply(401, b"", message.splitlines()[0])
+            return
+        body: dict[str, Any] = {"data": None, "message": message.rstrip("\n") + "\n"}
+        if errors:
+            body["errors"] = errors
+        self.reply(status, json.dumps(body).encode(), message.splitlines()[0] if message else None)
+
+    # -- request -------------------------------------------------------------------------------
+    def read_params(self) -> tuple[dict[str, Any], bool, bytes]:
+        url = urllib.parse.urlsplit(self.path)
+        params: dict[str, Any] = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        form = True
+        if raw:
+            if (self.headers.get("Content-Type") or "").startswith("application/json"):
+                params.update(json.loads(raw))
+                form = False
+            else:
+                params.update(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
+        return params, form, raw
+
+    def authenticate(self, method: str, endpoint: schema.Endpoint, path: str) -> auth.Caller:
+        header = self.headers.get("Authorization") or ""
+        if header.startswith("PVEAPIToken="):
+            caller = auth.verify_token(header[len("PVEAPIToken="):])
+            if not endpoint.allowtoken:
+                raise ApiException(403, f"Permission check failed (URI '{path}' not available with API token, "
+                                        "need proper ticket.)")
+            return caller
+        ticket = None
+        if header.startswith("PVEAuthCookie="):
+            ticket = header[len("PVEAuthCookie="):]
+        for part in (self.headers.get("Cookie") or "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == "PVEAuthCookie":
+                ticket = urllib.parse.unquote(value)
+        if not ticket:
+            raise auth.AuthError("No ticket")
+        user = auth.verify_ticket(ticket)
+        if method != "GET" and not auth.verify_csrf(self.headers.get("CSRFPreventionToken") or "", user):
+            raise auth.AuthError("Permission denied - invalid csrf token")
+        return auth.Caller(user)
+
+    def dispatch(self, method: str) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if not url.path.startswith(PREFIX + "/"):
+            self.reply_error(501, f"Method '{method} {url.path}' not implemented")
+            return
+        path = "/" + url.path[len(PREFIX):].strip("/")
+        found = schema.match(version.major(), method, path)
+        try:
+            params, form, raw = self.read_params()
+            if found is None:
+                raise ApiException(501, f"Method '{method} {path}' not implemented")
+            endpoint, path_values = found
+            caller = auth.Caller("root@pam") if endpoint.template == "/access/ticket" else \
+                self.authenticate(method, endpoint, path)
+            params.update(path_values)
+            if endpoint.proxyto == "node" and params.get("node") not in (None, nodename()):
+                self.proxy(method, str(params["node"]), raw)
+                return
+            typed = schema.verify(endpoint, params, form)
+            handler = HANDLERS[f"{method} {endpoint.template}"]
+            self.reply_data(handler(Context(caller, nodename()), typed))
+        except schema.ParamError as exc:
+            self.reply_error(400, "Parameter verification failed.", exc.errors)
+        except auth.AuthError as exc:
+            self.reply_error(401, str(exc))
+        except ApiException as exc:
+            self.reply_error(exc.status, str(exc), exc.errors)
+        except Exception as exc:  # noqa: BLE001 - a plain failure is a 500 with its text, as PVE answers
+            self.reply_error(500, str(exc) or type(exc).__name__)
+
+    def proxy(self, method: str, node: str, raw: bytes) -> None:
+        """Forward to the named node (its API trusts the same tickets); 595 if it cannot be reached."""
+        target = members().get("nodelist", {}).get(node, {}).get("ip")
+        if not target:
+            raise ApiException(500, f"hostname lookup '{node}' failed - failed to get address info for: {node}")
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # node-to-node inside the cluster
+        conn = http.client.HTTPSConnection(target, PORT, context=context, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() in (
+            "cookie", "authorization", "csrfpreventiontoken", "content-type")}
+        try:
+            conn.request(method, self.path, body=raw or None, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as exc:
+            self.reply(595, b"", f"Connection refused or no route to host ({exc})")
+            return
+        finally:
+            conn.close()
+        self.reply(resp.status, body, resp.reason)
+
+
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        self.certs = CertReloader()
+        super().__init__(("0.0.0.0", PORT), Handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = self.socket.accept()
+        try:
+            return self.certs.current().wrap_socket(sock, server_side=True), addr
+        except (ssl.SSLError, OSError, AssertionError):
+            sock.close()
+            raise
+
+
+def prepare() -> None:
+    """Certificates and the ticket key, once /etc/pve is writable (a node alone without quorum
+    keeps the ones it has)."""
+    for _ in range(300):
+        try:
+            certs.ensure_node_cert(nodename())
+            certs.ensure_auth_key()
+            return
+        except OSError:
+            time.sleep(1)
+
+
+def main() -> int:
+    syslog.openlog("pveproxy", syslog.LOG_PID, syslog.LOG_DAEMON)
+    prepare()
+    server = ApiServer()
+    syslog.syslog(syslog.LOG_NOTICE, f"listening on port {PORT}")
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
