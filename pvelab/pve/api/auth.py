@@ -41,7 +41,11 @@ class Caller:
 
 
 def _sign(text: str) -> str:
-    return base64.b64encode(hmac.new(certs.ensure_auth_key(), text.encode(), hashlib.sha256).digest()).decode()
+    try:
+        key = certs.auth_key()
+    except OSError:
+        raise AuthError("cluster not ready - no ticket key yet") from None
+    return base64.b64encode(hmac.new(key, text.encode(), hashlib.sha256).digest()).decode()
 
 
 def check_password(user: str, password: str) -> bool:
