@@ -79,6 +79,11 @@ def _schema_for(name: str, properties: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def perl_regex(pattern: str) -> str:
+    """Perl's stringified qr// groups, `(?^:...)` and `(?^i:...)`, in Python's spelling."""
+    return re.sub(r"\(\?\^([a-z]*):", lambda m: f"(?{m.group(1)}:" if m.group(1) else "(?:", pattern)
+
+
 def _check_format(fmt: Any, value: str) -> str | None:
     if isinstance(fmt, dict):
         return _check_property_string(fmt, value)
@@ -147,7 +152,7 @@ def _check_value(schema: dict[str, Any], value: Any, form: bool) -> str | None:
             return f"value may only be {schema['maxLength']} characters long"
         if "minLength" in schema and len(text) < schema["minLength"]:
             return f"value must be at least {schema['minLength']} characters long"
-        if "pattern" in schema and not re.fullmatch(schema["pattern"], text):
+        if "pattern" in schema and not re.fullmatch(perl_regex(schema["pattern"]), text):
             return "value does not match the regex pattern"
         if "format" in schema:
             return _check_format(schema["format"], text)

@@ -1,0 +1,63 @@
+"""Parameter verification against the shipped copy of PVE's API schema."""
+
+import pytest
+
+from pvelab.pve.api import schema
+
+
+def endpoint(method, path, major="9"):
+    found = schema.match(major, method, path)
+    assert found is not None, f"{method} {path} is not served"
+    return found
+
+
+def test_concrete_paths_match_templates_with_their_values():
+    ep, values = endpoint("GET", "/nodes/pve2/tasks/UPID:pve2:0:0:0:x::root@pam:/status")
+    assert ep.template == "/nodes/{node}/tasks/{upid}/status"
+    assert values == {"node": "pve2", "upid": "UPID:pve2:0:0:0:x::root@pam:"}
+    assert schema.match("9", "PATCH", "/version") is None
+
+
+def test_valid_parameters_are_typed():
+    ep, _ = endpoint("POST", "/cluster/config")
+    typed = schema.verify(ep, {"clustername": "labclu", "link0": "198.18.0.11,priority=5", "votes": "2"})
+    assert typed == {"clustername": "labclu", "link0": "198.18.0.11,priority=5", "votes": 2}
+
+
+@pytest.mark.parametrize("params,errors", [
+    ({"clustername": "c", "link9": "198.18.0.1"},
+     {"link9": "property is not defined in schema and the schema does not allow additional properties"}),
+    ({"clustername": "c", "link0": "198.18.0.1,prio=3"},
+     {"link0": "invalid format - property 'prio' is not defined in schema"}),
+    ({"clustername": "bad_name"}, {"clustername": "value does not look like a valid node name"}),
+    ({"clustername": "c", "nodeid": "one"}, {"nodeid": "type check ('integer') failed - got 'one'"}),
+])
+def test_invalid_parameters_get_pves_messages(params, errors):
+    ep, _ = endpoint("POST", "/cluster/config")
+    with pytest.raises(schema.ParamError) as err:
+        schema.verify(ep, params)
+    assert err.value.errors == errors
+
+
+def test_booleans_must_be_0_or_1_in_forms_but_json_may_use_true():
+    ep, _ = endpoint("POST", "/cluster/config/join")
+    base = {"hostname": "pve1", "password": "x", "fingerprint": ":".join(["AB"] * 32)}
+    with pytest.raises(schema.ParamError) as err:
+        schema.verify(ep, {**base, "force": "True"})
+    assert err.value.errors == {"force": "type check ('boolean') failed - got 'True'"}
+    assert schema.verify(ep, {**base, "force": True}, form=False)["force"] is True
+    assert schema.verify(ep, {**base, "force": "1"})["force"] is True
+
+
+def test_perl_patterns_are_understood():
+    ep, _ = endpoint("POST", "/access/users/root@pam/token/ci")
+    assert schema.verify(ep, {"userid": "root@pam", "tokenid": "ci"})["tokenid"] == "ci"
+    with pytest.raises(schema.ParamError):
+        schema.verify(ep, {"userid": "root@pam", "tokenid": "9lives"})
+
+
+def test_pve8_has_no_token_coefficient():
+    ep, _ = endpoint("POST", "/cluster/config", major="8")
+    with pytest.raises(schema.ParamError) as err:
+        schema.verify(ep, {"clustername": "c", "token-coefficient": "125"})
+    assert "token-coefficient" in err.value.errors
