@@ -11,7 +11,7 @@ from pvelab.cli import ExitStatus, main
 from pvelab.twin.bmc import BmcClient
 from pvelab.twin.lab import Lab
 
-from .conftest import fingerprint, pvecm_add, quorum_view, ssh, wait_until
+from .conftest import fingerprint, pvecm_add, pvecm_create, quorum_view, ssh, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -29,7 +29,7 @@ def test_a_fresh_node_is_standalone(lab: Lab) -> None:
 
 
 def test_pvecm_create(lab: Lab) -> None:
-    out = ssh(lab, "pve1", "pvecm create labclu --link0 198.18.0.11 --link1 198.18.1.11", timeout=120)
+    out = pvecm_create(lab, "pve1", "labclu")
     assert out.returncode == 0, out.stderr
     assert "Writing corosync config to /etc/pve/corosync.conf" in out.stdout
     view = quorum_view(lab, "pve1")

@@ -1,0 +1,42 @@
+"""Driving a lab's PVE layer from the host, as a student would over SSH: used by the lab tests
+and the benchmarks so both measure the same steps."""
+
+from __future__ import annotations
+
+import subprocess
+
+from pvelab.twin.lab import Lab
+
+
+def ssh(lab: Lab, node: str, command: str, timeout: float = 60, input: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    spec = lab.require_record().spec.node(node)
+    return subprocess.run(lab.ssh_argv(spec, command), input=input, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def quorum_view(lab: Lab, node: str) -> dict[str, str]:
+    """`pvecm status` on a node as {field: value} ("Quorate", "Nodes", "Total votes", ...)."""
+    fields = {}
+    for line in ssh(lab, node, "pvecm status").stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key and not key.startswith(" "):
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def fingerprint(lab: Lab, node: str) -> str:
+    out = ssh(lab, node, "openssl x509 -in /etc/pve/local/pve-ssl.pem -noout -fingerprint -sha256").stdout
+    return out.strip().split("=", 1)[1]
+
+
+def pvecm_create(lab: Lab, node: str, name: str) -> subprocess.CompletedProcess[str]:
+    spec = lab.require_record().spec.node(node)
+    return ssh(lab, node, f"pvecm create {name} --link0 {spec.link_addr(0)} --link1 {spec.link_addr(1)}",
+               timeout=180)
+
+
+def pvecm_add(lab: Lab, node: str, host: str, password: str, fp: str) -> subprocess.CompletedProcess[str]:
+    spec = lab.require_record().spec.node(node)
+    return ssh(lab, node, f"pvecm add {host} --link0 {spec.link_addr(0)} --link1 {spec.link_addr(1)} "
+                          f"--fingerprint {fp}", timeout=180, input=password + "\n")
