@@ -99,6 +99,7 @@ def create(name: str, params: dict[str, Any], log: Log) -> None:
     systemctl("restart", "pve-cluster")
     wait_for_quorum(log, quiet=True)
     certs.ensure_node_cert(nodename())
+    merge_ssh_keys()
 
 
 def wait_for_quorum(log: Log, quiet: bool = False, timeout: float = QUORUM_WAIT) -> None:
@@ -227,8 +228,31 @@ def finish_join(answer: dict[str, Any], log: Log) -> None:
     log("generate new node certificate")
     certs.ensure_node_cert(nodename(), force=True)
     log("merge authorized SSH keys")
+    merge_ssh_keys()
     log("generated new node certificate, restart pveproxy and pvedaemon services")  # it reloads the cert itself
     log(f"successfully added node '{nodename()}' to cluster.")
+
+
+SSH_DIR = Path("/root/.ssh")
+CLUSTER_AUTHORIZED_KEYS = Path("/etc/pve/priv/authorized_keys")
+
+
+def merge_ssh_keys() -> None:
+    """As PVE: every node's root key in /etc/pve/priv/authorized_keys, which root's
+    authorized_keys points to, so nodes reach each other over SSH (qdevice setup needs it)."""
+    key = SSH_DIR / "id_rsa"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
+    mine = key.with_suffix(".pub").read_text().strip()
+    local = SSH_DIR / "authorized_keys"
+    lines = CLUSTER_AUTHORIZED_KEYS.read_text().splitlines() if CLUSTER_AUTHORIZED_KEYS.exists() else []
+    if local.exists() and not local.is_symlink():
+        lines += local.read_text().splitlines()
+    merged = list(dict.fromkeys(line for line in [*lines, mine] if line.strip()))
+    CLUSTER_AUTHORIZED_KEYS.write_text("\n".join(merged) + "\n")
+    if not local.is_symlink():
+        local.unlink(missing_ok=True)
+        local.symlink_to(CLUSTER_AUTHORIZED_KEYS)
 
 
 def delnode(name: str, log: Log) -> None:

@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     expected.add_argument("expected", type=int)
     delnode = sub.add_parser("delnode", help="Removes a node from the cluster configuration.")
     delnode.add_argument("node")
+    qdev = sub.add_parser("qdevice", help="QDevice related commands.")
+    qsub = qdev.add_subparsers(dest="qdevice_command", required=True)
+    qsetup = qsub.add_parser("setup", help="Setup the use of a QDevice")
+    qsetup.add_argument("address")
+    qsetup.add_argument("--force", type=int, choices=[0, 1], nargs="?", const=1)
+    qsetup.add_argument("--network")
+    qsub.add_parser("remove", help="Remove a configured QDevice")
     sub.add_parser("apiver", help="Return the version of the cluster join API available on this node.")
     sub.add_parser("updatecerts", help="Update node certificates (and generate all needed files/directories).")
     return parser
@@ -122,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             cluster.create(args.clustername, {k: v for k, v in vars(args).items() if v is not None}, say)
         elif args.command == "add":
             add(args)
+        elif args.command == "qdevice":
+            from pvelab.pve import qdevice
+
+            if args.qdevice_command == "setup":
+                qdevice.setup(args.address, bool(args.force), say)
+            else:
+                qdevice.remove(say)
         elif args.command == "delnode":
             cluster.delnode(args.node, say)
         elif args.command == "updatecerts":

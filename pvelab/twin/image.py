@@ -18,7 +18,7 @@ from pvelab.twin.state import cache_dir
 SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
-    "corosync-qdevice", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
+    "corosync-qdevice", "corosync-qnetd", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
     "ca-certificates", "ipmitool", "python3-fuse", "openssl",
 )
 # Units that make no sense in a lab node container, or slow its boot.
@@ -36,6 +36,9 @@ CUSTOMIZE = (
     "mkdir -p \"$1\"/etc/systemd/journald.conf.d && "
     "printf '[Journal]\\nRuntimeMaxUse=16M\\nSystemMaxUse=32M\\n' > \"$1\"/etc/systemd/journald.conf.d/pvelab.conf",
     'chroot "$1" systemctl mask ' + " ".join(MASKED_UNITS),
+    # Installed but off, as on a PVE node: qdevice starts when `pvecm qdevice setup` asks; qnetd only
+    # runs on the lab host chosen to be the QDevice server (`systemctl enable --now corosync-qnetd`).
+    'chroot "$1" systemctl disable corosync-qdevice corosync-qnetd',
     'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
 )
 

@@ -138,8 +138,10 @@ class Lab:
         (root / "etc" / "machine-id").write_text(os.urandom(16).hex() + "\n")
         ssh_dir = root / "root" / ".ssh"
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(paths.ssh_key.with_suffix(".pub").read_text())
-        (ssh_dir / "authorized_keys").chmod(0o600)
+        # authorized_keys2 (read by Debian's sshd too) so the host keeps access whatever a cluster
+        # does to authorized_keys, which PVE turns into a link to /etc/pve/priv/authorized_keys.
+        (ssh_dir / "authorized_keys2").write_text(paths.ssh_key.with_suffix(".pub").read_text())
+        (ssh_dir / "authorized_keys2").chmod(0o600)
         node_files.install(root, record.spec.pve_version)
         run(["ssh-keygen", "-A", "-f", str(root)])
         run(["chpasswd", "--root", str(root)], input=f"root:{record.root_password}\n")
