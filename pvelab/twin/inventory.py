@@ -29,6 +29,7 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
                     f"-o UserKnownHostsFile={paths.known_hosts} -o StrictHostKeyChecking=yes"
                 ),
                 "ansible_python_interpreter": "/usr/bin/python3",
+                "pve_ssh_known_hosts_file": str(paths.known_hosts),
                 "pve_root_password": record.root_password,
                 "pve_version_expected": record.spec.pve_version,
                 "bmc_user": BMC_USER,

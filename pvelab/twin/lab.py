@@ -27,7 +27,8 @@ from pvelab.twin.state import LabPaths, LabRecord
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
               "chpasswd")
-SSH_WAIT = 120.0
+SSH_WAIT = 180.0
+API_PORT = 8006
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,13 @@ class Lab:
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for name, node in list(pending.items()):
-                if self.ssh_answers(node):
-                    self.log(f"  {name} answers SSH at {node.link_addr(0)}")
+                if self.node_ready(node):
+                    self.log(f"  {name} answers SSH and the API at {node.link_addr(0)}")
                     del pending[name]
             if pending:
                 time.sleep(0.2)
         if pending:
-            raise TwinError(f"{', '.join(pending)} did not answer SSH within {timeout:.0f} s",
+            raise TwinError(f"{', '.join(pending)} did not answer SSH and the API (8006) within {timeout:.0f} s",
                             "see the console log in " + str(self.paths.node_dir(next(iter(pending)))))
 
     def ssh_argv(self, node: NodeSpec, *command: str, connect_timeout: int = 5) -> list[str]:
@@ -194,12 +195,9 @@ class Lab:
                 "-o", f"ConnectTimeout={connect_timeout}", "-o", "LogLevel=ERROR",
                 f"root@{node.link_addr(0)}", *command]
 
-    def ssh_answers(self, node: NodeSpec) -> bool:
-        try:
-            with socket.create_connection((node.link_addr(0), 22), timeout=0.5):
-                pass
-        except OSError:
-            return False
+    def node_ready(self, node: NodeSpec) -> bool:
+        if not (port_open(node.link_addr(0), 22) and port_open(node.link_addr(0), API_PORT)):
+            return False  # a node is ready when its API listens too, as a booted PVE node is
         proc = subprocess.run(self.ssh_argv(node, "true", connect_timeout=2), capture_output=True, check=False,
                               timeout=15)
         return proc.returncode == 0
@@ -294,6 +292,14 @@ def watchdog_summary(state_file: Path) -> str:
         return "disarmed"
     left = max(0.0, float(state["deadline"]) - time.time())
     return f"armed {state['timeout']:.0f}s ({left:.0f}s left)"
+
+
+def port_open(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def require_ipmi_port(port: int = BMC_PORT) -> None:

@@ -94,7 +94,7 @@ def test_a_power_cycled_node_rejoins_with_its_configuration(lab: Lab) -> None:
     record = lab.require_record()
     ipmi = BmcClient(record.spec.node("pve2").bmc_addr, record.bmc_password).connect()
     ipmi.chassis_control_power_cycle()
-    wait_until(lambda: lab.ssh_answers(record.spec.node("pve2")), 60, "pve2 booting again")
+    wait_until(lambda: lab.node_ready(record.spec.node("pve2")), 60, "pve2 booting again")
     wait_until(lambda: quorum_view(lab, "pve2").get("Quorate") == "Yes", 60, "pve2 quorate after power cycle")
     assert quorum_view(lab, "pve2")["Nodes"] == "3"
     assert ssh(lab, "pve2", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n"

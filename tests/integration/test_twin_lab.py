@@ -74,7 +74,7 @@ def test_ipmi_power_off_and_on_through_the_bmc(lab: Lab) -> None:
     assert not can_ping(lab, "pve1", addr)
     ipmi.chassis_control_power_up()
     assert ipmi.get_chassis_status().power_on
-    wait_until(lambda: lab.ssh_answers(lab.require_record().spec.node("pve2")), 60, "pve2 answering SSH")
+    wait_until(lambda: lab.node_ready(lab.require_record().spec.node("pve2")), 60, "pve2 answering SSH")
     assert lab.boot_id("pve2") != boot_before
     assert any("pve2: power off (ipmi)" in e for e in lab.events("pve2"))
 

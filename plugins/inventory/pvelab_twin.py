@@ -1,0 +1,61 @@
+"""Inventory plugin: the nodes of the running pvelab twin lab, from what `pvelab twin up` wrote."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: pvelab_twin
+short_description: Nodes of the running pvelab lab twin
+description:
+  - Reads the inventory that C(pvelab twin up) writes (C(<state_dir>/inventory.yml)) - group C(pve_nodes)
+    with node addresses, BMC addresses and credentials - so the playbooks follow the lab that is up.
+options:
+  plugin:
+    description: Must be C(pvelab_twin).
+    required: true
+    choices: [pvelab_twin]
+  state_dir:
+    description: Where the twin keeps the lab's files.
+    type: path
+    default: /var/lib/pvelab/lab
+    env:
+      - name: PVELAB_STATE_DIR
+"""
+
+EXAMPLES = r"""
+# inventory/twin/pvelab_twin.yml
+plugin: pvelab_twin
+"""
+
+import os
+
+import yaml
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+
+class InventoryModule(BaseInventoryPlugin):
+    NAME = "pvelab_twin"
+
+    def verify_file(self, path: str) -> bool:
+        return super().verify_file(path) and path.endswith(("pvelab_twin.yml", "pvelab_twin.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        source = os.path.join(self.get_option("state_dir"), "inventory.yml")
+        try:
+            with open(source) as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise AnsibleParserError(f"no twin lab is up ({source} does not exist) — run: pvelab twin up") from None
+        except PermissionError:
+            raise AnsibleParserError(f"cannot read {source} — run as root (the lab's secrets are root's)") from None
+        top = data["all"]
+        for name, value in top.get("vars", {}).items():
+            self.inventory.set_variable("all", name, value)
+        for group, content in top.get("children", {}).items():
+            self.inventory.add_group(group)
+            for host, host_vars in (content.get("hosts") or {}).items():
+                self.inventory.add_host(host, group=group)
+                for name, value in (host_vars or {}).items():
+                    self.inventory.set_variable(host, name, value)

@@ -1,0 +1,1 @@
+../../pvelab/pve/corosync_conf.py
