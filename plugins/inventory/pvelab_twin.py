@@ -31,6 +31,18 @@ import os
 import yaml
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.template import trust_as_template
+
+
+def trusted(value):  # type: ignore[no-untyped-def]
+    """The twin's own file is as trustworthy as a static inventory: mark its strings so."""
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    return value
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -52,10 +64,10 @@ class InventoryModule(BaseInventoryPlugin):
             raise AnsibleParserError(f"cannot read {source} — run as root (the lab's secrets are root's)") from None
         top = data["all"]
         for name, value in top.get("vars", {}).items():
-            self.inventory.set_variable("all", name, value)
+            self.inventory.set_variable("all", name, trusted(value))
         for group, content in top.get("children", {}).items():
             self.inventory.add_group(group)
             for host, host_vars in (content.get("hosts") or {}).items():
                 self.inventory.add_host(host, group=group)
                 for name, value in (host_vars or {}).items():
-                    self.inventory.set_variable(host, name, value)
+                    self.inventory.set_variable(host, name, trusted(value))
