@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: setup, lint, types, unit tests, then tests on a real twin lab.
+# The whole test suite, as CI runs it: setup, lint, types, module docs, then pytest (unit tests and
+# the tests on real twin labs, including the molecule scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-echo "== ruff"; .venv/bin/ruff check .
-echo "== mypy"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/pytest -v -rA "$@"
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"; ruff check .
+echo "== mypy"; mypy
+echo "== ansible-doc (every module's DOCUMENTATION/EXAMPLES/RETURN)"
+for module in library/*.py; do
+  name=$(basename "$module" .py)
+  ansible-doc -M library "$name" > /dev/null || { echo "ansible-doc failed for $name"; exit 1; }
+  echo "  $name ok"
+done
+echo "== ansible-lint (production profile)"; ansible-lint --profile production roles playbooks molecule
+echo "== pytest"; pytest -v -rA "$@"
