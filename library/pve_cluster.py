@@ -121,7 +121,7 @@ task_log:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pve_api import API_ARGUMENT_SPEC, API_REQUIRED_ONE_OF, API_REQUIRED_TOGETHER
 from ansible.module_utils.pve_cluster_ops import ensure_membership
-from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
 
@@ -143,13 +143,7 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=API_REQUIRED_TOGETHER,
                            required_one_of=API_REQUIRED_ONE_OF, required_if=[("state", "absent", ["node"])])
-    try:
-        result = ensure_membership(module.params, module.check_mode)
-    except PveError as exc:
-        module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, ensure_membership)
 
 
 if __name__ == "__main__":

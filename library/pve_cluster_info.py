@@ -90,18 +90,14 @@ pve_major:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pve_api import API_ARGUMENT_SPEC, API_REQUIRED_ONE_OF, API_REQUIRED_TOGETHER
 from ansible.module_utils.pve_cluster_facts import gather
-from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(API_ARGUMENT_SPEC, **SSH_ARGUMENT_SPEC), supports_check_mode=True,
                            required_together=API_REQUIRED_TOGETHER, required_one_of=API_REQUIRED_ONE_OF)
-    try:
-        facts = gather(module.params)
-    except PveError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, **facts)
+    run_module(module, lambda params, _check_mode: {"changed": False, **gather(params)})
 
 
 if __name__ == "__main__":

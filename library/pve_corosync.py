@@ -63,7 +63,7 @@ config_version:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pve_corosync_ops import ensure
-from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
 
@@ -72,13 +72,7 @@ def main() -> None:
                 link_priorities={"type": "dict"}, totem={"type": "dict"},
                 verify_timeout={"type": "int", "default": 60})
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        result = ensure(module.params, module.check_mode)
-    except PveError as exc:
-        module.fail_json(msg=str(exc))
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, ensure)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ quorate:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_quorum_ops import set_expected
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
@@ -68,15 +68,7 @@ def main() -> None:
                 expected={"type": "int", "required": True},
                 accept_split_brain_risk={"type": "bool", "default": False})
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    try:
-        result = set_expected(module.params, module.check_mode)
-    except PveError as exc:
-        module.fail_json(msg=str(exc))
-    for warning in result.pop("warnings", []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop("diff", None)
-    module.exit_json(**result)
+    run_module(module, set_expected)
 
 
 if __name__ == "__main__":
