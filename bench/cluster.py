@@ -32,8 +32,8 @@ def until(predicate: Callable[[], bool], timeout: float = 180) -> float:
 
 
 def all_quorate(lab: Lab) -> bool:
-    return all(quorum_view(lab, n).get("Quorate") == "Yes" and quorum_view(lab, n).get("Nodes") == "3"
-               for n in NODES)
+    views = [quorum_view(lab, n) for n in NODES]
+    return all(v.get("Quorate") == "Yes" and v.get("Nodes") == "3" for v in views)
 
 
 def form_with_cli(lab: Lab) -> None:

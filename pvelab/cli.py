@@ -117,34 +117,15 @@ def cmd_power(args: argparse.Namespace) -> None:
 
 
 def cmd_partition(args: argparse.Namespace) -> None:
-    from pvelab.twin import events
     from pvelab.twin.lab import Lab
-    from pvelab.twin.network import LabNetwork
 
-    lab = Lab()
-    spec = lab.require_record().spec
-    cut = spec.nodes_named(args.nodes)
-    others = spec.nodes_named(args.others) if args.others else [n for n in spec.nodes if n not in cut]
-    if not others or set(others) <= set(cut):
-        raise TwinError("nothing to cut these nodes from", "name other nodes with --from")
-    links = list(LINKS) if args.link == "all" else [int(args.link)]
-    LabNetwork(spec).partition(cut, others, links)
-    where = "all links" if args.link == "all" else f"link{args.link}"
-    message = f"cut from {', '.join(n.name for n in others)} on {where}"
-    for node in cut:
-        events.record(lab.paths.events, node.name, message)
-    print(f"{', '.join(n.name for n in cut)}: {message}")
+    print(Lab().partition(args.nodes, args.others, args.link))
 
 
 def cmd_heal(args: argparse.Namespace) -> None:
-    from pvelab.twin import events
     from pvelab.twin.lab import Lab
-    from pvelab.twin.network import LabNetwork
 
-    lab = Lab()
-    LabNetwork(lab.require_record().spec).heal()
-    events.record(lab.paths.events, "lab", "healed: every partition removed")
-    print("healed: every partition removed")
+    print(Lab().heal())
 
 
 def cmd_latency(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -20,7 +21,7 @@ from pvelab.twin.host import pid_alive, require_root, require_tools, run
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
 from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, require_netns_support
-from pvelab.twin.node import exec_in, leader_pid, uptime_of
+from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
 from pvelab.twin.state import LabPaths, LabRecord
 
@@ -125,8 +126,6 @@ class Lab:
 
     def prepare_node(self, record: LabRecord, node: NodeSpec, image: Path) -> None:
         """Give a node its identity before first boot: hostname, hosts, keys, password, machine-id."""
-        from pvelab.twin.node import ContainerNode
-
         paths = self.paths
         node_dir = paths.node_dir(node.name)
         node_dir.mkdir(parents=True, exist_ok=True)
@@ -272,6 +271,25 @@ class Lab:
             ))
         return rows
 
+    # -- faults ------------------------------------------------------------------------------------
+    def partition(self, names: list[str], others: list[str] | None, link: str) -> str:
+        """Cut `names` off from `others` (default: every other node) on one link or all of them."""
+        spec = self.require_record().spec
+        cut = spec.nodes_named(names)
+        peers = spec.nodes_named(others) if others else [n for n in spec.nodes if n not in cut]
+        if not peers or set(peers) <= set(cut):
+            raise TwinError("nothing to cut these nodes from", "name other nodes with --from")
+        LabNetwork(spec).partition(cut, peers, list(LINKS) if link == "all" else [int(link)])
+        message = f"cut from {', '.join(n.name for n in peers)} on {'all links' if link == 'all' else f'link{link}'}"
+        for node in cut:
+            events.record(self.paths.events, node.name, message)
+        return f"{', '.join(n.name for n in cut)}: {message}"
+
+    def heal(self) -> str:
+        LabNetwork(self.require_record().spec).heal()
+        events.record(self.paths.events, "lab", "healed: every partition removed")
+        return "healed: every partition removed"
+
     def boot_id(self, name: str) -> str:
         """The node's boot id (new on every power-on), read without going through its network."""
         proc = exec_in(name, ["cat", "/proc/sys/kernel/random/boot_id"])
@@ -282,8 +300,6 @@ class Lab:
 
 
 def watchdog_summary(state_file: Path) -> str:
-    import json
-
     try:
         state = json.loads(state_file.read_text())
     except (FileNotFoundError, ValueError):

@@ -175,7 +175,7 @@ def task_status(ctx: Context, params: dict[str, Any]) -> Any:
 @route("GET /nodes/{node}/tasks/{upid}/log")
 def task_log(ctx: Context, params: dict[str, Any]) -> Any:
     try:
-        lines, total = tasks.read_log(params["upid"], int(params.get("start", 0)), int(params.get("limit", 50)))
+        lines, _total = tasks.read_log(params["upid"], int(params.get("start", 0)), int(params.get("limit", 50)))
     except tasks.TaskError as exc:
         raise ApiException(500, str(exc)) from exc
     return lines

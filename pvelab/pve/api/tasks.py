@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
@@ -135,6 +134,3 @@ def recent(node: str, limit: int = 50) -> list[dict[str, Any]]:
     found.sort(key=lambda t: t["starttime"], reverse=True)
     return [t for t in found if t["node"] == node][:limit]
 
-
-def pid() -> int:
-    return os.getpid()
