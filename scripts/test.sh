@@ -13,5 +13,5 @@ for module in library/*.py; do
   ansible-doc -M library "$name" > /dev/null || { echo "ansible-doc failed for $name"; exit 1; }
   echo "  $name ok"
 done
-echo "== ansible-lint (production profile)"; ansible-lint --profile production roles playbooks molecule
+echo "== ansible-lint (production profile)"; ansible-lint --offline --profile production roles playbooks molecule
 echo "== pytest"; pytest -v -rA "$@"
