@@ -118,6 +118,12 @@ class BmcClient:
     def hard_reset(self) -> None:
         self.connect().chassis_control_hard_reset()
 
+    def set_sel_time(self, timestamp: int | None = None) -> None:
+        """NetFn Storage (0x0a), Set SEL Time (0x49): ipmi_sim's clock starts at 0 otherwise, and
+        events would read 'Pre-Init' instead of when they happened."""
+        ts = int(time.time()) if timestamp is None else timestamp
+        self.connect().raw_command(0, 0x0A, bytes([0x49, *ts.to_bytes(4, "little")]))
+
     def add_sel_entry(self, record: list[int]) -> None:
         """NetFn Storage (0x0a), Add SEL Entry (0x44)."""
         self.connect().raw_command(0, 0x0A, bytes([0x44, *record]))

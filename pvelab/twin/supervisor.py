@@ -121,6 +121,11 @@ class Supervisor:
                 if not service.alive():
                     raise TwinError(f"the {service.kind} of {service.node} exited at start",
                                     f"see {service.log}")
+            for spec in self.record.spec.nodes:  # a board's BMC keeps wall-clock time for its event log
+                try:
+                    bmc.BmcClient(spec.bmc_addr, self.record.bmc_password).set_sel_time()
+                except Exception as exc:  # noqa: BLE001 - a clock is not worth failing the lab for
+                    events.record(self.paths.events, spec.name, f"could not set the BMC's clock: {exc}")
             for name in self.nodes:
                 self.power(name, "on", "lab start")
 
