@@ -34,7 +34,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.template import trust_as_template
 
 
-def trusted(value):  # type: ignore[no-untyped-def]
+def trusted(value):
     """The twin's own file is as trustworthy as a static inventory: mark its strings so."""
     if isinstance(value, str):
         return trust_as_template(value)
@@ -51,7 +51,7 @@ class InventoryModule(BaseInventoryPlugin):
     def verify_file(self, path: str) -> bool:
         return super().verify_file(path) and path.endswith(("pvelab_twin.yml", "pvelab_twin.yaml"))
 
-    def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
+    def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         source = os.path.join(self.get_option("state_dir"), "inventory.yml")
