@@ -17,12 +17,12 @@ METHODS = {"get": "GET", "ls": "GET", "create": "POST", "set": "PUT", "delete": 
 FORMATS = ("text", "json", "json-pretty", "yaml")
 
 
-def parse_args(argv: list[str]) -> tuple[str, str, dict[str, Any], str]:
+def parse_args(argv: list[str]) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
     if len(argv) < 2 or argv[0] not in METHODS:
         raise SystemExit("usage: pvesh get|create|set|delete <api_path> [OPTIONS] [--output-format FORMAT]")
     method, path, rest = METHODS[argv[0]], "/" + argv[1].strip("/"), argv[2:]
     params: dict[str, Any] = {}
-    output = "text"
+    display: dict[str, Any] = {"output": "text", "border": True, "header": True}
     i = 0
     while i < len(rest):
         arg = rest[i]
@@ -36,30 +36,68 @@ def parse_args(argv: list[str]) -> tuple[str, str, dict[str, Any], str]:
         if name == "output-format":
             if value not in FORMATS:
                 raise SystemExit(f"value '{value}' does not have a value in the enumeration '{', '.join(FORMATS)}'")
-            output = value
+            display["output"] = value
+        elif name in ("noborder", "noheader"):
+            display["border" if name == "noborder" else "header"] = value in ("0", "false")
         else:
             params[name] = value
-    return method, path, params, output
+    return method, path, params, display
 
 
-def render(data: Any, output: str) -> str:
+def cell(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return "" if value is None else str(value)
+
+
+def table(header: list[str], rows: list[list[str]], border: bool = True, show_header: bool = True) -> str:
+    """PVE's text output: box-drawn table, a double rule under the header, a rule between rows."""
+    widths = [max([len(h) if show_header else 0, *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+    if not border:
+        lines = [" ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                 for row in ([header] if show_header else []) + rows]
+        return "\n".join(lines)
+
+    def rule(left: str, fill: str, mid: str, right: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def line(row: list[str]) -> str:
+        return "│" + "│".join(f" {c.ljust(w)} " for c, w in zip(row, widths, strict=True)) + "│"
+
+    out = [rule("┌", "─", "┬", "┐")]
+    if show_header:
+        out += [line(header), rule("╞", "═", "╪", "╡")]
+    for i, row in enumerate(rows):
+        if i:
+            out.append(rule("├", "─", "┼", "┤"))
+        out.append(line(row))
+    out.append(rule("└", "─", "┴", "┘"))
+    return "\n".join(out)
+
+
+def render(data: Any, output: str, border: bool = True, header: bool = True) -> str:
     if output == "json":
         return json.dumps(data)
     if output == "json-pretty":
         return json.dumps(data, indent=4, sort_keys=True)
+    if output == "yaml":
+        import yaml
+
+        return "---\n" + yaml.safe_dump(data, sort_keys=True, default_flow_style=False).rstrip("\n")
     if data is None:
         return ""
     if isinstance(data, dict):
-        width = max((len(k) for k in data), default=0)
-        return "\n".join(f"{k:<{width}} {json.dumps(v) if isinstance(v, dict | list) else v}"
-                         for k, v in sorted(data.items()))
+        return table(["key", "value"], [[k, cell(v)] for k, v in sorted(data.items())], border, header)
+    if isinstance(data, list) and data and all(isinstance(item, dict) for item in data):
+        columns = sorted({key for item in data for key in item})
+        return table(columns, [[cell(item.get(c)) for c in columns] for item in data], border, header)
     if isinstance(data, list):
-        return "\n".join(json.dumps(item, sort_keys=True) if isinstance(item, dict) else str(item) for item in data)
+        return "\n".join(cell(item) for item in data)
     return str(data)
 
 
 def main(argv: list[str] | None = None) -> int:
-    method, path, params, output = parse_args(sys.argv[1:] if argv is None else argv)
+    method, path, params, display = parse_args(sys.argv[1:] if argv is None else argv)
     node = socket.gethostname().split(".")[0]
     found = schema.match(version.major(), method, path)
     if found is None:
@@ -84,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     except ApiException as exc:
         print(f"{exc}", file=sys.stderr)
         return 255
-    text = render(data, output)
+    text = render(data, display["output"], display["border"], display["header"])
     if text:
         print(text)
     return 0

@@ -19,7 +19,7 @@ SUITE = "bookworm"
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
     "corosync-qdevice", "corosync-qnetd", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
-    "ca-certificates", "ipmitool", "python3-fuse", "openssl",
+    "ca-certificates", "ipmitool", "python3-fuse", "python3-yaml", "openssl",
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (
