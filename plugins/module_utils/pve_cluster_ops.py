@@ -36,7 +36,7 @@ def create(api: PveApi, name: str, links: list[str] | None, nodeid: int | None, 
            timeout: float) -> list[str]:
     node = membership(api)["node"]
     upid = api.post("/cluster/config", clustername=name, nodeid=nodeid, votes=votes, **link_params(links))
-    return api.wait_for_task(node, upid, timeout)
+    return api.wait_for_task(node, upid, timeout, reconnect=True)  # pve-cluster restarts under the API
 
 
 def join_fingerprint(join_api: PveApi, join_host: str) -> str:

@@ -40,12 +40,24 @@ class Caller:
         return f"{self.user}!{self.token}" if self.token else self.user
 
 
-def _sign(text: str) -> str:
+_last_key: list[bytes] = []  # the key last read, like pveproxy keeps it in memory
+
+
+def _key() -> bytes:
+    """The ticket key, re-read on every use (a join replaces it) but remembered, so tickets keep
+    working while /etc/pve is briefly away (pve-cluster restarts during create and join)."""
     try:
         key = certs.auth_key()
     except OSError:
-        raise AuthError("cluster not ready - no ticket key yet") from None
-    return base64.b64encode(hmac.new(key, text.encode(), hashlib.sha256).digest()).decode()
+        if not _last_key:
+            raise AuthError("cluster not ready - no ticket key yet") from None
+        return _last_key[0]
+    _last_key[:] = [key]
+    return key
+
+
+def _sign(text: str) -> str:
+    return base64.b64encode(hmac.new(_key(), text.encode(), hashlib.sha256).digest()).decode()
 
 
 def check_password(user: str, password: str) -> bool:
