@@ -44,12 +44,23 @@ def enter(node: str) -> None:
         (path / "cgroup.procs").write_text(pid)
 
 
+def _read_procs(root: Path) -> set[int]:
+    """Every pid below a cgroup; the node's systemd adds and removes groups (SSH sessions) meanwhile,
+    so a group that vanishes between listing and reading (ENOENT, ENODEV) is skipped."""
+    found: set[int] = set()
+    if root.is_dir():
+        for procs in root.rglob("cgroup.procs"):
+            try:
+                found.update(int(p) for p in procs.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
 def pids(node: str) -> list[int]:
     found: set[int] = set()
     for path in _dirs(node):
-        if path.is_dir():
-            for procs in path.rglob("cgroup.procs"):
-                found.update(int(p) for p in procs.read_text().split())
+        found |= _read_procs(path)
     return sorted(found)
 
 
@@ -108,7 +119,5 @@ def any_pids() -> list[int]:
     roots = [CGROUP_ROOT / GROUP] if _is_v2_only() else [CGROUP_ROOT / "freezer" / GROUP]
     found: set[int] = set()
     for root in roots:
-        if root.is_dir():
-            for procs in root.rglob("cgroup.procs"):
-                found.update(int(p) for p in procs.read_text().split())
+        found |= _read_procs(root)
     return sorted(found)
