@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import socket
 import subprocess
@@ -175,16 +176,26 @@ def addnode(name: str, params: dict[str, Any], log: Log) -> dict[str, Any]:
             "corosync_conf": cc.dump(new_conf), "warnings": []}
 
 
-def join(host: str, password: str, fingerprint: str | None, params: dict[str, Any], log: Log) -> None:
-    """The joining node's side, as `pvecm add` and POST /cluster/config/join do it."""
-    from pvelab.pve.apiclient import ApiError, PinnedClient
-
+def joinable_links(params: dict[str, Any], log: Log) -> dict[int, tuple[str, int | None]]:
+    """The links the joining node asks for (its own address when none are given), once it may join."""
     links = links_from(params)
     if not links:
         ip = local_ip()
         log(f"No cluster network links passed explicitly, fallback to local node IP '{ip}'")
         links = {0: (ip, None)}
     assert_joinable(links, bool(params.get("force")), log)
+    return links
+
+
+def link_strings(links: dict[int, tuple[str, int | None]]) -> dict[str, str]:
+    return {f"link{n}": addr if prio is None else f"{addr},priority={prio}" for n, (addr, prio) in links.items()}
+
+
+def join(host: str, password: str, fingerprint: str | None, params: dict[str, Any], log: Log) -> None:
+    """The joining node's side, as `pvecm add` and POST /cluster/config/join do it."""
+    from pvelab.pve.apiclient import ApiError, PinnedClient
+
+    links = joinable_links(params, log)
     log(f"Establishing API connection with host '{host}'")
     client = PinnedClient(host, fingerprint)
     try:
@@ -195,8 +206,7 @@ def join(host: str, password: str, fingerprint: str | None, params: dict[str, An
         if apiversion < JOIN_API_VERSION:
             raise ClusterError(f"error: incompatible join API version on cluster ({apiversion})")
         log("Request addition of this node")
-        request: dict[str, Any] = {f"link{n}": addr if prio is None else f"{addr},priority={prio}"
-                                   for n, (addr, prio) in links.items()}
+        request: dict[str, Any] = dict(link_strings(links))
         request.update({k: params[k] for k in ("nodeid", "votes", "force") if params.get(k) is not None})
         request["apiversion"] = JOIN_API_VERSION
         answer = client.request("POST", f"/cluster/config/nodes/{nodename()}", request)
@@ -205,6 +215,40 @@ def join(host: str, password: str, fingerprint: str | None, params: dict[str, An
             raise ClusterError(f"{host}: authentication failure (wrong root password?)", 401) from exc
         raise ClusterError(str(exc)) from exc
     finish_join(answer, log)
+
+
+def join_over_ssh(host: str, params: dict[str, Any], log: Log) -> None:
+    """`pvecm add --use_ssh`: root SSH to the member instead of the API (ssh-copy-id asks for its
+    password when the key is not trusted yet), `pvecm addnode` there, then fetch key and config."""
+    links = joinable_links(params, log)
+    key = ensure_root_ssh_key()
+    run_or_fail(["ssh-copy-id", "-i", str(key), f"root@{host}"], "unable to copy ssh ID", quiet=True)
+    command = ["ssh", host, "-o", "BatchMode=yes", "pvecm", "addnode", nodename(), "--force", "1"]
+    for option in ("nodeid", "votes"):
+        if params.get(option) is not None:
+            command += [f"--{option}", str(params[option])]
+    for option, value in link_strings(links).items():
+        command += [f"--{option}", value]
+    run_or_fail(command, f"unable to add node: command failed ({' '.join(command)})")
+    log("copy corosync auth key")
+    fetched = DB_DIR / f".pvecm_add.tmp.{os.getpid()}"
+    fetched.mkdir(parents=True, exist_ok=True)
+    try:
+        remote = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets
+        run_or_fail(["rsync", "--rsh=ssh -l root -o BatchMode=yes", "-lpgoq", f"{remote}:{AUTHKEY}",
+                     f"{remote}:{PVE_COROSYNC}", str(fetched)], f"can't rsync data from host '{host}'")
+        answer = {"corosync_authkey": base64.b64encode((fetched / "authkey").read_bytes()).decode(),
+                  "corosync_conf": (fetched / "corosync.conf").read_text()}
+    finally:
+        shutil.rmtree(fetched, ignore_errors=True)
+    finish_join(answer, log)
+
+
+def run_or_fail(argv: list[str], error: str, quiet: bool = False) -> None:
+    """Run a join step with the terminal attached (ssh may ask for a password); fail with PVE's words."""
+    output = subprocess.DEVNULL if quiet else None
+    if subprocess.run(argv, stdout=output, stderr=output, check=False).returncode != 0:
+        raise ClusterError(error)
 
 
 def finish_join(answer: dict[str, Any], log: Log) -> None:
@@ -240,10 +284,7 @@ CLUSTER_AUTHORIZED_KEYS = Path("/etc/pve/priv/authorized_keys")
 def merge_ssh_keys() -> None:
     """As PVE: every node's root key in /etc/pve/priv/authorized_keys, which root's
     authorized_keys points to, so nodes reach each other over SSH (qdevice setup needs it)."""
-    key = SSH_DIR / "id_rsa"
-    if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
-    mine = key.with_suffix(".pub").read_text().strip()
+    mine = ensure_root_ssh_key().with_suffix(".pub").read_text().strip()
     local = SSH_DIR / "authorized_keys"
     lines = CLUSTER_AUTHORIZED_KEYS.read_text().splitlines() if CLUSTER_AUTHORIZED_KEYS.exists() else []
     if local.exists() and not local.is_symlink():
@@ -253,6 +294,13 @@ def merge_ssh_keys() -> None:
     if not local.is_symlink():
         local.unlink(missing_ok=True)
         local.symlink_to(CLUSTER_AUTHORIZED_KEYS)
+
+
+def ensure_root_ssh_key() -> Path:
+    key = SSH_DIR / "id_rsa"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
+    return key
 
 
 def delnode(name: str, log: Log) -> None:

@@ -1,4 +1,4 @@
-"""`pvecm` for twin nodes: create, add, status, nodes, expected, delnode, apiver, updatecerts."""
+"""`pvecm` for twin nodes: create, add, addnode, status, nodes, expected, delnode, qdevice, apiver, updatecerts."""
 
 from __future__ import annotations
 
@@ -43,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--fingerprint")
     add.add_argument("--force", type=int, choices=[0, 1], nargs="?", const=1)
     add.add_argument("--use_ssh", type=int, choices=[0, 1], nargs="?", const=1)
+    addnode = sub.add_parser("addnode", help="Adds a node to the cluster configuration. This call is for "
+                                             "internal use.")
+    addnode.add_argument("node")
+    link_args(addnode)
+    addnode.add_argument("--new_node_ip")
+    addnode.add_argument("--apiversion", type=int)
+    addnode.add_argument("--force", type=int, choices=[0, 1], nargs="?", const=1)
     sub.add_parser("status", help="Displays the local view of the cluster status.")
     sub.add_parser("nodes", help="Displays the local view of the cluster nodes.")
     expected = sub.add_parser("expected", help="Tells corosync a new value of expected votes.")
@@ -108,7 +115,8 @@ def confirm_fingerprint(host: str) -> str:
 def add(args: argparse.Namespace) -> None:
     params: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
     if args.use_ssh:
-        raise cluster.ClusterError("--use_ssh is not supported by this lab twin; use the API join (the default)")
+        cluster.join_over_ssh(args.hostname, params, say)
+        return
     password = read_password(args.hostname)
     fingerprint = args.fingerprint or confirm_fingerprint(args.hostname)
     cluster.join(args.hostname, password, fingerprint, params, say)
@@ -129,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             cluster.create(args.clustername, {k: v for k, v in vars(args).items() if v is not None}, say)
         elif args.command == "add":
             add(args)
+        elif args.command == "addnode":
+            cluster.addnode(args.node, {k: v for k, v in vars(args).items() if v is not None}, say)
         elif args.command == "qdevice":
             from pvelab.pve import qdevice
 

@@ -9,6 +9,7 @@ import pytest
 
 from pvelab.cli import ExitStatus, main
 from pvelab.twin.bmc import BmcClient
+from pvelab.twin.drive import pvecm_add_over_ssh, trust_root_ssh
 from pvelab.twin.lab import Lab
 
 from .conftest import fingerprint, pvecm_add, pvecm_create, quorum_view, ssh, wait_until
@@ -50,12 +51,23 @@ def test_join_with_a_wrong_fingerprint_is_refused(lab: Lab) -> None:
     assert "fingerprint mismatch" in out.stderr
 
 
+def test_join_over_ssh_without_ssh_trust_is_refused(lab: Lab) -> None:
+    out = pvecm_add_over_ssh(lab, "pve3", "pve1")
+    assert out.returncode == 255
+    assert "unable to copy ssh ID" in out.stderr
+    assert ssh(lab, "pve3", "test -e /etc/corosync/authkey").returncode != 0  # nothing was changed
+    assert "pve3" not in ssh(lab, "pve1", "cat /etc/pve/corosync.conf").stdout
+
+
 def test_pvecm_add_forms_a_quorate_three_node_cluster(lab: Lab) -> None:
-    fp = fingerprint(lab, "pve1")
-    for node in ("pve2", "pve3"):
-        out = pvecm_add(lab, node, "pve1", password(lab), fp)
-        assert out.returncode == 0, out.stdout + out.stderr
-        assert f"successfully added node '{node}' to cluster." in out.stdout
+    out = pvecm_add(lab, "pve2", "pve1", password(lab), fingerprint(lab, "pve1"))  # the API join
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "successfully added node 'pve2' to cluster." in out.stdout
+    trust_root_ssh(lab, "pve3", "pve1")
+    out = pvecm_add_over_ssh(lab, "pve3", "pve1")  # the SSH join: pvecm addnode on pve1, key and config by rsync
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "copy corosync auth key" in out.stdout
+    assert "successfully added node 'pve3' to cluster." in out.stdout
     for node in NODES:
         view = quorum_view(lab, node)
         assert (view["Nodes"], view["Total votes"], view["Expected votes"], view["Quorate"]) == ("3", "3", "3", "Yes")
