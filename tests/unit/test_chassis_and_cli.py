@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 import socketserver
 import threading
 
@@ -8,6 +10,7 @@ from pvelab.cli import ExitStatus, main
 from pvelab.errors import TwinError
 from pvelab.twin.chassis import handle
 from pvelab.twin.control import request
+from pvelab.twin.lab import HOST_TOOLS, Lab
 
 
 class PowerBoard:
@@ -98,3 +101,42 @@ def test_cli_needs_root_for_up(monkeypatch, capsys):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert main(["twin", "up"]) == ExitStatus.ERROR
     assert "needs root" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_lab_build(monkeypatch, tmp_path):
+    """`up` run as root against an empty state dir, which must stop in its checks, before building."""
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "lab"))
+    monkeypatch.setattr(Lab, "_build", lambda self, spec: pytest.fail("up went past its checks"))
+    monkeypatch.setattr(Lab, "down", lambda self, quiet=False: [])
+
+
+def test_cli_names_a_missing_systemd_nspawn(no_lab_build, monkeypatch, tmp_path, capsys):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in HOST_TOOLS:
+        if tool != "systemd-nspawn" and shutil.which(tool):
+            (tools / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(tools))
+    assert main(["twin", "up"]) == ExitStatus.ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing tools:" in err[0] and "systemd-nspawn" in err[0]
+    assert "run scripts/setup.sh as root" in err[0]
+
+
+def test_cli_says_when_the_host_allows_no_network_namespaces(no_lab_build, monkeypatch, tmp_path, capsys):
+    real_ip = shutil.which("ip")
+    if real_ip is None or shutil.which("systemd-nspawn") is None:
+        pytest.fail("the host tools are missing: run scripts/setup.sh as root")
+    shim = tmp_path / "bin" / "ip"  # an `ip` that behaves like one in a container without CAP_SYS_ADMIN
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nif [ "$1 $2" = "netns add" ]; then\n'
+                    '  echo "mount --make-shared /run/netns failed: Operation not permitted" >&2; exit 1\nfi\n'
+                    f'exec {real_ip} "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    assert main(["twin", "up"]) == ExitStatus.ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["pvelab: error: cannot create network namespaces here — run on a host (or a privileged "
+                   "container) that allows 'ip netns add'"]
