@@ -242,3 +242,30 @@ def test_half_torn_down_lab_is_refused_then_cleaned() -> None:
     finally:
         lab.down(quiet=True)
     assert existing_netns() == []
+
+
+def _supervisors() -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"pvelab.twin.supervisor" in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue  # the process ended while we looked
+    return found
+
+
+def test_a_failed_up_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    def nodes_never_answer(self: Lab, spec: LabSpec, timeout: float = 0) -> None:
+        assert existing_netns() and cgroups.any_pids()  # the failure comes after nodes were wired and booted
+        raise TwinError("pve1 did not answer SSH and the API (8006) within 0 s")
+
+    monkeypatch.setattr(Lab, "wait_for_ssh", nodes_never_answer)
+    lab = Lab()
+    try:
+        with pytest.raises(TwinError, match="did not answer SSH"):
+            lab.up(LabSpec())
+        assert lab.leftovers() == [] and _supervisors() == []
+        assert not lab.paths.root.exists()
+    finally:
+        lab.down(quiet=True)
