@@ -51,6 +51,19 @@ def test_join_with_a_wrong_fingerprint_is_refused(lab: Lab) -> None:
     assert "fingerprint mismatch" in out.stderr
 
 
+def test_a_node_with_guests_may_not_join(lab: Lab) -> None:
+    guest = "/etc/pve/nodes/pve2/qemu-server/100.conf"
+    assert ssh(lab, "pve2", f"mkdir -p $(dirname {guest}) && echo 'memory: 512' > {guest}").returncode == 0
+    try:
+        out = pvecm_add(lab, "pve2", "pve1", password(lab), fingerprint(lab, "pve1"))
+        assert out.returncode == 255
+        assert "* this host already contains virtual guests" in out.stdout
+        assert "Check if node may join a cluster failed!" in out.stderr
+        assert ssh(lab, "pve2", "test -e /etc/corosync/authkey").returncode != 0  # nothing was changed
+    finally:
+        ssh(lab, "pve2", f"rm -f {guest}")
+
+
 def test_join_over_ssh_without_ssh_trust_is_refused(lab: Lab) -> None:
     out = pvecm_add_over_ssh(lab, "pve3", "pve1")
     assert out.returncode == 255
