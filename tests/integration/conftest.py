@@ -14,8 +14,9 @@ from pvelab.twin.spec import LabSpec
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    """A fresh 3-node lab per test module, torn down after it even when tests fail."""
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A fresh 3-node lab per test module, torn down after it even when tests fail. A module's
+    PVE_VERSION ("8" or "9") picks the PVE its nodes present; the default is the twin's (9)."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (namespaces, bridges, mounts): run sudo ./scripts/test.sh")
     the_lab = Lab(log=print)
@@ -23,7 +24,7 @@ def lab() -> Iterator[Lab]:
         pytest.fail("a lab (or its leftovers) is already on this machine; the tests need the lab slot: "
                     "run `pvelab twin down` first")
     try:
-        the_lab.up(LabSpec(node_count=3))
+        the_lab.up(LabSpec(node_count=3, pve_version=getattr(request.module, "PVE_VERSION", LabSpec.pve_version)))
         yield the_lab
     finally:
         the_lab.down(quiet=True)

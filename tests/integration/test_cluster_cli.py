@@ -33,6 +33,7 @@ def test_pvecm_create(lab: Lab) -> None:
     out = pvecm_create(lab, "pve1", "labclu")
     assert out.returncode == 0, out.stderr
     assert "Writing corosync config to /etc/pve/corosync.conf" in out.stdout
+    assert "  token_coefficient: 125\n" in ssh(lab, "pve1", "cat /etc/pve/corosync.conf").stdout  # PVE 9.1
     view = quorum_view(lab, "pve1")
     assert (view["Name"], view["Nodes"], view["Quorate"]) == ("labclu", "1", "Yes")
 
