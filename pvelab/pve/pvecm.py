@@ -112,8 +112,13 @@ def confirm_fingerprint(host: str) -> str:
     return fingerprint
 
 
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the user gave, as the parameters the shared cluster code takes."""
+    return {k: v for k, v in vars(args).items() if v is not None}
+
+
 def add(args: argparse.Namespace) -> None:
-    params: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
+    params = given(args)
     if args.use_ssh:
         cluster.join_over_ssh(args.hostname, params, say)
         return
@@ -134,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "apiver":
             say(str(cluster.JOIN_API_VERSION))
         elif args.command == "create":
-            cluster.create(args.clustername, {k: v for k, v in vars(args).items() if v is not None}, say)
+            cluster.create(args.clustername, given(args), say)
         elif args.command == "add":
             add(args)
         elif args.command == "addnode":
-            cluster.addnode(args.node, {k: v for k, v in vars(args).items() if v is not None}, say)
+            cluster.addnode(args.node, given(args), say)
         elif args.command == "qdevice":
             from pvelab.pve import qdevice
 
