@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Copy the endpoints the twin serves out of the official PVE API schema (pve-docs api-viewer
-data, kept in ../shared/pve-reference/) into pvelab/pve/api/schema-pveN.json.
+data, `api-viewer/apidata.js` as JSON) into pvelab/pve/api/schema-pveN.json.
 
-The twin verifies parameters from these files, so it refuses what real PVE refuses.
-Run again after adding an endpoint to ENDPOINTS."""
+  scripts/extract_api_schema.py DIR   # DIR holds api-schema-pve8.json and api-schema-pve9.json
+
+The twin verifies parameters from these files, so it refuses what real PVE refuses. A maintainer's
+tool: nothing runs it at build, run or test time. Run again after adding an endpoint to ENDPOINTS."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "pve-reference"
 ENDPOINTS = [
     ("GET", "/version"),
     ("POST", "/access/ticket"),
@@ -50,14 +51,17 @@ def index(tree: list[dict]) -> dict[str, dict]:
     return out
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: extract_api_schema.py DIR (with api-schema-pve8.json and api-schema-pve9.json)", file=sys.stderr)
+        return 2
     for major in ("8", "9"):
-        source = REFERENCE / f"api-schema-pve{major}.json"
+        source = Path(argv[0]) / f"api-schema-pve{major}.json"
         if not source.exists():
             print(f"missing {source}", file=sys.stderr)
             return 1
         paths = index(json.loads(source.read_text()))
-        out = {"_source": f"pve-docs api-viewer data ({source.name}); see shared/pve-reference/api-schema.SOURCE.txt",
+        out = {"_source": f"pve-docs api-viewer data ({source.name}): pve-docs api-viewer/apidata.js",
                "endpoints": {}}
         for method, path in ENDPOINTS:
             info = paths.get(path, {}).get(method)
@@ -71,4 +75,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

@@ -4,7 +4,7 @@ import pytest
 
 from pvelab.pve import corosync_conf as cc
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "pve-reference" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "pve"  # see its SOURCES.md
 
 
 def test_create_writes_what_pve9_writes():

@@ -10,7 +10,7 @@ from ansible.module_utils.pve_corosync_ops import desired_conf, refuse_breaking_
 from ansible.module_utils.pve_errors import PveError
 from ansible.module_utils.pvecm_output import parse_cfgtool_status, parse_nodes, parse_status
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "pve-reference" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "pve"  # see its SOURCES.md
 
 
 def test_pvecm_status_quorate_sample():
