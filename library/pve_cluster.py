@@ -66,10 +66,16 @@ options:
     description: Seconds to wait for the create or join task.
     type: int
     default: 600
-extends_documentation_fragment: [pve, pve.ssh]
+extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve, pve.ssh]
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 notes:
   - Runs on the controller (delegate to localhost); needs proxmoxer, and paramiko for O(join_method=ssh).
-  - Supports check mode and diff mode.
 """
 
 EXAMPLES = r"""
@@ -107,13 +113,17 @@ action:
   type: str
   sample: joined
 membership:
-  description: The node's membership after the run (before it, in check mode).
+  description:
+    - The node's membership after the run (what it would be, in check mode) - C(node), C(cluster),
+      C(nodes), C(online), C(quorate), C(config_version).
+    - With O(state=absent), the membership seen from the member at O(api_host).
   returned: always
   type: dict
-  sample: {"node": "pve2", "cluster": "edu-cloud", "nodes": ["pve1", "pve2"], "quorate": true}
+  sample: {"node": "pve2", "cluster": "edu-cloud", "nodes": ["pve1", "pve2"], "online": ["pve1", "pve2"],
+           "quorate": true, "config_version": 2}
 task_log:
-  description: Log of the create or join task.
-  returned: when a task ran
+  description: Log of the create or join task (empty in check mode).
+  returned: when the node was created or joined
   type: list
   elements: str
 """
@@ -124,25 +134,27 @@ from ansible.module_utils.pve_cluster_ops import ensure_membership
 from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
+ARGUMENT_SPEC = dict(
+    API_ARGUMENT_SPEC, **SSH_ARGUMENT_SPEC,
+    cluster_name={"type": "str", "required": True},
+    state={"type": "str", "default": "present", "choices": ["present", "absent"]},
+    join_host={"type": "str"},
+    join_password={"type": "str", "no_log": True},
+    join_fingerprint={"type": "str"},
+    join_method={"type": "str", "default": "api", "choices": ["api", "ssh"]},
+    links={"type": "list", "elements": "str"},
+    nodeid={"type": "int"},
+    votes={"type": "int"},
+    node={"type": "str"},
+    force={"type": "bool", "default": False},
+    timeout={"type": "int", "default": 600},
+)
+
 
 def main() -> None:
-    spec = dict(
-        API_ARGUMENT_SPEC, **SSH_ARGUMENT_SPEC,
-        cluster_name={"type": "str", "required": True},
-        state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-        join_host={"type": "str"},
-        join_password={"type": "str", "no_log": True},
-        join_fingerprint={"type": "str"},
-        join_method={"type": "str", "default": "api", "choices": ["api", "ssh"]},
-        links={"type": "list", "elements": "str"},
-        nodeid={"type": "int"},
-        votes={"type": "int"},
-        node={"type": "str"},
-        force={"type": "bool", "default": False},
-        timeout={"type": "int", "default": 600},
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True, required_together=API_REQUIRED_TOGETHER,
-                           required_one_of=API_REQUIRED_ONE_OF, required_if=[("state", "absent", ["node"])])
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
+                           required_together=API_REQUIRED_TOGETHER, required_one_of=API_REQUIRED_ONE_OF,
+                           required_if=[("state", "absent", ["node"])])
     run_module(module, ensure_membership)
 
 

@@ -17,10 +17,17 @@ description:
 version_added: "0.1.0"
 author: pvelab developers
 options: {}
-extends_documentation_fragment: [pve, pve.ssh]
+extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve, pve.ssh]
+attributes:
+  check_mode:
+    support: full
+    details: This module never changes anything.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 notes:
   - Runs on the controller (delegate to localhost).
-  - Supports check mode.
 """
 
 EXAMPLES = r"""
@@ -85,6 +92,34 @@ pve_major:
   description: PVE major version (8 or 9).
   returned: when the API answered
   type: int
+local_node:
+  description: Name of the node at O(api_host).
+  returned: when the API answered
+  type: str
+  sample: pve1
+totem:
+  description: The C(totem) section of corosync.conf (C(GET /cluster/config/totem)).
+  returned: in a cluster, when the API answered
+  type: dict
+  sample: {"cluster_name": "edu-cloud", "config_version": "3", "ip_version": "ipv4-6", "version": "2"}
+quorum:
+  description: Votes needed for quorum (votequorum's C(Quorum:) line).
+  returned: with SSH, in a cluster
+  type: int
+flags:
+  description: votequorum flags of the node's partition (C(Quorate), C(Qdevice), ...).
+  returned: with SSH, in a cluster
+  type: list
+  elements: str
+  sample: ["Quorate"]
+members:
+  description:
+    - The membership as votequorum sees it - C(nodeid), C(votes), C(qdevice_flags), C(name) (address, or
+      C(Qdevice)) and C(local).
+  returned: with SSH, in a cluster
+  type: list
+  elements: dict
+  sample: [{"nodeid": 1, "votes": 1, "qdevice_flags": "", "name": "198.18.0.11", "local": true}]
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -93,9 +128,11 @@ from ansible.module_utils.pve_cluster_facts import gather
 from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
+ARGUMENT_SPEC = dict(API_ARGUMENT_SPEC, **SSH_ARGUMENT_SPEC)
+
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(API_ARGUMENT_SPEC, **SSH_ARGUMENT_SPEC), supports_check_mode=True,
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_together=API_REQUIRED_TOGETHER, required_one_of=API_REQUIRED_ONE_OF)
     run_module(module, lambda params, _check_mode: {"changed": False, **gather(params)})
 

@@ -37,10 +37,16 @@ options:
     description: Seconds to wait for corosync to run the new configuration.
     type: int
     default: 60
-extends_documentation_fragment: [pve.ssh]
+extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve.ssh]
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 notes:
   - Runs on the controller (delegate to localhost); needs paramiko.
-  - Supports check mode and diff mode (the diff is corosync.conf itself).
 """
 
 EXAMPLES = r"""
@@ -56,7 +62,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 config_version:
-  description: C(config_version) of corosync.conf after the run (the one it would have, in check mode).
+  description:
+    - C(config_version) of corosync.conf after the run (the one it would have, in check mode).
+    - Also returned when the module fails after corosync.conf was replaced (then with C(changed=true)).
   returned: always
   type: int
 """
@@ -66,13 +74,13 @@ from ansible.module_utils.pve_corosync_ops import ensure
 from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
+ARGUMENT_SPEC = dict(SSH_ARGUMENT_SPEC, api_host={"type": "str", "required": True}, links={"type": "dict"},
+                     link_priorities={"type": "dict"}, totem={"type": "dict"},
+                     verify_timeout={"type": "int", "default": 60})
+
 
 def main() -> None:
-    spec = dict(SSH_ARGUMENT_SPEC, api_host={"type": "str", "required": True}, links={"type": "dict"},
-                link_priorities={"type": "dict"}, totem={"type": "dict"},
-                verify_timeout={"type": "int", "default": 60})
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, ensure)
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), ensure)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,16 @@ options:
         sides of a partition could otherwise write and diverge.
     type: bool
     default: false
-extends_documentation_fragment: [pve.ssh]
+extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve.ssh]
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 notes:
   - Runs on the controller (delegate to localhost); needs paramiko.
-  - Supports check mode and diff mode.
 """
 
 EXAMPLES = r"""
@@ -52,7 +58,7 @@ expected_votes:
   returned: always
   type: int
 quorate:
-  description: Whether the node's partition is quorate after the run.
+  description: Whether the node's partition is quorate after the run (would be, in check mode).
   returned: always
   type: bool
 """
@@ -62,13 +68,13 @@ from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_quorum_ops import set_expected
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
+ARGUMENT_SPEC = dict(SSH_ARGUMENT_SPEC, api_host={"type": "str", "required": True},
+                     expected={"type": "int", "required": True},
+                     accept_split_brain_risk={"type": "bool", "default": False})
+
 
 def main() -> None:
-    spec = dict(SSH_ARGUMENT_SPEC, api_host={"type": "str", "required": True},
-                expected={"type": "int", "required": True},
-                accept_split_brain_risk={"type": "bool", "default": False})
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module(module, set_expected)
+    run_module(AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True), set_expected)
 
 
 if __name__ == "__main__":

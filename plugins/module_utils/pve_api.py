@@ -3,11 +3,11 @@ password (ticket) or token auth, certificate checks, and a task waiter."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_poll import poll_until
 
 try:
     from proxmoxer import ProxmoxAPI
@@ -98,32 +98,52 @@ class PveApi:
         return self.call("DELETE", path, **params)
 
     def major_version(self) -> int:
-        return int(str(self.get("/version")["release"]).split(".")[0])
+        return major_of(self.get("/version"))
 
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
         """Poll a task until it stops; return its log, or raise with the log's end if it failed.
+        `WARNINGS: n` is success with warnings, as PVE's GUI and other clients treat it.
         `reconnect`: the node drops sessions while it works (a cluster join), so log in again."""
-        deadline = time.monotonic() + timeout
-        last_error = ""
-        while time.monotonic() < deadline:
+        last_error = [""]
+
+        def status() -> dict[str, Any] | None:
             try:
-                status = self.get(f"/nodes/{node}/tasks/{upid}/status")
+                answer = self.get(f"/nodes/{node}/tasks/{upid}/status")
             except PveError as exc:
                 if not reconnect:
                     raise
-                last_error = str(exc)
-                time.sleep(TASK_POLL)
+                last_error[0] = str(exc)
                 try:
                     self.connect()
                 except PveError as again:
-                    last_error = str(again)
-                continue
-            if status["status"] == "stopped":
-                log = [entry["t"] for entry in self.get(f"/nodes/{node}/tasks/{upid}/log", limit=0)]
-                if status.get("exitstatus") != "OK":
-                    tail = "\n".join(log[-10:])
-                    raise PveError(f"Task {upid} on node '{node}' failed: {status.get('exitstatus')}\n{tail}")
-                return log
-            time.sleep(TASK_POLL)
-        raise PveError(f"Task {upid} on node '{node}' did not finish within {timeout:.0f} s"
-                       + (f" (last error: {last_error})" if last_error else ""))
+                    last_error[0] = str(again)
+                return None
+            return answer if answer["status"] == "stopped" else None
+
+        final = poll_until(status, timeout, TASK_POLL)
+        if final is None:
+            raise PveError(f"Task {upid} on node '{node}' did not finish within {timeout:.0f} s"
+                           + (f" (last error: {last_error[0]})" if last_error[0] else ""))
+        log = [entry["t"] for entry in self.get(f"/nodes/{node}/tasks/{upid}/log", limit=0)]
+        if not task_succeeded(final.get("exitstatus")):
+            tail = "\n".join(log[-10:])
+            raise PveError(f"Task {upid} on node '{node}' failed: {final.get('exitstatus')}\n{tail}")
+        return log
+
+
+def task_succeeded(exitstatus: Any) -> bool:
+    """PVE ends a task with "OK", "WARNINGS: n" (done, with warnings in its log) or an error text."""
+    return exitstatus == "OK" or str(exitstatus).startswith("WARNINGS")
+
+
+def major_of(version: dict[str, Any]) -> int:
+    """The major of a `GET /version` answer (`release` is "9.1" on PVE 9.1)."""
+    return int(str(version["release"]).split(".")[0])
+
+
+def cluster_status(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """`GET /cluster/status` split once for every module: {cluster: the cluster entry or None,
+    nodes: the node entries, local_node: the answering node's name}."""
+    nodes = [e for e in entries if e.get("type") == "node"]
+    return {"cluster": next((e for e in entries if e.get("type") == "cluster"), None), "nodes": nodes,
+            "local_node": next((e["name"] for e in nodes if e.get("local")), None)}

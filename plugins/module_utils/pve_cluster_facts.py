@@ -1,4 +1,4 @@
-"""Read-only cluster facts for pve_cluster_info (and the quorum module): through the API, with
+"""Read-only cluster facts for pve_cluster_info: through the API, with
 SSH for what only the node's shell shows (votequorum figures, link status) or when the API is
 not reachable."""
 
@@ -6,25 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible.module_utils.pve_api import PveApi
+from ansible.module_utils.pve_api import PveApi, cluster_status, major_of
 from ansible.module_utils.pve_errors import PveError
 from ansible.module_utils.pve_ssh import SshRunner
 from ansible.module_utils.pvecm_output import parse_cfgtool_status, parse_status
 
 
 def from_api(api: PveApi) -> dict[str, Any]:
-    status = api.get("/cluster/status")
-    cluster = next((e for e in status if e.get("type") == "cluster"), None)
+    status = cluster_status(api.get("/cluster/status"))
+    cluster = status["cluster"]
     version = api.get("/version")
-    facts: dict[str, Any] = {"source": "api", "pve_version": version["version"],
-                             "pve_major": int(str(version["release"]).split(".")[0]),
-                             "local_node": next((e["name"] for e in status if e.get("local")), None),
-                             "in_cluster": cluster is not None}
+    facts: dict[str, Any] = {"source": "api", "pve_version": version["version"], "pve_major": major_of(version),
+                             "local_node": status["local_node"], "in_cluster": cluster is not None}
     if cluster is None:
         return {**facts, "cluster_name": None, "nodes": [], "quorate": None}
     config_nodes = {n["name"]: n for n in api.get("/cluster/config/nodes")}
     nodes = []
-    for entry in sorted((e for e in status if e.get("type") == "node"), key=lambda e: e["name"]):
+    for entry in sorted(status["nodes"], key=lambda e: e["name"]):
         conf = config_nodes.get(entry["name"], {})
         nodes.append({"name": entry["name"], "nodeid": int(entry["nodeid"]), "online": bool(entry["online"]),
                       "local": bool(entry["local"]), "ip": entry.get("ip"),

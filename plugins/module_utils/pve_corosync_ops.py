@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import time
 from typing import Any
 
 from ansible.module_utils import corosync_conf as cc
 from ansible.module_utils.pve_errors import PveError
+from ansible.module_utils.pve_poll import poll_until
 from ansible.module_utils.pve_ssh import SshRunner
 from ansible.module_utils.pvecm_output import parse_status
 
@@ -35,18 +35,29 @@ def desired_conf(current: cc.Conf, links: dict[str, list[str]] | None, prioritie
             nodes[name][f"ring{number}_addr"] = address
     interfaces = {int(i["linknumber"]): i for i in want["totem"]["interface"]}
     for number, priority in (priorities or {}).items():
-        link = int(str(number).removeprefix("link"))
+        link = whole_number(str(number).removeprefix("link"), f"link_priorities key '{number}'", "a link number")
         if link not in interfaces:
             raise PveError(f"link_priorities names link{link}, but the cluster has links {numbers}")
-        interfaces[link]["knet_link_priority"] = str(int(priority))
+        value = whole_number(priority, f"link_priorities value '{priority}' of link{link}", "a number 0-255")
+        interfaces[link]["knet_link_priority"] = str(value)
     for key, value in (totem or {}).items():
         if key in ("interface", "cluster_name", "config_version", "version"):
             raise PveError(f"totem option '{key}' is managed by PVE, not by this module")
         if value is None:
             want["totem"].pop(key, None)
+        elif isinstance(value, (dict, list)):
+            raise PveError(f"totem option '{key}' must be a single value (number or word), not {value!r}")
         else:
             want["totem"][key] = str(int(value) if isinstance(value, bool) else value)
     return want
+
+
+def whole_number(value: Any, what: str, expected: str) -> int:
+    """int(value), or a PveError that names the option (a traceback tells a student nothing)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise PveError(f"{what} is not {expected}") from None
 
 
 def refuse_breaking_quorum(current: cc.Conf, want: cc.Conf) -> None:
@@ -82,21 +93,23 @@ def ensure(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         # PVE's documented safe edit: a copy, a backup, then one atomic move.
         ssh.check(f"cat > {PVE_CONF}.new", stdin=cc.dump(new))
         ssh.check(f"cp {PVE_CONF} {PVE_CONF}.bak && mv {PVE_CONF}.new {PVE_CONF}")
-        wait_for_reload(ssh, p, new)
+        wait_for_reload(ssh, p, new, result)
         return result
     finally:
         ssh.close()
 
 
-def wait_for_reload(ssh: SshRunner, p: dict[str, Any], new: cc.Conf) -> None:
+def wait_for_reload(ssh: SshRunner, p: dict[str, Any], new: cc.Conf, result: dict[str, Any]) -> None:
+    """Wait until corosync runs the new version and the node is still quorate. The file is already
+    replaced when this fails, so the error carries `result` (changed, the new version, the diff)."""
     version = cc.config_version(new)
-    deadline = time.monotonic() + p["verify_timeout"]
-    while time.monotonic() < deadline:
+
+    def reloaded() -> bool | None:
         rc, out, _ = ssh.run("corosync-cmapctl -g totem.config_version")
         status = parse_status(ssh.run("pvecm status")[1])
-        if rc == 0 and out.strip().endswith(f"= {version}") and status.get("quorate"):
-            return
-        time.sleep(1)
-    raise PveError(f"corosync on '{p['api_host']}' did not take config_version {version} within "
-                   f"{p['verify_timeout']} s (or lost quorum). Check 'journalctl -u corosync'; the previous "
-                   f"config is in {PVE_CONF}.bak")
+        return True if rc == 0 and out.strip().endswith(f"= {version}") and status.get("quorate") else None
+
+    if poll_until(reloaded, p["verify_timeout"], 1.0) is None:
+        raise PveError(f"corosync.conf was replaced (config_version {version}), but corosync on '{p['api_host']}' "
+                       f"did not take it within {p['verify_timeout']} s (or lost quorum). Check 'journalctl -u "
+                       f"corosync'; the previous config is in {PVE_CONF}.bak", result)

@@ -1,0 +1,132 @@
+"""A fake PVE API and a fake SSH runner for testing module decisions without a lab. Each answers
+from a small in-memory cluster and records every call, so tests can assert what was (not) done.
+Shapes follow the PVE API schema's `returns` and the sample outputs in tests/fixtures/pve/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ansible.module_utils.pve_errors import PveError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pve"
+NODE_ADDRESSES = {"pve1": "198.18.0.11", "pve2": "198.18.0.12", "pve3": "198.18.0.13"}
+HOSTS = {address: name for name, address in NODE_ADDRESSES.items()}
+
+
+@dataclass
+class FakeCluster:
+    """What the fake nodes share: which cluster each is in, and which are online."""
+
+    cluster_of: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(NODE_ADDRESSES))
+    online: set[str] = field(default_factory=lambda: set(NODE_ADDRESSES))
+    quorate: bool = True
+    calls: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    task_exitstatus: str = "OK"
+
+    def form(self, name: str, *nodes: str) -> FakeCluster:
+        for node in nodes:
+            self.cluster_of[node] = name
+        return self
+
+    def changes(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        return [call for call in self.calls if call[1] != "GET"]
+
+    def status(self, node: str) -> list[dict[str, Any]]:
+        cluster = self.cluster_of[node]
+        if cluster is None:
+            return [{"type": "node", "id": f"node/{node}", "name": node, "nodeid": 0, "ip": NODE_ADDRESSES[node],
+                     "local": 1, "online": 1, "level": ""}]
+        members = sorted(n for n, c in self.cluster_of.items() if c == cluster)
+        entries: list[dict[str, Any]] = [{"type": "cluster", "id": "cluster", "name": cluster, "nodes": len(members),
+                                          "quorate": int(self.quorate), "version": len(members)}]
+        entries += [{"type": "node", "id": f"node/{n}", "name": n, "nodeid": int(n[3:]), "ip": NODE_ADDRESSES[n],
+                     "local": int(n == node), "online": int(n in self.online), "level": ""} for n in members]
+        return entries
+
+
+class FakeApi:
+    """Stands in for PveApi: `from_params` picks the node by api_host; calls go to the FakeCluster."""
+
+    world: FakeCluster
+
+    def __init__(self, host: str, password: str | None = None) -> None:
+        self.host, self.password = host, password
+        self.node = HOSTS[host]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], host: str | None = None) -> FakeApi:
+        return cls(host or params["api_host"], params.get("api_password"))
+
+    def get(self, path: str, **params: Any) -> Any:
+        self.world.calls.append((self.node, "GET", path, params))
+        if path == "/cluster/status":
+            return self.world.status(self.node)
+        if path == "/cluster/config/join":
+            return {"preferred_node": self.node, "nodelist": [
+                {"name": self.node, "pve_addr": self.host, "pve_fp": "AB:" * 31 + "AB"}]}
+        raise AssertionError(f"the fake API has no GET {path}")
+
+    def post(self, path: str, **params: Any) -> Any:
+        self.world.calls.append((self.node, "POST", path, params))
+        if path == "/cluster/config":
+            self.world.cluster_of[self.node] = params["clustername"]
+        elif path == "/cluster/config/join":
+            self.world.cluster_of[self.node] = self.world.cluster_of[HOSTS[params["hostname"]]]
+        return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:task::root@pam:"
+
+    def delete(self, path: str, **params: Any) -> Any:
+        self.world.calls.append((self.node, "DELETE", path, params))
+        self.world.cluster_of[path.rsplit("/", 1)[1]] = None
+
+    def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
+        if self.world.task_exitstatus != "OK":
+            raise PveError(f"Task {upid} on node '{node}' failed: {self.world.task_exitstatus}")
+        return ["...", "TASK OK"]
+
+
+class FakeSsh:
+    """Stands in for SshRunner: answers `pvecm status`, `cat corosync.conf`, `corosync-cmapctl`, and
+    records every command; writes to corosync.conf change what `cat` answers next."""
+
+    def __init__(self, status: str = "pvecm-status-3nodes.txt", conf: str = "corosync-pve9-3nodes-2links.conf",
+                 corosync_takes_new_config: bool = True) -> None:
+        self.status_text = (FIXTURES / status).read_text()
+        self.conf = (FIXTURES / conf).read_text()
+        self.takes_new = corosync_takes_new_config
+        self.commands: list[str] = []
+        self.host = "198.18.0.11"
+        self._pending = ""
+        self.expected: int | None = None
+
+    def run(self, command: str, stdin: str | None = None, timeout: float = 300) -> tuple[int, str, str]:
+        self.commands.append(command)
+        if command == "pvecm status":
+            return 0, self.status_text, ""
+        if command == "cat > /etc/pve/corosync.conf.new":
+            self._pending = stdin or ""
+            return 0, "", ""
+        if command == "cat /etc/pve/corosync.conf":
+            return 0, self.conf, ""
+        if command.startswith("cp ") and "mv " in command:
+            self.conf = self._pending
+            return 0, "", ""
+        if command == "corosync-cmapctl -g totem.config_version":
+            version = self.conf.split("config_version: ")[1].split()[0] if self.takes_new else "0"
+            return 0, f"totem.config_version (u64) = {version}\n", ""
+        if command.startswith("pvecm expected "):
+            self.expected = int(command.rsplit(maxsplit=1)[-1])
+            return 0, "", ""
+        raise AssertionError(f"the fake SSH runner does not know '{command}'")
+
+    def check(self, command: str, stdin: str | None = None, timeout: float = 300) -> str:
+        rc, out, err = self.run(command, stdin, timeout)
+        assert rc == 0, err
+        return out
+
+    def writes(self) -> list[str]:
+        return [c for c in self.commands if c.startswith(("cp ", "cat >", "pvecm expected"))]
+
+    def close(self) -> None:
+        pass
