@@ -1,9 +1,10 @@
 """Benchmark of the lab twin's hardware layer: prints figures, asserts nothing.
 
-  sudo .venv/bin/python -m bench.twin_up [--nodes 3] [--cold] [--idle 20]
+  sudo .venv/bin/python -m bench.twin_up [--nodes 3] [--pve-version 8 9] [--cold] [--idle 20]
 
-Measures: cold `up` (image build included, with --cold), warm `up` until every node answers
-SSH, `down`, and the idle memory (PSS) of each node and of its BMC + watchdog.
+Measures, for each PVE major (its own node image: Debian 12 for 8, Debian 13 for 9): cold `up`
+(image build included, with --cold), warm `up` until every node answers SSH, `down`, and the idle
+memory (PSS) of each node and of its BMC + watchdog.
 Aims (issue 2): warm up of 3 nodes < 20 s, down < 5 s, idle node < 150 MiB.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pvelab.twin import cgroups
-from pvelab.twin.image import image_dir
+from pvelab.twin.image import DEBIAN_SUITE, image_dir
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
@@ -53,38 +54,45 @@ def timed(label: str, action: Callable[[], object], results: dict[str, float]) -
     results[label] = time.monotonic() - started
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--cold", action="store_true", help="delete the cached image first and time a cold up")
-    parser.add_argument("--idle", type=float, default=20.0, help="seconds to let nodes settle before measuring")
-    args = parser.parse_args()
-    spec = LabSpec(node_count=args.nodes)
+def measure(spec: LabSpec, cold: bool, idle: float) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     quiet = Lab(log=lambda _msg: None)
-    if quiet.leftovers():
-        print("a lab is up on this machine; take it down first (pvelab twin down)")
-        return 1
     results: dict[str, float] = {}
     memory: dict[str, tuple[float, float]] = {}
     try:
-        if args.cold:
-            shutil.rmtree(image_dir(), ignore_errors=True)
+        if cold:
+            shutil.rmtree(image_dir(spec.pve_version), ignore_errors=True)
             timed("cold up (image build + boot + SSH)", lambda: quiet.up(spec), results)
-            timed("down", quiet.down, results)
+            quiet.down()
         timed("warm up (boot + every node answers SSH)", lambda: quiet.up(spec), results)
-        time.sleep(args.idle)
+        time.sleep(idle)
         for node in spec.nodes:
             memory[node.name] = (pss_bytes(cgroups.pids(node.name)) / MIB,
                                  pss_bytes(service_pids(quiet, node.name)) / MIB)
-        timed("down ", quiet.down, results)
+        timed("down", quiet.down, results)
     finally:
         quiet.down(quiet=True)
-    print(f"\nlab twin, {args.nodes} nodes")
-    for label, seconds in results.items():
-        print(f"  {label.strip():<42} {seconds:7.2f} s")
-    print(f"  idle memory after {args.idle:.0f} s (PSS)          node      BMC+watchdog")
-    for name, (node_mib, services_mib) in memory.items():
-        print(f"  {name:<42} {node_mib:7.1f} MiB {services_mib:7.1f} MiB")
+    return results, memory
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--pve-version", nargs="+", default=["8", "9"], choices=["8", "9"])
+    parser.add_argument("--cold", action="store_true", help="delete the cached image first and time a cold up")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds to let nodes settle before measuring")
+    args = parser.parse_args()
+    if Lab().leftovers():
+        print("a lab is up on this machine; take it down first (pvelab twin down)")
+        return 1
+    for version in args.pve_version:
+        spec = LabSpec(node_count=args.nodes, pve_version=version)
+        results, memory = measure(spec, args.cold, args.idle)
+        print(f"\nlab twin, {args.nodes} nodes, PVE {version} on Debian {DEBIAN_SUITE[version]}")
+        for label, seconds in results.items():
+            print(f"  {label:<42} {seconds:7.2f} s")
+        print(f"  idle memory after {args.idle:.0f} s (PSS)          node      BMC+watchdog")
+        for name, (node_mib, services_mib) in memory.items():
+            print(f"  {name:<42} {node_mib:7.1f} MiB {services_mib:7.1f} MiB")
     return 0
 
 

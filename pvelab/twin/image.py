@@ -1,4 +1,7 @@
-"""The node root filesystem: built once with mmdebstrap, cached by a hash of its recipe."""
+"""The node root filesystem: built once per PVE major with mmdebstrap, cached by a hash of its recipe.
+
+Real PVE releases sit on a Debian release, and so do the twin's nodes: PVE 8 on Debian 12
+(bookworm: corosync 3.1.7, Python 3.11), PVE 9 on Debian 13 (trixie: corosync 3.1.9, Python 3.13)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pvelab.errors import TwinError
 from pvelab.twin.host import require_tools
 from pvelab.twin.state import cache_dir
 
-SUITE = "bookworm"
+DEBIAN_SUITE = {"8": "bookworm", "9": "trixie"}  # PVE major -> the Debian release it is built on
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
     "corosync-qdevice", "corosync-qnetd", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
@@ -43,37 +46,39 @@ CUSTOMIZE = (
 )
 
 
-def recipe() -> dict[str, object]:
-    return {"suite": SUITE, "variant": "apt", "packages": list(PACKAGES), "customize": list(CUSTOMIZE)}
+def recipe(pve_version: str) -> dict[str, object]:
+    return {"suite": DEBIAN_SUITE[pve_version], "variant": "apt", "packages": list(PACKAGES),
+            "customize": list(CUSTOMIZE)}
 
 
-def recipe_hash(data: dict[str, object] | None = None) -> str:
-    blob = json.dumps(data if data is not None else recipe(), sort_keys=True).encode()
+def recipe_hash(data: dict[str, object]) -> str:
+    blob = json.dumps(data, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def image_dir(cache: Path | None = None, digest: str | None = None) -> Path:
-    return (cache or cache_dir()) / "images" / (digest or recipe_hash())
+def image_dir(pve_version: str, cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / "images" / recipe_hash(recipe(pve_version))
 
 
-def mmdebstrap_argv(target: Path) -> list[str]:
+def mmdebstrap_argv(pve_version: str, target: Path) -> list[str]:
     argv = ["mmdebstrap", "--variant=apt", "--include=" + ",".join(PACKAGES)]
     argv += [f"--customize-hook={hook}" for hook in CUSTOMIZE]
-    return [*argv, SUITE, str(target)]
+    return [*argv, DEBIAN_SUITE[pve_version], str(target)]
 
 
-def ensure_image(cache: Path | None = None, log: Callable[[str], None] = print) -> Path:
-    """Return the cached root filesystem, building it first if this recipe was never built."""
-    final = image_dir(cache)
+def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str], None] = print) -> Path:
+    """Return the cached root filesystem for nodes of this PVE major, building it first if needed."""
+    final = image_dir(pve_version, cache)
     if (final / "etc" / "os-release").exists():
         return final
     require_tools("mmdebstrap")
     building = final.with_name(final.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.parent.mkdir(parents=True, exist_ok=True)
-    log(f"building node image {final.name} with mmdebstrap (once; about a minute)...")
+    log(f"building the Debian {DEBIAN_SUITE[pve_version]} node image {final.name} for PVE {pve_version} "
+        "with mmdebstrap (once; about a minute)...")
     started = time.monotonic()
-    proc = subprocess.run(mmdebstrap_argv(building), capture_output=True, text=True, check=False)
+    proc = subprocess.run(mmdebstrap_argv(pve_version, building), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         shutil.rmtree(building, ignore_errors=True)
         tail = "\n".join(proc.stderr.strip().splitlines()[-5:])

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pvelab.errors import TwinError
+from pvelab.poll import poll
 from pvelab.twin import bmc, cgroups, events, node_files
 from pvelab.twin.control import request
 from pvelab.twin.host import pid_alive, require_root, require_tools, run
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
+from pvelab.twin.latency import parse_delay
 from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, require_netns_support
 from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
@@ -27,7 +29,7 @@ from pvelab.twin.state import LabPaths, LabRecord
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
-              "chpasswd")
+              "chroot")
 SSH_WAIT = 180.0
 API_PORT = 8006
 
@@ -100,7 +102,7 @@ class Lab:
 
     def _build(self, spec: LabSpec) -> LabRecord:
         started = time.monotonic()
-        image = ensure_image(log=self.log)
+        image = ensure_image(spec.pve_version, log=self.log)
         record = LabRecord.new(spec, str(image))
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.root.chmod(0o700)
@@ -144,7 +146,8 @@ class Lab:
         (ssh_dir / "authorized_keys2").chmod(0o600)
         node_files.install(root, record.spec.pve_version)
         run(["ssh-keygen", "-A", "-f", str(root)])
-        run(["chpasswd", "--root", str(root)], input=f"root:{record.root_password}\n")
+        # The node's own chpasswd and PAM (the host's PAM cannot load a newer Debian's modules).
+        run(["chroot", str(root), "chpasswd"], input=f"root:{record.root_password}\n")
         host_key = (root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
         with open(paths.known_hosts, "a") as fh:
             fh.write(f"{node.name},{node.link_addr(0)},{node.link_addr(1)} {host_key[0]} {host_key[1]}\n")
@@ -176,15 +179,15 @@ class Lab:
 
     def wait_for_ssh(self, spec: LabSpec, timeout: float = SSH_WAIT) -> None:
         pending = {n.name: n for n in spec.nodes}
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
+
+        def all_ready() -> bool:
             for name, node in list(pending.items()):
                 if self.node_ready(node):
                     self.log(f"  {name} answers SSH and the API at {node.link_addr(0)}")
                     del pending[name]
-            if pending:
-                time.sleep(0.2)
-        if pending:
+            return not pending
+
+        if poll(lambda: True if all_ready() else None, timeout) is None:
             raise TwinError(f"{', '.join(pending)} did not answer SSH and the API (8006) within {timeout:.0f} s",
                             "see the console log in " + str(self.paths.node_dir(next(iter(pending)))))
 
@@ -271,7 +274,28 @@ class Lab:
             ))
         return rows
 
-    # -- faults ------------------------------------------------------------------------------------
+    # -- faults and power: the one door the CLI, the tests and the benchmarks use -----------------
+    def power(self, name: str, action: str, cause: str = "cli") -> str:
+        """Press the node's power button (on, off, reset, status) through the supervisor, as its BMC does."""
+        self.require_record().spec.node(name)
+        return str(request(self.paths.supervisor_socket, "power", node=name, action=action, cause=cause)["state"])
+
+    def latency(self, name: str, delay: str) -> str:
+        """Delay every packet the node sends by `delay` (e.g. "5ms"); "0" removes it."""
+        try:
+            seconds = parse_delay(delay)
+        except ValueError as exc:
+            raise TwinError(str(exc)) from None
+        self.require_record().spec.node(name)
+        request(self.paths.supervisor_socket, "latency", node=name, delay_ms=seconds * 1000)
+        return f"{name}: {seconds * 1000:g} ms added on every link" if seconds else f"{name}: latency removed"
+
+    def freeze(self, name: str, frozen: bool = True) -> str:
+        """Hang the node (processes stopped, links up), or let it run again."""
+        self.require_record().spec.node(name)
+        request(self.paths.supervisor_socket, "freeze", node=name, frozen=frozen)
+        return f"{name}: {'frozen' if frozen else 'running'}"
+
     def partition(self, names: list[str], others: list[str] | None, link: str) -> str:
         """Cut `names` off from `others` (default: every other node) on one link or all of them."""
         spec = self.require_record().spec

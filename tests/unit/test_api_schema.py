@@ -61,3 +61,20 @@ def test_pve8_has_no_token_coefficient():
     with pytest.raises(schema.ParamError) as err:
         schema.verify(ep, {"clustername": "c", "token-coefficient": "125"})
     assert "token-coefficient" in err.value.errors
+
+
+def test_shadow_passwords_are_checked_with_libcrypt() -> None:
+    """Python 3.13 (Debian 13 nodes) has no crypt module; libxcrypt checks yescrypt and SHA-512 hashes."""
+    import ctypes
+
+    from pvelab.pve.api.auth import _libcrypt, shadow_crypt
+
+    gensalt = _libcrypt().crypt_gensalt
+    gensalt.restype = ctypes.c_char_p
+    gensalt.argtypes = (ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int)
+    for method in (b"$y$", b"$6$"):
+        hashed = shadow_crypt("s3cret", gensalt(method, 0, None, 0).decode())
+        assert hashed.startswith(method.decode())
+        assert shadow_crypt("s3cret", hashed) == hashed
+        assert shadow_crypt("wrong", hashed) != hashed
+    assert shadow_crypt("s3cret", "!") == ""  # a locked account

@@ -11,24 +11,28 @@ from pvelab.twin.spec import LabSpec
 from pvelab.twin.state import LabPaths, LabRecord
 
 
-def test_recipe_hash_is_stable_and_follows_the_recipe():
-    assert image.recipe_hash() == image.recipe_hash()
-    changed = dict(image.recipe())
+def test_recipe_hash_follows_the_recipe():
+    changed = dict(image.recipe("9"))
     changed["packages"] = [*image.PACKAGES, "vim"]
-    assert image.recipe_hash(changed) != image.recipe_hash()
+    assert image.recipe_hash(changed) != image.recipe_hash(image.recipe("9"))
+
+
+def test_each_pve_major_has_the_debian_release_it_is_built_on():
+    assert (image.recipe("8")["suite"], image.recipe("9")["suite"]) == ("bookworm", "trixie")
+    assert image.image_dir("8") != image.image_dir("9")
 
 
 def test_mmdebstrap_gets_every_package_and_hook(tmp_path):
-    argv = image.mmdebstrap_argv(tmp_path / "root")
+    argv = image.mmdebstrap_argv("9", tmp_path / "root")
     assert argv[0] == "mmdebstrap"
-    assert argv[-2:] == [image.SUITE, str(tmp_path / "root")]
+    assert argv[-2:] == ["trixie", str(tmp_path / "root")]
     included = next(a for a in argv if a.startswith("--include=")).split("=", 1)[1].split(",")
     assert set(included) == set(image.PACKAGES)
     assert sum(a.startswith("--customize-hook=") for a in argv) == len(image.CUSTOMIZE)
 
 
 def test_image_dir_is_keyed_by_the_recipe_hash(tmp_path):
-    assert image.image_dir(tmp_path) == tmp_path / "images" / image.recipe_hash()
+    assert image.image_dir("8", tmp_path) == tmp_path / "images" / image.recipe_hash(image.recipe("8"))
 
 
 def test_bmc_config_listens_on_the_node_bmc_address_with_lab_credentials(tmp_path):

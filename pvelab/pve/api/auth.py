@@ -7,20 +7,17 @@ checked against the node's /etc/shadow (root@pam)."""
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import hashlib
 import hmac
 import secrets
 import time
 import uuid
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from pvelab.pve import certs
-
-with warnings.catch_warnings():  # deprecated in 3.11, still how to check a shadow hash without PAM bindings
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import crypt
 
 TICKET_LIFETIME = 7200
 TOKEN_FILE = Path("/etc/pve/priv/token.cfg")
@@ -71,8 +68,22 @@ def check_password(user: str, password: str) -> bool:
     for line in Path("/etc/shadow").read_text().splitlines():
         name, hashed = line.split(":")[:2]
         if name == "root":
-            return bool(hashed) and hmac.compare_digest(crypt.crypt(password, hashed), hashed)
+            return bool(hashed) and hmac.compare_digest(shadow_crypt(password, hashed), hashed)
     return False
+
+
+@functools.cache
+def _libcrypt() -> ctypes.CDLL:
+    lib = ctypes.CDLL("libcrypt.so.1")  # libxcrypt, as pam_unix uses; Python 3.13 has no crypt module
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+    return lib
+
+
+def shadow_crypt(password: str, setting: str) -> str:
+    """crypt(3) of `password` with the method and salt of the shadow hash `setting` ("" if refused)."""
+    hashed = _libcrypt().crypt(password.encode(), setting.encode())
+    return hashed.decode() if hashed and not hashed.startswith(b"*") else ""
 
 
 def make_ticket(user: str) -> str:
