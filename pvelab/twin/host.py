@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Sequence
 
@@ -46,4 +47,15 @@ def pid_alive(pid: int) -> bool:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, IndexError, ProcessLookupError):
+        return False
+
+
+def udp_bound(address: str, port: int, proc_net_udp: str = "/proc/net/udp") -> bool:
+    """Whether a socket in this network namespace is bound to UDP address:port (read from the kernel's
+    table, where an address is little-endian hex: 198.18.2.12:623 is 0C0212C6:026F)."""
+    want = f"{socket.inet_aton(address)[::-1].hex().upper()}:{port:04X}"
+    try:
+        with open(proc_net_udp) as fh:
+            return any(line.split()[1] == want for line in fh.readlines()[1:])
+    except OSError:
         return False

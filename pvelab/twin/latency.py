@@ -18,7 +18,10 @@ import select
 import signal
 import socket
 import struct
+import sys
 import time
+
+from pvelab.twin.host import run
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_QUEUE = 3
@@ -79,6 +82,26 @@ def iptables_rules(ifnames: list[str], queue: int = QUEUE_NUM) -> list[list[str]
     """Rule specs for `iptables -t mangle -A|-D ...` in the node's namespace."""
     return [["POSTROUTING", "-o", ifname, "-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"]
             for ifname in ifnames]
+
+
+def add_rules(netns: str, ifnames: list[str]) -> None:
+    for rule in iptables_rules(ifnames):
+        run(["ip", "netns", "exec", netns, "iptables", "-t", "mangle", "-A", *rule])
+
+
+def remove_rules(netns: str, ifnames: list[str]) -> None:
+    for rule in iptables_rules(ifnames):
+        run(["ip", "netns", "exec", netns, "iptables", "-t", "mangle", "-D", *rule], check=False)
+
+
+def daemon_argv(netns: str, delay_ms: float) -> list[str]:
+    return ["ip", "netns", "exec", netns, sys.executable, "-m", "pvelab.twin.latency", "--delay-ms", str(delay_ms)]
+
+
+def queue_bound(netns: str, queue: int = QUEUE_NUM) -> bool:
+    """Whether a process has bound our NFQUEUE in the node's namespace (the kernel lists bound queues)."""
+    table = run(["ip", "netns", "exec", netns, "cat", "/proc/net/netfilter/nfnetlink_queue"], check=False)
+    return any(line.split()[0] == str(queue) for line in table.splitlines() if line.strip())
 
 
 def serve(delay: float, queue: int = QUEUE_NUM) -> None:

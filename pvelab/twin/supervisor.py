@@ -17,21 +17,26 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pvelab.errors import TwinError
+from pvelab.poll import poll
 from pvelab.twin import bmc, cgroups, events, latency
-from pvelab.twin.host import run
+from pvelab.twin.host import udp_bound
 from pvelab.twin.node import NSPAWN_REBOOT_EXIT, ContainerNode, PowerState
-from pvelab.twin.spec import LINKS
+from pvelab.twin.spec import BMC_PORT, LINKS
 from pvelab.twin.state import LabPaths, LabRecord
 
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PROCESS_NAME = b"pvelab-supervis"  # what ps shows (the kernel keeps 15 characters)
 SERVICE_STOP_GRACE = 3.0
+SERVICE_START_WAIT = 10.0
+RESTART_BACKOFF = (1.0, 30.0)  # first and longest wait before restarting a crashed service
+STABLE_AFTER = 60.0  # a service that ran this long has its backoff reset
 
 
 @dataclass
@@ -41,11 +46,24 @@ class Service:
     argv: list[str]
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff: float = 0.0  # seconds to wait before the next restart after a crash
+    restart_at: float | None = None
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
+        self.started_at, self.restart_at = time.monotonic(), None
+
+    def crashed(self, now: float) -> float:
+        """Note a crash; return how long to wait before restarting (doubling, reset once it ran stably)."""
+        first, longest = RESTART_BACKOFF
+        ran_stably = now - self.started_at >= STABLE_AFTER
+        self.backoff = first if ran_stably or not self.backoff else min(longest, self.backoff * 2)
+        self.restart_at = now + self.backoff
+        self.process = None
+        return self.backoff
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -61,6 +79,12 @@ class Service:
                 self.process.kill()
                 self.process.wait(SERVICE_STOP_GRACE)
         self.process = None
+
+
+def done(action: Callable[[], None]) -> dict[str, Any]:
+    """Run a request that answers nothing but success."""
+    action()
+    return {}
 
 
 class Supervisor:
@@ -92,35 +116,35 @@ class Supervisor:
             raise TwinError(f"unknown node '{name}'", f"this lab has: {', '.join(self.nodes)}") from None
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        """One request: {"op": ..., params}; the table below is every door into the supervisor."""
+        requests: dict[str, Callable[[], dict[str, Any]]] = {
+            "ping": lambda: {"pid": os.getpid()},
+            "start": lambda: done(self.start_all),
+            "power": lambda: {"state": self.power(req["node"], req["action"], req.get("cause", "cli")).value},
+            "latency": lambda: done(lambda: self.set_latency(req["node"], float(req["delay_ms"]))),
+            "freeze": lambda: done(lambda: self.freeze(req["node"], bool(req["frozen"]))),
+            "shutdown": lambda: done(self.shutdown),
+        }
         op = req.get("op")
-        if op == "ping":
-            return {"pid": os.getpid()}
-        if op == "start":
-            self.start_all()
-            return {}
-        if op == "power":
-            return {"state": self.power(req["node"], req["action"], req.get("cause", "cli")).value}
-        if op == "latency":
-            self.set_latency(req["node"], float(req["delay_ms"]))
-            return {}
-        if op == "freeze":
-            self.freeze(req["node"], bool(req["frozen"]))
-            return {}
-        if op == "shutdown":
-            self.shutdown()
-            return {}
-        raise TwinError(f"unknown request '{op}'")
+        if op not in requests:
+            raise TwinError(f"unknown request '{op}'", f"known: {', '.join(requests)}")
+        return requests[op]()
 
     def start_all(self) -> None:
         with self.lock:
             for service in self.services:
                 if not service.alive():
                     service.start()
-            time.sleep(0.3)  # a BMC that cannot bind its address exits at once
-            for service in self.services:
-                if not service.alive():
-                    raise TwinError(f"the {service.kind} of {service.node} exited at start",
-                                    f"see {service.log}")
+            # Ready when every BMC has bound its address; one that cannot bind exits at once.
+            def ready() -> bool | None:
+                dead = next((s for s in self.services if not s.alive()), None)
+                if dead is not None:
+                    raise TwinError(f"the {dead.kind} of {dead.node} exited at start", f"see {dead.log}")
+                return True if all(udp_bound(n.bmc_addr, BMC_PORT) for n in self.record.spec.nodes) else None
+
+            if poll(ready, SERVICE_START_WAIT, 0.05) is None:
+                raise TwinError(f"the BMCs did not listen within {SERVICE_START_WAIT:.0f} s",
+                                f"see the ipmi_sim.log files under {self.paths.root}/nodes")
             for spec in self.record.spec.nodes:  # a board's BMC keeps wall-clock time for its event log
                 try:
                     bmc.BmcClient(spec.bmc_addr, self.record.bmc_password).set_sel_time()
@@ -156,23 +180,20 @@ class Supervisor:
 
     def set_latency(self, name: str, delay_ms: float) -> None:
         spec = self.record.spec.node(name)
-        netns_exec = ["ip", "netns", "exec", spec.netns]
+        ifnames = [spec.node_ifname(link) for link in LINKS]
         with self.lock:
             for service in [s for s in self.services if s.kind == "latency" and s.node == name]:
                 service.stop()
                 self.services.remove(service)
-            rules = latency.iptables_rules([spec.node_ifname(link) for link in LINKS])
-            for rule in rules:
-                run([*netns_exec, "iptables", "-t", "mangle", "-D", *rule], check=False)
+            latency.remove_rules(spec.netns, ifnames)
             if delay_ms > 0:
-                service = Service("latency", name, [
-                    *netns_exec, sys.executable, "-m", "pvelab.twin.latency", "--delay-ms", str(delay_ms),
-                ], self.paths.node_dir(name) / "latency.log")
+                service = Service("latency", name, latency.daemon_argv(spec.netns, delay_ms),
+                                  self.paths.node_dir(name) / "latency.log")
                 service.start()
                 self.services.append(service)
-                time.sleep(0.2)  # bound to its queue before packets are sent there
-                for rule in rules:
-                    run([*netns_exec, "iptables", "-t", "mangle", "-A", *rule])
+                if poll(lambda: True if latency.queue_bound(spec.netns) else None, SERVICE_START_WAIT, 0.05) is None:
+                    raise TwinError(f"the latency daemon of {name} did not bind its queue", f"see {service.log}")
+                latency.add_rules(spec.netns, ifnames)
             events.record(self.paths.events, name,
                           f"latency {delay_ms:g} ms added on every link" if delay_ms else "latency removed")
 
@@ -216,10 +237,14 @@ class Supervisor:
             else:
                 cgroups.kill_all(name)
                 events.record(self.paths.events, name, f"powered off (container exited {process.returncode})")
+        now = time.monotonic()
         for service in self.services:
             if service.process is not None and service.process.poll() is not None:
+                code = service.process.returncode
+                wait = service.crashed(now)
                 events.record(self.paths.events, service.node,
-                              f"{service.kind} exited ({service.process.returncode}); restarting it")
+                              f"{service.kind} exited ({code}); restarting it in {wait:.0f} s")
+            elif service.process is None and service.restart_at is not None and now >= service.restart_at:
                 service.start()
 
     def _reap_orphans(self) -> None:
@@ -242,15 +267,16 @@ class _Handler(socketserver.StreamRequestHandler):
     server: _Server
 
     def handle(self) -> None:
-        line = self.rfile.readline()
+        req: dict[str, Any] = {}
         try:
-            answer = {"ok": True, **self.server.supervisor.handle(json.loads(line))}
+            req = json.loads(self.rfile.readline())
+            answer = {"ok": True, **self.server.supervisor.handle(req)}
         except TwinError as exc:
             answer = {"ok": False, "error": exc.cause, "fix": exc.fix}
         except Exception as exc:  # noqa: BLE001 - the client gets the error, the lab keeps running
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         self.wfile.write(json.dumps(answer).encode() + b"\n")
-        if json.loads(line).get("op") == "shutdown":
+        if answer["ok"] and req.get("op") == "shutdown":
             threading.Thread(target=self.server.shutdown, daemon=True).start()
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pvelab.procfs import running_for
 from pvelab.pve import certs, cluster, version
 from pvelab.pve import corosync_conf as cc
 from pvelab.pve.api import auth, tasks
@@ -71,8 +71,7 @@ def login(ctx: Context, params: dict[str, Any]) -> Any:
     if "@" not in user and params.get("realm"):
         user = f"{user}@{params['realm']}"
     if not auth.check_password(user, params["password"]):
-        time.sleep(3)  # pveproxy answers failed logins late
-        raise ApiException(401, "authentication failure")
+        raise ApiException(401, "authentication failure")  # answered late by reply_error, as pveproxy does
     data = {"username": user, "ticket": auth.make_ticket(user), "CSRFPreventionToken": auth.make_csrf(user),
             "cap": {}}
     name = members().get("cluster", {}).get("name")
@@ -111,10 +110,7 @@ def get_version(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def _uptime() -> int:
-    with open("/proc/1/stat") as fh:  # the node's own systemd: its boot, not the host's
-        start = int(fh.read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
-    with open("/proc/uptime") as fh:
-        return int(float(fh.read().split()[0]) - start)
+    return int(running_for(1))  # the node's own systemd: its boot, not the host's
 
 
 def _memory() -> dict[str, int]:
@@ -258,9 +254,7 @@ def join_info(ctx: Context, params: dict[str, Any]) -> Any:
         entry["pve_addr"] = online.get(node["name"], {}).get("ip") or node.get("ring0_addr", "")
         entry["pve_fp"] = _fingerprint(node["name"]) or ""
         nodelist.append(entry)
-    totem = {k: v for k, v in conf.get("totem", {}).items() if k != "interface"}
-    totem["interface"] = {i["linknumber"]: i for i in conf.get("totem", {}).get("interface", [])}
-    return {"nodelist": nodelist, "preferred_node": params.get("node") or ctx.node, "totem": totem,
+    return {"nodelist": nodelist, "preferred_node": params.get("node") or ctx.node, "totem": totem_of(conf),
             "config_digest": hashlib.sha1(cluster.PVE_COROSYNC.read_bytes()).hexdigest()}
 
 
@@ -273,8 +267,8 @@ def join(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /cluster/config/nodes")
 def config_nodes(ctx: Context, params: dict[str, Any]) -> Any:
-    conf = _conf_or_424()
-    return [{"node": n["name"], **n} for n in cc.nodes(conf)]
+    conf = cluster.read_conf()  # PVE answers [] on a node outside any cluster
+    return [{"node": n["name"], **n} for n in cc.nodes(conf)] if conf is not None else []
 
 
 @route("POST /cluster/config/nodes/{node}")
@@ -289,7 +283,12 @@ def delnode(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /cluster/config/totem")
 def totem(ctx: Context, params: dict[str, Any]) -> Any:
-    conf = _conf_or_424()
+    conf = cluster.read_conf()  # PVE answers null on a node outside any cluster
+    return totem_of(conf) if conf is not None else None
+
+
+def totem_of(conf: cc.Conf) -> dict[str, Any]:
+    """corosync.conf's totem section as the API shows it: interfaces keyed by link number."""
     data = {k: v for k, v in conf.get("totem", {}).items() if k != "interface"}
     data["interface"] = {i["linknumber"]: i for i in conf.get("totem", {}).get("interface", [])}
     return data

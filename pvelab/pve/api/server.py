@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import ssl
 import sys
 import syslog
@@ -16,6 +15,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from pvelab.poll import poll
+from pvelab.procfs import nodename
 from pvelab.pve import certs, version
 from pvelab.pve.api import auth, schema
 from pvelab.pve.api.handlers import HANDLERS, ApiException, Context, members
@@ -23,10 +24,6 @@ from pvelab.pve.api.handlers import HANDLERS, ApiException, Context, members
 PORT = 8006
 AUTH_FAILURE_DELAY = 3.0  # pveproxy answers 401 late, to slow down guessing
 PREFIX = "/api2/json"
-
-
-def nodename() -> str:
-    return socket.gethostname().split(".")[0]
 
 
 class CertReloader:
@@ -54,7 +51,8 @@ class CertReloader:
                     fh.write(key)
                 context.load_cert_chain(f"{cache}/pve-ssl.pem", f"{cache}/pve-ssl.key")
                 self.context, self.loaded = context, pem
-            assert self.context is not None, "no node certificate yet"
+            if self.context is None:
+                raise ssl.SSLError(f"no node certificate in {certs.node_cert(node)}")
             return self.context
 
 
@@ -202,21 +200,34 @@ class ApiServer(ThreadingHTTPServer):
         sock, addr = self.socket.accept()
         try:
             return self.certs.current().wrap_socket(sock, server_side=True), addr
-        except (ssl.SSLError, OSError, AssertionError):
+        except (ssl.SSLError, OSError):
             sock.close()
             raise
 
 
+PREPARE_TIMEOUT = 300.0
+
+
 def prepare() -> None:
     """Certificates and the ticket key, once /etc/pve is writable (a node alone without quorum
-    keeps the ones it has)."""
-    for _ in range(300):
+    keeps the ones it has). Without them the proxy cannot serve anything, so it says so and exits
+    (systemd restarts it) rather than listen and fail every connection."""
+    last_error: list[OSError] = []
+
+    def ready() -> bool | None:
         try:
             certs.ensure_node_cert(nodename())
             certs.ensure_auth_key()
-            return
-        except OSError:
-            time.sleep(1)
+            return True
+        except OSError as exc:
+            last_error[:] = [exc]
+            return None
+
+    if poll(ready, PREPARE_TIMEOUT, 1.0) is None:
+        message = (f"cannot get the node certificate and ticket key within {PREPARE_TIMEOUT:.0f} s: "
+                   f"{last_error[0] if last_error else 'unknown error'} - is /etc/pve mounted and writable?")
+        syslog.syslog(syslog.LOG_ERR, message)
+        raise SystemExit(f"pveproxy: {message}")
 
 
 def main() -> int:
