@@ -33,7 +33,7 @@ def until(predicate: Callable[[], bool], timeout: float = 180) -> float:
 
 def all_quorate(lab: Lab) -> bool:
     views = [quorum_view(lab, n) for n in NODES]
-    return all(v.get("Quorate") == "Yes" and v.get("Nodes") == "3" for v in views)
+    return all(v.get("quorate") is True and v.get("nodes") == 3 for v in views)
 
 
 def form_with_cli(lab: Lab) -> None:
@@ -70,10 +70,10 @@ def partition_figures(lab: Lab) -> dict[str, float]:
     spec = lab.require_record().spec
     net = LabNetwork(spec)
     net.partition([spec.node("pve3")], [spec.node("pve1"), spec.node("pve2")], [0, 1])
-    lost = until(lambda: quorum_view(lab, "pve3").get("Quorate") == "No")
+    lost = until(lambda: quorum_view(lab, "pve3").get("quorate") is False)
     ssh(lab, "pve1", "echo meanwhile > /etc/pve/meanwhile.txt")
     net.heal()
-    healed = until(lambda: quorum_view(lab, "pve3").get("Quorate") == "Yes"
+    healed = until(lambda: quorum_view(lab, "pve3").get("quorate") is True
                    and ssh(lab, "pve3", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n")
     return {"partitioned node reports Quorate: No": lost, "healed node quorate and consistent": healed}
 

@@ -92,8 +92,7 @@ def _signed_by_ca(cert: Path) -> bool:
 
 
 def fingerprint_of_pem(pem: str) -> str:
-    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+    return fingerprint_of_der(ssl.PEM_cert_to_DER_cert(pem))
 
 
 def fingerprint_of_der(der: bytes) -> str:

@@ -9,13 +9,10 @@ reloads it, as pmxcfs does.
 
 from __future__ import annotations
 
-import base64
 import errno
 import json
 import os
 import select
-import socket
-import stat
 import subprocess
 import sys
 import syslog
@@ -24,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pvelab.procfs import nodename
 from pvelab.pve import corosync_conf
 from pvelab.pve.configdb import ConfigDB, OpError
 from pvelab.pve.dfsm import LocalWriter, Replicator
@@ -35,6 +33,7 @@ CPG_GROUP = "pvelab_dcdb_v1"
 WWW_DATA_GID = 33
 LINKS = ("qemu-server", "lxc", "openvz")
 VIRTUAL_FILES = (".members", ".version", ".vmlist", ".clusterlog")
+START = time.time()
 
 
 def log(message: str) -> None:
@@ -174,161 +173,16 @@ class ClusterFS:
             return None
 
 
-START = time.time()
-
-
 def _fuse_main(cfs: ClusterFS, mountpoint: str) -> None:
-    import fuse
+    from pvelab.pve.cfs_fuse import serve  # python3-fuse exists only inside the nodes
 
-    fuse.fuse_python_api = (0, 2)
-
-    def key(path: str) -> str:
-        return path.strip("/")
-
-    def mode_for(path: str, is_dir: bool) -> int:
-        private = path == "priv" or path.startswith("priv/") or "/priv" in "/" + path
-        if is_dir:
-            return stat.S_IFDIR | (0o700 if private else 0o755)
-        return stat.S_IFREG | (0o600 if private else 0o640)
-
-    def submit(op: dict[str, Any]) -> int:
-        try:
-            cfs.writer.submit(op)
-        except OpError as exc:
-            return -exc.errno
-        return 0
-
-    class PveFS(fuse.Fuse):
-        def getattr(self, path: str) -> Any:
-            st = fuse.Stat()
-            st.st_uid, st.st_gid = 0, WWW_DATA_GID
-            st.st_nlink = 1
-            name = key(path)
-            if name in LINKS or name == "local":
-                st.st_mode = stat.S_IFLNK | 0o777
-                st.st_size = len(self.readlink(path))
-                return st
-            if name in VIRTUAL_FILES:
-                st.st_mode = stat.S_IFREG | 0o440
-                st.st_size = len(cfs.virtual(name))
-                return st
-            entry = cfs.db.get(name)
-            if entry is None:
-                return -errno.ENOENT
-            st.st_mode = mode_for(name, entry.is_dir)
-            st.st_nlink = 2 if entry.is_dir else 1
-            st.st_size = len(entry.data)
-            st.st_mtime = st.st_ctime = st.st_atime = int(entry.mtime or START)
-            return st
-
-        def readlink(self, path: str) -> str:
-            name = key(path)
-            return f"nodes/{cfs.nodename}" if name == "local" else f"nodes/{cfs.nodename}/{name}"
-
-        def readdir(self, path: str, offset: int) -> Any:
-            name = key(path)
-            extra = ["local", *LINKS, *VIRTUAL_FILES] if name == "" else []
-            for child in [".", "..", *cfs.db.children(name), *extra]:
-                yield fuse.Direntry(child)
-
-        def open(self, path: str, flags: int) -> int:
-            name = key(path)
-            if name in VIRTUAL_FILES:
-                return 0
-            entry = cfs.db.get(name)
-            if entry is None:
-                return -errno.ENOENT
-            return 0
-
-        def read(self, path: str, size: int, offset: int) -> Any:
-            name = key(path)
-            data = cfs.virtual(name) if name in VIRTUAL_FILES else cfs.db.read(name)
-            if data is None:
-                return -errno.ENOENT
-            return data[offset:offset + size]
-
-        def _put(self, name: str, data: bytes) -> int:
-            return submit({"op": "write", "path": name, "data": base64.b64encode(data).decode()})
-
-        def write(self, path: str, buf: bytes, offset: int) -> int:
-            name = key(path)
-            current = cfs.db.read(name) or b""
-            data = current[:offset].ljust(offset, b"\0") + buf + current[offset + len(buf):]
-            result = self._put(name, data)
-            return result if result < 0 else len(buf)
-
-        def truncate(self, path: str, size: int) -> int:
-            name = key(path)
-            current = cfs.db.read(name)
-            if current is None:
-                return -errno.ENOENT
-            return self._put(name, current[:size].ljust(size, b"\0"))
-
-        def create(self, path: str, flags: int, mode: int) -> int:
-            name = key(path)
-            if cfs.db.get(name) is not None and not flags & os.O_TRUNC:
-                return 0
-            return self._put(name, b"")
-
-        def mknod(self, path: str, mode: int, dev: int) -> int:
-            return self._put(key(path), b"") if stat.S_ISREG(mode) else -errno.EPERM
-
-        def mkdir(self, path: str, mode: int) -> int:
-            return submit({"op": "mkdir", "path": key(path)})
-
-        def unlink(self, path: str) -> int:
-            return submit({"op": "unlink", "path": key(path)})
-
-        def rmdir(self, path: str) -> int:
-            return submit({"op": "rmdir", "path": key(path)})
-
-        def rename(self, old: str, new: str) -> int:
-            return submit({"op": "rename", "path": key(old), "to": key(new)})
-
-        def symlink(self, target: str, path: str) -> int:
-            return -errno.EPERM
-
-        def chmod(self, path: str, mode: int) -> int:
-            return -errno.EPERM if cfs.db.get(key(path)) is None else 0
-
-        def chown(self, path: str, uid: int, gid: int) -> int:
-            return 0
-
-        def utime(self, path: str, times: Any) -> int:
-            return 0
-
-        def utimens(self, path: str, ts_acc: Any, ts_mod: Any) -> int:
-            return 0
-
-        def fsync(self, path: str, isfsyncfile: int) -> int:
-            return 0
-
-        def flush(self, path: str) -> int:
-            return 0
-
-        def release(self, path: str, flags: int) -> int:
-            return 0
-
-        def statfs(self) -> Any:
-            st = fuse.StatVfs()
-            st.f_bsize = st.f_frsize = 4096
-            st.f_blocks = 30 * 256  # 30 MiB, pmxcfs's limit
-            st.f_bfree = st.f_bavail = st.f_blocks - sum(len(e.data) for e in cfs.db.entries.values()) // 4096
-            st.f_files = st.f_ffree = 10000
-            st.f_namemax = 255
-            return st
-
-    server = PveFS(version="pvelab-cfs", usage="pvelab cluster filesystem", dash_s_do="setsingle")
-    server.multithreaded = True
-    server.parse(args=[mountpoint, "-f", "-o", "allow_other,default_permissions,direct_io"], errex=1)
-    server.main()
+    serve(cfs, mountpoint)
 
 
 def main() -> int:
     syslog.openlog("pmxcfs", syslog.LOG_PID, syslog.LOG_DAEMON)
-    nodename = socket.gethostname().split(".")[0]
     Path(MOUNTPOINT).mkdir(exist_ok=True)
-    cfs = ClusterFS(nodename)
+    cfs = ClusterFS(nodename())
     log(f"starting ({'cluster' if cfs.clustered else 'local'} mode), {len(cfs.db.entries)} entries, "
         f"version {cfs.db.version}")
     if cfs.clustered:

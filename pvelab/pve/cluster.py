@@ -12,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pvelab.procfs import nodename
 from pvelab.pve import certs, version
 from pvelab.pve import corosync_conf as cc
+from pvelab.pve.pvecm_output import parse_status
 
 PVE_COROSYNC = Path("/etc/pve/corosync.conf")
+NOT_IN_A_CLUSTER = f"Error: Corosync config '{PVE_COROSYNC}' does not exist - is this node part of a cluster?"
 COROSYNC_CONF = Path("/etc/corosync/corosync.conf")
 AUTHKEY = Path("/etc/corosync/authkey")
 DB_DIR = Path("/var/lib/pve-cluster")
@@ -31,10 +34,6 @@ class ClusterError(Exception):
     def __init__(self, message: str, status: int = 500) -> None:
         super().__init__(message)
         self.status = status
-
-
-def nodename() -> str:
-    return socket.gethostname().split(".")[0]
 
 
 def local_ip() -> str:
@@ -60,7 +59,7 @@ def write_conf(conf: cc.Conf) -> None:
 
 def quorate() -> bool:
     proc = subprocess.run(["corosync-quorumtool", "-s"], capture_output=True, text=True, check=False)
-    return any(line.split() == ["Quorate:", "Yes"] for line in proc.stdout.splitlines())
+    return parse_status(proc.stdout).get("quorate") is True
 
 
 def systemctl(*args: str) -> None:
@@ -306,7 +305,7 @@ def ensure_root_ssh_key() -> Path:
 def delnode(name: str, log: Log) -> None:
     conf = read_conf()
     if conf is None:
-        raise ClusterError(f"Error: Corosync config '{PVE_COROSYNC}' does not exist - is this node part of a cluster?")
+        raise ClusterError(NOT_IN_A_CLUSTER)
     node = next((n for n in cc.nodes(conf) if n["name"] == name), None)
     if node is None:
         raise ClusterError(f"Node/IP: {name} is not a known host of the cluster.")

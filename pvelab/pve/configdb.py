@@ -160,7 +160,3 @@ class ConfigDB:
             changed: dict[str, Entry | None] = dict.fromkeys(old - set(self.entries))
             changed.update(self.entries)
             self._persist(changed)
-
-    def wipe(self) -> None:
-        """Forget everything (a node joining a cluster takes the cluster's tree)."""
-        self.replace({"version": 0, "entries": {}})

@@ -14,7 +14,6 @@ CS_OK = 1
 CS_ERR_TRY_AGAIN = 6
 CS_DISPATCH_ALL = 2
 CPG_TYPE_AGREED = 2
-CS_TRACK_CHANGES = 2
 CPG_MAX_NAME = 128
 
 cpg_handle_t = ctypes.c_uint64

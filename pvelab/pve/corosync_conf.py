@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 from typing import Any
 
 Conf = dict[str, Any]
@@ -163,4 +162,3 @@ def link_numbers(conf: Conf) -> list[int]:
     return sorted(int(i.get("linknumber", 0)) for i in conf.get("totem", {}).get("interface", []))
 
 
-NODE_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?$")

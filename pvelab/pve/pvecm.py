@@ -8,15 +8,11 @@ import os
 import sys
 from typing import Any
 
+from pvelab.procfs import nodename
 from pvelab.pve import certs, cluster
 from pvelab.pve import corosync_conf as cc
 
 ERROR_EXIT = 255  # PVE's CLI exits -1 on errors
-
-
-def not_in_cluster() -> str:
-    return (f"Error: Corosync config '{cluster.PVE_COROSYNC}' does not exist - "
-            "is this node part of a cluster?")
 
 
 def say(line: str) -> None:
@@ -71,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def status() -> int:
     conf = cluster.read_conf()
     if conf is None:
-        print(not_in_cluster(), file=sys.stderr)
+        print(cluster.NOT_IN_A_CLUSTER, file=sys.stderr)
         return 2
     totem = conf.get("totem", {})
     say("Cluster information\n-------------------")
@@ -85,7 +81,7 @@ def status() -> int:
 
 def exec_quorumtool(*args: str) -> int:
     if cluster.read_conf() is None:
-        print(not_in_cluster(), file=sys.stderr)
+        print(cluster.NOT_IN_A_CLUSTER, file=sys.stderr)
         return 2
     os.execvp("corosync-quorumtool", ["corosync-quorumtool", *args])
     return 0
@@ -154,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "delnode":
             cluster.delnode(args.node, say)
         elif args.command == "updatecerts":
-            certs.ensure_node_cert(cluster.nodename())
+            certs.ensure_node_cert(nodename())
     except (cluster.ClusterError, OSError) as exc:
         print(exc, file=sys.stderr)
         return ERROR_EXIT

@@ -4,10 +4,10 @@ the shell, as root@pam, calling the handlers directly (no HTTP), like PVE's pves
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from typing import Any
 
+from pvelab.procfs import nodename
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.auth import Caller
@@ -98,7 +98,7 @@ def render(data: Any, output: str, border: bool = True, header: bool = True) -> 
 
 def main(argv: list[str] | None = None) -> int:
     method, path, params, display = parse_args(sys.argv[1:] if argv is None else argv)
-    node = socket.gethostname().split(".")[0]
+    node = nodename()
     found = schema.match(version.major(), method, path)
     if found is None:
         print(f"No '{method.lower()}' handler defined for '{path}'", file=sys.stderr)

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pvelab.procfs import nodename
 from pvelab.pve import cluster
 from pvelab.pve import corosync_conf as cc
 from pvelab.pve.cluster import ClusterError, Log
@@ -31,14 +32,13 @@ def _run(argv: list[str]) -> str:
 
 
 def _on(host: str, command: str) -> str:
-    return _run(command.split()) if host == cluster.nodename() else _run([*SSH, host, command])
+    return _run(command.split()) if host == nodename() else _run([*SSH, host, command])
 
 
 def setup(address: str, force: bool, log: Log) -> None:
     conf = cluster.read_conf()
     if conf is None:
-        raise ClusterError(f"Error: Corosync config '{cluster.PVE_COROSYNC}' does not exist - "
-                           "is this node part of a cluster?")
+        raise ClusterError(cluster.NOT_IN_A_CLUSTER)
     if "device" in conf.get("quorum", {}):
         raise ClusterError("QDevice already configured!")
     nodes = [n["name"] for n in cc.nodes(conf)]
@@ -50,7 +50,7 @@ def setup(address: str, force: bool, log: Log) -> None:
     if odd and not force:
         raise ClusterError("Clusters with an odd node count are not officially supported!")
     name = cc.cluster_name(conf)
-    me = cluster.nodename()
+    me = nodename()
     log("INFO: initializing qnetd server")
     _run([*SSH, address, f"test -e {QNETD_DB}/cert8.db -o -e {QNETD_DB}/cert9.db || corosync-qnetd-certutil -i"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -68,7 +68,7 @@ def ipmi_sim_argv(bmc_dir: Path) -> list[str]:
 
 
 def ipmitool_argv(node: NodeSpec, password: str) -> list[str]:
-    """How a user reaches this BMC with ipmitool (printed by status, used in docs)."""
+    """How a user reaches this BMC with ipmitool (the lab tests use it; the README shows the same command)."""
     return ["ipmitool", "-I", "lanplus", "-C", str(CIPHER_SUITE), "-H", node.bmc_addr,
             "-U", BMC_USER, "-P", password]
 
@@ -111,9 +111,6 @@ class BmcClient:
         ipmi.session.establish()
         ipmi.target = pyipmi.Target(ipmb_address=0x20)
         return ipmi
-
-    def power_is_on(self) -> bool:
-        return bool(self.connect().get_chassis_status().power_on)
 
     def hard_reset(self) -> None:
         self.connect().chassis_control_hard_reset()

@@ -37,13 +37,6 @@ def create(node: str) -> None:
         path.mkdir(parents=True, exist_ok=True)
 
 
-def enter(node: str) -> None:
-    """Move the calling process into the node's groups (used right before exec)."""
-    pid = str(os.getpid())
-    for path in _dirs(node):
-        (path / "cgroup.procs").write_text(pid)
-
-
 def _read_procs(root: Path) -> set[int]:
     """Every pid below a cgroup; the node's systemd adds and removes groups (SSH sessions) meanwhile,
     so a group that vanishes between listing and reading (ENOENT, ENODEV) is skipped."""

@@ -4,7 +4,9 @@ and the benchmarks so both measure the same steps."""
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
+from pvelab.pve.pvecm_output import parse_status
 from pvelab.twin.lab import Lab
 
 
@@ -15,14 +17,10 @@ def ssh(lab: Lab, node: str, command: str, timeout: float = 60, input: str | Non
                           timeout=timeout, check=False)
 
 
-def quorum_view(lab: Lab, node: str) -> dict[str, str]:
-    """`pvecm status` on a node as {field: value} ("Quorate", "Nodes", "Total votes", ...)."""
-    fields = {}
-    for line in ssh(lab, node, "pvecm status").stdout.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key and not key.startswith(" "):
-            fields[key.strip()] = value.strip()
-    return fields
+def quorum_view(lab: Lab, node: str) -> dict[str, Any]:
+    """`pvecm status` on a node, parsed by the parser the modules and the verify suite use:
+    {name, quorate, nodes, expected_votes, total_votes, flags, ...}; {} when it answers nothing."""
+    return parse_status(ssh(lab, node, "pvecm status").stdout)
 
 
 def fingerprint(lab: Lab, node: str) -> str:

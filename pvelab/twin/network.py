@@ -97,21 +97,6 @@ class LabNetwork:
     def heal(self) -> None:
         run(["nft", "flush", "chain", "bridge", NFT_TABLE, "partition"])
 
-    def cut_pairs(self) -> set[tuple[str, str, int]]:
-        """(from node, to node, link) for every active partition rule."""
-        by_veth = {n.host_veth(link): (n.name, link) for n in self.spec.nodes for link in LINKS}
-        listing = json.loads(run(["nft", "-j", "list", "chain", "bridge", NFT_TABLE, "partition"]))
-        pairs: set[tuple[str, str, int]] = set()
-        for item in listing.get("nftables", []):
-            rule = item.get("rule")
-            if not rule:
-                continue
-            names = [m["match"]["right"] for m in rule["expr"] if "match" in m]
-            if len(names) == 2 and names[0] in by_veth and names[1] in by_veth:
-                (src, link), (dst, _) = by_veth[names[0]], by_veth[names[1]]
-                pairs.add((src, dst, link))
-        return pairs
-
     # -- teardown -------------------------------------------------------------------------------
     @staticmethod
     def destroy_all() -> list[str]:

@@ -1,9 +1,7 @@
-"""A lab node as a machine: power on/off/reset, power state, console log, exec.
+"""A lab node as a machine: power on/off, power state, console log, exec.
 
-`Node` is the interface every backend implements; `ContainerNode` is the fast default
-(systemd-nspawn booting a real systemd). A QEMU backend can implement the same interface
-without changing the supervisor, the BMCs or the CLI.
-"""
+`ContainerNode` is systemd-nspawn booting a real systemd on an overlay disk, in the node's own
+network namespace."""
 
 from __future__ import annotations
 
@@ -13,11 +11,11 @@ import shlex
 import signal
 import subprocess
 import time
-from abc import ABC, abstractmethod
 from enum import StrEnum
 from pathlib import Path
 
 from pvelab.errors import TwinError
+from pvelab.procfs import running_for
 from pvelab.twin import cgroups
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
@@ -33,31 +31,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pvelab package, shar
 class PowerState(StrEnum):
     ON = "on"
     OFF = "off"
-
-
-class Node(ABC):
-    name: str
-
-    @abstractmethod
-    def power_on(self) -> None: ...
-
-    @abstractmethod
-    def power_off(self) -> None:
-        """A hard power cut: no clean shutdown."""
-
-    def reset(self) -> None:
-        self.power_off()
-        self.power_on()
-
-    @abstractmethod
-    def power_state(self) -> PowerState: ...
-
-    @abstractmethod
-    def console_log(self) -> Path: ...
-
-    @abstractmethod
-    def exec(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the node without going through its network."""
 
 
 def is_mounted(path: Path) -> bool:
@@ -83,13 +56,9 @@ def leader_pid(name: str) -> int | None:
 
 def uptime_of(pid: int) -> float | None:
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/uptime") as fh:
-            host_uptime = float(fh.read().split()[0])
+        return max(0.0, running_for(pid))
     except (FileNotFoundError, IndexError, ValueError):
         return None
-    return max(0.0, host_uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
 
 
 def exec_in(name: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -100,7 +69,7 @@ def exec_in(name: str, argv: list[str], timeout: float = 30) -> subprocess.Compl
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-class ContainerNode(Node):
+class ContainerNode:
     """A node as a systemd-nspawn container on an overlay disk, inside its own network namespace."""
 
     def __init__(self, spec: NodeSpec, paths: LabPaths, image: Path) -> None:
@@ -120,11 +89,6 @@ class ContainerNode(Node):
         options = (f"lowerdir={self.image},upperdir={self.paths.disk_upper(self.name)},"
                    f"workdir={self.paths.disk_work(self.name)}")
         run(["mount", "-t", "overlay", "overlay", "-o", options, str(rootfs)])
-
-    def detach_disk(self) -> None:
-        rootfs = self.paths.rootfs(self.name)
-        if is_mounted(rootfs):
-            run(["umount", "--lazy", str(rootfs)], check=False)
 
     # -- power ---------------------------------------------------------------------------------
     def nspawn_argv(self) -> list[str]:

@@ -9,12 +9,10 @@ Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space), which is never 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 
 from pvelab.errors import TwinError
 
-LAB_SPACE = ipaddress.ip_network("198.18.0.0/15")
 LINKS = (0, 1)
 LINK_SUBNETS = {0: ipaddress.ip_network("198.18.0.0/24"), 1: ipaddress.ip_network("198.18.1.0/24")}
 BMC_SUBNET = ipaddress.ip_network("198.18.2.0/24")
@@ -25,7 +23,6 @@ PVE_VERSIONS = ("8", "9")
 BMC_PORT = 623
 BMC_USER = "admin"
 PREFIX = "pvlab"  # every kernel object the twin makes starts with this, so leftovers are easy to find
-NODE_NAME = re.compile(r"^pve([1-9][0-9]?)$")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def test_join_through_the_api_and_over_ssh(lab: Lab) -> None:
                                          "links": links(lab, "pve3")})
     assert by_ssh["changed"] is True, by_ssh
     assert "successfully added node 'pve3' to cluster." in by_ssh["task_log"]
-    assert quorum_view(lab, "pve1")["Nodes"] == "3"
+    assert quorum_view(lab, "pve1")["nodes"] == 3
 
 
 def test_a_node_of_another_cluster_is_refused_with_the_fix(lab: Lab) -> None:
@@ -150,7 +150,7 @@ def test_verify_fails_clearly_when_a_node_is_left_out(lab: Lab) -> None:
     main_power_off = subprocess.run([str(BIN / "pvelab"), "twin", "power", "pve3", "off"], capture_output=True,
                                     text=True, check=False)
     assert main_power_off.returncode == 0
-    wait_until(lambda: quorum_view(lab, "pve1").get("Nodes") == "2", 30, "pve1 noticing pve3 is gone")
+    wait_until(lambda: quorum_view(lab, "pve1").get("nodes") == 2, 30, "pve1 noticing pve3 is gone")
     gone = module(lab, "pve_cluster", {**api_args(lab, "pve1"), "cluster_name": "modclu", "state": "absent",
                                        "node": "pve3"})
     assert gone["changed"] is True and gone["membership"]["nodes"] == ["pve1", "pve2"], gone

@@ -91,7 +91,7 @@ def test_create_and_join_through_the_api(lab: Lab) -> None:
         assert finished_task(lab, node, upid)["exitstatus"] == "OK"
     for node in ("pve1", "pve2", "pve3"):
         view = quorum_view(lab, node)
-        assert (view["Nodes"], view["Total votes"], view["Quorate"]) == ("3", "3", "Yes")
+        assert (view["nodes"], view["total_votes"], view["quorate"]) == (3, 3, True)
     status = api(lab, "pve2").cluster.status.get()
     assert status[0] == {"type": "cluster", "id": "cluster", "name": "apiclu", "nodes": 3, "quorate": 1,
                          "version": 3}
@@ -138,7 +138,7 @@ def test_writes_through_the_api_need_quorum(lab: Lab) -> None:
 
     main(["twin", "partition", "pve3"])
     try:
-        wait_until(lambda: quorum_view(lab, "pve3").get("Quorate") == "No", 30, "pve3 losing quorum")
+        wait_until(lambda: quorum_view(lab, "pve3").get("quorate") is False, 30, "pve3 losing quorum")
         with pytest.raises(ResourceException) as err:
             api(lab, "pve3").cluster.options.put(description="written without quorum")
         assert err.value.status_code == 500 and "cluster not ready - no quorum?" in err.value.content

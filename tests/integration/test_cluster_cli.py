@@ -35,7 +35,7 @@ def test_pvecm_create(lab: Lab) -> None:
     assert "Writing corosync config to /etc/pve/corosync.conf" in out.stdout
     assert "  token_coefficient: 125\n" in ssh(lab, "pve1", "cat /etc/pve/corosync.conf").stdout  # PVE 9.1
     view = quorum_view(lab, "pve1")
-    assert (view["Name"], view["Nodes"], view["Quorate"]) == ("labclu", "1", "Yes")
+    assert (view["name"], view["nodes"], view["quorate"]) == ("labclu", 1, True)
 
 
 def test_join_with_a_wrong_password_is_refused(lab: Lab) -> None:
@@ -84,7 +84,7 @@ def test_pvecm_add_forms_a_quorate_three_node_cluster(lab: Lab) -> None:
     assert "successfully added node 'pve3' to cluster." in out.stdout
     for node in NODES:
         view = quorum_view(lab, node)
-        assert (view["Nodes"], view["Total votes"], view["Expected votes"], view["Quorate"]) == ("3", "3", "3", "Yes")
+        assert (view["nodes"], view["total_votes"], view["expected_votes"], view["quorate"]) == (3, 3, 3, True)
     confs = {ssh(lab, n, "cat /etc/pve/corosync.conf").stdout for n in NODES}
     assert len(confs) == 1 and "config_version: 3" in confs.pop()
     assert ssh(lab, "pve3", "cat /etc/pve/standalone.txt").stdout == "standalone\n"  # pve1's tree won
@@ -100,18 +100,18 @@ def test_joining_a_node_twice_is_refused(lab: Lab) -> None:
 def test_a_cut_off_node_loses_quorum_and_refuses_writes(lab: Lab) -> None:
     assert main(["twin", "partition", "pve3"]) == ExitStatus.OK
     try:
-        wait_until(lambda: quorum_view(lab, "pve3").get("Quorate") == "No", 30, "pve3 reporting Quorate: No")
+        wait_until(lambda: quorum_view(lab, "pve3").get("quorate") is False, 30, "pve3 reporting Quorate: No")
         refused = ssh(lab, "pve3", "echo x > /etc/pve/from-pve3.txt")
         assert refused.returncode != 0 and "Permission denied" in refused.stderr
         api = ssh(lab, "pve3", "pvesh set /cluster/options --description from-pve3")
         assert api.returncode != 0 and "cluster not ready - no quorum?" in api.stderr
         for node in ("pve1", "pve2"):
-            assert quorum_view(lab, node)["Quorate"] == "Yes"
+            assert quorum_view(lab, node)["quorate"] is True
         assert ssh(lab, "pve1", "echo meanwhile > /etc/pve/meanwhile.txt").returncode == 0
         assert ssh(lab, "pve2", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n"
     finally:
         main(["twin", "heal"])
-    wait_until(lambda: quorum_view(lab, "pve3").get("Quorate") == "Yes", 60, "pve3 quorate again")
+    wait_until(lambda: quorum_view(lab, "pve3").get("quorate") is True, 60, "pve3 quorate again")
     wait_until(lambda: ssh(lab, "pve3", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n", 30,
                "pve3 seeing what was written while it was away")
 
@@ -121,23 +121,23 @@ def test_a_power_cycled_node_rejoins_with_its_configuration(lab: Lab) -> None:
     ipmi = BmcClient(record.spec.node("pve2").bmc_addr, record.bmc_password).connect()
     ipmi.chassis_control_power_cycle()
     wait_until(lambda: lab.node_ready(record.spec.node("pve2")), 60, "pve2 booting again")
-    wait_until(lambda: quorum_view(lab, "pve2").get("Quorate") == "Yes", 60, "pve2 quorate after power cycle")
-    assert quorum_view(lab, "pve2")["Nodes"] == "3"
+    wait_until(lambda: quorum_view(lab, "pve2").get("quorate") is True, 60, "pve2 quorate after power cycle")
+    assert quorum_view(lab, "pve2")["nodes"] == 3
     assert ssh(lab, "pve2", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n"
 
 
 def test_expected_1_makes_an_isolated_node_writable_which_splits_the_brain(lab: Lab) -> None:
     assert main(["twin", "partition", "pve3"]) == ExitStatus.OK
     try:
-        wait_until(lambda: quorum_view(lab, "pve3").get("Quorate") == "No", 30, "pve3 losing quorum")
+        wait_until(lambda: quorum_view(lab, "pve3").get("quorate") is False, 30, "pve3 losing quorum")
         assert ssh(lab, "pve3", "pvecm expected 1").returncode == 0
-        assert quorum_view(lab, "pve3")["Quorate"] == "Yes"
+        assert quorum_view(lab, "pve3")["quorate"] is True
         # The danger: both sides now accept writes, and they disagree.
         assert ssh(lab, "pve3", "echo pve3-side > /etc/pve/split.txt").returncode == 0
         assert ssh(lab, "pve1", "echo majority-side > /etc/pve/split.txt").returncode == 0
         assert ssh(lab, "pve3", "cat /etc/pve/split.txt").stdout != ssh(lab, "pve1", "cat /etc/pve/split.txt").stdout
     finally:
         main(["twin", "heal"])
-    wait_until(lambda: quorum_view(lab, "pve3").get("Nodes") == "3", 60, "pve3 back in the membership")
+    wait_until(lambda: quorum_view(lab, "pve3").get("nodes") == 3, 60, "pve3 back in the membership")
     wait_until(lambda: len({ssh(lab, n, "cat /etc/pve/split.txt").stdout for n in NODES}) == 1, 30,
                "one version of split.txt everywhere (the other side's write is lost)")

@@ -23,7 +23,7 @@ def test_two_node_cluster_with_a_qnetd_host(lab: Lab) -> None:
     # What a student does with ssh-copy-id: let pve1's root log in to the qnetd host.
     key = ssh(lab, "pve1", "cat /root/.ssh/id_rsa.pub").stdout
     assert ssh(lab, "pve3", "cat >> /root/.ssh/authorized_keys", input=key).returncode == 0
-    assert quorum_view(lab, "pve1")["Expected votes"] == "2"
+    assert quorum_view(lab, "pve1")["expected_votes"] == 2
 
 
 def test_qdevice_setup_adds_a_third_vote(lab: Lab) -> None:
@@ -31,8 +31,8 @@ def test_qdevice_setup_adds_a_third_vote(lab: Lab) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "INFO: add QDevice to cluster configuration" in out.stdout
     for node in ("pve1", "pve2"):
-        wait_until(lambda n=node: quorum_view(lab, n).get("Total votes") == "3", 30, f"{node} counting the QDevice")
-        assert "Qdevice" in quorum_view(lab, node)["Flags"]
+        wait_until(lambda n=node: quorum_view(lab, n).get("total_votes") == 3, 30, f"{node} counting the QDevice")
+        assert "Qdevice" in quorum_view(lab, node)["flags"]
     conf = ssh(lab, "pve2", "cat /etc/pve/corosync.conf").stdout
     assert "model: net" in conf and "host: 198.18.0.13" in conf and "algorithm: ffsplit" in conf
 
@@ -45,10 +45,10 @@ def test_a_second_setup_is_refused(lab: Lab) -> None:
 def test_with_the_qdevice_one_node_keeps_quorum(lab: Lab) -> None:
     assert main(["twin", "partition", "pve2"]) == ExitStatus.OK
     try:
-        wait_until(lambda: quorum_view(lab, "pve2").get("Quorate") == "No", 40, "pve2 losing quorum")
+        wait_until(lambda: quorum_view(lab, "pve2").get("quorate") is False, 40, "pve2 losing quorum")
         view = quorum_view(lab, "pve1")
-        assert (view["Quorate"], view["Total votes"]) == ("Yes", "2")
+        assert (view["quorate"], view["total_votes"]) == (True, 2)
         assert ssh(lab, "pve1", "echo survived > /etc/pve/survived.txt").returncode == 0
     finally:
         main(["twin", "heal"])
-    wait_until(lambda: quorum_view(lab, "pve2").get("Total votes") == "3", 60, "pve2 back with three votes")
+    wait_until(lambda: quorum_view(lab, "pve2").get("total_votes") == 3, 60, "pve2 back with three votes")

@@ -3,7 +3,9 @@ import ipaddress
 import pytest
 
 from pvelab.errors import TwinError
-from pvelab.twin.spec import LAB_SPACE, LINKS, MAX_NODES, LabSpec
+from pvelab.twin.spec import LINKS, MAX_NODES, LabSpec
+
+LAB_SPACE = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking space: the only addresses a lab uses
 
 
 def test_three_node_lab_has_pve_names_and_distinct_addresses():

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pvelab.procfs import start_ticks
+
 TASK_DIR = Path("/var/log/pve/tasks")
 UPID_RE = re.compile(r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
                      r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$")
@@ -20,8 +22,7 @@ class TaskError(Exception):
 
 
 def _pstart() -> int:
-    with open("/proc/self/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[19])
+    return start_ticks("self")
 
 
 def make_upid(node: str, pid: int, kind: str, ident: str, user: str) -> str:
