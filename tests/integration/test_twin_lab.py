@@ -1,6 +1,7 @@
 """The lab twin's hardware layer, on a real lab: SSH, IPMI power, watchdog, faults, teardown.
 
-Tests run in file order; the last ones take the lab down and check nothing is left.
+Every test leaves the lab whole: faults are undone in the test and an audit checks every node
+answers again, so the tests hold in any order. Teardown is tested in test_twin_teardown.py.
 """
 
 from __future__ import annotations
@@ -8,32 +9,28 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pvelab.cli import ExitStatus, main
 from pvelab.errors import TwinError
-from pvelab.twin import cgroups
 from pvelab.twin.bmc import BmcClient
-from pvelab.twin.lab import Lab
-from pvelab.twin.network import existing_links, existing_netns, nft_table_exists
-from pvelab.twin.spec import LabSpec
+from pvelab.twin.drive import ssh
+from pvelab.twin.lab import Lab, port_open
 
-from .conftest import ssh, wait_until
+from .conftest import audit_hardware, wait_until
 
 pytestmark = pytest.mark.lab
 
 
-def ssh_port_open(address: str) -> bool:
-    try:
-        with socket.create_connection((address, 22), timeout=0.5):
-            return True
-    except OSError:
-        return False
+@pytest.fixture(autouse=True)
+def whole_after_each_test(lab: Lab) -> Iterator[None]:
+    yield
+    audit_hardware(lab)
 
 
 def can_ping(lab: Lab, src: str, dst_addr: str) -> bool:
@@ -70,7 +67,7 @@ def test_ipmi_power_off_and_on_through_the_bmc(lab: Lab) -> None:
     assert ipmi.get_chassis_status().power_on
     ipmi.chassis_control_power_down()
     assert not ipmi.get_chassis_status().power_on
-    wait_until(lambda: not ssh_port_open(addr), 10, "pve2 going unreachable after IPMI power off")
+    wait_until(lambda: not port_open(addr, 22), 10, "pve2 going unreachable after IPMI power off")
     assert not can_ping(lab, "pve1", addr)
     ipmi.chassis_control_power_up()
     assert ipmi.get_chassis_status().power_on
@@ -205,67 +202,3 @@ def test_status_and_inventory(lab: Lab, capsys: pytest.CaptureFixture[str]) -> N
     assert ansible.returncode == 0, ansible.stdout + ansible.stderr
     assert sorted(re.findall(r"^(pve\d) \| CHANGED \| rc=0 \| \(stdout\) (pve\d)$", ansible.stdout, re.M)) == [
         ("pve1", "pve1"), ("pve2", "pve2"), ("pve3", "pve3")]
-
-
-def _lab_pids(lab: Lab) -> set[int]:
-    pid = int(lab.paths.supervisor_pid.read_text())
-    found, todo = {pid}, [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
-            children = {int(c) for c in (task / "children").read_text().split()}
-            todo += children - found
-            found |= children
-    return found | set(cgroups.any_pids())
-
-
-def test_down_leaves_nothing_behind(lab: Lab) -> None:
-    pids = _lab_pids(lab)
-    assert len(pids) > 9  # supervisor, 3 nodes, 3 BMCs, 3 watchdogs at least
-    lab.down()
-    from pvelab.twin.host import pid_alive
-
-    assert [p for p in pids if pid_alive(p)] == []
-    assert existing_netns() == [] and existing_links() == [] and not nft_table_exists()
-    assert lab.mounts() == [] and cgroups.any_pids() == []
-    assert not lab.paths.root.exists()
-    assert lab.down() == []  # safe to run twice
-
-
-def test_half_torn_down_lab_is_refused_then_cleaned() -> None:
-    subprocess.run(["ip", "netns", "add", "pvlab-pve1"], check=True)
-    lab = Lab()
-    try:
-        with pytest.raises(TwinError) as err:
-            lab.up(LabSpec())
-        assert "not fully torn down" in err.value.cause and "netns pvlab-pve1" in err.value.cause
-        assert err.value.fix == "remove it with: pvelab twin down"
-    finally:
-        lab.down(quiet=True)
-    assert existing_netns() == []
-
-
-def _supervisors() -> list[int]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if b"pvelab.twin.supervisor" in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue  # the process ended while we looked
-    return found
-
-
-def test_a_failed_up_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
-    def nodes_never_answer(self: Lab, spec: LabSpec, timeout: float = 0) -> None:
-        assert existing_netns() and cgroups.any_pids()  # the failure comes after nodes were wired and booted
-        raise TwinError("pve1 did not answer SSH and the API (8006) within 0 s")
-
-    monkeypatch.setattr(Lab, "wait_for_ssh", nodes_never_answer)
-    lab = Lab()
-    try:
-        with pytest.raises(TwinError, match="did not answer SSH"):
-            lab.up(LabSpec())
-        assert lab.leftovers() == [] and _supervisors() == []
-        assert not lab.paths.root.exists()
-    finally:
-        lab.down(quiet=True)

@@ -33,3 +33,44 @@ def cluster(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def node(host: Any) -> str:
     return str(host.ansible.get_variables()["inventory_hostname"])
+
+
+# -- the checklist: one line per failed check, for people (verify.yml, the grader) ---------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--checklist", metavar="PATH",
+                     help="write one line per check (PASS/FAIL, node, what is wrong and what to do) to PATH")
+
+
+def check_line(report: pytest.TestReport) -> str:
+    """'FAIL pve3: <the check's own message>' - the message a check asserts with, without pytest's dump."""
+    test, _, param = report.nodeid.split("::")[-1].partition("[")
+    node = param.rstrip("]").split("://")[-1] or "-"
+    if report.passed:
+        return f"PASS {node}: {test.removeprefix('test_').replace('_', ' ')}"
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr).splitlines()[-1]
+    message = message.split("\nassert ")[0].removeprefix("AssertionError: ").replace("\n", " ").strip()
+    return f"FAIL {node}: {message}"
+
+
+class Checklist:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and report.failed):
+            self.lines.append(check_line(report))
+
+    def pytest_sessionfinish(self) -> None:
+        failed = sum(line.startswith("FAIL") for line in self.lines)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        summary = f"{len(self.lines) - failed} passed, {failed} failed"
+        self.path.write_text("\n".join([*sorted(self.lines, key=lambda line: not line.startswith("FAIL")), summary])
+                             + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = config.getoption("checklist", default=None)
+    if path:
+        config.pluginmanager.register(Checklist(Path(path)), "pvelab-checklist")
