@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from proxmoxer import ProxmoxAPI
+import ansible.module_utils
 
+from pvelab.poll import wait_for
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, quorum_view, ssh
 from pvelab.twin.lab import Lab
-from pvelab.twin.network import LabNetwork
 from pvelab.twin.spec import LabSpec
+
+# The modules' own API client and task waiter, imported the way Ansible imports module_utils.
+ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[1] / "plugins" / "module_utils"))
+from ansible.module_utils.pve_api import PveApi  # noqa: E402
 
 NODES = ("pve1", "pve2", "pve3")
 
 
 def until(predicate: Callable[[], bool], timeout: float = 180) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout:
-            raise SystemExit(f"gave up after {timeout:.0f} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
+    return wait_for(predicate, timeout, "the step", interval=0.1)
 
 
 def all_quorate(lab: Lab) -> bool:
@@ -46,33 +46,25 @@ def form_with_cli(lab: Lab) -> None:
 def form_with_api(lab: Lab) -> None:
     password = lab.require_record().root_password
 
-    def api(node: str) -> ProxmoxAPI:
-        addr = lab.require_record().spec.node(node).link_addr(0)
-        return ProxmoxAPI(addr, user="root@pam", password=password, verify_ssl=False, timeout=30)
+    def api(node: str) -> PveApi:
+        return PveApi(lab.require_record().spec.node(node).link_addr(0), password=password)
 
     def finish(node: str, upid: str) -> None:
-        def stopped() -> bool:
-            try:
-                return bool(api(node).nodes(node).tasks(upid).status.get()["status"] == "stopped")
-            except Exception:  # noqa: BLE001 - a joining node drops sessions; log in again
-                return False
-        until(stopped)
+        api(node).wait_for_task(node, upid, timeout=180, reconnect=True)  # a joining node drops sessions
 
-    finish("pve1", api("pve1").cluster.config.post(clustername="benchclu", link0="198.18.0.11",
-                                                   link1="198.18.1.11"))
-    fp = api("pve1").cluster.config.join.get()["nodelist"][0]["pve_fp"]
+    finish("pve1", api("pve1").post("/cluster/config", clustername="benchclu", link0="198.18.0.11",
+                                    link1="198.18.1.11"))
+    fp = api("pve1").get("/cluster/config/join")["nodelist"][0]["pve_fp"]
     for index, node in ((2, "pve2"), (3, "pve3")):
-        finish(node, api(node).cluster.config.join.post(hostname="198.18.0.11", password=password, fingerprint=fp,
-                                                          link0=f"198.18.0.1{index}", link1=f"198.18.1.1{index}"))
+        finish(node, api(node).post("/cluster/config/join", hostname="198.18.0.11", password=password,
+                                    fingerprint=fp, link0=f"198.18.0.1{index}", link1=f"198.18.1.1{index}"))
 
 
 def partition_figures(lab: Lab) -> dict[str, float]:
-    spec = lab.require_record().spec
-    net = LabNetwork(spec)
-    net.partition([spec.node("pve3")], [spec.node("pve1"), spec.node("pve2")], [0, 1])
+    lab.partition(["pve3"], None, "all")
     lost = until(lambda: quorum_view(lab, "pve3").get("quorate") is False)
     ssh(lab, "pve1", "echo meanwhile > /etc/pve/meanwhile.txt")
-    net.heal()
+    lab.heal()
     healed = until(lambda: quorum_view(lab, "pve3").get("quorate") is True
                    and ssh(lab, "pve3", "cat /etc/pve/meanwhile.txt").stdout == "meanwhile\n")
     return {"partitioned node reports Quorate: No": lost, "healed node quorate and consistent": healed}

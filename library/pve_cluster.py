@@ -66,14 +66,7 @@ options:
     description: Seconds to wait for the create or join task.
     type: int
     default: 600
-extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve, pve.ssh]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
+extends_documentation_fragment: [pve, pve.ssh, pve.attributes]
 notes:
   - Runs on the controller (delegate to localhost); needs proxmoxer, and paramiko for O(join_method=ssh).
 """

@@ -17,15 +17,7 @@ description:
 version_added: "0.1.0"
 author: pvelab developers
 options: {}
-extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve, pve.ssh]
-attributes:
-  check_mode:
-    support: full
-    details: This module never changes anything.
-  diff_mode:
-    support: none
-  platform:
-    platforms: all
+extends_documentation_fragment: [pve, pve.ssh, pve.info_attributes]
 notes:
   - Runs on the controller (delegate to localhost).
 """

@@ -37,14 +37,7 @@ options:
     description: Seconds to wait for corosync to run the new configuration.
     type: int
     default: 60
-extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve.ssh]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
+extends_documentation_fragment: [pve.ssh, pve.attributes]
 notes:
   - Runs on the controller (delegate to localhost); needs paramiko.
 """

@@ -30,14 +30,7 @@ options:
         sides of a partition could otherwise write and diverge.
     type: bool
     default: false
-extends_documentation_fragment: [ansible.builtin.action_common_attributes, pve.ssh]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
+extends_documentation_fragment: [pve.ssh, pve.attributes]
 notes:
   - Runs on the controller (delegate to localhost); needs paramiko.
 """

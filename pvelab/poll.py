@@ -1,5 +1,6 @@
-"""The one wait loop of pvelab (twin, tests, bench): ask again until there is an answer or the time
-is up. Modules have their own twin of it in plugins/module_utils/pve_poll.py (they cannot import pvelab)."""
+"""The one wait loop of pvelab (twin, tests, bench) and of the modules (plugins/module_utils/pve_poll.py
+links here; it imports nothing of pvelab, so Ansible can ship it): ask again until there is an answer
+or the time is up."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.pve_errors import PveError
-from ansible.module_utils.pve_poll import poll_until
+from ansible.module_utils.pve_poll import poll
 
 try:
     from proxmoxer import ProxmoxAPI
@@ -120,7 +120,7 @@ class PveApi:
                 return None
             return answer if answer["status"] == "stopped" else None
 
-        final = poll_until(status, timeout, TASK_POLL)
+        final = poll(status, timeout, TASK_POLL)
         if final is None:
             raise PveError(f"Task {upid} on node '{node}' did not finish within {timeout:.0f} s"
                            + (f" (last error: {last_error[0]})" if last_error[0] else ""))

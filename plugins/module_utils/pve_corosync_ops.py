@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible.module_utils import corosync_conf as cc
 from ansible.module_utils.pve_errors import PveError
-from ansible.module_utils.pve_poll import poll_until
+from ansible.module_utils.pve_poll import poll
 from ansible.module_utils.pve_ssh import SshRunner
 from ansible.module_utils.pvecm_output import parse_status
 
@@ -109,7 +109,7 @@ def wait_for_reload(ssh: SshRunner, p: dict[str, Any], new: cc.Conf, result: dic
         status = parse_status(ssh.run("pvecm status")[1])
         return True if rc == 0 and out.strip().endswith(f"= {version}") and status.get("quorate") else None
 
-    if poll_until(reloaded, p["verify_timeout"], 1.0) is None:
+    if poll(reloaded, p["verify_timeout"], 1.0) is None:
         raise PveError(f"corosync.conf was replaced (config_version {version}), but corosync on '{p['api_host']}' "
                        f"did not take it within {p['verify_timeout']} s (or lost quorum). Check 'journalctl -u "
                        f"corosync'; the previous config is in {PVE_CONF}.bak", result)

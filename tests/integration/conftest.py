@@ -29,11 +29,19 @@ def start_lab(pve_version: str) -> Lab:
     return the_lab
 
 
+def pve_version() -> str:
+    """The PVE major every lab of this run presents: PVELAB_PVE_VERSION (8: Debian 12 nodes, 9: Debian
+    13 nodes), or the twin's default. scripts/test.sh runs the lab tests once for each."""
+    version = os.environ.get("PVELAB_PVE_VERSION", LabSpec.pve_version)
+    if version not in ("8", "9"):
+        pytest.fail(f"PVELAB_PVE_VERSION is '{version}': use 8 or 9")
+    return version
+
+
 @pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    """A fresh 3-node lab per test module, torn down after it even when tests fail. A module's
-    PVE_VERSION ("8" or "9") picks the PVE its nodes present; the default is the twin's (9)."""
-    the_lab = start_lab(getattr(request.module, "PVE_VERSION", LabSpec.pve_version))
+def lab() -> Iterator[Lab]:
+    """A fresh 3-node lab per test module, torn down after it even when tests fail."""
+    the_lab = start_lab(pve_version())
     try:
         yield the_lab
     finally:
@@ -68,3 +76,31 @@ def audit_cluster(lab: Lab, members: tuple[str, ...]) -> None:
                    and quorum_view(lab, n).get("nodes") == len(members), 90, f"{node} quorate with {members}")
     wait_until(lambda: len({ssh(lab, n, "cat /etc/pve/corosync.conf").stdout for n in members}) == 1, 30,
                "one corosync.conf on every member")
+
+
+def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
+    """GET every endpoint the twin serves on `node` (through its API, as proxmoxer does) and validate each
+    answer against the schema's `returns`: {path: problems} for the ones answered; PVE's own refusals
+    (424 outside a cluster, say) are not answers and are left out."""
+    from proxmoxer import ProxmoxAPI
+    from proxmoxer.core import ResourceException
+
+    from pvelab.pve.api.schema import endpoints, returns_problems
+
+    record = lab.require_record()
+    api = ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
+                     verify_ssl=False, timeout=30)
+    upid = next((t["upid"] for t in api.nodes(node).tasks.get()), None)
+    answered: dict[str, list[str]] = {}
+    for key, endpoint in endpoints(record.spec.pve_version).items():
+        if endpoint.method != "GET" or ("{upid}" in endpoint.template and upid is None):
+            continue
+        path = endpoint.template.replace("{node}", node).replace("{userid}", "root@pam").replace("{upid}", upid or "")
+        try:
+            data = api(path.lstrip("/")).get()
+        except ResourceException as exc:
+            if exc.status_code in (424, 501):
+                continue
+            raise
+        answered[key] = returns_problems(endpoint.info.get("returns", {}), data)
+    return answered

@@ -1,5 +1,5 @@
-"""The REST API of nodes outside any cluster, with proxmoxer, on nodes that present PVE 8 (the
-other lab tests mostly use 9): version, logins, PVE's answers outside a cluster, parameter checks.
+"""The REST API of nodes outside any cluster, with proxmoxer, on nodes of the run's
+PVE version: version, logins, PVE's answers outside a cluster, parameter checks.
 Nothing here changes a node, so the tests hold in any order."""
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from proxmoxer.core import AuthenticationError, ResourceException
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab
 
+from .conftest import check_every_get, pve_version
+
 pytestmark = pytest.mark.lab
-PVE_VERSION = "8"
 
 
 def api(lab: Lab, node: str, password: str | None = None) -> Any:
@@ -24,10 +25,13 @@ def api(lab: Lab, node: str, password: str | None = None) -> Any:
 
 
 def test_version_reports_the_chosen_pve_major(lab: Lab) -> None:
-    assert lab.require_record().spec.pve_version == PVE_VERSION
+    version = pve_version()
+    assert lab.require_record().spec.pve_version == version
     data = api(lab, "pve1").version.get()
-    assert data["release"].startswith(PVE_VERSION + ".")
-    assert ssh(lab, "pve1", "pveversion").stdout.startswith(f"pve-manager/{PVE_VERSION}.")
+    assert data["release"].startswith(version + ".")
+    assert ssh(lab, "pve1", "pveversion").stdout.startswith(f"pve-manager/{version}.")
+    debian = {"8": "12", "9": "13"}[version]  # PVE 8 sits on Debian 12 (bookworm), PVE 9 on 13 (trixie)
+    assert f'VERSION_ID="{debian}"' in ssh(lab, "pve1", "cat /etc/os-release").stdout
 
 
 def test_wrong_password_gets_401(lab: Lab) -> None:
@@ -62,3 +66,10 @@ def test_cluster_config_outside_a_cluster_answers_like_pve(lab: Lab) -> None:
     before it creates a cluster)."""
     assert api(lab, "pve1").cluster.config.totem.get() is None
     assert api(lab, "pve1").cluster.config.nodes.get() == []
+
+
+def test_every_get_answers_as_the_schema_says_on_a_standalone_node(lab: Lab) -> None:
+    answered = check_every_get(lab, "pve2")
+    assert {"GET /version", "GET /nodes/{node}/status", "GET /cluster/status", "GET /cluster/config/totem",
+            "GET /cluster/config/nodes", "GET /nodes"} <= set(answered)
+    assert {key: problems for key, problems in answered.items() if problems} == {}

@@ -1,6 +1,5 @@
-"""A cluster built through the REST API with proxmoxer, then its API used as clients use it, on nodes
-that present PVE 8. The cluster comes from a fixture and the fault test is audited, so tests hold in
-any order."""
+"""A cluster built through the REST API with proxmoxer, then its API used as clients use it.
+The cluster comes from a fixture and the fault test is audited, so tests hold in any order."""
 
 from __future__ import annotations
 
@@ -16,10 +15,9 @@ from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 from tests.module_utils_path import PveApi
 
-from .conftest import audit_cluster, wait_until
+from .conftest import audit_cluster, check_every_get, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
-PVE_VERSION = "8"
 NODES = ("pve1", "pve2", "pve3")
 
 
@@ -62,7 +60,8 @@ def test_create_and_join_through_the_api(lab: Lab, apiclu: dict[str, Any]) -> No
     assert upid.startswith("UPID:pve1:") and ":clustercreate:apiclu:root@pam:" in upid
     assert log[-1] == "TASK OK"
     assert all(apiclu[node][1][-1] == "TASK OK" for node in ("pve2", "pve3"))
-    assert "token_coefficient" not in ssh(lab, "pve1", "cat /etc/pve/corosync.conf").stdout  # 9.1 added it
+    conf = ssh(lab, "pve1", "cat /etc/pve/corosync.conf").stdout
+    assert ("token_coefficient: 125" in conf) == (pve_version() == "9")  # PVE 9.1 added it
     for node in NODES:
         view = quorum_view(lab, node)
         assert (view["nodes"], view["total_votes"], view["quorate"]) == (3, 3, True)
@@ -70,6 +69,12 @@ def test_create_and_join_through_the_api(lab: Lab, apiclu: dict[str, Any]) -> No
     assert status[0] == {"type": "cluster", "id": "cluster", "name": "apiclu", "nodes": 3, "quorate": 1,
                          "version": 3}
     assert sorted(e["name"] for e in status[1:] if e["online"]) == ["pve1", "pve2", "pve3"]
+
+
+def test_every_get_answers_as_the_schema_says_in_a_cluster(lab: Lab, apiclu: dict[str, Any]) -> None:
+    answered = check_every_get(lab, "pve3")
+    assert {"GET /cluster/config/join", "GET /nodes/{node}/tasks/{upid}/status", "GET /cluster/status"} <= set(answered)
+    assert {key: problems for key, problems in answered.items() if problems} == {}
 
 
 def test_a_failed_task_says_why(lab: Lab, apiclu: dict[str, Any]) -> None:
@@ -98,7 +103,7 @@ def test_node_paths_are_proxied_to_the_named_node(lab: Lab, apiclu: dict[str, An
     tasks = api(lab, "pve1").nodes("pve3").tasks.get()
     assert tasks and all(t["upid"].startswith("UPID:pve3:") for t in tasks)
     assert apiclu["pve3"][0] in {t["upid"] for t in tasks}
-    assert api(lab, "pve1").nodes("pve3").status.get()["pveversion"].startswith("pve-manager/8.")
+    assert api(lab, "pve1").nodes("pve3").status.get()["pveversion"].startswith(f"pve-manager/{pve_version()}.")
 
 
 def test_pvesh_answers_like_the_api(lab: Lab, apiclu: dict[str, Any]) -> None:

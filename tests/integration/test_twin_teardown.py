@@ -14,7 +14,7 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.network import existing_links, existing_netns, nft_table_exists
 from pvelab.twin.spec import LabSpec
 
-from .conftest import start_lab
+from .conftest import pve_version, start_lab
 
 pytestmark = pytest.mark.lab
 
@@ -31,7 +31,7 @@ def _lab_pids(lab: Lab) -> set[int]:
 
 
 def test_down_leaves_nothing_behind() -> None:
-    lab = start_lab(LabSpec.pve_version)
+    lab = start_lab(pve_version())
     try:
         pids = _lab_pids(lab)
         assert len(pids) > 9  # supervisor, 3 nodes, 3 BMCs, 3 watchdogs at least

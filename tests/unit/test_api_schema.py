@@ -78,3 +78,25 @@ def test_shadow_passwords_are_checked_with_libcrypt() -> None:
         assert shadow_crypt("s3cret", hashed) == hashed
         assert shadow_crypt("wrong", hashed) != hashed
     assert shadow_crypt("s3cret", "!") == ""  # a locked account
+
+
+def test_returns_validation_finds_what_breaks_the_schema() -> None:
+    from pvelab.pve.api.schema import endpoints, returns_problems
+
+    status = endpoints("9")["GET /nodes/{node}/status"].info["returns"]
+    good = {"cpu": 0.0, "loadavg": ["0.1", "0.2", "0.3"], "pveversion": "pve-manager/9.1.1",
+            "boot-info": {"mode": "efi"}, "cpuinfo": {"cores": 2, "cpus": 2, "model": "x", "sockets": 1},
+            "current-kernel": {"machine": "x86_64", "release": "6.8", "sysname": "Linux", "version": "#1"},
+            "memory": {"available": 1, "free": 1, "total": 2, "used": 1},
+            "rootfs": {"avail": 1, "free": 1, "total": 2, "used": 1}, "uptime": 5}
+    assert returns_problems(status, good) == []
+    bad = {**good, "rootfs": {"avail": 1, "free": 1, "total": "2"}, "loadavg": [0.1]}
+    del bad["cpu"]
+    assert sorted(returns_problems(status, bad)) == [
+        "data.loadavg[0]: float 0.1, expected string", "data.rootfs.total: str \"2\", expected integer",
+        "data.rootfs: required property 'used' is missing", "data: required property 'cpu' is missing"]
+    join = endpoints("9")["GET /cluster/config/join"].info["returns"]
+    assert any("not in the schema" in p for p in returns_problems(join, {"nodelist": [], "preferred_node": "pve1",
+                                                                          "totem": {}, "config_digest": "x",
+                                                                          "extra": 1}))
+    assert returns_problems(endpoints("9")["GET /cluster/config/totem"].info["returns"], None) == []  # PVE's null

@@ -110,6 +110,7 @@ def no_lab_build(monkeypatch, tmp_path):
     monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "lab"))
     monkeypatch.setattr(Lab, "_build", lambda self, spec: pytest.fail("up went past its checks"))
     monkeypatch.setattr(Lab, "down", lambda self, quiet=False: [])
+    monkeypatch.setattr(Lab, "leftovers", lambda self: [])  # a lab up on this machine is not this test's business
 
 
 def test_cli_names_a_missing_systemd_nspawn(no_lab_build, monkeypatch, tmp_path, capsys):

@@ -149,10 +149,17 @@ def node_status(ctx: Context, params: dict[str, Any]) -> Any:
                         "model": "lab twin", "mhz": "0", "hvm": "0", "flags": "", "user_hz": 100},
             "cpu": 0.0, "wait": 0.0, "memory": _memory(), "swap": {"total": 0, "used": 0, "free": 0},
             "ksm": {"shared": 0}, "pveversion": version.pveversion_line().split(" ")[0],
-            "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
+            "rootfs": _rootfs(), "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
                                                                     "sysname": uname.sysname,
                                                                     "version": uname.version,
                                                                     "machine": uname.machine}}
+
+
+def _rootfs() -> dict[str, int]:
+    """The root filesystem's figures, as PVE's df('/') gives them (the node's overlay disk here)."""
+    st = os.statvfs("/")
+    total, free, avail = st.f_blocks * st.f_frsize, st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize
+    return {"total": total, "used": total - free, "free": free, "avail": avail}
 
 
 @route("GET /nodes/{node}/tasks")

@@ -184,3 +184,37 @@ def verify(endpoint: Endpoint, params: dict[str, Any], form: bool = True) -> dic
     if errors:
         raise ParamError(errors)
     return typed
+
+
+def returns_problems(schema: dict[str, Any], value: Any, where: str = "data") -> list[str]:
+    """Where `value` breaks an endpoint's `returns` schema, as PVE's JSONSchema validates answers:
+    properties not marked optional are required, types as JSON has them (PVE's booleans are 0/1)."""
+    kind = schema.get("type")
+    if value is None:
+        # PVE's handlers return undef where there is nothing (totem outside a cluster) and its server sends
+        # null without validating: the whole answer may be null, a required part inside it may not.
+        top = where == "data"
+        return [] if top or kind in (None, "null") or schema.get("optional") else [f"{where}: null, expected {kind}"]
+    checks: dict[str, Any] = {
+        "null": lambda v: False, "string": lambda v: isinstance(v, str),
+        "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+        "boolean": lambda v: isinstance(v, bool) or v in (0, 1),
+        "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+    }
+    if kind in checks and not checks[kind](value):
+        return [f"{where}: {type(value).__name__} {json.dumps(value)[:60]}, expected {kind}"]
+    problems: list[str] = []
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        for name, sub in properties.items():
+            if name in value:
+                problems += returns_problems(sub, value[name], f"{where}.{name}")
+            elif not sub.get("optional"):
+                problems.append(f"{where}: required property '{name}' is missing")
+        if properties and schema.get("additionalProperties") in (0, False):
+            problems += [f"{where}: property '{name}' is not in the schema" for name in value if name not in properties]
+    elif kind == "array" and "items" in schema:
+        for index, item in enumerate(value):
+            problems += returns_problems(schema["items"], item, f"{where}[{index}]")
+    return problems
