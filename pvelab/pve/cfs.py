@@ -9,6 +9,7 @@ reloads it, as pmxcfs does.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -85,8 +86,10 @@ class ClusterFS:
         assert isinstance(self.writer, Replicator)
         replicator = self.writer
         while True:
+            quorum: Quorum | None = None
+            group: CpgGroup | None = None
             try:
-                self.quorum = Quorum()
+                quorum = self.quorum = Quorum()
                 group = CpgGroup(CPG_GROUP, lambda n, p, m: replicator.on_message((n, p), m), self._on_members)
                 self.local_nodeid = group.local_nodeid()
                 self._send_fn = group.send
@@ -99,7 +102,12 @@ class ClusterFS:
             except (CorosyncError, OSError) as exc:
                 self._send_fn = None
                 self.online = set()
+                self.quorum = None
                 replicator.on_disconnect()
+                for handle in (group, quorum):  # every retry opens new handles: let the old ones go
+                    with contextlib.suppress(CorosyncError, OSError):
+                        if handle is not None:
+                            handle.close()
                 log(f"corosync not available ({exc}); retrying")
                 time.sleep(1)
 

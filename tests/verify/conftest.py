@@ -50,7 +50,7 @@ def check_line(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     message = crash.message if crash is not None else str(report.longrepr).splitlines()[-1]
     message = message.split("\nassert ")[0].removeprefix("AssertionError: ").replace("\n", " ").strip()
-    return f"FAIL {node}: {message}"
+    return f"FAIL {node}: {message.removeprefix(node + ': ')}"
 
 
 class Checklist:
