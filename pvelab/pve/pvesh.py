@@ -7,11 +7,8 @@ import json
 import sys
 from typing import Any
 
-from pvelab.procfs import nodename
-from pvelab.pve import version
-from pvelab.pve.api import schema, tasks
-from pvelab.pve.api.auth import Caller
-from pvelab.pve.api.handlers import HANDLERS, ApiException, Context
+from pvelab.pve.api import direct, schema
+from pvelab.pve.api.routes import ApiException
 
 METHODS = {"get": "GET", "ls": "GET", "create": "POST", "set": "PUT", "delete": "DELETE"}
 FORMATS = ("text", "json", "json-pretty", "yaml")
@@ -98,30 +95,13 @@ def render(data: Any, output: str, border: bool = True, header: bool = True) -> 
 
 def main(argv: list[str] | None = None) -> int:
     method, path, params, display = parse_args(sys.argv[1:] if argv is None else argv)
-    node = nodename()
-    found = schema.match(version.major(), method, path)
-    if found is None:
-        print(f"No '{method.lower()}' handler defined for '{path}'", file=sys.stderr)
-        return 255
-    endpoint, values = found
     try:
-        typed = schema.verify(endpoint, {**params, **values})
-        data = HANDLERS[f"{method} {endpoint.template}"](Context(Caller("root@pam"), node), typed)
+        data = direct.call(method, path, params)
         if isinstance(data, str) and data.startswith("UPID:"):
-            tasks.wait(data)  # like pvesh: a worker runs to its end before the command returns
-            status = tasks.status(data)
-            for line in tasks.read_log(data, 0, 0)[0]:
-                print(line["t"])
-            if status.get("exitstatus") != "OK":
-                return 255
-    except schema.ParamError as exc:
-        print("400 Parameter verification failed.", file=sys.stderr)
-        for name, message in sorted(exc.errors.items()):
-            print(f"{name}: {message}", file=sys.stderr)
-        return 255
-    except ApiException as exc:
-        print(f"{exc}", file=sys.stderr)
-        return 255
+            # like pvesh: a worker runs to its end before the command returns
+            return 0 if direct.finish_task(data) else direct.ERROR_EXIT
+    except (schema.ParamError, ApiException) as exc:
+        return direct.report(exc)
     text = render(data, display["output"], display["border"], display["header"])
     if text:
         print(text)

@@ -1,4 +1,5 @@
-"""What each endpoint does. Every handler takes (ctx, params) and returns the `data` value."""
+"""The cluster subsystem's API: version, access, /cluster/status|options|config, nodes and tasks.
+Every handler takes (ctx, params) and returns the `data` value."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +14,10 @@ from pvelab.procfs import running_for
 from pvelab.pve import certs, cluster, version
 from pvelab.pve import corosync_conf as cc
 from pvelab.pve.api import auth, tasks
-from pvelab.pve.api.auth import Caller
+from pvelab.pve.api.routes import ApiException, Context, route
 
 MEMBERS = Path("/etc/pve/.members")
 DATACENTER_CFG = Path("/etc/pve/datacenter.cfg")
-
-
-class ApiException(Exception):
-    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.errors = errors or {}
-
-
-@dataclass(frozen=True)
-class Context:
-    caller: Caller
-    node: str  # this node's name
-
-
-Handler = Callable[[Context, dict[str, Any]], Any]
-HANDLERS: dict[str, Handler] = {}
-
-
-def route(key: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[key] = fn
-        return fn
-    return register
 
 
 def members() -> dict[str, Any]:
@@ -109,11 +85,11 @@ def get_version(ctx: Context, params: dict[str, Any]) -> Any:
     return version.version_info()
 
 
-def _uptime() -> int:
+def node_uptime() -> int:
     return int(running_for(1))  # the node's own systemd: its boot, not the host's
 
 
-def _memory() -> dict[str, int]:
+def node_memory() -> dict[str, int]:
     info = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
         key, value = line.split(":", 1)
@@ -133,8 +109,8 @@ def nodes_index(ctx: Context, params: dict[str, Any]) -> Any:
         if fp:
             entry["ssl_fingerprint"] = fp
         if name == ctx.node:
-            mem = _memory()
-            entry.update({"uptime": _uptime(), "maxcpu": os.cpu_count() or 1, "cpu": 0.0,
+            mem = node_memory()
+            entry.update({"uptime": node_uptime(), "maxcpu": os.cpu_count() or 1, "cpu": 0.0,
                           "maxmem": mem["total"], "mem": mem["used"]})
         out.append(entry)
     return out
@@ -144,18 +120,18 @@ def nodes_index(ctx: Context, params: dict[str, Any]) -> Any:
 def node_status(ctx: Context, params: dict[str, Any]) -> Any:
     load = Path("/proc/loadavg").read_text().split()[:3]
     uname = os.uname()
-    return {"uptime": _uptime(), "loadavg": load, "kversion": f"{uname.sysname} {uname.release} {uname.version}",
+    return {"uptime": node_uptime(), "loadavg": load, "kversion": f"{uname.sysname} {uname.release} {uname.version}",
             "cpuinfo": {"cpus": os.cpu_count() or 1, "sockets": 1, "cores": os.cpu_count() or 1,
                         "model": "lab twin", "mhz": "0", "hvm": "0", "flags": "", "user_hz": 100},
-            "cpu": 0.0, "wait": 0.0, "memory": _memory(), "swap": {"total": 0, "used": 0, "free": 0},
+            "cpu": 0.0, "wait": 0.0, "memory": node_memory(), "swap": {"total": 0, "used": 0, "free": 0},
             "ksm": {"shared": 0}, "pveversion": version.pveversion_line().split(" ")[0],
-            "rootfs": _rootfs(), "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
+            "rootfs": node_rootfs(), "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
                                                                     "sysname": uname.sysname,
                                                                     "version": uname.version,
                                                                     "machine": uname.machine}}
 
 
-def _rootfs() -> dict[str, int]:
+def node_rootfs() -> dict[str, int]:
     """The root filesystem's figures, as PVE's df('/') gives them (the node's overlay disk here)."""
     st = os.statvfs("/")
     total, free, avail = st.f_blocks * st.f_frsize, st.f_bfree * st.f_frsize, st.f_bavail * st.f_frsize

@@ -19,7 +19,8 @@ from pvelab.poll import poll
 from pvelab.procfs import nodename
 from pvelab.pve import certs, version
 from pvelab.pve.api import auth, schema
-from pvelab.pve.api.handlers import HANDLERS, ApiException, Context, members
+from pvelab.pve.api.handlers import members
+from pvelab.pve.api.routes import ApiException, Context, handlers
 
 PORT = 8006
 AUTH_FAILURE_DELAY = 3.0  # pveproxy answers 401 late, to slow down guessing
@@ -154,7 +155,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.proxy(method, str(params["node"]), raw)
                 return
             typed = schema.verify(endpoint, params, form)
-            handler = HANDLERS[f"{method} {endpoint.template}"]
+            handler = handlers().get(f"{method} {endpoint.template}")
+            if handler is None:
+                raise ApiException(501, f"Method '{method} {path}' not implemented")
             self.reply_data(handler(Context(caller, nodename()), typed))
         except schema.ParamError as exc:
             self.reply_error(400, "Parameter verification failed.", exc.errors)

@@ -1,0 +1,77 @@
+"""Calling the API in-process, as PVE's CLI tools do (pvesh, pvesm, ...): the same schema checks and
+handlers as over HTTPS, as root@pam, with PVE's CLI error texts and exit code."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pvelab.procfs import nodename
+from pvelab.pve import version
+from pvelab.pve.api import schema, tasks
+from pvelab.pve.api.auth import Caller
+from pvelab.pve.api.routes import ApiException, Context, handlers
+
+ERROR_EXIT = 255  # PVE's CLI tools exit -1 on errors
+
+
+def call(method: str, path: str, params: dict[str, Any]) -> Any:
+    """The handler's answer for `method path` with `params` (strings, as from a command line)."""
+    found = schema.match(version.major(), method, path)
+    if found is None:
+        raise ApiException(501, f"No '{method.lower()}' handler defined for '{path}'")
+    endpoint, values = found
+    typed = schema.verify(endpoint, {**params, **values})
+    handler = handlers().get(f"{method} {endpoint.template}")
+    if handler is None:
+        raise ApiException(501, f"Method '{method} {path}' not implemented")
+    return handler(Context(Caller("root@pam"), nodename()), typed)
+
+
+def finish_task(upid: str, echo: bool = True) -> bool:
+    """Wait for a worker the call started, print its log as the CLI does; True when it succeeded
+    (OK, or WARNINGS: done with warnings)."""
+    tasks.wait(upid)
+    if echo:
+        for line in tasks.read_log(upid, 0, 0)[0]:
+            if not line["t"].startswith("TASK "):
+                print(line["t"])
+    exitstatus = str(tasks.status(upid).get("exitstatus"))
+    if not exitstatus.startswith(("OK", "WARNINGS")):
+        print(exitstatus, file=sys.stderr)
+        return False
+    return True
+
+
+def report(exc: Exception) -> int:
+    """Print an error as PVE's CLI tools do; return their exit code."""
+    if isinstance(exc, schema.ParamError):
+        print("400 Parameter verification failed.", file=sys.stderr)
+        for name, message in sorted(exc.errors.items()):
+            print(f"{name}: {message}", file=sys.stderr)
+    elif isinstance(exc, ApiException) and exc.errors:
+        print(f"{exc.status} {exc}", file=sys.stderr)
+        for name, message in sorted(exc.errors.items()):
+            print(f"{name}: {message}", file=sys.stderr)
+    else:
+        print(str(exc).rstrip("\n"), file=sys.stderr)
+    return ERROR_EXIT
+
+
+def parse_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """A PVE command line's words: positional arguments, and `--key value` options (a bare flag is 1)."""
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("-") and len(arg) > 1 and not arg.lstrip("-").isdigit():
+            name = arg.lstrip("-")
+            if i + 1 < len(args) and not args[i + 1].startswith("--"):
+                options[name], i = args[i + 1], i + 2
+            else:
+                options[name], i = "1", i + 1
+        else:
+            positional.append(arg)
+            i += 1
+    return positional, options

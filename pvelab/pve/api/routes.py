@@ -1,0 +1,45 @@
+"""The API's routing table: each subsystem's API module registers its handlers here with @route, and
+the server (and pvesh) only look handlers up. A handler takes (ctx, params) and returns `data`."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pvelab.pve.api.auth import Caller
+
+# Every subsystem's API module, imported once so its @route handlers are registered.
+SUBSYSTEM_APIS = ("pvelab.pve.api.handlers", "pvelab.pve.storage.api", "pvelab.pve.api.resources")
+
+
+class ApiException(Exception):
+    def __init__(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or {}
+
+
+@dataclass(frozen=True)
+class Context:
+    caller: Caller
+    node: str  # this node's name
+
+
+Handler = Callable[[Context, dict[str, Any]], Any]
+HANDLERS: dict[str, Handler] = {}
+
+
+def route(key: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[key] = fn
+        return fn
+    return register
+
+
+def handlers() -> dict[str, Handler]:
+    """Every registered handler, by "METHOD /template"."""
+    for name in SUBSYSTEM_APIS:
+        importlib.import_module(name)
+    return HANDLERS
