@@ -38,6 +38,20 @@ ENDPOINTS = [
     ("GET", "/nodes/{node}/tasks"),
     ("GET", "/nodes/{node}/tasks/{upid}/status"),
     ("GET", "/nodes/{node}/tasks/{upid}/log"),
+    ("GET", "/cluster/resources"),
+    ("GET", "/cluster/nextid"),
+    ("GET", "/storage"),
+    ("POST", "/storage"),
+    ("GET", "/storage/{storage}"),
+    ("PUT", "/storage/{storage}"),
+    ("DELETE", "/storage/{storage}"),
+    ("GET", "/nodes/{node}/storage"),
+    ("GET", "/nodes/{node}/storage/{storage}"),
+    ("GET", "/nodes/{node}/storage/{storage}/status"),
+    ("GET", "/nodes/{node}/storage/{storage}/content"),
+    ("POST", "/nodes/{node}/storage/{storage}/content"),
+    ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
 ]
 KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken")
 
@@ -61,14 +75,15 @@ def main(argv: list[str]) -> int:
             print(f"missing {source}", file=sys.stderr)
             return 1
         paths = index(json.loads(source.read_text()))
-        out = {"_source": f"pve-docs api-viewer data ({source.name}): pve-docs api-viewer/apidata.js",
-               "endpoints": {}}
+        target = REPO / "pvelab" / "pve" / "api" / f"schema-pve{major}.json"
+        # keep the provenance line (which pve-docs commit) a maintainer wrote into the target
+        previous = json.loads(target.read_text()).get("_source") if target.exists() else None
+        out = {"_source": previous or f"pve-docs api-viewer/apidata.js ({source.name})", "endpoints": {}}
         for method, path in ENDPOINTS:
             info = paths.get(path, {}).get(method)
             if info is None:
                 continue  # not in this major version
             out["endpoints"][f"{method} {path}"] = {k: info[k] for k in KEEP if k in info}
-        target = REPO / "pvelab" / "pve" / "api" / f"schema-pve{major}.json"
         target.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
         print(f"wrote {target} ({len(out['endpoints'])} endpoints)")
     return 0

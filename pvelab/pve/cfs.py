@@ -9,6 +9,7 @@ reloads it, as pmxcfs does.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import json
@@ -26,6 +27,7 @@ from pvelab.procfs import nodename
 from pvelab.pve import corosync_conf
 from pvelab.pve.configdb import ConfigDB, OpError
 from pvelab.pve.dfsm import LocalWriter, Replicator
+from pvelab.pve.storage.config import INSTALLER_DEFAULT
 
 MOUNTPOINT = "/etc/pve"
 DB_FILE = Path("/var/lib/pve-cluster/config.db")
@@ -130,6 +132,10 @@ class ClusterFS:
                     self.writer.submit({"op": "mkdir", "path": path})
                 except OpError:
                     return
+        if self.db.get("storage.cfg") is None and not self.clustered:  # as PVE's installer leaves a node
+            with contextlib.suppress(OpError):
+                self.writer.submit({"op": "write", "path": "storage.cfg",
+                                    "data": base64.b64encode(INSTALLER_DEFAULT.encode()).decode()})
 
     def changed(self, paths: set[str]) -> None:
         if "*" in paths or "corosync.conf" in paths:

@@ -108,6 +108,7 @@ class Lab:
         self.paths.root.chmod(0o700)
         record.save(self.paths)
         self.make_ssh_key()
+        self.paths.shared_dir.mkdir(exist_ok=True)
         self.log(f"wiring {spec.node_count} nodes on 198.18.0.0/15...")
         LabNetwork(spec).create()
         for node in spec.nodes:

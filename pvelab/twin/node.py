@@ -19,7 +19,7 @@ from pvelab.procfs import running_for
 from pvelab.twin import cgroups
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
-from pvelab.twin.node_files import NODE_PACKAGE_DIR
+from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR
 from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
@@ -101,6 +101,7 @@ class ContainerNode:
             f"--bind={self.paths.watchdog_fifo(self.name)}:/dev/watchdog",
             "--bind=/dev/fuse",  # for the cluster filesystem at /etc/pve
             f"--bind-ro={PACKAGE_DIR}:{NODE_PACKAGE_DIR}",
+            f"--bind={self.paths.shared_dir}:{NODE_SHARED_DIR}",  # what an NFS export would be: one tree, all nodes
         ]
 
     def launcher_argv(self) -> list[str]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
-COMMANDS = {"pvecm": "pvelab.pve.pvecm", "pvesh": "pvelab.pve.pvesh", "pveversion": "pvelab.pve.version"}
+NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
+COMMANDS = {"pvecm": "pvelab.pve.pvecm", "pvesh": "pvelab.pve.pvesh", "pveversion": "pvelab.pve.version",
+            "pvesm": "pvelab.pve.storage.pvesm"}
 
 PVE_CLUSTER_UNIT = """[Unit]
 Description=The Proxmox VE cluster filesystem

@@ -57,6 +57,11 @@ class LabPaths:
     def supervisor_log(self) -> Path:
         return self.root / "supervisor.log"
 
+    @property
+    def shared_dir(self) -> Path:
+        """One directory every node mounts at NODE_SHARED_DIR: storage that really is shared."""
+        return self.root / "shared"
+
     def node_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
 

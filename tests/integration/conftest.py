@@ -90,12 +90,16 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     record = lab.require_record()
     api = ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
                      verify_ssl=False, timeout=30)
-    upid = next((t["upid"] for t in api.nodes(node).tasks.get()), None)
+    values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm",
+              "{upid}": next((t["upid"] for t in api.nodes(node).tasks.get()), None),
+              "{volume}": next((v["volid"] for v in api.nodes(node).storage("local-lvm").content.get()), None)}
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
-        if endpoint.method != "GET" or ("{upid}" in endpoint.template and upid is None):
+        if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in values.items()):
             continue
-        path = endpoint.template.replace("{node}", node).replace("{userid}", "root@pam").replace("{upid}", upid or "")
+        path = endpoint.template
+        for placeholder, value in values.items():
+            path = path.replace(placeholder, value or "")
         try:
             data = api(path.lstrip("/")).get()
         except ResourceException as exc:

@@ -1,0 +1,105 @@
+"""/cluster/resources and /cluster/nextid: what the cluster holds, seen from any node.
+
+PVE fills /cluster/resources from the status every node's pvestatd broadcasts through pmxcfs every
+10 s. The twin asks each online peer's own API instead (with a ticket signed by the cluster key, as
+any node's is good on every node): the same figures, without the broadcast's lag."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pvelab.pve.api import auth
+from pvelab.pve.api.handlers import members, node_memory, node_rootfs, node_uptime
+from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.apiclient import ApiError, PinnedClient
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.api import status_entry
+
+PEER_TIMEOUT = 3.0
+GUEST_DIRS = {"qemu": "qemu-server", "lxc": "lxc"}
+
+
+def peer_get(address: str, path: str) -> Any:
+    client = PinnedClient(address, None, timeout=PEER_TIMEOUT)  # node to node inside the cluster
+    client.ticket = auth.make_ticket("root@pam")
+    return client.request("GET", path)
+
+
+def node_figures(ctx: Context) -> dict[str, Any]:
+    """This node's own line of figures, as its pvestatd would report them."""
+    mem, disk = node_memory(), node_rootfs()
+    return {"status": "online", "uptime": node_uptime(), "cpu": 0.0, "maxcpu": os.cpu_count() or 1,
+            "mem": mem["used"], "maxmem": mem["total"], "disk": disk["used"], "maxdisk": disk["total"], "level": ""}
+
+
+def per_node(ctx: Context) -> dict[str, dict[str, Any]]:
+    """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None}}."""
+    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    out: dict[str, dict[str, Any]] = {}
+    for name, info in sorted(nodelist.items()):
+        online = bool(info.get("online")) or name == ctx.node
+        entry: dict[str, Any] = {"online": online, "node": None, "storage": None}
+        if name == ctx.node:
+            entry["node"] = node_figures(ctx)
+            entry["storage"] = {sid: status_entry(sid, opts) for sid, opts in storage_config.read().items()}
+        elif online:
+            try:
+                status = peer_get(info["ip"], f"/nodes/{name}/status")
+                entry["node"] = {"status": "online", "uptime": status.get("uptime", 0), "cpu": status.get("cpu", 0),
+                                 "maxcpu": status["cpuinfo"]["cpus"], "mem": status["memory"]["used"],
+                                 "maxmem": status["memory"]["total"], "disk": status["rootfs"]["used"],
+                                 "maxdisk": status["rootfs"]["total"], "level": ""}
+                entry["storage"] = {s["storage"]: s for s in peer_get(info["ip"], f"/nodes/{name}/storage")}
+            except (ApiError, OSError, KeyError, ValueError):
+                pass  # the peer is in the membership but does not answer: its figures are unknown
+        out[name] = entry
+    return out
+
+
+@route("GET /cluster/resources")
+def resources(ctx: Context, params: dict[str, Any]) -> Any:
+    kind = params.get("type")
+    nodes = per_node(ctx)
+    out: list[dict[str, Any]] = []
+    if kind in (None, "node"):
+        for name, seen in nodes.items():
+            entry: dict[str, Any] = {"id": f"node/{name}", "node": name, "type": "node",
+                                     "status": "unknown" if seen["online"] else "offline"}
+            if seen["node"]:
+                entry.update(seen["node"])
+            out.append(entry)
+    if kind in (None, "storage"):
+        for sid, options in storage_config.read().items():
+            for name, seen in nodes.items():
+                if not storage_config.is_enabled(options) or not storage_config.available_on(options, name):
+                    continue
+                entry = {"id": f"storage/{name}/{sid}", "storage": sid, "node": name, "type": "storage",
+                         "plugintype": options["type"], "status": "unknown",
+                         "shared": int(storage_config.is_shared(options)),
+                         "content": ",".join(storage_config.content_of(options))}
+                status = (seen["storage"] or {}).get(sid)
+                if status and status.get("active"):
+                    entry.update(status="available", disk=int(status["used"]), maxdisk=int(status["total"]))
+                out.append(entry)
+    return out
+
+
+def guest_ids() -> set[int]:
+    """Every VMID in the cluster: the guest configs of every node (what pmxcfs's .vmlist lists)."""
+    ids = set()
+    for node_dir in Path("/etc/pve/nodes").glob("*"):
+        for subdir in GUEST_DIRS.values():
+            ids |= {int(p.stem) for p in (node_dir / subdir).glob("*.conf") if p.stem.isdigit()}
+    return ids
+
+
+@route("GET /cluster/nextid")
+def nextid(ctx: Context, params: dict[str, Any]) -> Any:
+    taken = guest_ids()
+    if params.get("vmid"):
+        if params["vmid"] in taken:
+            raise ApiException(400, "Parameter verification failed.", {"vmid": f"VM {params['vmid']} already exists"})
+        return params["vmid"]
+    return next(vmid for vmid in range(100, 1_000_000) if vmid not in taken)

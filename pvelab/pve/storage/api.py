@@ -1,0 +1,250 @@
+"""The storage subsystem's API: /storage (storage.cfg) and /nodes/{node}/storage (status, content).
+pvesm and pvesh call these same handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from pvelab.pve.api import tasks
+from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.storage import config
+from pvelab.pve.storage.config import TYPES, StorageError
+from pvelab.pve.storage.volumes import backend, parse_size, parse_volume_id
+
+# Parameters of POST/PUT /storage that are not storage options.
+NOT_OPTIONS = ("storage", "type", "digest", "delete")
+
+
+def storage_call(fn: Callable[[], Any]) -> Any:
+    """PVE's answers for storage refusals: a parameter error (400) or the plain message (500)."""
+    try:
+        return fn()
+    except StorageError as exc:
+        if exc.param:
+            raise ApiException(400, "Parameter verification failed.", {exc.param: str(exc)}) from exc
+        raise ApiException(exc.status, str(exc)) from exc
+    except PermissionError as exc:
+        raise ApiException(500, "cluster not ready - no quorum?") from exc
+
+
+def write(sections: dict[str, dict[str, Any]]) -> None:
+    config.STORAGE_CFG.write_text(config.dump(sections))
+
+
+def status_entry(storage_id: str, options: dict[str, Any]) -> dict[str, Any]:
+    """One storage as GET /nodes/{node}/storage lists it (figures in bytes)."""
+    entry: dict[str, Any] = {"storage": storage_id, "type": options["type"],
+                             "content": ",".join(sorted(config.content_of(options))),
+                             "shared": int(config.is_shared(options)), "enabled": int(config.is_enabled(options)),
+                             "active": 0, "total": 0, "used": 0, "avail": 0}
+    if config.is_enabled(options):
+        with contextlib.suppress(OSError):  # an unreachable storage is listed inactive, as PVE does
+            entry.update(backend(storage_id, options).status(), active=1)
+    if entry["total"]:
+        entry["used_fraction"] = entry["used"] / entry["total"]
+    return entry
+
+
+# -- /storage: the configuration ------------------------------------------------------------------
+@route("GET /storage")
+def storage_index(ctx: Context, params: dict[str, Any]) -> Any:
+    sections = config.read()
+    return [{"storage": sid, **{k: (1 if v is True else v) for k, v in opts.items()},
+             "digest": digest()} for sid, opts in sections.items()
+            if not params.get("type") or opts["type"] == params["type"]]
+
+
+@route("GET /storage/{storage}")
+def storage_read(ctx: Context, params: dict[str, Any]) -> Any:
+    options = storage_call(lambda: config.get(params["storage"]))
+    return {"storage": params["storage"], **{k: (1 if v is True else v) for k, v in options.items()},
+            "digest": digest()}
+
+
+@route("POST /storage")
+def storage_create(ctx: Context, params: dict[str, Any]) -> Any:
+    def create() -> dict[str, Any]:
+        sid, kind = params["storage"], params["type"]
+        if kind not in TYPES:
+            raise StorageError(f"storage type '{kind}' is not available in the lab twin (it has "
+                               f"{', '.join(sorted(TYPES))})", param="type", status=400)
+        sections = config.read()
+        if sid in sections:
+            raise StorageError(f"storage ID '{sid}' already defined")
+        options = checked_options(kind, {k: v for k, v in params.items() if k not in NOT_OPTIONS})
+        for name in TYPES[kind].required:
+            if name not in options:
+                raise StorageError(f"missing value for required option '{name}'")
+        write({**sections, sid: {"type": kind, **options}})
+        return {"storage": sid, "type": kind}
+
+    return storage_call(create)
+
+
+@route("PUT /storage/{storage}")
+def storage_update(ctx: Context, params: dict[str, Any]) -> Any:
+    def update() -> dict[str, Any]:
+        sid = params["storage"]
+        sections = config.read()
+        current = dict(config.get(sid, sections))
+        check_digest(params.get("digest"))
+        changes = checked_options(current["type"], {k: v for k, v in params.items() if k not in NOT_OPTIONS})
+        for name in changes:
+            if name in TYPES[current["type"]].required:
+                raise StorageError(f"can't change value of fixed parameter '{name}'")
+        for name in [n for n in str(params.get("delete") or "").split(",") if n]:
+            if name in changes:
+                raise StorageError(f"cannot set and delete property '{name}' at the same time!")
+            if name in TYPES[current["type"]].required:
+                raise StorageError(f"unable to delete required option '{name}'")
+            current.pop(name, None)
+        sections[sid] = {**current, **changes}
+        write(sections)
+        return {"storage": sid, "type": current["type"]}
+
+    return storage_call(update)
+
+
+@route("DELETE /storage/{storage}")
+def storage_delete(ctx: Context, params: dict[str, Any]) -> Any:
+    def delete() -> None:
+        sections = config.read()
+        config.get(params["storage"], sections)
+        del sections[params["storage"]]
+        write(sections)
+
+    storage_call(delete)
+
+
+def checked_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
+    allowed = {*TYPES[kind].required, *TYPES[kind].optional}
+    options: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in allowed:
+            raise StorageError(f"unexpected property '{name}'")  # PVE's check for options of another type
+        options[name] = (config.check_content(kind, str(value)) if name == "content" else
+                         int(value) if isinstance(value, bool) else value)
+    if options.get("disable") in (0, "0"):
+        options.pop("disable")
+    elif "disable" in options:
+        options["disable"] = True
+    return options
+
+
+def digest() -> str:
+    try:
+        return hashlib.sha1(config.STORAGE_CFG.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return hashlib.sha1(b"").hexdigest()
+
+
+def check_digest(given: str | None) -> None:
+    if given and given != digest():
+        raise StorageError("detected modified configuration - file changed by other user? Try again.")
+
+
+# -- /nodes/{node}/storage: status and content ----------------------------------------------------
+@route("GET /nodes/{node}/storage")
+def node_storage_index(ctx: Context, params: dict[str, Any]) -> Any:
+    out = []
+    for sid, options in config.read().items():
+        if not config.available_on(options, ctx.node) or (params.get("storage") and sid != params["storage"]):
+            continue
+        entry = status_entry(sid, options)
+        wanted = [c for c in str(params.get("content") or "").split(",") if c]
+        if wanted and not set(wanted) & set(entry["content"].split(",")):
+            continue
+        if params.get("enabled") and not entry["active"]:
+            continue
+        out.append(entry)
+    return out
+
+
+@route("GET /nodes/{node}/storage/{storage}")
+def node_storage_dir(ctx: Context, params: dict[str, Any]) -> Any:
+    storage_call(lambda: config.get(params["storage"]))
+    return [{"subdir": d} for d in ("content", "download-url", "file-restore", "import-metadata",
+                                    "prunebackups", "rrd", "rrddata", "status", "upload")]
+
+
+@route("GET /nodes/{node}/storage/{storage}/status")
+def node_storage_status(ctx: Context, params: dict[str, Any]) -> Any:
+    options = storage_call(lambda: config.get(params["storage"]))
+    if not config.available_on(options, ctx.node):
+        raise ApiException(500, f"storage '{params['storage']}' is not available on node '{ctx.node}'")
+    entry = status_entry(params["storage"], options)
+    entry.pop("storage")
+    entry.pop("used_fraction", None)
+    return entry
+
+
+@route("GET /nodes/{node}/storage/{storage}/content")
+def node_storage_content(ctx: Context, params: dict[str, Any]) -> Any:
+    def listing() -> list[dict[str, Any]]:
+        options = config.get(params["storage"])
+        items = backend(params["storage"], options).volumes()
+        if params.get("content"):
+            items = [i for i in items if i["content"] == params["content"]]
+        if params.get("vmid"):
+            items = [i for i in items if i.get("vmid") == params["vmid"]]
+        return items
+
+    return storage_call(listing)
+
+
+@route("POST /nodes/{node}/storage/{storage}/content")
+def node_storage_alloc(ctx: Context, params: dict[str, Any]) -> Any:
+    def alloc() -> str:
+        size = parse_size(str(params["size"]))
+        name, fmt = params["filename"], params.get("format")
+        if "." in name and name.rsplit(".", 1)[1] in ("raw", "qcow2", "vmdk"):
+            if fmt and fmt != name.rsplit(".", 1)[1]:
+                raise StorageError(f"different storage formats ({fmt} != {name.rsplit('.', 1)[1]})",
+                                   param="format", status=400)
+            fmt = name.rsplit(".", 1)[1]
+        options = config.get(params["storage"])
+        return backend(params["storage"], options).alloc(int(params["vmid"]), name or None, size, fmt)
+
+    return storage_call(alloc)
+
+
+def real_volume_id(storage: str | None, volume: str) -> tuple[str, str]:
+    """PVE's rule: a volume may be named without its storage when the storage is given apart."""
+    if ":" in volume:
+        sid, volname = parse_volume_id(volume)
+        if storage and sid != storage:
+            raise StorageError(f"storage ID mismatch ({sid} != {storage})", param="volume", status=400)
+        return sid, volname
+    if not storage:
+        raise StorageError("no storage specified - incomplete volume ID", param="volume", status=400)
+    return storage, volume
+
+
+@route("GET /nodes/{node}/storage/{storage}/content/{volume}")
+def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
+    def info() -> dict[str, Any]:
+        sid, volname = real_volume_id(params.get("storage"), params["volume"])
+        store = backend(sid, config.get(sid))
+        entry = next((v for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), None)
+        if entry is None:
+            raise StorageError(f"volume '{sid}:{volname}' does not exist")
+        return {"path": str(store.path(volname)), "size": entry["size"], "used": entry.get("used", entry["size"]),
+                "format": entry["format"]}
+
+    return storage_call(info)
+
+
+@route("DELETE /nodes/{node}/storage/{storage}/content/{volume}")
+def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
+    sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
+    store = storage_call(lambda: backend(sid, config.get(sid)))
+    owner = next((v.get("vmid") for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), None)
+
+    def work(log: Callable[[str], None]) -> None:
+        storage_call(lambda: store.free(volname))
+        log(f"Removed volume '{sid}:{volname}'")
+
+    return tasks.start(ctx.node, "imgdel", f"{owner}@{sid}" if owner else sid, ctx.caller.name, work)

@@ -1,0 +1,108 @@
+"""`pvesm`: PVE's storage manager command, each subcommand a call of the storage API in-process (as
+PVE's pvesm calls its API classes), printed as PVE prints it."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pvelab.procfs import nodename
+from pvelab.pve import version
+from pvelab.pve.api import direct, schema
+from pvelab.pve.api.routes import ApiException
+from pvelab.pve.storage import config
+from pvelab.pve.storage.api import real_volume_id
+from pvelab.pve.storage.volumes import backend, parse_volume_id
+
+USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
+       pvesm add <type> <storage> [OPTIONS]
+       pvesm alloc <storage> <vmid> <filename> <size> [OPTIONS]
+       pvesm free <volume> [OPTIONS]
+       pvesm list <storage> [OPTIONS]
+       pvesm path <volume>
+       pvesm remove <storage>
+       pvesm set <storage> [OPTIONS]
+       pvesm status [OPTIONS]"""
+
+
+def print_status(entries: list[dict[str, Any]]) -> None:
+    """pve-storage's $print_status: KiB, `% 7.2f%%`, N/A for a disabled storage; 9.1 names the unit."""
+    width = max((len(e["storage"]) for e in entries), default=0) + 1
+    unit = " (KiB)" if version.major() == "9" else ""
+    print(f"{'Name':<{width}} {'Type':>10} {'Status':>10} {'Total' + unit:>15} {'Used' + unit:>15} "
+          f"{'Available' + unit:>15} {'%':>8}")
+    for e in sorted(entries, key=lambda e: e["storage"]):
+        state = "active" if e["active"] else "inactive"
+        percent = f"{e['used'] * 100 / e['total']: 7.2f}%" if e["total"] else f"{0: 7.2f}%"
+        if not e["enabled"]:
+            state, percent = "disabled", f"{'N/A':>8}"
+        print(f"{e['storage']:<{width}} {e['type']:>10} {state:>10} {e['total'] // 1024:>15d} "
+              f"{e['used'] // 1024:>15d} {e['avail'] // 1024:>15d} {percent}")
+
+
+def print_content(items: list[dict[str, Any]]) -> None:
+    """pve-storage's $print_content: guests' volumes first, then the rest by format."""
+    name_width = max((len(i["volid"]) for i in items), default=0)
+    size_width = len(str(max((i["size"] for i in items), default=0)))
+    row = f"{{:<{name_width}}} {{:<7}} {{:<9}} {{:>{size_width}}}"
+    print(row.format("Volid", "Format", "Type", "Size") + " VMID")
+    for i in items:
+        if i.get("vmid"):
+            print(row.format(i["volid"], i["format"], i["content"], i["size"]) + f" {i['vmid']}")
+    for i in sorted((i for i in items if not i.get("vmid")), key=lambda i: i["format"]):
+        print(row.format(i["volid"], i["format"], i["content"], i["size"]))
+
+
+def run(command: str, args: list[str], options: dict[str, str]) -> int:
+    node = f"/nodes/{nodename()}/storage"
+    if command == "status":
+        print_status(direct.call("GET", node, options))
+    elif command == "list":
+        (storage,) = args
+        print_content(direct.call("GET", f"{node}/{storage}/content", options))
+    elif command == "alloc":
+        storage, vmid, filename, size = args
+        volid = direct.call("POST", f"{node}/{storage}/content",
+                            {**options, "vmid": vmid, "filename": filename, "size": size})
+        print(f"successfully created '{volid}'")
+    elif command == "free":
+        (volume,) = args
+        storage, volname = real_volume_id(options.pop("storage", None), volume)
+        upid = direct.call("DELETE", f"{node}/{storage}/content/{storage}:{volname}", options)
+        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+    elif command == "path":
+        (volume,) = args
+        sid, volname = parse_volume_id(volume)
+        print(backend(sid, config.get(sid)).path(volname))
+    elif command == "add":
+        kind, storage = args
+        direct.call("POST", "/storage", {**options, "type": kind, "storage": storage})
+    elif command == "set":
+        (storage,) = args
+        direct.call("PUT", f"/storage/{storage}", options)
+    elif command == "remove":
+        (storage,) = args
+        direct.call("DELETE", f"/storage/{storage}", options)
+    else:
+        print(f"unknown command 'pvesm {command}'\n{USAGE}", file=sys.stderr)
+        return direct.ERROR_EXIT
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if not words or words[0] in ("help", "-h", "--help"):
+        print(USAGE)
+        return 0 if words else direct.ERROR_EXIT
+    args, options = direct.parse_options(words[1:])
+    try:
+        return run(words[0], args, options)
+    except ValueError:
+        print(f"400 wrong number of arguments\n{USAGE}", file=sys.stderr)
+        return direct.ERROR_EXIT
+    except (schema.ParamError, ApiException, config.StorageError) as exc:
+        return direct.report(exc)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Volumes on a storage: listing, allocating, freeing, paths and usage, for the two types a fresh PVE
+node has. A `dir` storage is a directory, as on PVE. An `lvmthin` storage is emulated: these
+containers have no device-mapper, so each thin volume is a sparse file under LVM_BACKING and
+/dev/VG/LV links to it, which is where PVE's LVs appear and what `pvesm path` prints."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pvelab.pve.storage.config import TYPES, StorageError, content_of
+
+LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
+DEV = Path("/dev")
+VOLUME_ID = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.IGNORECASE)
+DISK_NAME = re.compile(r"^(vm|base)-(\d+)-disk-(\d+)(?:\.(raw|qcow2|vmdk))?$")
+# Where each content type lives below a dir storage's path (PVE's default content-dirs).
+DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
+               "backup": "dump", "snippets": "snippets", "import": "import"}
+
+
+def parse_volume_id(volid: str) -> tuple[str, str]:
+    found = VOLUME_ID.match(volid)
+    if not found:
+        raise StorageError(f"unable to parse volume ID '{volid}'", param="volume", status=400)
+    return found.group(1), found.group(2)
+
+
+def parse_size(text: str) -> int:
+    """pvesm's size: KiB, or with an M or G suffix; returns KiB."""
+    found = re.fullmatch(r"(\d+)([MG]?)", text)
+    if not found:
+        raise StorageError(f"unable to parse size '{text}'", param="size", status=400)
+    return int(found.group(1)) * {"": 1, "M": 1024, "G": 1024 * 1024}[found.group(2)]
+
+
+def free_disk_name(vmid: int, taken: set[str], fmt: str | None) -> str:
+    for number in range(1000):
+        name = f"vm-{vmid}-disk-{number}" + (f".{fmt}" if fmt else "")
+        if name not in taken:
+            return name
+    raise StorageError(f"unable to allocate an image name for VM {vmid}")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes a (sparse) file really takes, as a thin pool counts it."""
+    return path.stat().st_blocks * 512
+
+
+class Backend:
+    """One storage of storage.cfg: its id, its options and what its type can do."""
+
+    def __init__(self, storage_id: str, options: dict[str, Any]) -> None:
+        self.id, self.options = storage_id, options
+        self.kind = TYPES[options["type"]]
+
+    def status(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def volumes(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        raise NotImplementedError
+
+    def free(self, volname: str) -> None:
+        raise NotImplementedError
+
+    def path(self, volname: str) -> Path:
+        raise NotImplementedError
+
+
+class DirBackend(Backend):
+    @property
+    def root(self) -> Path:
+        return Path(self.options["path"])
+
+    def status(self) -> dict[str, int]:
+        self.root.mkdir(parents=True, exist_ok=True)  # PVE's dir plugin creates its path (mkdir 1)
+        st = os.statvfs(self.root)
+        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        return {"total": total, "used": total - st.f_bfree * st.f_frsize, "avail": free}
+
+    def volumes(self) -> list[dict[str, Any]]:
+        found = []
+        for content in content_of(self.options):
+            base = self.root / DIR_SUBDIRS[content]
+            if content == "images":
+                for disk in sorted(base.glob("*/*")):
+                    name = DISK_NAME.match(disk.name)
+                    if name and disk.is_file():
+                        found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk, "images",
+                                                 name.group(4) or "raw", int(name.group(2))))
+            elif content in ("iso", "vztmpl", "backup", "snippets", "import"):
+                for item in sorted(base.glob("*")):
+                    if item.is_file() and not item.name.endswith((".log", ".notes", ".tmp")):
+                        fmt = item.name.rsplit(".", 1)[-1] if content == "iso" else _archive_format(item.name)
+                        vmid = re.match(r"vzdump-(?:qemu|lxc)-(\d+)-", item.name)
+                        found.append(self._entry(f"{content}/{item.name}", item, content, fmt,
+                                                 int(vmid.group(1)) if vmid else None))
+        return found
+
+    def _entry(self, volname: str, path: Path, content: str, fmt: str, vmid: int | None) -> dict[str, Any]:
+        st = path.stat()
+        entry: dict[str, Any] = {"volid": f"{self.id}:{volname}", "content": content, "format": fmt,
+                                 "size": st.st_size, "ctime": int(st.st_ctime)}
+        if vmid is not None:
+            entry["vmid"] = vmid
+        if content == "images":
+            entry["used"] = disk_usage(path)
+        return entry
+
+    def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        fmt = fmt or (name.rsplit(".", 1)[1] if name and "." in name else self.options.get("format", "raw"))
+        if fmt not in ("raw", "qcow2", "vmdk"):
+            raise StorageError(f"unsupported format '{fmt}'")
+        directory = self.root / "images" / str(vmid)
+        directory.mkdir(parents=True, exist_ok=True)
+        taken = {p.name for p in directory.iterdir()}
+        name = name or free_disk_name(vmid, taken, fmt)
+        if not name.startswith(f"vm-{vmid}-") and not name.startswith(f"base-{vmid}-"):
+            raise StorageError(f"illegal name '{name}' - should be 'vm-{vmid}-*'")
+        if not name.endswith(f".{fmt}"):
+            raise StorageError(f"illegal name '{name}' - wrong extension for format ('{name.rsplit('.', 1)[-1]} "
+                               f"!= '{fmt}')")
+        path = directory / name
+        if path.exists():
+            raise StorageError(f"disk image '{path}' already exists")
+        if fmt != "raw":
+            raise StorageError(f"format '{fmt}' needs qemu-img, which this node does not have yet - use raw")
+        with open(path, "wb") as fh:
+            fh.truncate(size_kib * 1024)
+        return f"{self.id}:{vmid}/{name}"
+
+    def free(self, volname: str) -> None:
+        path = self.path(volname)
+        if not path.exists():
+            raise StorageError(f"volume '{self.id}:{volname}' does not exist")
+        path.unlink()
+
+    def path(self, volname: str) -> Path:
+        content, _, rest = volname.partition("/")
+        if content.isdigit() and DISK_NAME.match(rest):
+            return self.root / "images" / content / rest
+        if content in DIR_SUBDIRS and content not in ("images", "rootdir") and rest and "/" not in rest:
+            return self.root / DIR_SUBDIRS[content] / rest
+        raise StorageError(f"unable to parse directory volume name '{volname}'")
+
+
+class LvmThinBackend(Backend):
+    @property
+    def pool(self) -> Path:
+        return LVM_BACKING / self.options["vgname"] / self.options["thinpool"]
+
+    def status(self) -> dict[str, int]:
+        self.pool.mkdir(parents=True, exist_ok=True)
+        st = os.statvfs(self.pool)
+        total = st.f_blocks * st.f_frsize  # the thin pool's size: the node disk it sits on
+        used = sum(disk_usage(p) for p in self.pool.iterdir() if p.is_file())
+        return {"total": total, "used": used, "avail": max(0, total - used)}
+
+    def volumes(self) -> list[dict[str, Any]]:
+        if not self.pool.is_dir():
+            return []
+        found = []
+        for disk in sorted(self.pool.iterdir()):
+            name = DISK_NAME.match(disk.name)
+            if name and not name.group(4):
+                found.append({"volid": f"{self.id}:{disk.name}", "content": "images", "format": "raw",
+                              "size": disk.stat().st_size, "vmid": int(name.group(2)), "used": disk_usage(disk),
+                              "ctime": int(disk.stat().st_ctime)})
+        return found
+
+    def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        if fmt not in (None, "raw"):
+            raise StorageError(f"unsupported format '{fmt}'")
+        if name and not name.startswith(f"vm-{vmid}-"):
+            raise StorageError(f"illegal name '{name}' - should be 'vm-{vmid}-*'")
+        self.pool.mkdir(parents=True, exist_ok=True)
+        name = name or free_disk_name(vmid, {p.name for p in self.pool.iterdir()}, None)
+        vg = self.options["vgname"]
+        if (self.pool / name).exists():
+            raise StorageError(f"lvcreate '{vg}/{name}' error:   Logical Volume \"{name}\" already exists in "
+                               f"volume group \"{vg}\"")
+        with open(self.pool / name, "wb") as fh:
+            fh.truncate(size_kib * 1024)
+        self.path(name)
+        return f"{self.id}:{name}"
+
+    def free(self, volname: str) -> None:
+        if not (self.pool / volname).exists():
+            vg = self.options["vgname"]
+            raise StorageError(f"lvremove '{vg}/{volname}' error:   Failed to find logical volume \"{vg}/{volname}\"")
+        (self.pool / volname).unlink()
+        (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
+
+    def path(self, volname: str) -> Path:
+        """/dev/VG/LV, linked to its backing file (activated) when the volume exists; /dev is per boot."""
+        device = DEV / self.options["vgname"] / volname
+        backing = self.pool / volname
+        if backing.exists() and not device.is_symlink():
+            device.parent.mkdir(parents=True, exist_ok=True)
+            device.symlink_to(backing)
+        return device
+
+
+BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend}
+
+
+def backend(storage_id: str, options: dict[str, Any]) -> Backend:
+    return BACKENDS[options["type"]](storage_id, options)
+
+
+def _archive_format(name: str) -> str:
+    for ext in ("tar.zst", "tar.gz", "tar.xz", "tar.lzo", "vma.zst", "vma.gz", "vma.lzo", "vma", "tar", "tgz"):
+        if name.endswith("." + ext):
+            return ext
+    return name.rsplit(".", 1)[-1]
+
