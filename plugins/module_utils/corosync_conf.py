@@ -1,1 +1,1 @@
-../../pvelab/pve/corosync_conf.py
+../../pvelab/pve/cluster/corosync_conf.py

@@ -1,1 +1,1 @@
-../../pvelab/pve/pvecm_output.py
+../../pvelab/pve/cluster/pvecm_output.py

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from pvelab.pve.pvecm_output import parse_status
+from pvelab.pve.cluster.pvecm_output import parse_status
 from pvelab.twin.lab import Lab
 
 

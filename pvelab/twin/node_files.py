@@ -9,7 +9,7 @@ from pathlib import Path
 
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
-COMMANDS = {"pvecm": "pvelab.pve.pvecm", "pvesh": "pvelab.pve.pvesh", "pveversion": "pvelab.pve.version",
+COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
             "pvesm": "pvelab.pve.storage.pvesm"}
 
 PVE_CLUSTER_UNIT = """[Unit]
@@ -19,7 +19,7 @@ Before=corosync.service
 After=network.target
 
 [Service]
-ExecStart=/usr/bin/python3 -m pvelab.pve.cfs
+ExecStart=/usr/bin/python3 -m pvelab.pve.cluster.cfs
 ExecStartPost=/bin/sh -c 'for i in $(seq 100); do mountpoint -q /etc/pve && exit 0; sleep 0.1; done; exit 1'
 KillMode=mixed
 Restart=on-failure

@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
-from pvelab.pve.configdb import ConfigDB, OpError
-from pvelab.pve.dfsm import NotReady, Replicator
+from pvelab.pve.cluster.configdb import ConfigDB, OpError
+from pvelab.pve.cluster.dfsm import NotReady, Replicator
 
 
 def write(path, text):

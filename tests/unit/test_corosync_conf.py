@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pvelab.pve import corosync_conf as cc
+from pvelab.pve.cluster import corosync_conf as cc
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "pve"  # see its SOURCES.md
 

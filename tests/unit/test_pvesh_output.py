@@ -2,7 +2,7 @@
 
 import json
 
-from pvelab.pve.pvesh import parse_args, render
+from pvelab.pve.api.pvesh import parse_args, render
 
 VERSION = {"version": "9.1.1", "release": "9.1", "repoid": "42db4a6cf33dac83"}
 

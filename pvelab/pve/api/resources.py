@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.api import auth
-from pvelab.pve.api.handlers import members, node_memory, node_rootfs, node_uptime
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
+from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptime
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import status_entry
 

@@ -19,8 +19,8 @@ from pvelab.poll import poll
 from pvelab.procfs import nodename
 from pvelab.pve import certs, version
 from pvelab.pve.api import auth, schema
-from pvelab.pve.api.handlers import members
 from pvelab.pve.api.routes import ApiException, Context, handlers
+from pvelab.pve.cluster.api import members
 
 PORT = 8006
 AUTH_FAILURE_DELAY = 3.0  # pveproxy answers 401 late, to slow down guessing

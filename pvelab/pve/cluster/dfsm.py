@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pvelab.pve.configdb import ConfigDB, OpError
+from pvelab.pve.cluster.configdb import ConfigDB, OpError
 
 Member = tuple[int, int]  # (nodeid, pid)
 SYNC_WAIT = 10.0

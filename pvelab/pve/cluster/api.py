@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.procfs import running_for
-from pvelab.pve import certs, cluster, version
-from pvelab.pve import corosync_conf as cc
+from pvelab.pve import certs, version
 from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.cluster import corosync_conf as cc
+from pvelab.pve.cluster import ops as cluster
 
 MEMBERS = Path("/etc/pve/.members")
 DATACENTER_CFG = Path("/etc/pve/datacenter.cfg")

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve import corosync_conf
-from pvelab.pve.configdb import ConfigDB, OpError
-from pvelab.pve.dfsm import LocalWriter, Replicator
+from pvelab.pve.cluster import corosync_conf
+from pvelab.pve.cluster.configdb import ConfigDB, OpError
+from pvelab.pve.cluster.dfsm import LocalWriter, Replicator
 from pvelab.pve.storage.config import INSTALLER_DEFAULT
 
 MOUNTPOINT = "/etc/pve"
@@ -83,7 +83,7 @@ class ClusterFS:
         self.writer.on_members((self.local_nodeid, os.getpid()), [(m.nodeid, m.pid) for m in members])
 
     def _cpg_loop(self) -> None:
-        from pvelab.pve.corosync import CorosyncError, CpgGroup, Quorum
+        from pvelab.pve.cluster.corosync import CorosyncError, CpgGroup, Quorum
 
         assert isinstance(self.writer, Replicator)
         replicator = self.writer
@@ -188,7 +188,7 @@ class ClusterFS:
 
 
 def _fuse_main(cfs: ClusterFS, mountpoint: str) -> None:
-    from pvelab.pve.cfs_fuse import serve  # python3-fuse exists only inside the nodes
+    from pvelab.pve.cluster.cfs_fuse import serve  # python3-fuse exists only inside the nodes
 
     serve(cfs, mountpoint)
 

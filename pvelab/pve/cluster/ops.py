@@ -14,8 +14,8 @@ from typing import Any
 
 from pvelab.procfs import nodename
 from pvelab.pve import certs, version
-from pvelab.pve import corosync_conf as cc
-from pvelab.pve.pvecm_output import parse_status
+from pvelab.pve.cluster import corosync_conf as cc
+from pvelab.pve.cluster.pvecm_output import parse_status
 
 PVE_COROSYNC = Path("/etc/pve/corosync.conf")
 NOT_IN_A_CLUSTER = f"Error: Corosync config '{PVE_COROSYNC}' does not exist - is this node part of a cluster?"

@@ -11,8 +11,8 @@ from typing import Any
 
 import fuse
 
-from pvelab.pve.cfs import LINKS, START, VIRTUAL_FILES, WWW_DATA_GID, ClusterFS
-from pvelab.pve.configdb import OpError
+from pvelab.pve.cluster.cfs import LINKS, START, VIRTUAL_FILES, WWW_DATA_GID, ClusterFS
+from pvelab.pve.cluster.configdb import OpError
 
 fuse.fuse_python_api = (0, 2)
 

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from pvelab.procfs import nodename
-from pvelab.pve import cluster
-from pvelab.pve import corosync_conf as cc
-from pvelab.pve.cluster import ClusterError, Log
+from pvelab.pve.cluster import corosync_conf as cc
+from pvelab.pve.cluster import ops as cluster
+from pvelab.pve.cluster.ops import ClusterError, Log
 
 SSH = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-l", "root"]
 SCP = ["scp", "-q", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"]

@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve import certs, cluster
-from pvelab.pve import corosync_conf as cc
+from pvelab.pve import certs
+from pvelab.pve.cluster import corosync_conf as cc
+from pvelab.pve.cluster import ops as cluster
 
 ERROR_EXIT = 255  # PVE's CLI exits -1 on errors
 
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "addnode":
             cluster.addnode(args.node, given(args), say)
         elif args.command == "qdevice":
-            from pvelab.pve import qdevice
+            from pvelab.pve.cluster import qdevice
 
             if args.qdevice_command == "setup":
                 qdevice.setup(args.address, bool(args.force), say)
