@@ -138,6 +138,8 @@ class Lab:
         root = paths.rootfs(node.name)
         (root / "etc" / "hostname").write_text(f"{node.name}\n")
         (root / "etc" / "hosts").write_text(record.spec.etc_hosts())
+        (root / "etc" / "network").mkdir(exist_ok=True)
+        (root / "etc" / "network" / "interfaces").write_text(record.spec.etc_network_interfaces(node))
         (root / "etc" / "machine-id").write_text(os.urandom(16).hex() + "\n")
         ssh_dir = root / "root" / ".ssh"
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

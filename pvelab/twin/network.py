@@ -65,13 +65,19 @@ class LabNetwork:
     def _create_node_netns(self, node: NodeSpec) -> None:
         ip("netns", "add", node.netns)
         ip("link", "set", "lo", "up", netns=node.netns)
+        # PVE's management network: the vmbr0 bridge holds the address, eth0 is its port.
+        bridge = node.address_ifname(0)
+        ip("link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0", netns=node.netns)
         for link in LINKS:
             host_end, node_end = node.host_veth(link), node.node_ifname(link)
             ip("link", "add", host_end, "type", "veth", "peer", "name", node_end, "netns", node.netns)
             ip("link", "set", host_end, "master", self.spec.bridge(link), "up")
-            ip("addr", "add", f"{node.link_addr(link)}/{self.spec.prefixlen(link)}", "dev", node_end,
-               netns=node.netns)
+            if node.address_ifname(link) != node_end:
+                ip("link", "set", node_end, "master", node.address_ifname(link), netns=node.netns)
+            ip("addr", "add", f"{node.link_addr(link)}/{self.spec.prefixlen(link)}", "dev",
+               node.address_ifname(link), netns=node.netns)
             ip("link", "set", node_end, "up", netns=node.netns)
+        ip("link", "set", bridge, "up", netns=node.netns)
 
     def _create_nft_table(self) -> None:
         run(["nft", "add", "table", "bridge", NFT_TABLE])

@@ -22,6 +22,7 @@ MAX_NODES = 16
 PVE_VERSIONS = ("8", "9")
 BMC_PORT = 623
 BMC_USER = "admin"
+MANAGEMENT_BRIDGE = "vmbr0"
 PREFIX = "pvlab"  # every kernel object the twin makes starts with this, so leftovers are easy to find
 
 
@@ -51,6 +52,12 @@ class NodeSpec:
     @staticmethod
     def node_ifname(link: int) -> str:
         return f"eth{link}"
+
+    @staticmethod
+    def address_ifname(link: int) -> str:
+        """Where the link's address lives in the node: link0 on vmbr0 (eth0 is its port, as PVE's
+        installer sets up the management network, so guests can join it), link1 on eth1."""
+        return MANAGEMENT_BRIDGE if link == 0 else f"eth{link}"
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,16 @@ class LabSpec:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
         lines += [f"{n.link_addr(0)}\t{n.name}.pvelab.test {n.name}" for n in self.nodes]
         return "\n".join(lines) + "\n"
+
+    def etc_network_interfaces(self, node: NodeSpec) -> str:
+        """The node's network as PVE's installer writes it (vmbr0 over eth0), plus link1 on eth1. The
+        twin wires exactly this from the host; there is no gateway, since a lab is routed nowhere."""
+        link1 = f"{node.link_addr(1)}/{self.prefixlen(1)}"
+        return ("auto lo\niface lo inet loopback\n\niface eth0 inet manual\n\n"
+                f"auto vmbr0\niface vmbr0 inet static\n\taddress {node.link_addr(0)}/{self.prefixlen(0)}\n"
+                "\tbridge-ports eth0\n\tbridge-stp off\n\tbridge-fd 0\n\n"
+                f"auto eth1\niface eth1 inet static\n\taddress {link1}\n\n"
+                "source /etc/network/interfaces.d/*\n")
 
     def to_dict(self) -> dict[str, object]:
         return {"node_count": self.node_count, "pve_version": self.pve_version}

@@ -180,7 +180,7 @@ class Supervisor:
 
     def set_latency(self, name: str, delay_ms: float) -> None:
         spec = self.record.spec.node(name)
-        ifnames = [spec.node_ifname(link) for link in LINKS]
+        ifnames = [spec.address_ifname(link) for link in LINKS]  # where the node's own packets leave
         with self.lock:
             for service in [s for s in self.services if s.kind == "latency" and s.node == name]:
                 service.stop()

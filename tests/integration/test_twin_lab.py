@@ -22,7 +22,7 @@ from pvelab.twin.bmc import BmcClient
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab, port_open
 
-from .conftest import audit_hardware, wait_until
+from .conftest import audit_hardware, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -45,12 +45,14 @@ def bmc_of(lab: Lab, node: str) -> BmcClient:
 def test_each_node_answers_ssh_with_its_name_and_addresses(lab: Lab) -> None:
     spec = lab.require_record().spec
     for node in spec.nodes:
-        out = ssh(lab, node.name, "hostname; ip -4 -o addr show; getent hosts pve1 pve2 pve3")
+        out = ssh(lab, node.name, "hostname; ip -4 -o addr show; getent hosts pve1 pve2 pve3; ip -o link show eth0")
         assert out.returncode == 0, out.stderr
         lines = out.stdout.splitlines()
         assert lines[0] == node.name
-        assert f"inet {node.link_addr(0)}/24" in out.stdout
-        assert f"inet {node.link_addr(1)}/24" in out.stdout
+        assert "master vmbr0" in lines[-1]
+        assert "iface vmbr0 inet static" in ssh(lab, node.name, "cat /etc/network/interfaces").stdout
+        assert re.search(rf"\bvmbr0\s+inet {re.escape(node.link_addr(0))}/24", out.stdout)  # PVE's management bridge
+        assert re.search(rf"\beth1\s+inet {re.escape(node.link_addr(1))}/24", out.stdout)
         for other in spec.nodes:
             assert re.search(rf"^{re.escape(other.link_addr(0))}\s+.*\b{other.name}\b", out.stdout, re.M)
 
@@ -174,7 +176,7 @@ def test_freeze_hangs_a_node_with_its_links_up(lab: Lab) -> None:
 
 def test_up_on_a_running_lab_changes_nothing(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     boots = {n: lab.boot_id(n) for n in ("pve1", "pve2", "pve3")}
-    assert main(["twin", "up"]) == ExitStatus.OK
+    assert main(["twin", "up", "--pve-version", pve_version()]) == ExitStatus.OK
     assert "already up; nothing changed" in capsys.readouterr().out
     assert {n: lab.boot_id(n) for n in boots} == boots
 

@@ -62,3 +62,13 @@ def test_unknown_pve_version_is_refused():
 def test_spec_round_trips_through_its_record_form():
     spec = LabSpec(node_count=5, pve_version="8")
     assert LabSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_node_gets_pves_management_bridge_in_its_interfaces_file() -> None:
+    spec = LabSpec()
+    text = spec.etc_network_interfaces(spec.node("pve2"))
+    assert "iface eth0 inet manual\n" in text
+    assert "auto vmbr0\niface vmbr0 inet static\n\taddress 198.18.0.12/24\n\tbridge-ports eth0\n" in text
+    assert "iface eth1 inet static\n\taddress 198.18.1.12/24\n" in text
+    assert "gateway" not in text  # a lab is routed nowhere
+    assert [spec.node("pve2").address_ifname(link) for link in LINKS] == ["vmbr0", "eth1"]
