@@ -13,6 +13,7 @@ fi
 APT_PACKAGES=(
   systemd-container mmdebstrap debian-archive-keyring openipmi ipmitool iproute2 nftables iptables
   openssh-client passwd util-linux fuse3 python3 python3-venv
+  xorriso isolinux syslinux-common
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

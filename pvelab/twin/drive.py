@@ -4,9 +4,11 @@ and the benchmarks so both measure the same steps."""
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from typing import Any
 
 from pvelab.pve.cluster.pvecm_output import parse_status
+from pvelab.twin.guest_os import ISO_NAME
 from pvelab.twin.lab import Lab
 
 
@@ -57,3 +59,46 @@ def trust_root_ssh(lab: Lab, node: str, host: str) -> None:
     added = ssh(lab, host, "cat >> /root/.ssh/authorized_keys", input=made.stdout)
     if added.returncode != 0:
         raise RuntimeError(f"could not authorize {node}'s key on {host}: {added.stderr}")
+
+
+GUEST_DIR = "/var/lib/pvelab-guests"  # disks and cloud-init drives of guests started by hand
+
+
+def start_tiny_guest(lab: Lab, node: str, vmid: int, address: str, memory_mib: int = 256) -> None:
+    """Boot the tiny guest OS on `node` as `qm start` will (until qm exists): QEMU under TCG, its NIC a
+    TAP device on vmbr0, its name and address on a NoCloud cloud-init drive, VMID and node in fw_cfg."""
+    network = ("version: 1\nconfig:\n    - type: physical\n      name: eth0\n      subnets:\n"
+               f"      - type: static\n        address: '{address}'\n        netmask: '255.255.255.0'\n")
+    script = f"""set -e
+mkdir -p /run/qemu-server {GUEST_DIR}/ci{vmid}
+printf 'instance-id: {vmid}\\n' > {GUEST_DIR}/ci{vmid}/meta-data
+printf '#cloud-config\\nhostname: web{vmid}\\n' > {GUEST_DIR}/ci{vmid}/user-data
+cat > {GUEST_DIR}/ci{vmid}/network-config
+xorriso -as mkisofs -quiet -o {GUEST_DIR}/ci{vmid}.iso -V cidata -J -r {GUEST_DIR}/ci{vmid} 2>/dev/null
+truncate -s 64M {GUEST_DIR}/disk{vmid}.raw
+qemu-system-x86_64 -id {vmid} -name web{vmid} -accel tcg -m {memory_mib} -nodefaults -daemonize \\
+  -pidfile /run/qemu-server/{vmid}.pid -display none -serial file:/run/qemu-server/{vmid}.serial \\
+  -drive file=/var/lib/vz/template/iso/{ISO_NAME},if=ide,index=2,media=cdrom \\
+  -drive file={GUEST_DIR}/ci{vmid}.iso,if=ide,index=0,media=cdrom \\
+  -drive file={GUEST_DIR}/disk{vmid}.raw,if=virtio,format=raw \\
+  -netdev type=tap,id=net0,ifname=tap{vmid}i0,script=no,downscript=no \\
+  -device virtio-net-pci,netdev=net0,mac=BC:24:11:{vmid // 256 % 256:02X}:{vmid % 256:02X}:01 \\
+  -fw_cfg name=opt/pvelab/vmid,string={vmid} -fw_cfg name=opt/pvelab/node,string={node} -boot d
+ip link set tap{vmid}i0 master vmbr0 up
+"""
+    out = ssh(lab, node, script, input=network)
+    if out.returncode != 0:
+        raise RuntimeError(f"could not start guest {vmid} on {node}: {out.stderr.strip()}")
+
+
+def stop_tiny_guest(lab: Lab, node: str, vmid: int) -> None:
+    ssh(lab, node, f"kill $(cat /run/qemu-server/{vmid}.pid) 2>/dev/null; rm -rf {GUEST_DIR}/*{vmid}*")
+
+
+def guest_page(address: str) -> dict[str, str]:
+    """The tiny guest's status page as {field: value}; {} while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/cgi-bin/status", timeout=2) as answer:
+            return dict(line.split(": ", 1) for line in answer.read().decode().splitlines() if ": " in line)
+    except OSError:
+        return {}

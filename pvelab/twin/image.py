@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pvelab.errors import TwinError
+from pvelab.twin import guest_os
 from pvelab.twin.host import require_tools
 from pvelab.twin.state import cache_dir
 
@@ -23,6 +24,8 @@ PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "corosync",
     "corosync-qdevice", "corosync-qnetd", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
     "ca-certificates", "ipmitool", "python3-fuse", "python3-yaml", "openssl",
+    # guests: QEMU (TCG here) and what the tiny guest OS is made of (guest_os builds it into local:iso)
+    "qemu-system-x86", "qemu-utils", "busybox-static", "linux-image-cloud-amd64", "xorriso",
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (
@@ -48,7 +51,12 @@ CUSTOMIZE = (
 
 def recipe(pve_version: str) -> dict[str, object]:
     return {"suite": DEBIAN_SUITE[pve_version], "variant": "apt", "packages": list(PACKAGES),
-            "customize": list(CUSTOMIZE)}
+            "customize": list(CUSTOMIZE), "guest_os": guest_os_digest()}
+
+
+def guest_os_digest() -> str:
+    """The tiny guest OS is built into the image, so a change to its builder makes a new image."""
+    return hashlib.sha256(Path(guest_os.__file__).read_bytes()).hexdigest()[:16]
 
 
 def recipe_hash(data: dict[str, object]) -> str:
@@ -71,7 +79,7 @@ def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str
     final = image_dir(pve_version, cache)
     if (final / "etc" / "os-release").exists():
         return final
-    require_tools("mmdebstrap")
+    require_tools("mmdebstrap", "xorriso")
     building = final.with_name(final.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     building.parent.mkdir(parents=True, exist_ok=True)
@@ -87,6 +95,10 @@ def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str
             "building the node image with mmdebstrap failed",
             "check that the Debian mirror in /etc/apt/sources.list* is reachable, then run up again",
         )
+    guest_os.build_iso(building)
+    # The node runs no kernel of its own: the guest OS carries a copy of it, so drop the rest.
+    for leftover in [*(building / "boot").glob("*"), *(building / "lib" / "modules").glob("*")]:
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     building.rename(final)
     log(f"node image ready in {time.monotonic() - started:.0f} s: {final}")
     return final

@@ -100,6 +100,7 @@ class ContainerNode:
             f"--capability={CAPABILITIES}",
             f"--bind={self.paths.watchdog_fifo(self.name)}:/dev/watchdog",
             "--bind=/dev/fuse",  # for the cluster filesystem at /etc/pve
+            "--bind=/dev/net/tun",  # guests' NICs are TAP devices on vmbr0, as on PVE
             f"--bind-ro={PACKAGE_DIR}:{NODE_PACKAGE_DIR}",
             f"--bind={self.paths.shared_dir}:{NODE_SHARED_DIR}",  # what an NFS export would be: one tree, all nodes
         ]
