@@ -39,12 +39,13 @@ def create(node: str) -> None:
 
 def _read_procs(root: Path) -> set[int]:
     """Every pid below a cgroup; the node's systemd adds and removes groups (SSH sessions) meanwhile,
-    so a group that vanishes between listing and reading (ENOENT, ENODEV) is skipped."""
+    so a group that vanishes while the tree is walked or read (ENOENT, ENODEV) is skipped: os.walk
+    ignores a directory it cannot list, where Path.rglob raises."""
     found: set[int] = set()
-    if root.is_dir():
-        for procs in root.rglob("cgroup.procs"):
+    for directory, _subdirs, files in os.walk(root, onerror=lambda _error: None):
+        if "cgroup.procs" in files:
             try:
-                found.update(int(p) for p in procs.read_text().split())
+                found.update(int(p) for p in Path(directory, "cgroup.procs").read_text().split())
             except OSError:
                 continue
     return found

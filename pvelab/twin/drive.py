@@ -76,7 +76,7 @@ printf '#cloud-config\\nhostname: web{vmid}\\n' > {GUEST_DIR}/ci{vmid}/user-data
 cat > {GUEST_DIR}/ci{vmid}/network-config
 xorriso -as mkisofs -quiet -o {GUEST_DIR}/ci{vmid}.iso -V cidata -J -r {GUEST_DIR}/ci{vmid} 2>/dev/null
 truncate -s 64M {GUEST_DIR}/disk{vmid}.raw
-qemu-system-x86_64 -id {vmid} -name web{vmid} -accel tcg -m {memory_mib} -nodefaults -daemonize \\
+qemu-system-x86_64 -name web{vmid} -accel tcg,tb-size=32 -m {memory_mib} -nodefaults -daemonize \\
   -pidfile /run/qemu-server/{vmid}.pid -display none -serial file:/run/qemu-server/{vmid}.serial \\
   -drive file=/var/lib/vz/template/iso/{ISO_NAME},if=ide,index=2,media=cdrom \\
   -drive file={GUEST_DIR}/ci{vmid}.iso,if=ide,index=0,media=cdrom \\

@@ -74,6 +74,21 @@ def mmdebstrap_argv(pve_version: str, target: Path) -> list[str]:
     return [*argv, DEBIAN_SUITE[pve_version], str(target)]
 
 
+RECIPE_FILE = ".pvelab-recipe.json"  # in each image: what it was built from
+
+
+def prune_older_images(keep: Path, suite: str, log: Callable[[str], None]) -> None:
+    """Images are ~0.4 GiB each: once a new one for a Debian release is built, the older ones go."""
+    for other in keep.parent.iterdir():
+        try:
+            built_from = json.loads((other / RECIPE_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not an image this code built (or one being built)
+        if other != keep and built_from.get("suite") == suite:
+            shutil.rmtree(other, ignore_errors=True)
+            log(f"removed the older {suite} node image {other.name}")
+
+
 def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str], None] = print) -> Path:
     """Return the cached root filesystem for nodes of this PVE major, building it first if needed."""
     final = image_dir(pve_version, cache)
@@ -99,6 +114,8 @@ def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str
     # The node runs no kernel of its own: the guest OS carries a copy of it, so drop the rest.
     for leftover in [*(building / "boot").glob("*"), *(building / "lib" / "modules").glob("*")]:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    (building / RECIPE_FILE).write_text(json.dumps(recipe(pve_version), sort_keys=True) + "\n")
     building.rename(final)
+    prune_older_images(final, DEBIAN_SUITE[pve_version], log)
     log(f"node image ready in {time.monotonic() - started:.0f} s: {final}")
     return final

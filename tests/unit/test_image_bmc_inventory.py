@@ -96,3 +96,14 @@ def test_ipmi_port_in_use_is_reported_with_a_fix():
 def test_paths_follow_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path))
     assert LabPaths().record == Path(tmp_path) / "lab.json"
+
+
+def test_a_new_image_replaces_older_ones_of_its_debian_release_only(tmp_path):
+    import json
+
+    for name, suite in (("old9", "trixie"), ("old8", "bookworm"), ("new9", "trixie")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / image.RECIPE_FILE).write_text(json.dumps({"suite": suite}))
+    (tmp_path / "foreign").mkdir()  # no recipe: not ours to remove
+    image.prune_older_images(tmp_path / "new9", "trixie", log=lambda _msg: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "new9", "old8"]

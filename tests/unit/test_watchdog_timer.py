@@ -55,3 +55,4 @@ def test_state_for_readers_has_a_wall_clock_deadline():
     assert timer.to_dict() == {"armed": False, "timeout": DEFAULT_TIMEOUT, "deadline": None}
     timer.feed(b"timeout 4\n", now=50.0)
     assert timer.to_dict() == {"armed": True, "timeout": 4.0, "deadline": 54.0}
+
