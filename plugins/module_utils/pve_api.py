@@ -70,7 +70,7 @@ class PveApi:
     def api(self) -> Any:
         return self._api if self._api is not None else self.connect()
 
-    def call(self, method: str, path: str, **params: Any) -> Any:
+    def call(self, method: str, path: str, /, **params: Any) -> Any:
         """One API call; PVE's error text (and parameter errors) become a PveError."""
         params = {k: (int(v) if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
         try:
@@ -85,16 +85,16 @@ class PveApi:
         except Exception as exc:  # noqa: BLE001 - connection drops mid-call
             raise PveError(f"Failed to {method} '{path}' on node '{self.host}': {exc}") from exc
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         return self.call("GET", path, **params)
 
-    def post(self, path: str, **params: Any) -> Any:
+    def post(self, path: str, /, **params: Any) -> Any:
         return self.call("POST", path, **params)
 
-    def put(self, path: str, **params: Any) -> Any:
+    def put(self, path: str, /, **params: Any) -> Any:
         return self.call("PUT", path, **params)
 
-    def delete(self, path: str, **params: Any) -> Any:
+    def delete(self, path: str, /, **params: Any) -> Any:
         return self.call("DELETE", path, **params)
 
     def major_version(self) -> int:

@@ -143,3 +143,20 @@ def test_cluster_resources_show_a_powered_off_node_and_its_storage(audited: Lab)
                "pve1 showing pve3 offline")
     storage = {e["id"]: e["status"] for e in api(audited, "pve1").cluster.resources.get(type="storage")}
     assert storage["storage/pve3/local"] == "unknown" and storage["storage/pve1/local"] == "available"
+
+
+def test_pve_storage_module_creates_changes_and_removes_a_storage(cluster: Lab) -> None:
+    from .test_ansible_modules import api_args, module
+
+    share = {**api_args(cluster, "pve2"), "storage": "modshare", "type": "dir", "path": NODE_SHARED_DIR,
+             "shared": True, "content": ["images", "backup"]}
+    preview = module(cluster, "pve_storage", share, check=True, diff=True)
+    assert preview["changed"] is True and "modshare" not in ssh(cluster, "pve1", "cat /etc/pve/storage.cfg").stdout
+    made = module(cluster, "pve_storage", share)
+    assert made["changed"] is True, made
+    assert "dir: modshare\n\tpath /mnt/lab-shared\n" in ssh(cluster, "pve3", "cat /etc/pve/storage.cfg").stdout
+    assert module(cluster, "pve_storage", share)["changed"] is False
+    moved = module(cluster, "pve_storage", {**share, "path": "/srv/elsewhere"})
+    assert moved["_failed"] and "cannot change once it exists" in moved["msg"]
+    gone = module(cluster, "pve_storage", {**api_args(cluster, "pve1"), "storage": "modshare", "state": "absent"})
+    assert gone["changed"] is True and "modshare" not in ssh(cluster, "pve2", "cat /etc/pve/storage.cfg").stdout

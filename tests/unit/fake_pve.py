@@ -24,6 +24,10 @@ class FakeCluster:
     quorate: bool = True
     calls: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
     task_exitstatus: str = "OK"
+    # storage.cfg as the API shows it: the installer's two storages
+    storages: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "local": {"type": "dir", "path": "/var/lib/vz", "content": "iso,vztmpl,backup"},
+        "local-lvm": {"type": "lvmthin", "thinpool": "data", "vgname": "pve", "content": "rootdir,images"}})
 
     def form(self, name: str, *nodes: str) -> FakeCluster:
         for node in nodes:
@@ -59,25 +63,39 @@ class FakeApi:
     def from_params(cls, params: dict[str, Any], host: str | None = None) -> FakeApi:
         return cls(host or params["api_host"], params.get("api_password"))
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "GET", path, params))
         if path == "/cluster/status":
             return self.world.status(self.node)
+        if path == "/storage":
+            return [{"storage": sid, **opts} for sid, opts in self.world.storages.items()]
+        if path.startswith("/storage/"):
+            return {"storage": path[9:], **self.world.storages[path[9:]], "digest": "d" * 40}
         if path == "/cluster/config/join":
             return {"preferred_node": self.node, "nodelist": [
                 {"name": self.node, "pve_addr": self.host, "pve_fp": "AB:" * 31 + "AB"}]}
         raise AssertionError(f"the fake API has no GET {path}")
 
-    def post(self, path: str, **params: Any) -> Any:
+    def post(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "POST", path, params))
         if path == "/cluster/config":
             self.world.cluster_of[self.node] = params["clustername"]
         elif path == "/cluster/config/join":
             self.world.cluster_of[self.node] = self.world.cluster_of[HOSTS[params["hostname"]]]
+        elif path == "/storage":
+            self.world.storages[params["storage"]] = {k: v for k, v in params.items() if k != "storage"}
+            return {"storage": params["storage"], "type": params["type"]}
         return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:task::root@pam:"
 
-    def delete(self, path: str, **params: Any) -> Any:
+    def put(self, path: str, /, **params: Any) -> Any:
+        self.world.calls.append((self.node, "PUT", path, params))
+        self.world.storages[path[9:]].update({k: v for k, v in params.items() if k != "digest"})
+
+    def delete(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "DELETE", path, params))
+        if path.startswith("/storage/"):
+            del self.world.storages[path[9:]]
+            return
         self.world.cluster_of[path.rsplit("/", 1)[1]] = None
 
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
