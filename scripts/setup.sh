@@ -36,4 +36,21 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[test]"
   touch "$stamp"
 fi
+# community.proxmox, the collection users of PVE use, so the tests can check that it works against the
+# twin unchanged. Galaxy is not reachable here: it comes from the `ansible` package on PyPI, which
+# bundles it (ansible 12.3.0 -> community.proxmox 1.4.0), and only that collection is unpacked.
+COLLECTIONS=.venv/collections
+if [ ! -f "$COLLECTIONS/ansible_collections/community/proxmox/MANIFEST.json" ]; then
+  echo "setup: unpacking community.proxmox from the ansible 12.3.0 wheel (for the tests)"
+  wheel_dir=$(mktemp -d)
+  .venv/bin/pip download -q --no-deps -d "$wheel_dir" "ansible==12.3.0"
+  .venv/bin/python - "$wheel_dir"/ansible-12.3.0-py3-none-any.whl "$COLLECTIONS" <<'PY'
+import sys, zipfile
+wheel, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as archive:
+    members = [n for n in archive.namelist() if n.startswith("ansible_collections/community/proxmox/")]
+    archive.extractall(target, members)
+PY
+  rm -rf "$wheel_dir"
+fi
 echo "setup: done"
