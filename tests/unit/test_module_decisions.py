@@ -29,6 +29,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     cluster = FakeCluster()
     monkeypatch.setattr(FakeApi, "world", cluster, raising=False)
     monkeypatch.setattr(pve_cluster_ops, "PveApi", FakeApi)
+    monkeypatch.setattr(pve_storage_ops, "PveApi", FakeApi)
     return cluster
 
 
@@ -306,14 +307,6 @@ def test_a_failed_task_raises_with_its_log() -> None:
 
 
 # -- pve_storage ----------------------------------------------------------------------------------
-@pytest.fixture
-def storage_world(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    cluster = FakeCluster()
-    monkeypatch.setattr(FakeApi, "world", cluster, raising=False)
-    monkeypatch.setattr(pve_storage_ops, "PveApi", FakeApi)
-    return cluster
-
-
 def storage_params(**given: Any) -> dict[str, Any]:
     return params(pve_storage.ARGUMENT_SPEC, **{"api_host": "198.18.0.11", "api_password": "pw", **given})
 
@@ -322,22 +315,22 @@ SHARE = {"storage": "labshare", "type": "dir", "path": "/mnt/lab-shared", "share
          "content": ["images", "backup"]}
 
 
-def test_storage_created_then_no_change(storage_world: FakeCluster) -> None:
+def test_storage_created_then_no_change(world: FakeCluster) -> None:
     preview = pve_storage_ops.ensure(storage_params(**SHARE), check_mode=True)
-    assert preview["changed"] is True and "would be created" in preview["msg"] and storage_world.changes() == []
+    assert preview["changed"] is True and "would be created" in preview["msg"] and world.changes() == []
     made = pve_storage_ops.ensure(storage_params(**SHARE), check_mode=False)
     assert made["config"] == {"type": "dir", "path": "/mnt/lab-shared", "shared": "1", "content": "backup,images"}
-    assert storage_world.changes() == [("pve1", "POST", "/storage", {"storage": "labshare", "type": "dir",
+    assert world.changes() == [("pve1", "POST", "/storage", {"storage": "labshare", "type": "dir",
                                         "path": "/mnt/lab-shared", "shared": "1", "content": "backup,images"})]
     again = pve_storage_ops.ensure(storage_params(**SHARE), check_mode=False)
-    assert again["changed"] is False and len(storage_world.changes()) == 1
+    assert again["changed"] is False and len(world.changes()) == 1
 
 
-def test_storage_update_sends_only_the_difference_with_the_digest(storage_world: FakeCluster) -> None:
+def test_storage_update_sends_only_the_difference_with_the_digest(world: FakeCluster) -> None:
     result = pve_storage_ops.ensure(storage_params(storage="local", content=["backup", "iso", "vztmpl",
                                                                              "snippets"]), check_mode=False)
     assert result["diff"]["before"]["content"] == "backup,iso,vztmpl"
-    assert storage_world.changes() == [("pve1", "PUT", "/storage/local",
+    assert world.changes() == [("pve1", "PUT", "/storage/local",
                                         {"digest": "d" * 40, "content": "backup,iso,snippets,vztmpl"})]
 
 
@@ -349,16 +342,16 @@ def test_storage_update_sends_only_the_difference_with_the_digest(storage_world:
     ({"storage": "new", "type": "lvmthin", "vgname": "pve"}, "needs thinpool to be created"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_storage_refusals_come_before_check_mode(storage_world: FakeCluster, given: dict[str, Any], message: str,
+def test_storage_refusals_come_before_check_mode(world: FakeCluster, given: dict[str, Any], message: str,
                                                  check_mode: bool) -> None:
     with pytest.raises(PveError, match=message):
         pve_storage_ops.ensure(storage_params(**given), check_mode=check_mode)
-    assert storage_world.changes() == []
+    assert world.changes() == []
 
 
-def test_storage_absent(storage_world: FakeCluster) -> None:
+def test_storage_absent(world: FakeCluster) -> None:
     assert pve_storage_ops.ensure(storage_params(storage="nope", state="absent"), False)["changed"] is False
     preview = pve_storage_ops.ensure(storage_params(storage="local-lvm", state="absent"), True)
-    assert preview["changed"] is True and "would be removed" in preview["msg"] and storage_world.changes() == []
+    assert preview["changed"] is True and "would be removed" in preview["msg"] and world.changes() == []
     pve_storage_ops.ensure(storage_params(storage="local-lvm", state="absent"), False)
-    assert "local-lvm" not in storage_world.storages
+    assert "local-lvm" not in world.storages
