@@ -186,3 +186,20 @@ def test_community_proxmox_storage_modules_work_unchanged(cluster: Lab) -> None:
         assert not join["_failed"] and join["cluster_join"]["nodelist"], join
     finally:
         os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+
+
+def test_vmlist_and_nextid_see_guest_configs_on_any_node(cluster: Lab) -> None:
+    from proxmoxer.core import ResourceException
+
+    guest = "/etc/pve/nodes/pve2/qemu-server/100.conf"
+    assert ssh(cluster, "pve2", f"echo 'memory: 256' > {guest}").returncode == 0
+    try:
+        wait_until(lambda: '"100"' in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout, 10,
+                   "pve1's .vmlist listing VM 100 of pve2")
+        assert json.loads(ssh(cluster, "pve3", "cat /etc/pve/.vmlist").stdout)["ids"]["100"]["node"] == "pve2"
+        assert api(cluster, "pve1").cluster.nextid.get() == 101
+        with pytest.raises(ResourceException) as err:
+            api(cluster, "pve3").cluster.nextid.get(vmid=100)
+        assert err.value.status_code == 400 and err.value.errors == {"vmid": "VM 100 already exists"}
+    finally:
+        ssh(cluster, "pve2", f"rm -f {guest}")

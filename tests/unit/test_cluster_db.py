@@ -126,3 +126,19 @@ def test_a_wiped_joiner_never_overwrites_the_cluster():
     m2, r2 = make(bus, 2, db=joiner_db)
     bus.join(m2, r2)
     assert r2.db.read("corosync.conf") == b"cluster" and r1.db.read("local-only") is None
+
+
+def test_vmlist_lists_every_guest_config_of_every_node() -> None:
+    """pmxcfs's .vmlist, which nextid and /cluster/resources read."""
+    import base64
+
+    from pvelab.pve.cluster.cfs import vmlist
+
+    db = ConfigDB(None)
+    for path in ("nodes", "nodes/pve1", "nodes/pve1/qemu-server", "nodes/pve2", "nodes/pve2/lxc"):
+        db.apply({"op": "mkdir", "path": path})
+    for path in ("nodes/pve1/qemu-server/100.conf", "nodes/pve2/lxc/201.conf", "nodes/pve2/lxc/notes.txt"):
+        db.apply({"op": "write", "path": path, "data": base64.b64encode(b"memory: 512\n").decode()})
+    listed = vmlist(db)
+    assert {vmid: (e["node"], e["type"]) for vmid, e in listed.items()} == {"100": ("pve1", "qemu"),
+                                                                            "201": ("pve2", "lxc")}

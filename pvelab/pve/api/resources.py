@@ -6,6 +6,7 @@ any node's is good on every node): the same figures, without the broadcast's lag
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import status_entry
 
 PEER_TIMEOUT = 3.0
-GUEST_DIRS = {"qemu": "qemu-server", "lxc": "lxc"}
+VMLIST = Path("/etc/pve/.vmlist")
 
 
 def peer_get(address: str, path: str) -> Any:
@@ -87,12 +88,11 @@ def resources(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def guest_ids() -> set[int]:
-    """Every VMID in the cluster: the guest configs of every node (what pmxcfs's .vmlist lists)."""
-    ids = set()
-    for node_dir in Path("/etc/pve/nodes").glob("*"):
-        for subdir in GUEST_DIRS.values():
-            ids |= {int(p.stem) for p in (node_dir / subdir).glob("*.conf") if p.stem.isdigit()}
-    return ids
+    """Every VMID in the cluster, from pmxcfs's .vmlist (as PVE's get_vmlist reads it)."""
+    try:
+        return {int(vmid) for vmid in json.loads(VMLIST.read_text()).get("ids", {})}
+    except (OSError, ValueError):
+        return set()
 
 
 @route("GET /cluster/nextid")

@@ -174,7 +174,7 @@ class ClusterFS:
         if name == ".version":
             return (json.dumps({"version": self.db.version, "starttime": int(START)}) + "\n").encode()
         if name == ".vmlist":
-            return (json.dumps({"version": self.db.version, "ids": {}}) + "\n").encode()
+            return (json.dumps({"version": self.db.version, "ids": vmlist(self.db)}) + "\n").encode()
         return b'{"data": []}\n'
 
     def corosync(self) -> dict[str, Any] | None:
@@ -185,6 +185,17 @@ class ClusterFS:
             return corosync_conf.parse(data.decode())
         except (corosync_conf.ConfError, UnicodeDecodeError):
             return None
+
+
+def vmlist(db: ConfigDB) -> dict[str, dict[str, Any]]:
+    """Every guest of the cluster, as pmxcfs's .vmlist lists them: {vmid: {node, type, version}}."""
+    ids: dict[str, dict[str, Any]] = {}
+    for node in db.children("nodes"):
+        for subdir, kind in (("qemu-server", "qemu"), ("lxc", "lxc")):
+            for name in db.children(f"nodes/{node}/{subdir}"):
+                if name.endswith(".conf") and name[:-5].isdigit():
+                    ids[name[:-5]] = {"node": node, "type": kind, "version": db.version}
+    return ids
 
 
 def _fuse_main(cfs: ClusterFS, mountpoint: str) -> None:
