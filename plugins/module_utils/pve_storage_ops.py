@@ -8,23 +8,21 @@ from typing import Any
 from ansible.module_utils.pve_api import PveApi
 from ansible.module_utils.pve_errors import PveError
 
-# Options whose value PVE fixes at creation (SectionConfig `fixed`): changing one means remove and add.
+# What each type needs to be created; PVE fixes these there (SectionConfig `fixed`), so changing one
+# means remove and add.
 FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",)}
-# What each type needs to be created.
-REQUIRED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",)}
 # The options each type takes (PVE answers "unexpected property" for the others).
 TYPE_OPTIONS = {"dir": {"path", "content", "shared", "nodes", "disable"},
                 "lvmthin": {"thinpool", "vgname", "content", "nodes", "disable"},
                 "rbd": {"pool", "content", "krbd", "monhost", "nodes", "disable"}}
-# Module option -> storage.cfg key, for the options this module manages.
-KEYS = {"path": "path", "content": "content", "shared": "shared", "nodes": "nodes", "disable": "disable",
-        "vgname": "vgname", "thinpool": "thinpool", "pool": "pool", "krbd": "krbd", "monhost": "monhost"}
+# The options this module manages, named as in storage.cfg.
+OPTIONS = ("path", "content", "shared", "nodes", "disable", "vgname", "thinpool", "pool", "krbd", "monhost")
 
 
 def wanted_options(p: dict[str, Any]) -> dict[str, str]:
     """The asked options as storage.cfg spells them (lists joined, booleans 0/1); unset ones left out."""
     out: dict[str, str] = {}
-    for option, key in KEYS.items():
+    for option in OPTIONS:
         value = p.get(option)
         if value is None:
             continue
@@ -32,21 +30,21 @@ def wanted_options(p: dict[str, Any]) -> dict[str, str]:
             value = int(value)
         if isinstance(value, list):
             value = ",".join(sorted(value)) if option == "content" else ",".join(value)
-        out[key] = str(value)
+        out[option] = str(value)
     return out
 
 
 def current_options(entry: dict[str, Any]) -> dict[str, str]:
     """A GET /storage/{storage} answer in the same spelling as wanted_options (content sorted)."""
-    out = {k: str(v) for k, v in entry.items() if k in KEYS.values()}
+    out = {k: str(v) for k, v in entry.items() if k in OPTIONS}
     if "content" in out:
         out["content"] = ",".join(sorted(out["content"].split(",")))
     return out
 
 
 def read(api: PveApi, storage: str) -> dict[str, Any] | None:
-    found = [e for e in api.get("/storage") if e.get("storage") == storage]
-    return api.get(f"/storage/{storage}") if found else None
+    """The storage's config with the file's digest, or None; PVE's index lists the same entries."""
+    return next((e for e in api.get("/storage") if e.get("storage") == storage), None)
 
 
 def ensure(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
@@ -76,7 +74,7 @@ def create(api: PveApi, p: dict[str, Any], want: dict[str, str], check_mode: boo
     sid, kind = p["storage"], p["type"]
     if kind is None:
         raise PveError(f"storage '{sid}' does not exist yet: give its type (dir, lvmthin, rbd) to create it")
-    missing = [o for o in REQUIRED.get(kind, ()) if o not in want]
+    missing = [o for o in FIXED.get(kind, ()) if o not in want]
     if missing:
         raise PveError(f"a '{kind}' storage needs {', '.join(missing)} to be created (storage '{sid}')")
     result = {"changed": True, "storage": sid, "config": {"type": kind, **want},

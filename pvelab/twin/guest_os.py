@@ -36,7 +36,7 @@ for i in $(seq 30); do  # until the NIC and a disk have appeared (at most 3 s)
   [ -e /sys/class/net/eth0 ] && ls /dev/vd? /dev/sd? 2>/dev/null | grep -q . && break; sleep 0.1
 done
 fw() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/$1/raw" 2>/dev/null; }
-VMID=$(fw vmid); NODE=$(fw node); NAME=vm$VMID
+VMID=$(fw vmid); NAME=vm$VMID
 for dev in /dev/sr* /dev/sd* /dev/vd*; do  # the cloud-init drive, as PVE makes it (NoCloud, cidata)
   [ -b "$dev" ] || continue
   if mount -t iso9660 -o ro "$dev" /mnt/ci 2>/dev/null; then

@@ -68,7 +68,7 @@ class FakeApi:
         if path == "/cluster/status":
             return self.world.status(self.node)
         if path == "/storage":
-            return [{"storage": sid, **opts} for sid, opts in self.world.storages.items()]
+            return [{"storage": sid, **opts, "digest": "d" * 40} for sid, opts in self.world.storages.items()]
         if path.startswith("/storage/"):
             return {"storage": path[9:], **self.world.storages[path[9:]], "digest": "d" * 40}
         if path == "/cluster/config/join":

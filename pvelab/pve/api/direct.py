@@ -10,7 +10,7 @@ from pvelab.procfs import nodename
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.auth import Caller
-from pvelab.pve.api.routes import ApiException, Context, handlers
+from pvelab.pve.api.routes import ApiException, Context, handler_for
 
 ERROR_EXIT = 255  # PVE's CLI tools exit -1 on errors
 
@@ -22,10 +22,7 @@ def call(method: str, path: str, params: dict[str, Any]) -> Any:
         raise ApiException(501, f"No '{method.lower()}' handler defined for '{path}'")
     endpoint, values = found
     typed = schema.verify(endpoint, {**params, **values})
-    handler = handlers().get(f"{method} {endpoint.template}")
-    if handler is None:
-        raise ApiException(501, f"Method '{method} {path}' not implemented")
-    return handler(Context(Caller("root@pam"), nodename()), typed)
+    return handler_for(method, endpoint.template, path)(Context(Caller("root@pam"), nodename()), typed)
 
 
 def finish_task(upid: str, echo: bool = True) -> bool:

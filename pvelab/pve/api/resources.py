@@ -28,14 +28,14 @@ def peer_get(address: str, path: str) -> Any:
     return client.request("GET", path)
 
 
-def node_figures(ctx: Context) -> dict[str, Any]:
+def node_figures() -> dict[str, Any]:
     """This node's own line of figures, as its pvestatd would report them."""
     mem, disk = node_memory(), node_rootfs()
     return {"status": "online", "uptime": node_uptime(), "cpu": 0.0, "maxcpu": os.cpu_count() or 1,
             "mem": mem["used"], "maxmem": mem["total"], "disk": disk["used"], "maxdisk": disk["total"], "level": ""}
 
 
-def per_node(ctx: Context) -> dict[str, dict[str, Any]]:
+def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None}}."""
     nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
     out: dict[str, dict[str, Any]] = {}
@@ -43,8 +43,8 @@ def per_node(ctx: Context) -> dict[str, dict[str, Any]]:
         online = bool(info.get("online")) or name == ctx.node
         entry: dict[str, Any] = {"online": online, "node": None, "storage": None}
         if name == ctx.node:
-            entry["node"] = node_figures(ctx)
-            entry["storage"] = {sid: status_entry(sid, opts) for sid, opts in storage_config.read().items()}
+            entry["node"] = node_figures()
+            entry["storage"] = {sid: status_entry(sid, opts) for sid, opts in sections.items()}
         elif online:
             try:
                 status = peer_get(info["ip"], f"/nodes/{name}/status")
@@ -62,7 +62,8 @@ def per_node(ctx: Context) -> dict[str, dict[str, Any]]:
 @route("GET /cluster/resources")
 def resources(ctx: Context, params: dict[str, Any]) -> Any:
     kind = params.get("type")
-    nodes = per_node(ctx)
+    sections = storage_config.read()
+    nodes = per_node(ctx, sections)
     out: list[dict[str, Any]] = []
     if kind in (None, "node"):
         for name, seen in nodes.items():
@@ -72,7 +73,7 @@ def resources(ctx: Context, params: dict[str, Any]) -> Any:
                 entry.update(seen["node"])
             out.append(entry)
     if kind in (None, "storage"):
-        for sid, options in storage_config.read().items():
+        for sid, options in sections.items():
             for name, seen in nodes.items():
                 if not storage_config.is_enabled(options) or not storage_config.available_on(options, name):
                     continue

@@ -43,3 +43,11 @@ def handlers() -> dict[str, Handler]:
     for name in SUBSYSTEM_APIS:
         importlib.import_module(name)
     return HANDLERS
+
+
+def handler_for(method: str, template: str, path: str) -> Handler:
+    """The handler of an endpoint the schema knows; 501 as PVE answers when the twin lacks it."""
+    handler = handlers().get(f"{method} {template}")
+    if handler is None:
+        raise ApiException(501, f"Method '{method} {path}' not implemented")
+    return handler

@@ -19,7 +19,7 @@ from pvelab.poll import poll
 from pvelab.procfs import nodename
 from pvelab.pve import certs, version
 from pvelab.pve.api import auth, schema
-from pvelab.pve.api.routes import ApiException, Context, handlers
+from pvelab.pve.api.routes import ApiException, Context, handler_for
 from pvelab.pve.cluster.api import members
 
 PORT = 8006
@@ -155,9 +155,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.proxy(method, str(params["node"]), raw)
                 return
             typed = schema.verify(endpoint, params, form)
-            handler = handlers().get(f"{method} {endpoint.template}")
-            if handler is None:
-                raise ApiException(501, f"Method '{method} {path}' not implemented")
+            handler = handler_for(method, endpoint.template, path)
             self.reply_data(handler(Context(caller, nodename()), typed))
         except schema.ParamError as exc:
             self.reply_error(400, "Parameter verification failed.", exc.errors)

@@ -51,9 +51,9 @@ def status_entry(storage_id: str, options: dict[str, Any]) -> dict[str, Any]:
 # -- /storage: the configuration ------------------------------------------------------------------
 @route("GET /storage")
 def storage_index(ctx: Context, params: dict[str, Any]) -> Any:
-    sections = config.read()
+    sections, current = config.read(), digest()
     return [{"storage": sid, **{k: (1 if v is True else v) for k, v in opts.items()},
-             "digest": digest()} for sid, opts in sections.items()
+             "digest": current} for sid, opts in sections.items()
             if not params.get("type") or opts["type"] == params["type"]]
 
 
