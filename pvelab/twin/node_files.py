@@ -10,7 +10,9 @@ from pathlib import Path
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pvesm": "pvelab.pve.storage.pvesm"}
+            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm"}
+# QEMU's -netdev scripts, where each PVE major version keeps them.
+BRIDGE_SCRIPTS = ("var/lib/qemu-server", "usr/libexec/qemu-server")
 
 PVE_CLUSTER_UNIT = """[Unit]
 Description=The Proxmox VE cluster filesystem
@@ -54,6 +56,9 @@ def command_script(module: str) -> str:
 
 def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files = {f"usr/bin/{name}": (command_script(module), 0o755) for name, module in COMMANDS.items()}
+    for directory in BRIDGE_SCRIPTS:
+        for name in ("pve-bridge", "pve-bridgedown"):
+            files[f"{directory}/{name}"] = (command_script("pvelab.pve.guests.bridge"), 0o755)
     files["etc/systemd/system/pve-cluster.service"] = (PVE_CLUSTER_UNIT, 0o644)
     files["etc/systemd/system/pveproxy.service"] = (PVEPROXY_UNIT, 0o644)
     files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)

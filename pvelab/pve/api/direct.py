@@ -4,6 +4,7 @@ handlers as over HTTPS, as root@pam, with PVE's CLI error texts and exit code.""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pvelab.procfs import nodename
@@ -72,3 +73,23 @@ def parse_options(args: list[str]) -> tuple[list[str], dict[str, str]]:
             positional.append(arg)
             i += 1
     return positional, options
+
+
+Run = Callable[[str, list[str], dict[str, str]], int]
+
+
+def cli_main(usage: str, run: Run, refusals: tuple[type[Exception], ...], argv: list[str] | None = None) -> int:
+    """A PVE command's top level: `help`, the words parsed, a refusal printed as PVE's CLI does."""
+    words = sys.argv[1:] if argv is None else argv
+    if not words or words[0] in ("help", "-h", "--help"):
+        print(usage)
+        return 0 if words else ERROR_EXIT
+    args, options = parse_options(words[1:])
+    refused: tuple[type[Exception], ...] = (schema.ParamError, ApiException, *refusals)
+    try:
+        return run(words[0], args, options)
+    except ValueError:
+        print(f"400 wrong number of arguments\n{usage}", file=sys.stderr)
+        return ERROR_EXIT
+    except refused as exc:
+        return report(exc)

@@ -11,7 +11,8 @@ from typing import Any
 from pvelab.pve.api.auth import Caller
 
 # Every subsystem's API module, imported once so its @route handlers are registered.
-SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.api.resources")
+SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.guests.api",
+                  "pvelab.pve.api.resources")
 
 
 class ApiException(Exception):

@@ -114,12 +114,15 @@ def _check_property_string(fmt: dict[str, Any], value: str) -> str | None:
             key, val = default_key, part
         if key not in fmt:
             return f"invalid format - property '{key}' is not defined in schema"
-        seen[key] = val
-        problem = _check_value(fmt[key], val, form=True)
+        if "keyAlias" in fmt[key]:  # `virtio=MAC`: model=virtio, macaddr=MAC
+            seen[fmt[key]["keyAlias"]] = key
+        target = fmt[key].get("alias", key)  # an old name of another property
+        seen[target] = val
+        problem = _check_value(fmt.get(target, {}), val, form=True)
         if problem:
-            return f"invalid format - {key}: {problem}"
+            return f"invalid format - {target}: {problem}"
     for key, schema in fmt.items():
-        if not schema.get("optional") and key not in seen:
+        if not schema.get("optional") and "alias" not in schema and key not in seen:
             return f"invalid format - {key}: property is missing and it is not optional"
     return None
 

@@ -8,8 +8,7 @@ from typing import Any
 
 from pvelab.procfs import nodename
 from pvelab.pve import version
-from pvelab.pve.api import direct, schema
-from pvelab.pve.api.routes import ApiException
+from pvelab.pve.api import direct
 from pvelab.pve.storage import config
 from pvelab.pve.storage.api import real_volume_id
 from pvelab.pve.storage.volumes import backend, parse_volume_id
@@ -90,18 +89,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    words = sys.argv[1:] if argv is None else argv
-    if not words or words[0] in ("help", "-h", "--help"):
-        print(USAGE)
-        return 0 if words else direct.ERROR_EXIT
-    args, options = direct.parse_options(words[1:])
-    try:
-        return run(words[0], args, options)
-    except ValueError:
-        print(f"400 wrong number of arguments\n{USAGE}", file=sys.stderr)
-        return direct.ERROR_EXIT
-    except (schema.ParamError, ApiException, config.StorageError) as exc:
-        return direct.report(exc)
+    return direct.cli_main(USAGE, run, (config.StorageError,), argv)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pvelab.pve.storage.config import TYPES, StorageError, content_of
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
 DEV = Path("/dev")
 VOLUME_ID = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.IGNORECASE)
-DISK_NAME = re.compile(r"^(vm|base)-(\d+)-disk-(\d+)(?:\.(raw|qcow2|vmdk))?$")
+DISK_NAME = re.compile(r"^(vm|base)-(\d+)-(?:disk-\d+|cloudinit)(?:\.(raw|qcow2|vmdk))?$")  # PVE's image names
 # Where each content type lives below a dir storage's path (PVE's default content-dirs).
 DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
                "backup": "dump", "snippets": "snippets", "import": "import"}
@@ -92,7 +93,7 @@ class DirBackend(Backend):
                     name = DISK_NAME.match(disk.name)
                     if name and disk.is_file():
                         found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk, "images",
-                                                 name.group(4) or "raw", int(name.group(2))))
+                                                 name.group(3) or "raw", int(name.group(2))))
             elif content in ("iso", "vztmpl", "backup", "snippets", "import"):
                 for item in sorted(base.glob("*")):
                     if item.is_file() and not item.name.endswith((".log", ".notes", ".tmp")):
@@ -128,10 +129,12 @@ class DirBackend(Backend):
         path = directory / name
         if path.exists():
             raise StorageError(f"disk image '{path}' already exists")
-        if fmt != "raw":
-            raise StorageError(f"format '{fmt}' needs qemu-img, which this node does not have yet - use raw")
-        with open(path, "wb") as fh:
-            fh.truncate(size_kib * 1024)
+        if fmt == "raw":
+            with open(path, "wb") as fh:
+                fh.truncate(size_kib * 1024)
+        else:
+            subprocess.run(["qemu-img", "create", "-f", fmt, str(path), f"{size_kib}K"], check=True,
+                           capture_output=True)
         return f"{self.id}:{vmid}/{name}"
 
     def free(self, volname: str) -> None:
@@ -167,7 +170,7 @@ class LvmThinBackend(Backend):
         found = []
         for disk in sorted(self.pool.iterdir()):
             name = DISK_NAME.match(disk.name)
-            if name and not name.group(4):
+            if name and not name.group(3):
                 found.append({"volid": f"{self.id}:{disk.name}", "content": "images", "format": "raw",
                               "size": disk.stat().st_size, "vmid": int(name.group(2)), "used": disk_usage(disk),
                               "ctime": int(disk.stat().st_ctime)})

@@ -1,0 +1,485 @@
+"""The VM API: /nodes/{node}/qemu[...] as qemu-server serves it (create, config, status, start and
+stop, destroy, migrate). `qm` calls these same handlers in-process."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pvelab.pve import version
+from pvelab.pve.api import schema, tasks
+from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.guests import migrate, runtime, store
+from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import backend, parse_volume_id
+
+# API parameters of create/config that are not config options.
+NOT_CONFIG = ("node", "vmid", "digest", "delete", "revert", "skiplock", "force", "start", "storage", "unique",
+              "pool", "archive", "bwlimit", "live-restore", "background_delay")
+# Options qemu-server changes on a running VM at once; the rest wait in [PENDING] for a restart.
+FAST_PLUG = ("name", "description", "onboot", "startup", "tags", "protection", "lock", "vmstatestorage",
+             "hookscript", "shares", "boot", "tablet")
+NEW_DISK = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$", re.IGNORECASE)
+NEW_CLOUDINIT = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$", re.IGNORECASE)
+CLOUDINIT_KIB = 4 * 1024
+
+
+def guest_call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except GuestError as exc:
+        if exc.param:
+            raise ApiException(400, "Parameter verification failed.", {exc.param: str(exc)}) from exc
+        raise ApiException(exc.status, str(exc)) from exc
+    except storage_config.StorageError as exc:
+        raise ApiException(exc.status, str(exc)) from exc
+    except PermissionError as exc:
+        raise ApiException(500, "cluster not ready - no quorum?") from exc
+
+
+def worker(ctx: Context, kind: str, vmid: int, work: Callable[[Callable[[str], None]], None]) -> str:
+    def guarded(log: Callable[[str], None]) -> None:
+        guest_call(lambda: work(log))
+
+    return tasks.start(ctx.node, kind, str(vmid), ctx.caller.name, guarded)
+
+
+def typed_options(options: dict[str, str], method: str = "GET",
+                  template: str = "/nodes/{node}/qemu/{vmid}/config") -> dict[str, Any]:
+    """Config values with the types the endpoint's `returns` schema gives them (ints, numbers)."""
+    returns = schema.endpoints(version.major())[f"{method} {template}"].info.get("returns", {})
+    properties = returns.get("properties") or {}
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        prop = properties.get(key) or properties.get(re.sub(r"\d+$", "[n]", key)) or {}
+        kind = prop.get("type")
+        try:
+            out[key] = int(value) if kind in ("integer", "boolean") else float(value) if kind == "number" else value
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def config_options(params: dict[str, Any]) -> dict[str, str]:
+    return {k: ("1" if v is True else "0" if v is False else str(v)) for k, v in params.items()
+            if k not in NOT_CONFIG and v is not None}
+
+
+# -- new disks, NICs and defaults (what qemu-server fills in) ---------------------------------------
+def storage_of(sid: str, node: str) -> dict[str, Any]:
+    options = storage_config.get(sid)  # "storage 'x' does not exist"
+    if not storage_config.available_on(options, node):
+        raise GuestError(f"storage '{sid}' is not available on node '{node}'")
+    return options
+
+
+def check_new_values(options: dict[str, str], node: str) -> None:
+    """Refusals before anything is written: unknown storages, content the storage does not hold."""
+    for key, value in options.items():
+        if not store.DRIVE_KEY.match(key):
+            continue
+        drive = store.parse_drive(value)
+        file = drive.get("file", "none")
+        if file in ("none", "cdrom") or ":" not in file:
+            continue
+        sid = file.split(":", 1)[0]
+        storage = storage_of(sid, node)
+        content = "iso" if store.is_cdrom(drive) and not NEW_CLOUDINIT.match(file) else "images"
+        if content not in storage_config.content_of(storage):
+            raise GuestError(f"storage '{sid}' does not support content-type '{content}'", param=key, status=400)
+        if not NEW_DISK.match(file) and not NEW_CLOUDINIT.match(file):
+            volname = parse_volume_id(file)[1]
+            path = backend(sid, storage).path(volname)
+            if not path.exists():
+                raise GuestError(f"volume '{file}' does not exist", param=key, status=400)
+
+
+def allocate(vmid: int, options: dict[str, str], node: str, log: Callable[[str], None]) -> dict[str, str]:
+    """New disks (`STORAGE:SIZE_GiB`), cloud-init drives and MAC addresses, as qemu-server makes them."""
+    out = dict(options)
+    for key, value in options.items():
+        if store.DRIVE_KEY.match(key):
+            drive = store.parse_drive(value)
+            file = drive.get("file", "")
+            if NEW_DISK.match(file):
+                sid, size = NEW_DISK.match(file).groups()  # type: ignore[union-attr]
+                kib = int(float(size) * 1024 * 1024)
+                volid = backend(sid, storage_of(sid, node)).alloc(vmid, None, kib, drive.get("format"))
+                drive.update(file=volid, size=store.size_text(kib * 1024))
+                drive.pop("format", None)
+                log(f"{key}: successfully created disk '{volid},size={drive['size']}'")
+            elif NEW_CLOUDINIT.match(file):
+                sid = NEW_CLOUDINIT.match(file).group(1)  # type: ignore[union-attr]
+                opts = storage_of(sid, node)
+                name = f"vm-{vmid}-cloudinit" + (".qcow2" if opts["type"] == "dir" else "")
+                volid = backend(sid, opts).alloc(vmid, name, CLOUDINIT_KIB, None)
+                drive.update(file=volid, media="cdrom")
+                log(f"{key}: successfully created disk '{volid},media=cdrom'")
+            elif store.is_cdrom(drive) and ":" in file:
+                sid, volname = parse_volume_id(file)
+                path = backend(sid, storage_of(sid, node)).path(volname)
+                drive.setdefault("size", store.size_text(path.stat().st_size) if path.exists() else "0")
+            out[key] = store.print_drive(drive)
+        elif key.startswith("net") and key[3:].isdigit():
+            net = store.parse_net(value)
+            net.setdefault("macaddr", "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3)))
+            out[key] = store.print_net(net)
+    return out
+
+
+def default_boot(options: dict[str, str]) -> str:
+    """qemu-server's default boot order: the first disk, the CD-ROMs, the NICs."""
+    drives = store.drives(options)
+    disks = sorted((k for k, d in drives.items() if not store.is_cdrom(d)), key=lambda k: (k[:3], k))
+    cdroms = sorted(k for k, d in drives.items() if store.is_cdrom(d) and not store.is_cloudinit(d))
+    nets = sorted(k for k in options if k.startswith("net") and k[3:].isdigit())
+    return "order=" + ";".join([*disks[:1], *cdroms, *nets])
+
+
+def qemu_version() -> str:
+    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"version (\d+\.\d+\.\d+)", out)
+    return found.group(1) if found else "0.0.0"
+
+
+# -- /nodes/{node}/qemu -----------------------------------------------------------------------------
+@route("GET /nodes/{node}/qemu")
+def vm_index(ctx: Context, params: dict[str, Any]) -> Any:
+    out = []
+    for vmid, conf in store.guests_on(ctx.node).items():
+        current = runtime.status(vmid, conf)
+        current.pop("ha", None)
+        out.append(current)
+    return out
+
+
+@route("POST /nodes/{node}/qemu")
+def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    if params.get("archive"):
+        raise ApiException(501, "restore is not implemented yet")
+    options = config_options(params)
+
+    def reserve() -> None:
+        runtime.check_quorum()
+        emsg = f"unable to create VM {vmid} -"
+        with store.locked(vmid):
+            found = store.owner(vmid)
+            if found is not None:
+                kind = "VM" if found.get("type") == "qemu" else "CT"
+                raise GuestError(f"{emsg} {kind} {vmid} already exists on node '{found['node']}'")
+            if store.config_path(ctx.node, vmid).exists():
+                raise GuestError(f"{emsg} config file already exists")
+            check_new_values(options, ctx.node)
+            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})))
+
+    guest_call(reserve)
+
+    def work(log: Callable[[str], None]) -> None:
+        try:
+            made = allocate(vmid, options, ctx.node, log)
+            made.setdefault("smbios1", f"uuid={uuid.uuid4()}")
+            made.setdefault("vmgenid", str(uuid.uuid4()))
+            made.setdefault("meta", f"creation-qemu={qemu_version()},ctime={int(time.time())}")
+            if "boot" not in made and "bootdisk" not in made:
+                made["boot"] = default_boot(made)
+            description = made.pop("description", None)
+            with store.locked(vmid):
+                store.save(ctx.node, vmid, VmConfig(main=Section(options=made, description=description)))
+        except Exception:
+            store.config_path(ctx.node, vmid).unlink(missing_ok=True)
+            raise
+        if params.get("start"):
+            start_vm(ctx.node, vmid, log)
+
+    return worker(ctx, "qmcreate", vmid, work)
+
+
+@route("GET /nodes/{node}/qemu/{vmid}")
+def vm_dir(ctx: Context, params: dict[str, Any]) -> Any:
+    guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    return [{"subdir": d} for d in ("config", "pending", "status", "unlink", "vncproxy", "termproxy", "migrate",
+                                    "resize", "move", "rrd", "rrddata", "monitor", "agent", "snapshot", "spiceproxy",
+                                    "sendkey", "firewall", "mtunnel", "remote_migrate")]
+
+
+@route("DELETE /nodes/{node}/qemu/{vmid}")
+def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+
+    def check() -> None:
+        conf = store.load(ctx.node, vmid)
+        if not params.get("skiplock"):
+            store.check_lock(conf)
+        if conf.main.options.get("protection") == "1":
+            raise GuestError("can't remove VM - protection mode enabled")
+        if runtime.pid_of(vmid) is not None:
+            raise GuestError(f"VM {vmid} is running - destroy failed")
+
+    guest_call(check)
+
+    def work(log: Callable[[str], None]) -> None:
+        with store.locked(vmid):
+            conf = store.load(ctx.node, vmid)
+            referenced = [d["file"] for d in store.drives(conf.main.options).values()
+                          if ":" in d.get("file", "") and not store.is_cdrom(d) or store.is_cloudinit(d)]
+            referenced += [v for k, v in conf.main.options.items() if k.startswith("unused")]
+            for volid in referenced:
+                free_volume(volid, log)
+            if params.get("destroy-unreferenced-disks", True):
+                for sid, options in storage_config.read().items():
+                    if not storage_config.available_on(options, ctx.node) or "images" not in \
+                            storage_config.content_of(options):
+                        continue
+                    for volume in backend(sid, options).volumes():
+                        if volume.get("vmid") == vmid and volume["content"] == "images":
+                            free_volume(volume["volid"], log)
+            store.config_path(ctx.node, vmid).unlink()
+            runtime.cleanup(vmid)
+
+    return worker(ctx, "qmdestroy", vmid, work)
+
+
+def free_volume(volid: str, log: Callable[[str], None]) -> None:
+    sid, volname = parse_volume_id(volid)
+    try:
+        backend(sid, storage_config.get(sid)).free(volname)
+        log(f"Removed volume '{volid}'")
+    except storage_config.StorageError:
+        pass  # already gone: destroy goes on, as PVE does
+
+
+# -- config ---------------------------------------------------------------------------------------
+@route("GET /nodes/{node}/qemu/{vmid}/config")
+def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
+    conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    options = dict(conf.main.options)
+    description = conf.main.description
+    if not params.get("current") and conf.pending is not None:
+        options.update(conf.pending.options)
+        for key in conf.pending.options.get("delete", "").split(","):
+            options.pop(key.lstrip("!"), None)
+        options.pop("delete", None)
+        if conf.pending.description is not None:
+            description = conf.pending.description
+    out = typed_options({k: v for k, v in options.items() if k not in NOT_OPTIONS})
+    if description:
+        out["description"] = description
+    out["digest"] = conf.digest
+    return out
+
+
+@route("GET /nodes/{node}/qemu/{vmid}/pending")
+def vm_pending(ctx: Context, params: dict[str, Any]) -> Any:
+    conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    pending = conf.pending.options if conf.pending else {}
+    deleted = [k.lstrip("!") for k in pending.get("delete", "").split(",") if k]
+    out = []
+    for key in sorted({*conf.main.options, *pending} - {"delete", *NOT_OPTIONS}):
+        entry: dict[str, Any] = {"key": key}
+        if key in conf.main.options:
+            entry["value"] = conf.main.options[key]
+        if key in pending:
+            entry["pending"] = pending[key]
+        if key in deleted:
+            entry["delete"] = 1
+        out.append(entry)
+    for key in deleted:
+        if key not in conf.main.options and key not in pending:
+            out.append({"key": key, "delete": 1})
+    return out
+
+
+def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], None]) -> None:
+    vmid = int(params["vmid"])
+    changes = config_options(params)
+    deletes = [k for k in re.split(r"[,;\s]+", str(params.get("delete") or "")) if k]
+    for key in deletes:
+        if key in changes:
+            raise GuestError(f"cannot set and delete property '{key}' at the same time!", param="delete",
+                             status=400)
+    with store.locked(vmid):
+        conf = store.load(ctx.node, vmid)
+        store.check_digest(conf, params.get("digest"))
+        if not params.get("skiplock"):
+            store.check_lock(conf)
+        check_new_values(changes, ctx.node)
+        made = allocate(vmid, changes, ctx.node, log)
+        running = runtime.pid_of(vmid) is not None
+        for key in deletes:
+            if running and key not in FAST_PLUG:
+                pending = conf.pending = conf.pending or Section()
+                pending.options["delete"] = ",".join(filter(None, [pending.options.get("delete", ""), key]))
+            else:
+                conf.main.options.pop(key, None)
+                if key == "description":
+                    conf.main.description = None
+        for key, value in made.items():
+            if key == "description":
+                conf.main.description = value
+            elif running and key not in FAST_PLUG:
+                conf.pending = conf.pending or Section()
+                conf.pending.options[key] = value
+            else:
+                conf.main.options[key] = value
+        store.save(ctx.node, vmid, conf)
+
+
+@route("PUT /nodes/{node}/qemu/{vmid}/config")
+def vm_config_set(ctx: Context, params: dict[str, Any]) -> Any:
+    guest_call(lambda: update_config(ctx, params, lambda _line: None))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/config")
+def vm_config_set_async(ctx: Context, params: dict[str, Any]) -> Any:
+    guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    return worker(ctx, "qmconfig", int(params["vmid"]), lambda log: update_config(ctx, params, log))
+
+
+@route("PUT /nodes/{node}/qemu/{vmid}/unlink")
+def vm_unlink(ctx: Context, params: dict[str, Any]) -> Any:
+    guest_call(lambda: update_config(ctx, {"vmid": params["vmid"], "delete": params["idlist"]}, lambda _l: None))
+
+
+# -- status ---------------------------------------------------------------------------------------
+@route("GET /nodes/{node}/qemu/{vmid}/status")
+def vm_status_dir(ctx: Context, params: dict[str, Any]) -> Any:
+    guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    return [{"subdir": d} for d in ("current", "start", "stop", "reset", "shutdown", "suspend", "reboot", "resume")]
+
+
+@route("GET /nodes/{node}/qemu/{vmid}/status/current")
+def vm_status(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    conf = guest_call(lambda: store.load(ctx.node, vmid))
+    return runtime.status(vmid, conf)
+
+
+def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | None = None,
+             skiplock: bool = False, config_node: str | None = None) -> None:
+    """Start the VM; an incoming migration reads the config where it still is (the source node)."""
+    runtime.check_quorum()
+    with store.locked(vmid):
+        conf = store.load(config_node or node, vmid)
+        if not skiplock:
+            store.check_lock(conf)
+        if conf.pending is not None and runtime.pid_of(vmid) is None and not incoming:
+            apply_pending(node, vmid, conf)
+        runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node)
+
+
+def apply_pending(node: str, vmid: int, conf: VmConfig) -> None:
+    """A stopped VM starts with its pending changes applied (qemu-server's vmconfig_apply_pending)."""
+    assert conf.pending is not None
+    for key in conf.pending.options.pop("delete", "").split(","):
+        conf.main.options.pop(key.lstrip("!"), None)
+    conf.main.options.update(conf.pending.options)
+    if conf.pending.description is not None:
+        conf.main.description = conf.pending.description
+    conf.pending = None
+    store.save(node, vmid, conf)
+
+
+def running_check(ctx: Context, vmid: int, skiplock: bool = False) -> VmConfig:
+    conf = store.load(ctx.node, vmid)
+    if not skiplock:
+        store.check_lock(conf)
+    if runtime.pid_of(vmid) is None:
+        raise GuestError(f"VM {vmid} not running")
+    return conf
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/start")
+def vm_start(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    source = params.get("migratedfrom")
+    guest_call(lambda: store.load(source or ctx.node, vmid))
+    guest_call(runtime.check_quorum)
+    incoming = guest_call(migrate.incoming_uri) if source else None
+
+    def work(log: Callable[[str], None]) -> None:
+        start_vm(ctx.node, vmid, log, incoming, skiplock=bool(params.get("skiplock") or source), config_node=source)
+        if incoming:
+            log(f"migration listens on {incoming}")
+
+    return worker(ctx, "qmstart", vmid, work)
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/stop")
+def vm_stop(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+
+    def check() -> None:
+        conf = store.load(params.get("migratedfrom") or ctx.node, vmid)
+        if not params.get("skiplock") and not params.get("migratedfrom"):
+            store.check_lock(conf)
+
+    guest_call(check)
+    timeout = float(params.get("timeout") or 10)
+    return worker(ctx, "qmstop", vmid, lambda log: runtime.stop(vmid, log, timeout=timeout))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/shutdown")
+def vm_shutdown(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock"))))
+    timeout = float(params.get("timeout") or 600)
+    force = bool(params.get("forceStop"))
+    return worker(ctx, "qmshutdown", vmid, lambda log: runtime.shutdown(vmid, log, timeout, force))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/reboot")
+def vm_reboot(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: running_check(ctx, vmid))
+    timeout = float(params.get("timeout") or 600)
+
+    def work(log: Callable[[str], None]) -> None:
+        runtime.shutdown(vmid, log, timeout, False)
+        start_vm(ctx.node, vmid, log)
+
+    return worker(ctx, "qmreboot", vmid, work)
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/reset")
+def vm_reset(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock"))))
+    return worker(ctx, "qmreset", vmid, lambda log: runtime.qmp.command(vmid, "system_reset"))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/suspend")
+def vm_suspend(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock"))))
+    return worker(ctx, "qmsuspend", vmid, lambda log: runtime.qmp.command(vmid, "stop"))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/status/resume")
+def vm_resume(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock") or params.get("nocheck"))))
+    return worker(ctx, "qmresume", vmid, lambda log: runtime.qmp.command(vmid, "cont"))
+
+
+# -- migration ------------------------------------------------------------------------------------
+@route("GET /nodes/{node}/qemu/{vmid}/migrate")
+def vm_migrate_precondition(ctx: Context, params: dict[str, Any]) -> Any:
+    return guest_call(lambda: migrate.precondition(ctx.node, int(params["vmid"]), params.get("target")))
+
+
+@route("POST /nodes/{node}/qemu/{vmid}/migrate")
+def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    target = params["target"]
+    if target == ctx.node:
+        raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
+    online = guest_call(lambda: migrate.check(ctx.node, vmid, target, params))
+    return worker(ctx, "qmigrate", vmid, lambda log: migrate.migrate(ctx.node, vmid, target, online, params, log))

@@ -1,0 +1,298 @@
+"""Moving a VM to another node, as qemu-server's QemuMigrate does: checks first, the config locked
+(`lock: migrate`) while it runs, local disks copied for an offline migration, and for an online one a
+real QEMU live migration (the target's QEMU started with `-incoming` over SSH, the state sent by
+QMP `migrate`), the config moved to the target node only when it has finished.
+
+The twin sends the state over plain TCP on the cluster network (PVE's `migration_type: insecure`);
+PVE's default tunnels it through SSH."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pvelab.poll import poll
+from pvelab.procfs import nodename
+from pvelab.pve.guests import qmp, runtime, store
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import backend, parse_volume_id
+
+Log = Callable[[str], None]
+MIGRATION_PORTS = range(60000, 60051)  # PVE's migration port range
+DOWNTIME_LIMIT_MS = 100  # PVE's default migrate_downtime (0.1 s)
+
+
+def members() -> dict[str, Any]:
+    try:
+        return dict(json.loads(runtime.MEMBERS.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def node_ip(node: str) -> str:
+    info = (members().get("nodelist") or {}).get(node)
+    if not info:
+        raise GuestError(f"no such cluster node '{node}'")
+    return str(info["ip"])
+
+
+def ssh_command(node: str) -> list[str]:
+    """PVE's SSH to a cluster node (BatchMode, the node's name as host key alias)."""
+    return ["ssh", "-e", "none", "-o", "BatchMode=yes", "-o", f"HostKeyAlias={node}",
+            "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10", f"root@{node_ip(node)}"]
+
+
+def remote(node: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ssh_command(node), command], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def incoming_uri() -> str:
+    """Where the target's QEMU listens for the state: the node's cluster address, a free port."""
+    address = node_ip(nodename())
+    for port in MIGRATION_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return f"tcp:{address}:{port}"
+    raise GuestError("unable to find free migration port")
+
+
+def local_volumes(conf_options: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The VM's volumes on storages that are not shared: {volid: {key, cdrom, cloudinit, size}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, drive in store.drives(conf_options).items():
+        file = drive.get("file", "none")
+        if file in ("none", "cdrom"):
+            continue
+        if ":" not in file:
+            out[file] = {"key": key, "cdrom": store.is_cdrom(drive), "cloudinit": False, "path": True}
+            continue
+        sid = parse_volume_id(file)[0]
+        if storage_config.is_shared(storage_config.get(sid)):
+            continue
+        out[file] = {"key": key, "cdrom": store.is_cdrom(drive), "cloudinit": store.is_cloudinit(drive)}
+    for key, value in conf_options.items():
+        if key.startswith("unused") and not storage_config.is_shared(storage_config.get(parse_volume_id(value)[0])):
+            out[value] = {"key": key, "cdrom": False, "cloudinit": False}
+    return out
+
+
+def check_storage(conf_options: dict[str, str], target: str) -> None:
+    """PVE's check_storage_availability: each volume's storage must be enabled on the target."""
+    for drive in store.drives(conf_options).values():
+        file = drive.get("file", "")
+        if ":" not in file:
+            continue
+        sid = parse_volume_id(file)[0]
+        if not storage_config.available_on(storage_config.get(sid), target):
+            raise GuestError(f"storage '{sid}' is not available on node '{target}'")
+
+
+def check(node: str, vmid: int, target: str, params: dict[str, Any]) -> bool:
+    """The API's checks before the task starts; whether the migration is online."""
+    runtime.check_quorum()
+    node_ip(target)  # "no such cluster node"
+    conf = store.load(node, vmid)
+    store.check_lock(conf)
+    online = bool(params.get("online"))
+    if runtime.pid_of(vmid) is not None:
+        if not online:
+            raise GuestError("can't migrate running VM without --online")
+    else:
+        online = False
+    check_storage(conf.main.options, target)
+    return online
+
+
+def precondition(node: str, vmid: int, target: str | None) -> dict[str, Any]:
+    conf = store.load(node, vmid)
+    running = runtime.pid_of(vmid) is not None
+    disks = []
+    for volid, info in local_volumes(conf.main.options).items():
+        if info.get("path"):
+            continue
+        sid, volname = parse_volume_id(volid)
+        path = backend(sid, storage_config.get(sid)).path(volname)
+        disks.append({"volid": volid, "cdrom": int(info["cdrom"]), "is_unused": int(info["key"].startswith("unused")),
+                      "size": path.stat().st_size if path.exists() else 0})
+    nodes = [n for n in (members().get("nodelist") or {}) if n != node]
+    allowed, unavailable = [], {}
+    for name in nodes:
+        try:
+            check_storage(conf.main.options, name)
+            allowed.append(name)
+        except GuestError:
+            unavailable[name] = {"unavailable_storages": sorted(
+                {parse_volume_id(d["file"])[0] for d in store.drives(conf.main.options).values()
+                 if ":" in d.get("file", "") and not storage_config.available_on(
+                     storage_config.get(parse_volume_id(d["file"])[0]), name)})}
+    out: dict[str, Any] = {"running": int(running), "local_disks": disks, "local_resources": [],
+                           "mapped-resources": [], "mapped-resource-info": {}, "has-dbus-vmstate": 0}
+    if not running:
+        out["allowed_nodes"] = allowed
+        out["not_allowed_nodes"] = unavailable
+    if target is not None:
+        out["allowed_nodes"] = [n for n in allowed if n == target]
+    return out
+
+
+def duration(since: float) -> str:
+    seconds = int(time.monotonic() - since)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def stamped(log: Log) -> Log:
+    """Migration logs carry a timestamp on each line, as QemuMigrate's do."""
+    return lambda line: log(time.strftime("%Y-%m-%d %H:%M:%S ") + line)
+
+
+def mib(value: float) -> str:
+    return f"{value / 1024 / 1024:.1f} MiB"
+
+
+def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, Any], task_log: Log) -> None:
+    log = stamped(task_log)
+    started = time.monotonic()
+    target_ip = node_ip(target)
+    try:
+        with store.locked(vmid):
+            conf = store.load(node, vmid)
+            store.check_lock(conf)
+            if remote(target, "/bin/true", timeout=30).returncode != 0:
+                raise GuestError("Can't connect to destination address using public key")
+            volumes = scan(conf.main.options, online, params, log)
+            log(f"starting migration of VM {vmid} to node '{target}' ({target_ip})")
+            conf.main.options["lock"] = "migrate"
+            store.save(node, vmid, conf)
+    except Exception as exc:
+        log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
+        raise GuestError("migration aborted") from exc
+    try:
+        copied = copy_disks(volumes, target, log)
+        if online:
+            live(node, vmid, target, log)
+    except Exception as exc:
+        log(f"ERROR: online migrate failure - {exc}" if online else f"ERROR: {exc}")
+        log("aborting phase 2 - cleanup resources" if online else "aborting phase 1 - cleanup resources")
+        if online:
+            remote(target, f"qm stop {vmid} --skiplock --migratedfrom {node}")
+        for volid in copied:
+            remote(target, f"pvesm free {volid}")
+        with store.locked(vmid):
+            conf = store.load(node, vmid)
+            conf.main.options.pop("lock", None)
+            store.save(node, vmid, conf)
+        log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
+        raise GuestError("migration aborted") from exc
+    with store.locked(vmid):
+        conf = store.load(node, vmid)
+        conf.main.options.pop("lock", None)
+        store.save(node, vmid, conf)
+        store.config_path(node, vmid).rename(store.config_path(target, vmid))
+    if online:
+        with contextlib.suppress(qmp.QmpError):
+            qmp.command(vmid, "quit", timeout=2)
+        poll(lambda: runtime.pid_of(vmid) is None or None, timeout=10, interval=0.05)
+        runtime.cleanup(vmid)
+    for volid in copied:  # the source's copies, now that the target has its own
+        sid, volname = parse_volume_id(volid)
+        with contextlib.suppress(storage_config.StorageError, OSError):
+            backend(sid, storage_config.get(sid)).free(volname)
+    log(f"migration finished successfully (duration {duration(started)})")
+
+
+def scan(options: dict[str, str], online: bool, params: dict[str, Any], log: Log) -> dict[str, dict[str, Any]]:
+    volumes = local_volumes(options)
+    errors = []
+    for volid, info in sorted(volumes.items()):
+        if info.get("path"):
+            errors.append((volid, "local file/device"))
+        elif info["cloudinit"]:
+            log(f"found generated disk '{volid}' (in current VM config)")
+        elif info["cdrom"]:
+            errors.append((volid, "local cdrom image"))
+        elif online and not params.get("with-local-disks"):
+            errors.append((volid, "can't live migrate attached local disks without with-local-disks option"))
+        else:
+            log(f"found local disk '{volid}' ({'unused' if info['key'].startswith('unused') else 'attached'})")
+    for volid, message in errors:
+        log(f"can't migrate local disk '{volid}': {message}")
+    if errors:
+        raise GuestError("can't migrate VM - check log")
+    if online and any(not i["cloudinit"] for i in volumes.values()):
+        raise GuestError("live migration of local disks (NBD drive-mirror) is not available in the lab twin - "
+                         "put the disk on a shared storage, or migrate the VM stopped")
+    return volumes
+
+
+def copy_disks(volumes: dict[str, dict[str, Any]], target: str, log: Log) -> list[str]:
+    """Each local volume copied to the same storage on the target (sparse, as `pvesm export` sends
+    it); cloud-init drives too, as PVE copies the generated ISO."""
+    copied = []
+    if volumes:
+        log("copying local disk images")
+    for volid in sorted(volumes):
+        sid, volname = parse_volume_id(volid)
+        source = Path(backend(sid, storage_config.get(sid)).path(volname)).resolve()
+        receive = (f"mkdir -p {source.parent} && tar -C {source.parent} -xSf - && "
+                   f"pvesm path {volid} >/dev/null")
+        sender = subprocess.Popen(["tar", "-C", str(source.parent), "-cSf", "-", source.name],
+                                  stdout=subprocess.PIPE)
+        received = subprocess.run([*ssh_command(target), receive], stdin=sender.stdout, capture_output=True,
+                                  text=True, check=False)
+        sender.wait()
+        if sender.returncode != 0 or received.returncode != 0:
+            raise GuestError(f"storage migration for '{volid}' to storage '{sid}' failed - "
+                             f"{received.stderr.strip() or 'tar failed'}")
+        log(f"volume '{volid}' is '{volid}' on the target")
+        copied.append(volid)
+    return copied
+
+
+def live(node: str, vmid: int, target: str, log: Log) -> None:
+    log(f"starting VM {vmid} on remote node '{target}'")
+    started = remote(target, f"qm start {vmid} --skiplock --migratedfrom {node} --migration_type insecure "
+                             f"--stateuri tcp")
+    found = re.search(r"migration listens on (tcp:[\d.]+:\d+)", started.stdout)
+    if started.returncode != 0 or not found:
+        raise GuestError(f"remote command failed with exit code {started.returncode}: "
+                         f"{(started.stderr or started.stdout).strip()}")
+    uri = found.group(1)
+    log(f"starting online/live migration on {uri}")
+    log("set migration capabilities")
+    qmp.command(vmid, "migrate-set-capabilities", capabilities=[
+        {"capability": "xbzrle", "state": False}, {"capability": "auto-converge", "state": True}])
+    log(f"migration downtime limit: {DOWNTIME_LIMIT_MS} ms")
+    qmp.command(vmid, "migrate-set-parameters", **{"downtime-limit": DOWNTIME_LIMIT_MS})
+    log(f"start migrate command to {uri}")
+    qmp.command(vmid, "migrate", uri=uri)
+    began, last_logged = time.monotonic(), 0.0
+    while True:
+        time.sleep(0.1)
+        state = qmp.command(vmid, "query-migrate")
+        status = state.get("status")
+        ram = state.get("ram", {})
+        if status == "completed":
+            speed = ram.get("transferred", 0) / max(state.get("total-time", 1) / 1000, 0.001)
+            log(f"average migration speed: {mib(speed)}/s - downtime {state.get('downtime', 0)} ms")
+            log("migration status: completed")
+            return
+        if status in ("failed", "cancelled"):
+            raise GuestError(f"aborting phase 2 - migration status: {status} {state.get('error-desc', '')}".strip())
+        if time.monotonic() - last_logged >= 1 and status == "active":
+            last_logged = time.monotonic()
+            log(f"migration active, transferred {mib(ram.get('transferred', 0))} of {mib(ram.get('total', 0))} "
+                f"VM-state, {mib(ram.get('mbps', 0) * 1024 * 1024 / 8)}/s")
+        if time.monotonic() - began > 600:
+            raise GuestError("migration timed out")

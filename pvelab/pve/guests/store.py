@@ -1,0 +1,175 @@
+"""Where guests live: their config files in pmxcfs, the cluster-wide VMID list, config locks, and
+PVE's property strings (`virtio=BC:24:11:..,bridge=vmbr0`, `local-lvm:vm-100-disk-0,size=1G`).
+
+As on PVE: /etc/pve/nodes/<node>/qemu-server/<vmid>.conf, the node that holds the file owns the
+guest, and moving the file to another node's directory is what moves a guest."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pvelab.pve.guests.config import ConfigError, VmConfig, dump, parse
+
+NODES_DIR = Path("/etc/pve/nodes")
+VMLIST = Path("/etc/pve/.vmlist")
+LOCK_DIR = Path("/var/lock/qemu-server")
+DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)(\d+)$")
+NET_MODELS = ("virtio", "e1000", "e1000e", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "rtl8139",
+              "vmxnet3", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet")
+
+
+class GuestError(Exception):
+    """A refusal with PVE's message; status 500 unless a parameter is to blame (400)."""
+
+    def __init__(self, message: str, param: str | None = None, status: int = 500) -> None:
+        super().__init__(message)
+        self.param, self.status = param, status
+
+
+def config_path(node: str, vmid: int, kind: str = "qemu") -> Path:
+    return NODES_DIR / node / ("qemu-server" if kind == "qemu" else "lxc") / f"{vmid}.conf"
+
+
+def vmlist() -> dict[int, dict[str, Any]]:
+    """{vmid: {node, type, version}} for every guest of the cluster, as pmxcfs lists them."""
+    try:
+        return {int(k): v for k, v in json.loads(VMLIST.read_text()).get("ids", {}).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def owner(vmid: int) -> dict[str, Any] | None:
+    return vmlist().get(vmid)
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to("/etc/pve"))
+
+
+def load(node: str, vmid: int) -> VmConfig:
+    path = config_path(node, vmid)
+    try:
+        return parse(path.read_text())
+    except FileNotFoundError:
+        raise GuestError(f"Configuration file '{relative(path)}' does not exist") from None
+    except ConfigError as exc:
+        raise GuestError(str(exc)) from exc
+
+
+def save(node: str, vmid: int, conf: VmConfig) -> None:
+    path = config_path(node, vmid)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{vmid}.conf.tmp")
+        tmp.write_text(dump(conf))
+        tmp.replace(path)
+    except PermissionError as exc:
+        raise GuestError("cluster not ready - no quorum?") from exc
+
+
+def check_digest(conf: VmConfig, given: str | None) -> None:
+    if given and given != conf.digest:
+        raise GuestError("detected modified configuration - file changed by other user? Try again.")
+
+
+def check_lock(conf: VmConfig) -> None:
+    if conf.main.options.get("lock"):
+        raise GuestError(f"VM is locked ({conf.main.options['lock']})")
+
+
+@contextlib.contextmanager
+def locked(vmid: int) -> Iterator[None]:
+    """PVE's lock_config: a node-local flock per VMID, held while a config is read and written."""
+    LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOCK_DIR / f"lock-{vmid}.conf", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# -- property strings --------------------------------------------------------------------------
+def parse_props(text: str, default_key: str | None = None) -> dict[str, str]:
+    """`a=1,b=2` as {a: 1, b: 2}; a first bare word is `default_key`'s value."""
+    out: dict[str, str] = {}
+    for i, part in enumerate(p for p in text.split(",") if p):
+        key, sep, value = part.partition("=")
+        if not sep:
+            if i or default_key is None:
+                raise GuestError(f"unable to parse property string '{text}'")
+            key, value = default_key, part
+        out[key] = value
+    return out
+
+
+def print_props(props: dict[str, str], default_key: str | None = None) -> str:
+    parts = [props[default_key]] if default_key and default_key in props else []
+    parts += [f"{k}={v}" for k, v in props.items() if k != default_key]
+    return ",".join(parts)
+
+
+def parse_drive(value: str) -> dict[str, str]:
+    return parse_props(value, "file")
+
+
+def print_drive(drive: dict[str, str]) -> str:
+    return print_props(drive, "file")
+
+
+def parse_net(value: str) -> dict[str, str]:
+    """{model, macaddr, bridge, ...} from `virtio=MAC,bridge=vmbr0` or `model=virtio,...`."""
+    props: dict[str, str] = {}
+    for i, part in enumerate(p for p in value.split(",") if p):
+        key, sep, val = part.partition("=")
+        if key in NET_MODELS:
+            props["model"] = key
+            if sep:
+                props["macaddr"] = val
+        elif sep:
+            props[key] = val
+        elif i == 0:
+            props["model"] = key
+        else:
+            raise GuestError(f"unable to parse network options '{value}'")
+    return props
+
+
+def print_net(net: dict[str, str]) -> str:
+    """As PVE writes it: `model=MAC` first, then the other options in name order."""
+    head = f"{net['model']}={net['macaddr']}" if net.get("macaddr") else net["model"]
+    return ",".join([head, *(f"{k}={net[k]}" for k in sorted(net) if k not in ("model", "macaddr"))])
+
+
+def drives(options: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Each drive of a config by key (ide2, scsi0, ...), as property dicts."""
+    return {key: parse_drive(value) for key, value in options.items() if DRIVE_KEY.match(key)}
+
+
+def is_cdrom(drive: dict[str, str]) -> bool:
+    return drive.get("media") == "cdrom"
+
+
+def is_cloudinit(drive: dict[str, str]) -> bool:
+    return drive.get("file", "").split(":")[-1].endswith("cloudinit") or "-cloudinit" in drive.get("file", "")
+
+
+def size_text(size_bytes: int) -> str:
+    """PVE's format_size for a drive's size=: the largest unit that divides it exactly."""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size_bytes % factor == 0:
+            return f"{size_bytes // factor}{unit}"
+    return str(size_bytes)
+
+
+def guests_on(node: str) -> dict[int, VmConfig]:
+    """Every VM config of `node`, by VMID (unreadable ones skipped)."""
+    out: dict[int, VmConfig] = {}
+    for path in sorted((NODES_DIR / node / "qemu-server").glob("*.conf")):
+        if path.stem.isdigit():
+            with contextlib.suppress(OSError, ConfigError):
+                out[int(path.stem)] = parse(path.read_text())
+    return out
