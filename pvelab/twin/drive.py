@@ -4,12 +4,15 @@ and the benchmarks so both measure the same steps."""
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 import urllib.request
 from typing import Any
 
 from pvelab.pve.cluster.pvecm_output import parse_status
 from pvelab.twin.guest_os import ISO_NAME
 from pvelab.twin.lab import Lab
+from pvelab.twin.node_files import NODE_SHARED_DIR
 
 
 def ssh(lab: Lab, node: str, command: str, timeout: float = 60, input: str | None = None
@@ -61,38 +64,15 @@ def trust_root_ssh(lab: Lab, node: str, host: str) -> None:
         raise RuntimeError(f"could not authorize {node}'s key on {host}: {added.stderr}")
 
 
-GUEST_DIR = "/var/lib/pvelab-guests"  # disks and cloud-init drives of guests started by hand
-
-
-def start_tiny_guest(lab: Lab, node: str, vmid: int, address: str, memory_mib: int = 256) -> None:
-    """Boot the tiny guest OS on `node` as `qm start` will (until qm exists): QEMU under TCG, its NIC a
-    TAP device on vmbr0, its name and address on a NoCloud cloud-init drive, VMID and node in fw_cfg."""
-    network = ("version: 1\nconfig:\n    - type: physical\n      name: eth0\n      subnets:\n"
-               f"      - type: static\n        address: '{address}'\n        netmask: '255.255.255.0'\n")
-    script = f"""set -e
-mkdir -p /run/qemu-server {GUEST_DIR}/ci{vmid}
-printf 'instance-id: {vmid}\\n' > {GUEST_DIR}/ci{vmid}/meta-data
-printf '#cloud-config\\nhostname: web{vmid}\\n' > {GUEST_DIR}/ci{vmid}/user-data
-cat > {GUEST_DIR}/ci{vmid}/network-config
-xorriso -as mkisofs -quiet -o {GUEST_DIR}/ci{vmid}.iso -V cidata -J -r {GUEST_DIR}/ci{vmid} 2>/dev/null
-truncate -s 64M {GUEST_DIR}/disk{vmid}.raw
-qemu-system-x86_64 -name web{vmid} -accel tcg,tb-size=32 -m {memory_mib} -nodefaults -daemonize \\
-  -pidfile /run/qemu-server/{vmid}.pid -display none -serial file:/run/qemu-server/{vmid}.serial \\
-  -drive file=/var/lib/vz/template/iso/{ISO_NAME},if=ide,index=2,media=cdrom \\
-  -drive file={GUEST_DIR}/ci{vmid}.iso,if=ide,index=0,media=cdrom \\
-  -drive file={GUEST_DIR}/disk{vmid}.raw,if=virtio,format=raw \\
-  -netdev type=tap,id=net0,ifname=tap{vmid}i0,script=no,downscript=no \\
-  -device virtio-net-pci,netdev=net0,mac=BC:24:11:{vmid // 256 % 256:02X}:{vmid % 256:02X}:01 \\
-  -fw_cfg name=opt/pvelab/vmid,string={vmid} -fw_cfg name=opt/pvelab/node,string={node} -boot d
-ip link set tap{vmid}i0 master vmbr0 up
-"""
-    out = ssh(lab, node, script, input=network)
-    if out.returncode != 0:
-        raise RuntimeError(f"could not start guest {vmid} on {node}: {out.stderr.strip()}")
-
-
-def stop_tiny_guest(lab: Lab, node: str, vmid: int) -> None:
-    ssh(lab, node, f"kill $(cat /run/qemu-server/{vmid}.pid) 2>/dev/null; rm -rf {GUEST_DIR}/*{vmid}*")
+def create_tiny_vm(lab: Lab, node: str, vmid: int, address: str, disk_storage: str = "local-lvm",
+                   iso_storage: str = "local", start: bool = True, memory_mib: int = 256
+                   ) -> subprocess.CompletedProcess[str]:
+    """`qm create` of a VM that boots the tiny guest OS: its disk on `disk_storage`, its address
+    (on vmbr0, the management LAN) on its cloud-init drive, as a student would make one."""
+    return ssh(lab, node, f"qm create {vmid} --name web{vmid} --memory {memory_mib} --net0 virtio,bridge=vmbr0 "
+                          f"--ide2 {iso_storage}:iso/{ISO_NAME},media=cdrom --scsihw virtio-scsi-pci "
+                          f"--scsi0 {disk_storage}:0.0625 --ide0 local-lvm:cloudinit --ipconfig0 ip={address}/24 "
+                          f"--tablet 0 --start {int(start)}", timeout=120)
 
 
 def guest_page(address: str) -> dict[str, str]:
@@ -102,3 +82,56 @@ def guest_page(address: str) -> dict[str, str]:
             return dict(line.split(": ", 1) for line in answer.read().decode().splitlines() if ": " in line)
     except OSError:
         return {}
+
+
+def form_cluster(lab: Lab, name: str = "lab") -> None:
+    """`pvecm create` on the first node, `pvecm add` through it on the others."""
+    nodes = [n.name for n in lab.require_record().spec.nodes]
+    made = pvecm_create(lab, nodes[0], name)
+    if made.returncode != 0:
+        raise RuntimeError(f"pvecm create failed: {made.stderr.strip()}")
+    password, fp = lab.require_record().root_password, fingerprint(lab, nodes[0])
+    for node in nodes[1:]:
+        joined = pvecm_add(lab, node, nodes[0], password, fp)
+        if joined.returncode != 0:
+            raise RuntimeError(f"pvecm add on {node} failed: {joined.stderr.strip()}")
+
+
+SHARED_STORAGE = "shared"
+
+
+def add_shared_storage(lab: Lab, node: str = "pve1") -> None:
+    """A `dir` storage with `shared 1` on the lab-wide directory every node mounts, holding guest
+    disks, ISOs and backups, with the tiny guest's ISO copied onto it (so guests can move)."""
+    made = ssh(lab, node, f"pvesm add dir {SHARED_STORAGE} --path {NODE_SHARED_DIR} --shared 1 "
+                          f"--content images,iso,backup && mkdir -p {NODE_SHARED_DIR}/template/iso && "
+                          f"cp /var/lib/vz/template/iso/{ISO_NAME} {NODE_SHARED_DIR}/template/iso/")
+    if made.returncode != 0:
+        raise RuntimeError(f"could not add the shared storage: {made.stderr.strip()}")
+
+
+def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: str) -> dict[str, Any]:
+    """`qm migrate --online` while a client polls the guest's page every 100 ms: the pages before
+    and after, the command's result, its duration and the longest gap between answers."""
+    answers: list[tuple[float, dict[str, str]]] = []
+    done = threading.Event()
+
+    def poller() -> None:
+        while not done.is_set():
+            answers.append((time.monotonic(), guest_page(address)))
+            time.sleep(0.1)
+
+    before = guest_page(address)
+    thread = threading.Thread(target=poller, daemon=True)
+    thread.start()
+    time.sleep(1)
+    started = time.monotonic()
+    result = ssh(lab, node, f"qm migrate {vmid} {target} --online", timeout=300)
+    seconds = time.monotonic() - started
+    time.sleep(1.5)
+    done.set()
+    thread.join()
+    answered = [at for at, page in answers if page]
+    gaps = [b - a for a, b in zip(answered, answered[1:], strict=False)]
+    return {"before": before, "after": answers[-1][1] if answers else {}, "result": result, "seconds": seconds,
+            "longest_gap": max(gaps, default=float("inf")), "pages": [page for _, page in answers if page]}

@@ -93,7 +93,18 @@ echo "pvelab tiny guest: vmid=$VMID name=$NAME addr=$ADDR disk=$DISK boot=$BOOT"
 # builtins (a fork is costly under TCG; a crash loses at most the last 5 s of heartbeats).
 : > /run/batch; FIRST=${N:-0}
 mkfifo /run/tick; exec 4<>/run/tick  # `read -t 1` on it waits a second without forking `sleep`
+# ACPI power button (qm shutdown): the kernel counts the fixed event; the guest flushes and powers off.
+BUTTON=/sys/firmware/acpi/interrupts/ff_pwr_btn
+PRESSED=0; [ -r $BUTTON ] && read -r PRESSED _ < $BUTTON
 while true; do
+  if [ -r $BUTTON ]; then
+    read -r NOW _ < $BUTTON
+    if [ "$NOW" != "$PRESSED" ]; then
+      [ -n "$DISK" ] && [ -s /run/batch ] &&
+        dd if=/run/batch of="$DISK" bs=64 seek=$((64 + FIRST)) conv=notrunc,fsync 2>/dev/null
+      echo "pvelab tiny guest: power button, powering off" > /dev/console; sync; poweroff -f
+    fi
+  fi
   if [ -n "$DISK" ]; then
     read -r UP _ < /proc/uptime
     printf '%-63s\n' "$N $UP $BOOT $VMID" >> /run/batch

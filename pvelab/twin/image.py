@@ -25,7 +25,7 @@ PACKAGES = (
     "corosync-qdevice", "corosync-qnetd", "python3", "iproute2", "iputils-ping", "procps", "less", "fuse3", "rsync",
     "ca-certificates", "ipmitool", "python3-fuse", "python3-yaml", "openssl",
     # guests: QEMU (TCG here) and what the tiny guest OS is made of (guest_os builds it into local:iso)
-    "qemu-system-x86", "qemu-utils", "busybox-static", "linux-image-cloud-amd64", "xorriso",
+    "qemu-system-x86", "qemu-utils", "busybox-static", "linux-image-cloud-amd64", "xorriso", "zstd", "lzop",
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (

@@ -50,12 +50,14 @@ ConditionPathExists=/etc/corosync/corosync.conf
 """
 
 
-def command_script(module: str) -> str:
-    return f"#!/usr/bin/python3\nfrom {module} import main\n\nraise SystemExit(main())\n"
+def command_script(module: str, function: str = "main") -> str:
+    return f"#!/usr/bin/python3\nfrom {module} import {function}\n\nraise SystemExit({function}())\n"
 
 
 def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files = {f"usr/bin/{name}": (command_script(module), 0o755) for name, module in COMMANDS.items()}
+    files["usr/bin/vzdump"] = (command_script("pvelab.pve.guests.qm", "vzdump_main"), 0o755)
+    files["usr/sbin/qmrestore"] = (command_script("pvelab.pve.guests.qm", "qmrestore_main"), 0o755)
     for directory in BRIDGE_SCRIPTS:
         for name in ("pve-bridge", "pve-bridgedown"):
             files[f"{directory}/{name}"] = (command_script("pvelab.pve.guests.bridge"), 0o755)

@@ -92,7 +92,8 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
                      verify_ssl=False, timeout=30)
     values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm",
               "{upid}": next((t["upid"] for t in api.nodes(node).tasks.get()), None),
-              "{volume}": next((v["volid"] for v in api.nodes(node).storage("local-lvm").content.get()), None)}
+              "{volume}": next((v["volid"] for v in api.nodes(node).storage("local-lvm").content.get()), None),
+              "{vmid}": next((str(vm["vmid"]) for vm in api.nodes(node).qemu.get()), None)}
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
         if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in values.items()):

@@ -6,6 +6,7 @@ any node's is good on every node): the same figures, without the broadcast's lag
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,8 @@ from pvelab.pve.api import auth
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
 from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptime
+from pvelab.pve.guests import api as guests_api
+from pvelab.pve.guests import store as guest_store
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import status_entry
 
@@ -36,15 +39,17 @@ def node_figures() -> dict[str, Any]:
 
 
 def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None}}."""
+    """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None,
+    "qemu": {vmid: status} or None}}; None where a node did not answer."""
     nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
     out: dict[str, dict[str, Any]] = {}
     for name, info in sorted(nodelist.items()):
         online = bool(info.get("online")) or name == ctx.node
-        entry: dict[str, Any] = {"online": online, "node": None, "storage": None}
+        entry: dict[str, Any] = {"online": online, "node": None, "storage": None, "qemu": None}
         if name == ctx.node:
             entry["node"] = node_figures()
             entry["storage"] = {sid: status_entry(sid, opts) for sid, opts in sections.items()}
+            entry["qemu"] = {vm["vmid"]: vm for vm in guests_api.vm_index(ctx, {})}
         elif online:
             try:
                 status = peer_get(info["ip"], f"/nodes/{name}/status")
@@ -53,6 +58,7 @@ def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dic
                                  "maxmem": status["memory"]["total"], "disk": status["rootfs"]["used"],
                                  "maxdisk": status["rootfs"]["total"], "level": ""}
                 entry["storage"] = {s["storage"]: s for s in peer_get(info["ip"], f"/nodes/{name}/storage")}
+                entry["qemu"] = {vm["vmid"]: vm for vm in peer_get(info["ip"], f"/nodes/{name}/qemu")}
             except (ApiError, OSError, KeyError, ValueError):
                 pass  # the peer is in the membership but does not answer: its figures are unknown
         out[name] = entry
@@ -72,6 +78,8 @@ def resources(ctx: Context, params: dict[str, Any]) -> Any:
             if seen["node"]:
                 entry.update(seen["node"])
             out.append(entry)
+    if kind in (None, "vm"):
+        out += guest_entries(nodes)
     if kind in (None, "storage"):
         for sid, options in sections.items():
             for name, seen in nodes.items():
@@ -85,6 +93,30 @@ def resources(ctx: Context, params: dict[str, Any]) -> Any:
                 if status and status.get("active"):
                     entry.update(status="available", disk=int(status["used"]), maxdisk=int(status["total"]))
                 out.append(entry)
+    return out
+
+
+def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A line per guest of the cluster (pmxcfs's .vmlist); a guest whose node does not answer is
+    `unknown`, with what its config says, as PVE lists guests of a node it has no status from."""
+    out = []
+    for vmid, info in sorted(guest_store.vmlist().items()):
+        if info.get("type") != "qemu":
+            continue
+        node = info["node"]
+        entry: dict[str, Any] = {"id": f"qemu/{vmid}", "type": "qemu", "vmid": vmid, "node": node,
+                                 "template": 0, "status": "unknown"}
+        seen = ((nodes.get(node) or {}).get("qemu") or {}).get(vmid)
+        if seen is not None:
+            entry.update({k: seen[k] for k in ("status", "name", "maxmem", "maxdisk", "mem", "disk", "cpu",
+                                               "uptime", "netin", "netout", "diskread", "diskwrite", "lock", "tags")
+                          if k in seen})
+            entry["maxcpu"] = seen.get("cpus", 1)
+        else:
+            with contextlib.suppress(guest_store.GuestError):
+                options = guest_store.load(node, vmid).main.options
+                entry["name"] = options.get("name", f"VM {vmid}")
+        out.append(entry)
     return out
 
 

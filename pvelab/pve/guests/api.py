@@ -14,7 +14,7 @@ from typing import Any
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import migrate, runtime, store
+from pvelab.pve.guests import backup, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
@@ -164,7 +164,7 @@ def vm_index(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     if params.get("archive"):
-        raise ApiException(501, "restore is not implemented yet")
+        return restore_vm(ctx, params)
     options = config_options(params)
 
     def reserve() -> None:
@@ -483,3 +483,62 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
         raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
     online = guest_call(lambda: migrate.check(ctx.node, vmid, target, params))
     return worker(ctx, "qmigrate", vmid, lambda log: migrate.migrate(ctx.node, vmid, target, online, params, log))
+
+
+# -- backup and restore ---------------------------------------------------------------------------
+@route("POST /nodes/{node}/vzdump")
+def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
+    """Back up this node's VMs given by `vmid` (or all of them); one task for the job, as vzdump."""
+    local = store.guests_on(ctx.node)
+    wanted = sorted(local) if params.get("all") else \
+        [int(v) for v in re.split(r"[,;\s]+", str(params.get("vmid") or "")) if v]
+    if not wanted:
+        raise ApiException(400, "Parameter verification failed.",
+                           {"vmid": "property is missing and it is not optional"})
+    guest_call(lambda: backup.dump_dir(params.get("storage", "local"), ctx.node))
+
+    def work(log: Callable[[str], None]) -> None:
+        options = " ".join(f"--{k} {v}" for k, v in sorted(params.items()) if k not in ("vmid", "node"))
+        log(f"INFO: starting new backup job: vzdump {' '.join(map(str, wanted))} {options} --node {ctx.node}".rstrip())
+        failed = []
+        for vmid in wanted:
+            if vmid not in local:
+                log(f"ERROR: Backup of VM {vmid} failed - unable to find VM '{vmid}'")
+                failed.append(vmid)
+                continue
+            try:
+                backup.vzdump(ctx.node, vmid, params, log)
+            except (GuestError, qmp.QmpError, storage_config.StorageError, OSError) as exc:
+                log(f"ERROR: Backup of VM {vmid} failed - {exc}")
+                failed.append(vmid)
+        if failed:
+            raise GuestError("job errors")
+        log("INFO: Backup job finished successfully")
+
+    return tasks.start(ctx.node, "vzdump", ",".join(map(str, wanted)) if len(wanted) == 1 else "",
+                       ctx.caller.name, work)
+
+
+def restore_vm(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+
+    def reserve() -> None:
+        runtime.check_quorum()
+        with store.locked(vmid):
+            found = store.owner(vmid)
+            if found is not None and not params.get("force"):
+                raise GuestError(f"unable to restore VM {vmid} - VM {vmid} already exists on node '{found['node']}'")
+            if not backup.archive_path(params["archive"]).exists():
+                raise GuestError(f"unable to restore VM {vmid} - archive '{params['archive']}' does not exist")
+            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})))
+
+    guest_call(reserve)
+
+    def work(log: Callable[[str], None]) -> None:
+        try:
+            backup.restore(ctx.node, vmid, params["archive"], params, log)
+        except Exception:
+            store.config_path(ctx.node, vmid).unlink(missing_ok=True)
+            raise
+
+    return worker(ctx, "qmrestore", vmid, work)

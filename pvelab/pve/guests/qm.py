@@ -173,5 +173,30 @@ def main(argv: list[str] | None = None) -> int:
     return direct.cli_main(USAGE, run, (GuestError, qmp.QmpError), argv)
 
 
+def run_vzdump(_command: str, args: list[str], options: dict[str, str]) -> int:
+    """`vzdump VMID... [OPTIONS]`: the node's backup API, its log printed as it goes."""
+    params = {**options, **({"vmid": ",".join(args)} if args else {})}
+    upid = direct.call("POST", f"/nodes/{nodename()}/vzdump", params)
+    return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+
+
+def vzdump_main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    return direct.cli_main("USAGE: vzdump {<vmid>} [OPTIONS]", run_vzdump, (GuestError,), ["vzdump", *words])
+
+
+def run_qmrestore(_command: str, args: list[str], options: dict[str, str]) -> int:
+    """`qmrestore ARCHIVE VMID [OPTIONS]`: create_vm with `archive`, as PVE's qmrestore."""
+    archive, vmid = args
+    upid = direct.call("POST", f"/nodes/{nodename()}/qemu", {**options, "vmid": vmid, "archive": archive})
+    return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+
+
+def qmrestore_main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    return direct.cli_main("USAGE: qmrestore <archive> <vmid> [OPTIONS]", run_qmrestore, (GuestError,),
+                           ["qmrestore", *words])
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

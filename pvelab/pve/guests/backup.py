@@ -1,0 +1,238 @@
+"""vzdump and qmrestore for VMs: a VMA archive of the config and the disks, in PVE's file naming
+(`vzdump-qemu-VMID-YYYY_MM_DD-HH_MM_SS.vma[.zst|.gz|.lzo]` and its `.log`) on a storage holding
+backups, with PVE's mode semantics: `stop` shuts the guest down and starts it again, `suspend`
+pauses its QEMU while the disks are read, `snapshot` leaves it running (QEMU's own backup job
+copies the disks as they were when it began)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from pvelab.poll import poll
+from pvelab.pve.guests import qmp, runtime, store, vma
+from pvelab.pve.guests.config import Section, VmConfig, dump, parse
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id
+
+Log = Callable[[str], None]
+COMPRESSORS = {"zstd": (".zst", ["zstd", "-q", "-c"], ["zstd", "-q", "-d", "-c"]),
+               "gzip": (".gz", ["gzip", "-c"], ["gzip", "-d", "-c"]),
+               "lzo": (".lzo", ["lzop", "-c"], ["lzop", "-d", "-c"]),
+               "0": ("", ["cat"], ["cat"])}
+
+
+def dump_dir(storage_id: str, node: str) -> Path:
+    options = storage_config.get(storage_id)
+    if "backup" not in storage_config.content_of(options):
+        raise GuestError(f"storage '{storage_id}' does not support backups", param="storage", status=400)
+    if not storage_config.available_on(options, node):
+        raise GuestError(f"storage '{storage_id}' is not available on node '{node}'")
+    return Path(options["path"]) / DIR_SUBDIRS["backup"]
+
+
+def disks_of(options: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
+    """(key, volid, drive) of each disk vzdump includes: not CD-ROMs, cloud-init or backup=0."""
+    return [(key, d["file"], d) for key, d in sorted(store.drives(options).items())
+            if not store.is_cdrom(d) and d.get("backup", "1") != "0" and ":" in d.get("file", "")]
+
+
+def human(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} B"
+
+
+def set_lock(node: str, vmid: int, lock: str | None) -> None:
+    with store.locked(vmid):
+        conf = store.load(node, vmid)
+        if lock:
+            store.check_lock(conf)
+            conf.main.options["lock"] = lock
+        else:
+            conf.main.options.pop("lock", None)
+        store.save(node, vmid, conf)
+
+
+@contextlib.contextmanager
+def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) -> Iterator[bool]:
+    """The guest as the mode wants it while its disks are read (stopped, paused or running), and
+    back as it was afterwards; yields whether QEMU runs (snapshot mode reads through QEMU)."""
+    running = runtime.pid_of(vmid) is not None
+    if running and mode == "stop":
+        info("stopping virtual guest")
+        runtime.shutdown(vmid, info, timeout=stopwait_minutes * 60, force_stop=False)
+    elif running and mode == "suspend":
+        info("suspending guest")
+        qmp.command(vmid, "stop")
+    try:
+        yield running and mode == "snapshot"
+    finally:
+        if running and mode == "suspend":
+            info("resuming VM again")
+            with contextlib.suppress(qmp.QmpError):
+                qmp.command(vmid, "cont")
+        if running and mode == "stop":
+            info("restarting vm")
+            set_lock(node, vmid, None)
+            from pvelab.pve.guests.api import start_vm  # the API's start: quorum, pending changes
+            start_vm(node, vmid, lambda _line: None)
+
+
+def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
+    mode = params.get("mode", "snapshot")
+    compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
+    target_dir = dump_dir(params.get("storage", "local"), node)
+    began = time.monotonic()
+    suffix, compressor, _ = COMPRESSORS[compress]
+    archive = target_dir / f"vzdump-qemu-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}.vma{suffix}"
+    task_log: list[str] = []
+
+    def info(line: str) -> None:
+        task_log.append(f"INFO: {line}")
+        log(f"INFO: {line}")
+
+    info(f"Starting Backup of VM {vmid} (qemu)")
+    info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    set_lock(node, vmid, "backup")
+    temporaries: list[Path] = []
+    try:
+        options = store.load(node, vmid).main.options
+        info(f"status = {'running' if runtime.pid_of(vmid) is not None else 'stopped'}")
+        info(f"VM Name: {options.get('name', '')}")
+        for key, volid, drive in disks_of(options):
+            info(f"include disk '{key}' '{volid}' {drive.get('size', '')}")
+        info(f"backup mode: {mode}")
+        with held(node, vmid, mode, float(params.get("stopwait") or 10), info) as live:
+            sources = disk_sources(vmid, options, live, temporaries)
+            target_dir.mkdir(parents=True, exist_ok=True)
+            info(f"creating vzdump archive '{archive}'")
+            config_text = dump(VmConfig(main=store.load(node, vmid).main)).replace("lock: backup\n", "")
+            figures = write_archive(archive, compressor, sources, config_text)
+    finally:
+        for path in temporaries:
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(GuestError):
+            set_lock(node, vmid, None)
+    seconds = max(time.monotonic() - began, 0.001)
+    info(f"transferred {human(figures['read'])} in {int(seconds)} seconds ({human(int(figures['read'] / seconds))}/s)")
+    if figures["read"]:
+        share = figures["zero"] * 100 // figures["read"]
+        info(f"backup is sparse: {human(figures['zero'])} ({share}%) total zero data")
+    info(f"archive file size: {human(archive.stat().st_size)}")
+    minutes, rest = divmod(int(seconds), 60)
+    info(f"Finished Backup of VM {vmid} ({minutes // 60:02d}:{minutes % 60:02d}:{rest:02d})")
+    info(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    archive.with_name(archive.name.split(".vma")[0] + ".log").write_text("\n".join(task_log) + "\n")
+    return archive
+
+
+def write_archive(archive: Path, compressor: list[str], sources: list[tuple[str, Path]], config_text: str
+                  ) -> dict[str, int]:
+    """The VMA stream through the compressor into ARCHIVE.tmp, renamed when complete."""
+    partial = archive.with_suffix(archive.suffix + ".tmp")
+    with open(partial, "wb") as raw, contextlib.ExitStack() as stack:
+        packer = subprocess.Popen(compressor, stdin=subprocess.PIPE, stdout=raw)
+        assert packer.stdin is not None
+        disks: list[tuple[vma.Device, IO[bytes]]] = [
+            (vma.Device(f"drive-{key}", path.stat().st_size), stack.enter_context(open(path, "rb")))
+            for key, path in sources]
+        try:
+            figures = vma.write(packer.stdin, {"qemu-server.conf": config_text.encode()}, disks)
+        finally:
+            packer.stdin.close()
+            packer.wait()
+    if packer.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise GuestError(f"compressor '{compressor[0]}' failed with exit code {packer.returncode}")
+    partial.replace(archive)
+    return figures
+
+
+def disk_sources(vmid: int, options: dict[str, str], live: bool, temporaries: list[Path]) -> list[tuple[str, Path]]:
+    """Each disk's file to read. For a running guest in snapshot mode, QEMU's backup job copies the
+    disk as it was when the job began into a scratch file, while the guest goes on writing."""
+    out = []
+    for key, volid, _drive in disks_of(options):
+        path = Path(runtime.volume_path(volid)).resolve()
+        if live:
+            scratch = Path(tempfile.mkstemp(prefix=f"vzdump-{vmid}-{key}-", dir="/var/tmp")[1])
+            temporaries.append(scratch)
+            qmp.command(vmid, "drive-backup", device=f"drive-{key}", target=str(scratch), sync="full",
+                        format="raw", mode="existing")
+            if poll(lambda: not qmp.command(vmid, "query-block-jobs") or None, timeout=600, interval=0.2) is None:
+                raise GuestError(f"backup of drive-{key} did not finish")
+            path = scratch
+        out.append((key, path))
+    return out
+
+
+# -- restore --------------------------------------------------------------------------------------
+def archive_path(archive: str) -> Path:
+    if archive.startswith("/"):
+        return Path(archive)
+    sid, volname = parse_volume_id(archive)
+    return Path(backend(sid, storage_config.get(sid)).path(volname))
+
+
+def open_archive(path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    unpack = next((unpack for name, (suffix, _, unpack) in COMPRESSORS.items()
+                   if name != "0" and path.name.endswith(f".vma{suffix}")), ["cat"])
+    reader = subprocess.Popen([*unpack, str(path)], stdout=subprocess.PIPE)
+    assert reader.stdout is not None
+    return reader, reader.stdout
+
+
+def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
+    """qmrestore: a new VM `vmid` from the archive, its disks on `storage` (or where they were)."""
+    path = archive_path(archive)
+    if not path.exists():
+        raise GuestError(f"unable to restore VM {vmid} - archive '{archive}' does not exist")
+    reader, stream = open_archive(path)
+    try:
+        configs, devices, _ = vma.read_header(stream)
+        old = parse(configs["qemu-server.conf"].decode())
+        options = dict(old.main.options)
+        targets: dict[int, Path] = {}
+        for dev_id, device in enumerate(devices, start=1):
+            key = device.name.removeprefix("drive-")
+            drive = store.parse_drive(options[key])
+            sid = params.get("storage") or parse_volume_id(drive["file"])[0]
+            store_options = storage_config.get(sid)
+            volid = backend(sid, store_options).alloc(vmid, None, device.size // 1024, None)
+            log(f"new volume ID is '{volid}'")
+            drive["file"] = volid
+            options[key] = store.print_drive(drive)
+            targets[dev_id] = Path(runtime.volume_path(volid)).resolve()
+        with contextlib.ExitStack() as stack:
+            handles = {dev_id: stack.enter_context(open(target, "r+b")) for dev_id, target in targets.items()}
+            for dev_id, offset, data in vma.extents(stream):
+                handles[dev_id].seek(offset)
+                handles[dev_id].write(data)
+    finally:
+        stream.close()
+        reader.wait()
+    for key, drive in store.drives(options).items():
+        if store.is_cloudinit(drive):
+            sid = parse_volume_id(drive["file"])[0]
+            opts = storage_config.get(sid)
+            name = f"vm-{vmid}-cloudinit" + (".qcow2" if opts["type"] == "dir" else "")
+            drive["file"] = backend(sid, opts).alloc(vmid, name, 4096, None)
+            options[key] = store.print_drive(drive)
+    if params.get("unique"):
+        from pvelab.pve.guests.api import allocate
+        for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
+            net = store.parse_net(options[key])
+            net.pop("macaddr", None)
+            options[key] = store.print_net(net)
+        options = allocate(vmid, options, node, log)
+    options.pop("lock", None)
+    store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)))
+    log(f"restore vma archive: {path.name}")

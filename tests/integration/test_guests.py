@@ -1,0 +1,182 @@
+"""VMs on a 3-node twin, as a student makes and moves them: `qm` and the API (proxmoxer) create
+real QEMU guests, the host reaches their page, a live migration keeps the guest's memory (counter,
+boot id) while a client polls it, an offline migration moves config and disks, PVE's refusals
+change nothing, and a node powered off takes its guests with it. One cluster per module."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from proxmoxer import ProxmoxAPI
+
+from pvelab.twin.drive import (
+    SHARED_STORAGE,
+    add_shared_storage,
+    create_tiny_vm,
+    form_cluster,
+    guest_page,
+    ssh,
+    watch_live_migration,
+)
+from pvelab.twin.lab import Lab
+
+from .conftest import audit_cluster, check_every_get, wait_until
+
+pytestmark = pytest.mark.lab
+NODES = ("pve1", "pve2", "pve3")
+LIVE, LOCAL, BY_API = 110, 120, 130
+ADDRESS = {LIVE: "198.18.0.110", LOCAL: "198.18.0.120", BY_API: "198.18.0.130"}
+
+
+def api(lab: Lab, node: str) -> Any:
+    record = lab.require_record()
+    return ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
+                      verify_ssl=False, timeout=30)
+
+
+def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:
+    client = api(lab, node)
+    wait_until(lambda: client.nodes(node).tasks(upid).status.get()["status"] == "stopped", 120, f"task {upid}")
+    return dict(client.nodes(node).tasks(upid).status.get())
+
+
+def owner(lab: Lab, vmid: int) -> str:
+    listed = json.loads(ssh(lab, "pve1", "cat /etc/pve/.vmlist").stdout)
+    return str(listed["ids"][str(vmid)]["node"])
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab) -> Lab:
+    form_cluster(lab, "guests")
+    add_shared_storage(lab)
+    return lab
+
+
+@pytest.fixture(scope="module")
+def live_vm(cluster: Lab) -> dict[str, str]:
+    """VM 110 on pve1, its disk on the shared storage, booted; its first page."""
+    made = create_tiny_vm(cluster, "pve1", LIVE, ADDRESS[LIVE], disk_storage=SHARED_STORAGE,
+                          iso_storage=SHARED_STORAGE)
+    assert made.returncode == 0, made.stderr
+    wait_until(lambda: bool(guest_page(ADDRESS[LIVE])), 90, "VM 110 answering HTTP")
+    return guest_page(ADDRESS[LIVE])
+
+
+@pytest.fixture
+def audited(cluster: Lab) -> Iterator[Lab]:
+    yield cluster
+    audit_cluster(cluster, NODES)
+
+
+def test_qm_creates_a_vm_in_pves_format_and_boots_it(cluster: Lab, live_vm: dict[str, str]) -> None:
+    config = ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout
+    assert f"scsi0: {SHARED_STORAGE}:{LIVE}/vm-{LIVE}-disk-0.raw,size=64M" in config
+    assert "net0: virtio=BC:24:11:" in config and "boot: order=scsi0;ide2;net0" in config
+    assert (live_vm["vmid"], live_vm["name"], live_vm["node"]) == (str(LIVE), f"web{LIVE}", "pve1")
+    assert "master vmbr0" in ssh(cluster, "pve1", f"ip -o link show tap{LIVE}i0").stdout
+    listed = ssh(cluster, "pve1", "qm list").stdout
+    assert f"web{LIVE}" in listed and "running" in listed
+    shown = ssh(cluster, "pve1", f"qm showcmd {LIVE}").stdout
+    assert shown.startswith(f"/usr/bin/kvm -id {LIVE} ") and f"/var/run/qemu-server/{LIVE}.qmp" in shown
+
+
+def test_the_guest_keeps_heartbeats_on_its_disk_and_a_counter_in_memory(live_vm: dict[str, str]) -> None:
+    wait_until(lambda: int(guest_page(ADDRESS[LIVE]).get("heartbeats", 0)) >= int(live_vm["heartbeats"]) + 2,
+               15, "two more heartbeats")
+    again = guest_page(ADDRESS[LIVE])
+    assert int(again["counter"]) > int(live_vm["counter"]) and again["boot_id"] == live_vm["boot_id"]
+
+
+def test_refusals_change_nothing(cluster: Lab, live_vm: dict[str, str]) -> None:
+    before = ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout
+    cases = {
+        f"qm create {LIVE} --memory 128": f"unable to create VM {LIVE} - VM {LIVE} already exists on node 'pve1'",
+        "qm create 199 --scsi0 nosuch:1": "storage 'nosuch' does not exist",
+        f"qm destroy {LIVE}": f"VM {LIVE} is running - destroy failed",
+        f"qm migrate {LIVE} pve2": "can't migrate running VM without --online",
+        f"qm migrate {LIVE} pve1 --online": "target is local node.",
+    }
+    for command, message in cases.items():
+        out = ssh(cluster, "pve1", command)
+        assert out.returncode == 255 and message in out.stdout + out.stderr, (command, out.stdout, out.stderr)
+    assert ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout == before
+    assert "199" not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+
+
+def test_live_migration_keeps_the_guest_running(cluster: Lab, live_vm: dict[str, str]) -> None:
+    seen = watch_live_migration(cluster, "pve1", LIVE, "pve2", ADDRESS[LIVE])
+    assert seen["result"].returncode == 0, seen["result"].stdout + seen["result"].stderr
+    assert "migration finished successfully" in seen["result"].stdout
+    counters = [int(page["counter"]) for page in seen["pages"]]
+    assert counters == sorted(counters), "the counter went back: the guest restarted"
+    assert seen["after"]["boot_id"] == seen["before"]["boot_id"] and seen["after"]["node"] == "pve2"
+    assert owner(cluster, LIVE) == "pve2"
+    assert ssh(cluster, "pve1", f"test -e /var/run/qemu-server/{LIVE}.pid").returncode == 1
+    print(f"\nlive migration: {seen['seconds']:.2f} s, longest gap in answers {seen['longest_gap']:.2f} s")
+
+
+def test_an_online_migration_of_a_local_disk_is_refused_and_offline_moves_it(cluster: Lab) -> None:
+    made = create_tiny_vm(cluster, "pve1", LOCAL, ADDRESS[LOCAL], iso_storage=SHARED_STORAGE)
+    assert made.returncode == 0, made.stderr
+    refused = ssh(cluster, "pve1", f"qm migrate {LOCAL} pve3 --online")
+    assert refused.returncode == 255
+    assert "can't live migrate attached local disks without with-local-disks option" in refused.stdout
+    assert "lock" not in ssh(cluster, "pve1", f"qm config {LOCAL}").stdout
+    assert ssh(cluster, "pve1", f"qm stop {LOCAL}").returncode == 0
+    moved = ssh(cluster, "pve1", f"qm migrate {LOCAL} pve3")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert owner(cluster, LOCAL) == "pve3"
+    assert f"vm-{LOCAL}-disk-0" in ssh(cluster, "pve3", "pvesm list local-lvm").stdout
+    assert f"vm-{LOCAL}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
+    assert ssh(cluster, "pve3", f"qm start {LOCAL}").returncode == 0
+    wait_until(lambda: guest_page(ADDRESS[LOCAL]).get("node") == "pve3", 90, "VM 120 answering from pve3")
+
+
+def test_the_api_creates_starts_and_describes_a_vm_as_pve(cluster: Lab) -> None:
+    client = api(cluster, "pve1")
+    upid = client.nodes("pve2").qemu.post(
+        vmid=BY_API, name="byapi", memory=256, net0="virtio,bridge=vmbr0", scsihw="virtio-scsi-pci",
+        ide2=f"{SHARED_STORAGE}:iso/pvelab-tiny.iso,media=cdrom", scsi0="local-lvm:0.0625",
+        ide0="local-lvm:cloudinit", ipconfig0=f"ip={ADDRESS[BY_API]}/24", tablet=0)
+    assert wait_task(cluster, "pve2", upid)["exitstatus"] == "OK"
+    assert wait_task(cluster, "pve2", client.nodes("pve2").qemu(BY_API).status.start.post())["exitstatus"] == "OK"
+    wait_until(lambda: bool(guest_page(ADDRESS[BY_API])), 90, "VM 130 answering HTTP")
+    current = client.nodes("pve2").qemu(BY_API).status.current.get()
+    assert current["status"] == "running" and current["qmpstatus"] == "running" and current["maxmem"] == 256 << 20
+    resources = {r["id"]: r for r in client.cluster.resources.get(type="vm")}
+    assert resources[f"qemu/{BY_API}"]["node"] == "pve2" and resources[f"qemu/{BY_API}"]["status"] == "running"
+    problems = {path: found for node in ("pve1", "pve2") for path, found in check_every_get(cluster, node).items()
+                if found}
+    assert problems == {}
+
+
+def test_no_start_without_quorum(audited: Lab) -> None:
+    ssh(audited, "pve3", f"qm stop {LOCAL}")
+    for node in ("pve1", "pve2"):
+        audited.power(node, "off")
+    try:
+        wait_until(lambda: "Quorate:          No" in ssh(audited, "pve3", "pvecm status").stdout, 30, "pve3 inquorate")
+        out = ssh(audited, "pve3", f"qm start {LOCAL}")
+        assert out.returncode == 255 and "cluster not ready - no quorum?" in out.stderr
+    finally:
+        for node in ("pve1", "pve2"):
+            audited.power(node, "on")
+        wait_until(lambda: "Quorate:          Yes" in ssh(audited, "pve3", "pvecm status").stdout, 120,
+                   "quorum back")
+
+
+def test_a_powered_off_node_takes_its_guests_with_it(audited: Lab) -> None:
+    ssh(audited, "pve2", f"qm start {LIVE}")
+    wait_until(lambda: guest_page(ADDRESS[LIVE]).get("node") == "pve2", 90, "VM 110 running on pve2")
+    audited.power("pve2", "off")
+    try:
+        time.sleep(2)
+        assert guest_page(ADDRESS[LIVE]) == {}, "a guest of a dead node still answers"
+        resources = {r["id"]: r for r in api(audited, "pve1").cluster.resources.get(type="vm")}
+        assert resources[f"qemu/{LIVE}"]["status"] == "unknown" and resources[f"qemu/{LIVE}"]["node"] == "pve2"
+    finally:
+        audited.power("pve2", "on")
