@@ -25,7 +25,7 @@ ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
-           "qemu_fw_cfg")
+           "qemu_fw_cfg", "button")  # button: the ACPI power button (qm shutdown)
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin

@@ -28,7 +28,7 @@ from .conftest import audit_cluster, check_every_get, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
-LIVE, LOCAL, BY_API = 110, 120, 130
+LIVE, LOCAL, BY_API, RESTORED = 110, 120, 130, 140
 ADDRESS = {LIVE: "198.18.0.110", LOCAL: "198.18.0.120", BY_API: "198.18.0.130"}
 
 
@@ -134,6 +134,25 @@ def test_an_online_migration_of_a_local_disk_is_refused_and_offline_moves_it(clu
     assert f"vm-{LOCAL}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
     assert ssh(cluster, "pve3", f"qm start {LOCAL}").returncode == 0
     wait_until(lambda: guest_page(ADDRESS[LOCAL]).get("node") == "pve3", 90, "VM 120 answering from pve3")
+
+
+def test_backups_in_snapshot_and_suspend_mode_restore_with_the_heartbeats(cluster: Lab) -> None:
+    wait_until(lambda: int(guest_page(ADDRESS[LIVE]).get("heartbeats", 0)) >= 10, 30, "ten heartbeats on disk")
+    for mode, compress, suffix in (("snapshot", "zstd", ".vma.zst"), ("suspend", "gzip", ".vma.gz")):
+        before = guest_page(ADDRESS[LIVE])
+        out = ssh(cluster, "pve2", f"vzdump {LIVE} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
+        assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
+        archive = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
+        assert archive.endswith(suffix) and f"/dump/vzdump-qemu-{LIVE}-" in archive
+        after = guest_page(ADDRESS[LIVE])
+        assert after["boot_id"] == before["boot_id"] and int(after["counter"]) > int(before["counter"])
+    assert "lock" not in ssh(cluster, "pve2", f"qm config {LIVE}").stdout
+    restored = ssh(cluster, "pve1", f"qmrestore {archive} {RESTORED} --storage local-lvm --unique 1")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    config = ssh(cluster, "pve1", f"qm config {RESTORED}").stdout
+    assert f"scsi0: local-lvm:vm-{RESTORED}-disk-0,size=64M" in config
+    first_record = ssh(cluster, "pve1", f"dd if=/dev/pve/vm-{RESTORED}-disk-0 bs=64 skip=64 count=1 2>/dev/null").stdout
+    assert first_record.split()[0] == "0" and first_record.split()[3] == str(LIVE), first_record
 
 
 def test_the_api_creates_starts_and_describes_a_vm_as_pve(cluster: Lab) -> None:

@@ -7,6 +7,7 @@ copies the disks as they were when it began)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 import time
@@ -165,6 +166,7 @@ def disk_sources(vmid: int, options: dict[str, str], live: bool, temporaries: li
         if live:
             scratch = Path(tempfile.mkstemp(prefix=f"vzdump-{vmid}-{key}-", dir="/var/tmp")[1])
             temporaries.append(scratch)
+            os.truncate(scratch, path.stat().st_size)  # the job writes into an image of the disk's size
             qmp.command(vmid, "drive-backup", device=f"drive-{key}", target=str(scratch), sync="full",
                         format="raw", mode="existing")
             if poll(lambda: not qmp.command(vmid, "query-block-jobs") or None, timeout=600, interval=0.2) is None:
