@@ -25,7 +25,7 @@ ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
-           "qemu_fw_cfg", "button")  # button: the ACPI power button (qm shutdown)
+           "qemu_fw_cfg", "button", "evdev")  # button, evdev: the ACPI power button (qm shutdown)
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -93,18 +93,23 @@ echo "pvelab tiny guest: vmid=$VMID name=$NAME addr=$ADDR disk=$DISK boot=$BOOT"
 # builtins (a fork is costly under TCG; a crash loses at most the last 5 s of heartbeats).
 : > /run/batch; FIRST=${N:-0}
 mkfifo /run/tick; exec 4<>/run/tick  # `read -t 1` on it waits a second without forking `sleep`
-# ACPI power button (qm shutdown): the kernel counts the fixed event; the guest flushes and powers off.
-BUTTON=/sys/firmware/acpi/interrupts/ff_pwr_btn
-PRESSED=0; [ -r $BUTTON ] && read -r PRESSED _ < $BUTTON
-while true; do
-  if [ -r $BUTTON ]; then
-    read -r NOW _ < $BUTTON
-    if [ "$NOW" != "$PRESSED" ]; then
-      [ -n "$DISK" ] && [ -s /run/batch ] &&
-        dd if=/run/batch of="$DISK" bs=64 seek=$((64 + FIRST)) conv=notrunc,fsync 2>/dev/null
-      echo "pvelab tiny guest: power button, powering off" > /dev/console; sync; poweroff -f
-    fi
+# ACPI power button (qm shutdown): the button driver reports it as a key on an input device; a
+# reader blocked on that device signals init, which writes out its heartbeats and powers off.
+power_off() {
+  [ -n "$DISK" ] && [ -s /run/batch ] &&
+    dd if=/run/batch of="$DISK" bs=64 seek=$((64 + FIRST)) conv=notrunc,fsync 2>/dev/null
+  echo "pvelab tiny guest: power button, powering off" > /dev/console; sync; poweroff -f
+}
+trap power_off USR1
+for input in /sys/class/input/input*; do
+  if [ "$(cat "$input/name" 2>/dev/null)" = "Power Button" ]; then
+    for event in "$input"/event*; do
+      [ -e "$event" ] && (
+        dd if="/dev/input/${event##*/}" bs=24 count=1 >/dev/null 2>&1; kill -USR1 1 ) &
+    done
   fi
+done
+while true; do
   if [ -n "$DISK" ]; then
     read -r UP _ < /proc/uptime
     printf '%-63s\n' "$N $UP $BOOT $VMID" >> /run/batch

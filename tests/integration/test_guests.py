@@ -138,14 +138,21 @@ def test_an_online_migration_of_a_local_disk_is_refused_and_offline_moves_it(clu
 
 def test_backups_in_snapshot_and_suspend_mode_restore_with_the_heartbeats(cluster: Lab) -> None:
     wait_until(lambda: int(guest_page(ADDRESS[LIVE]).get("heartbeats", 0)) >= 10, 30, "ten heartbeats on disk")
-    for mode, compress, suffix in (("snapshot", "zstd", ".vma.zst"), ("suspend", "gzip", ".vma.gz")):
+    archives = {}
+    for mode, compress, suffix in (("snapshot", "zstd", ".vma.zst"), ("suspend", "gzip", ".vma.gz"),
+                                   ("stop", "lzo", ".vma.lzo")):
         before = guest_page(ADDRESS[LIVE])
         out = ssh(cluster, "pve2", f"vzdump {LIVE} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
         assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
-        archive = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
-        assert archive.endswith(suffix) and f"/dump/vzdump-qemu-{LIVE}-" in archive
+        archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
+        assert archives[mode].endswith(suffix) and f"/dump/vzdump-qemu-{LIVE}-" in archives[mode]
+        wait_until(lambda: bool(guest_page(ADDRESS[LIVE])), 90, f"VM {LIVE} answering after the {mode} backup")
         after = guest_page(ADDRESS[LIVE])
-        assert after["boot_id"] == before["boot_id"] and int(after["counter"]) > int(before["counter"])
+        if mode == "stop":  # shut down (ACPI) and started again: a new boot
+            assert after["boot_id"] != before["boot_id"] and "stopping virtual guest" in out.stdout
+        else:  # the guest ran on (suspend paused it): its memory is the same
+            assert after["boot_id"] == before["boot_id"] and int(after["counter"]) > int(before["counter"])
+    archive = archives["snapshot"]
     assert "lock" not in ssh(cluster, "pve2", f"qm config {LIVE}").stdout
     restored = ssh(cluster, "pve1", f"qmrestore {archive} {RESTORED} --storage local-lvm --unique 1")
     assert restored.returncode == 0, restored.stdout + restored.stderr
