@@ -14,8 +14,8 @@ from pvelab.pve.guests import store
 RUN = "/var/run/qemu-server"
 # Where pve-bridge lives, by PVE major version.
 BRIDGE_SCRIPTS = {"8": "/var/lib/qemu-server", "9": "/usr/libexec/qemu-server"}
-DEFAULT_CPU = {"8": "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep",
-               "9": "qemu64,+aes,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+pni,+popcnt,+sse4.1,+sse4.2,+ssse3"}
+# qemu-server's default CPU when the config names none (the GUI writes `cpu: x86-64-v2-AES` on PVE 8/9).
+DEFAULT_CPU = "kvm64,enforce,+kvm_pv_eoi,+kvm_pv_unhalt,+lahf_lm,+sep"
 SCSI_CONTROLLERS = {"virtio-scsi-pci": "virtio-scsi-pci", "virtio-scsi-single": "virtio-scsi-pci",
                     "lsi": "lsi53c895a", "lsi53c810": "lsi53c810", "megasas": "megasas", "pvscsi": "pvscsi"}
 
@@ -82,6 +82,8 @@ def net_args(key: str, net: dict[str, str], vmid: int, major: str, bootindex: in
         device += ",rx_queue_size=1024,tx_queue_size=256"
     if bootindex is not None:
         device += f",bootindex={bootindex}"
+    if net["model"] == "virtio" and (net.get("mtu") or major != "8"):  # PVE 9 passes the bridge's MTU
+        device += f",host_mtu={net.get('mtu', '1500')}"
     return ["-netdev", f"type=tap,id={key},ifname=tap{vmid}i{index},script={scripts}/pve-bridge,"
                        f"downscript={scripts}/pve-bridgedown" + (",vhost=on" if net["model"] == "virtio" else ""),
             "-device", device]
@@ -93,7 +95,7 @@ def command(vmid: int, options: dict[str, str], path_of: PathOf, major: str) -> 
     sockets, cores = int(options.get("sockets", 1)), int(options.get("cores", 1))
     vcpus = sockets * cores
     memory = store.parse_props(options.get("memory", "512"), "current")["current"]
-    argv = ["/usr/bin/kvm", "-id", str(vmid), "-name", name if major != "8" else f"{name},debug-threads=on",
+    argv = ["/usr/bin/kvm", "-id", str(vmid), "-name", f"{name},debug-threads=on",
             "-no-shutdown",
             "-chardev", f"socket,id=qmp,path={RUN}/{vmid}.qmp,server=on,wait=off",
             "-mon", "chardev=qmp,mode=control",
@@ -106,7 +108,7 @@ def command(vmid: int, options: dict[str, str], path_of: PathOf, major: str) -> 
     argv += ["-smp", f"{vcpus},sockets={sockets},cores={cores},maxcpus={vcpus}", "-nodefaults",
              "-boot", "menu=on,strict=on,reboot-timeout=1000,splash=/usr/share/qemu-server/bootsplash.jpg",
              "-vnc", f"unix:{RUN}/{vmid}.vnc,password=on",
-             "-cpu", DEFAULT_CPU.get(major, DEFAULT_CPU["9"]) if not options.get("cpu") else
+             "-cpu", DEFAULT_CPU if not options.get("cpu") else
              store.parse_props(options["cpu"], "cputype")["cputype"],
              "-m", memory,
              "-global", "PIIX4_PM.disable_s3=1", "-global", "PIIX4_PM.disable_s4=1",
