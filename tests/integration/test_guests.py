@@ -206,3 +206,37 @@ def test_a_powered_off_node_takes_its_guests_with_it(audited: Lab) -> None:
         assert resources[f"qemu/{LIVE}"]["status"] == "unknown" and resources[f"qemu/{LIVE}"]["node"] == "pve2"
     finally:
         audited.power("pve2", "on")
+
+
+def test_community_proxmox_vm_modules_work_unchanged(cluster: Lab) -> None:
+    """proxmox_kvm and proxmox_vm_info (community.proxmox 1.4.0, unpacked by setup.sh) against the twin."""
+    import os
+
+    from .test_ansible_modules import REPO, api_args, module
+
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    try:
+        auth = api_args(cluster, "pve1")
+        login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+                 "validate_certs": False}
+        vm = {**login, "node": "pve3", "vmid": 150, "name": "kvm150", "memory": 256, "scsihw": "virtio-scsi-pci",
+              "net": {"net0": "virtio,bridge=vmbr0"}, "scsi": {"scsi0": "local-lvm:0.0625"},
+              "ide": {"ide2": f"{SHARED_STORAGE}:iso/pvelab-tiny.iso,media=cdrom"}, "tablet": False}
+        made = module(cluster, "community.proxmox.proxmox_kvm", vm)
+        assert made["changed"] and not made["_failed"], made
+        assert made["devices"]["scsi0"] == "local-lvm:vm-150-disk-0" and made["mac"]["net0"].startswith("BC:24:11:")
+        assert module(cluster, "community.proxmox.proxmox_kvm", vm)["changed"] is False
+        started = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                     "state": "started"})
+        assert started["changed"] and not started["_failed"], started
+        info = module(cluster, "community.proxmox.proxmox_vm_info", {**login, "vmid": 150})
+        assert [(v["node"], v["status"]) for v in info["proxmox_vms"]] == [("pve3", "running")], info
+        stopped = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                     "state": "stopped", "force": True})
+        assert stopped["changed"] and not stopped["_failed"], stopped
+        gone = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                  "state": "absent"})
+        assert gone["changed"] and not gone["_failed"], gone
+        assert "150" not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+    finally:
+        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)

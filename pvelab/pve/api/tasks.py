@@ -47,6 +47,7 @@ class TaskLog:
     def __init__(self, upid: str) -> None:
         self.path = log_path(upid)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.touch()  # a task exists from its start, as PVE's worker log does (its status is read at once)
         self.lock = threading.Lock()
 
     def __call__(self, line: str) -> None:
