@@ -30,19 +30,27 @@ Restart=on-failure
 WantedBy=multi-user.target
 """
 
-PVEPROXY_UNIT = """[Unit]
-Description=PVE API Proxy Server
+
+
+def daemon_unit(description: str, module: str) -> str:
+    """A PVE daemon of the twin: a module of the PVE layer, started once /etc/pve is there."""
+    return f"""[Unit]
+Description={description}
 Wants=pve-cluster.service
 After=pve-cluster.service
 
 [Service]
-ExecStart=/usr/bin/python3 -m pvelab.pve.api.server
+ExecStart=/usr/bin/python3 -m {module}
 Restart=on-failure
 RestartSec=1
 
 [Install]
 WantedBy=multi-user.target
 """
+
+
+PVEPROXY_UNIT = daemon_unit("PVE API Proxy Server", "pvelab.pve.api.server")
+PVESCHEDULER_UNIT = daemon_unit("Proxmox VE scheduler", "pvelab.pve.guests.jobs")
 
 # As PVE's corosync unit: a node outside any cluster has no config and corosync stays down.
 COROSYNC_DROPIN = """[Unit]
@@ -63,12 +71,13 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
             files[f"{directory}/{name}"] = (command_script("pvelab.pve.guests.bridge"), 0o755)
     files["etc/systemd/system/pve-cluster.service"] = (PVE_CLUSTER_UNIT, 0o644)
     files["etc/systemd/system/pveproxy.service"] = (PVEPROXY_UNIT, 0o644)
+    files["etc/systemd/system/pvescheduler.service"] = (PVESCHEDULER_UNIT, 0o644)
     files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
     return files
 
 
-ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service")
+ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service", "pvescheduler.service")
 
 
 def install(root: Path, pve_version: str) -> None:

@@ -162,6 +162,25 @@ def test_backups_in_snapshot_and_suspend_mode_restore_with_the_heartbeats(cluste
     assert first_record.split()[0] == "0" and first_record.split()[3] == str(LIVE), first_record
 
 
+def test_a_backup_job_runs_on_schedule_on_the_guests_node(cluster: Lab) -> None:
+    client = api(cluster, "pve1")
+    client.cluster.backup.post(id="every-minute", schedule="minutely", vmid=str(LIVE), storage=SHARED_STORAGE,
+                               mode="snapshot", compress="zstd")
+    try:
+        job = client.cluster.backup("every-minute").get()
+        assert job["schedule"] == "minutely" and job["next-run"] > time.time()
+        assert "vzdump: every-minute\n" in ssh(cluster, "pve3", "cat /etc/pve/jobs.cfg").stdout
+
+        def ran() -> bool:
+            return any(t["type"] == "vzdump" and t["node"] == "pve2" and t.get("exitstatus") == "OK"
+                       and t["starttime"] >= job["next-run"] for t in client.cluster.tasks.get())
+
+        wait_until(ran, 130, "the job's vzdump task on pve2 (VM 110's node)")
+    finally:
+        client.cluster.backup("every-minute").delete()
+    assert "every-minute" not in ssh(cluster, "pve1", "cat /etc/pve/jobs.cfg").stdout
+
+
 def test_the_api_creates_starts_and_describes_a_vm_as_pve(cluster: Lab) -> None:
     client = api(cluster, "pve1")
     upid = client.nodes("pve2").qemu.post(

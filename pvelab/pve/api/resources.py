@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.api import auth
+from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
 from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptime
@@ -136,3 +136,16 @@ def nextid(ctx: Context, params: dict[str, Any]) -> Any:
             raise ApiException(400, "Parameter verification failed.", {"vmid": f"VM {params['vmid']} already exists"})
         return params["vmid"]
     return next(vmid for vmid in range(100, 1_000_000) if vmid not in taken)
+
+
+@route("GET /cluster/tasks")
+def cluster_tasks(ctx: Context, params: dict[str, Any]) -> Any:
+    """Recent tasks of every node that answers (PVE keeps them in a cluster-wide task list)."""
+    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    found = list(tasks.recent(ctx.node))
+    for name, info in sorted(nodelist.items()):
+        if name != ctx.node and info.get("online"):
+            with contextlib.suppress(ApiError, OSError, ValueError):
+                found += peer_get(info["ip"], f"/nodes/{name}/tasks")
+    found.sort(key=lambda t: t["starttime"], reverse=True)
+    return found

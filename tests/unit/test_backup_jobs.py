@@ -1,0 +1,56 @@
+"""Backup jobs: jobs.cfg as PVE writes it, and when a schedule (a PVE calendar event) next fires."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pvelab.pve.guests import jobs
+
+JOBS_CFG = """vzdump: backup-3a6d0b6c-7b8e
+\tschedule mon..fri 21:00
+\tall 1
+\tcompress zstd
+\tenabled 1
+\tmode snapshot
+\tstorage local
+
+vzdump: nightly
+\tschedule */15
+\tvmid 100,101
+\tenabled 0
+"""
+
+
+def at(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").timestamp()
+
+
+def test_jobs_cfg_reads_and_writes_back_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "JOBS_CFG", tmp_path / "jobs.cfg")
+    jobs.JOBS_CFG.write_text(JOBS_CFG)
+    read = jobs.read()
+    assert list(read) == ["backup-3a6d0b6c-7b8e", "nightly"]
+    assert read["nightly"] == {"type": "vzdump", "schedule": "*/15", "vmid": "100,101", "enabled": "0"}
+    assert jobs.dump(read) == JOBS_CFG
+
+
+@pytest.mark.parametrize(("schedule", "after", "expected"), [
+    ("21:00", "2026-11-27 15:06", "2026-11-27 21:00"),          # a Friday
+    ("mon..fri 21:00", "2026-11-27 21:00", "2026-11-30 21:00"),  # past Friday's: Monday
+    ("sat,sun 0/6:00", "2026-11-27 15:06", "2026-11-28 00:00"),
+    ("*/15", "2026-11-27 15:06", "2026-11-27 15:15"),
+    ("hourly", "2026-11-27 15:06", "2026-11-27 16:00"),
+    ("weekly", "2026-11-27 15:06", "2026-11-30 00:00"),
+    ("minutely", "2026-11-27 15:06", "2026-11-27 15:07"),
+])
+def test_next_run_of_a_schedule(schedule: str, after: str, expected: str) -> None:
+    assert jobs.next_event(schedule, at(after)) == at(expected)
+
+
+@pytest.mark.parametrize("schedule", ["25:00", "someday 10:00", "10:00 11:00", "*/x"])
+def test_a_schedule_pve_would_not_parse_is_refused(schedule: str) -> None:
+    with pytest.raises(jobs.CalendarError):
+        jobs.parse_schedule(schedule)
