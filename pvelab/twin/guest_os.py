@@ -20,6 +20,9 @@ import tempfile
 from pathlib import Path
 
 ISO_NAME = "pvelab-tiny.iso"
+# The container template (a rootfs tarball, as PVE's templates are), in `local:vztmpl/`.
+CT_TEMPLATE_NAME = "pvelab-tiny-ct_1.0-1_amd64.tar.gz"
+CT_TEMPLATE_PATH = Path("var/lib/vz/template/cache") / CT_TEMPLATE_NAME
 ISO_PATH = Path("var/lib/vz/template/iso") / ISO_NAME  # inside a node's root filesystem
 ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
@@ -214,6 +217,59 @@ def build_iso(rootfs: Path) -> Path:
         subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(target), "-V", "PVELAB_TINY",
                         "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
                         "-boot-load-size", "4", "-boot-info-table", str(tree)], check=True, capture_output=True)
+    return target
+
+
+# A container's init: LXC has set up its hostname, eth0 and address from the config; the page and
+# heartbeats are the VM guest's (the heartbeats in a file on the rootfs volume, which migrates with
+# it). LXC passes the VMID and node in the environment (lxc.environment).
+CT_INIT = r"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mkdir -p /run /tmp /www/cgi-bin /var/lib/pvelab
+BOOT=$(cat /proc/sys/kernel/random/uuid); STARTED=$(date +%s)
+HB=/var/lib/pvelab/heartbeats; touch $HB
+echo 0 > /run/counter
+cat > /www/cgi-bin/status <<EOS
+#!/bin/sh
+n=\$((\$(cat /run/counter) + 1)); echo \$n > /run/counter
+echo "Content-Type: text/plain"; echo
+echo "vmid: $PVELAB_VMID"; echo "name: \$(hostname)"; echo "node: $PVELAB_NODE"
+echo "boot_id: $BOOT"; echo "uptime: \$((\$(date +%s) - $STARTED))"; echo "counter: \$n"
+echo "heartbeats: \$(wc -l < $HB)"
+EOS
+chmod +x /www/cgi-bin/status
+httpd -p 80 -h /www
+trap 'exit 0' TERM INT PWR USR1 USR2
+mkfifo /run/tick; exec 4<>/run/tick
+while true; do
+  read -r UP _ < /proc/uptime
+  echo "$UP $BOOT $PVELAB_VMID" >> $HB
+  read -t 1 -u 4 _
+done
+"""
+
+
+def build_ct_template(rootfs: Path) -> Path:
+    """The container template: busybox and CT_INIT as /sbin/init, a tar.gz in `local:vztmpl`."""
+    import tarfile
+
+    target = rootfs / CT_TEMPLATE_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:gz") as tar:
+        def add(name: str, mode: int, data: bytes | None = None) -> None:
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime = mode & 0o7777, 0
+            info.type = tarfile.DIRTYPE if data is None else tarfile.REGTYPE
+            info.size = len(data or b"")
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+
+        for directory in ("bin", "dev", "etc", "proc", "sys", "run", "sbin", "tmp", "var", "var/lib", "www"):
+            add(f"./{directory}", 0o755)
+        add("./bin/busybox", 0o755, (rootfs / "bin" / "busybox").read_bytes())
+        add("./sbin/init", 0o755, CT_INIT.encode())
+        add("./etc/hostname", 0o644, b"localhost\n")
+        add("./etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
+        add("./etc/group", 0o644, b"root:x:0:\n")
     return target
 
 

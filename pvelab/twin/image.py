@@ -26,12 +26,15 @@ PACKAGES = (
     "ca-certificates", "ipmitool", "python3-fuse", "python3-yaml", "openssl",
     # guests: QEMU (TCG here) and what the tiny guest OS is made of (guest_os builds it into local:iso)
     "qemu-system-x86", "qemu-utils", "busybox-static", "linux-image-cloud-amd64", "xorriso", "zstd", "lzop",
+    "lxc",  # containers (pct): Debian's LXC runs privileged containers inside the node
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (
     "systemd-firstboot.service", "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
     "fstrim.timer", "man-db.timer", "systemd-networkd-wait-online.service", "getty@tty1.service",
     "console-getty.service",
+    # LXC's own bridge (lxcbr0, 10.0.3.0/24, dnsmasq) and autostart: PVE uses neither; CTs join vmbr0.
+    "lxc-net.service", "lxc.service", "lxc-monitord.service",
 )
 CUSTOMIZE = (
     # Host keys and machine-id are made per node by the twin, never shared through the image.
@@ -111,6 +114,7 @@ def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str
             "check that the Debian mirror in /etc/apt/sources.list* is reachable, then run up again",
         )
     guest_os.build_iso(building)
+    guest_os.build_ct_template(building)
     # The node runs no kernel of its own: the guest OS carries a copy of it, so drop the rest.
     for leftover in [*(building / "boot").glob("*"), *(building / "lib" / "modules").glob("*")]:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()

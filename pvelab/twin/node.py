@@ -23,6 +23,9 @@ from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR
 from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
+# /proc/sys/net writable in the node (its own network namespace): LXC sets up containers' veth
+# devices there, as on a PVE host. The rest of /proc/sys stays read-only.
+NSPAWN_ENV = {**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
 NSPAWN_REBOOT_EXIT = 133  # systemd-nspawn's exit code when the container asked for a reboot
 CAPABILITIES = "CAP_NET_ADMIN,CAP_IPC_LOCK,CAP_SYS_NICE,CAP_SYS_RESOURCE"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # the pvelab package, shared read-only with nodes
@@ -123,7 +126,7 @@ class ContainerNode:
             console.flush()
             self.process = subprocess.Popen(
                 self.launcher_argv(), stdin=subprocess.DEVNULL, stdout=console,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                stderr=subprocess.STDOUT, start_new_session=True, env=NSPAWN_ENV,
             )
 
     def power_off(self) -> None:

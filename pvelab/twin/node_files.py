@@ -52,6 +52,21 @@ WantedBy=multi-user.target
 PVEPROXY_UNIT = daemon_unit("PVE API Proxy Server", "pvelab.pve.api.server")
 PVESCHEDULER_UNIT = daemon_unit("Proxmox VE scheduler", "pvelab.pve.guests.jobs")
 
+# pve-container's unit: each CT's lxc-start in the foreground, under systemd (pct start runs it).
+PVE_CONTAINER_UNIT = """[Unit]
+Description=PVE LXC Container: %i
+DefaultDependencies=No
+Documentation=man:lxc-start man:lxc man:pct
+
+[Service]
+Type=simple
+Delegate=yes
+KillMode=mixed
+TimeoutStopSec=120s
+ExecStart=/usr/bin/lxc-start -F -n %i
+ExecStop=/usr/bin/lxc-stop -n %i --kill
+"""
+
 # As PVE's corosync unit: a node outside any cluster has no config and corosync stays down.
 COROSYNC_DROPIN = """[Unit]
 ConditionPathExists=/etc/corosync/corosync.conf
@@ -72,6 +87,8 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files["etc/systemd/system/pve-cluster.service"] = (PVE_CLUSTER_UNIT, 0o644)
     files["etc/systemd/system/pveproxy.service"] = (PVEPROXY_UNIT, 0o644)
     files["etc/systemd/system/pvescheduler.service"] = (PVESCHEDULER_UNIT, 0o644)
+    files["etc/systemd/system/pve-container@.service"] = (PVE_CONTAINER_UNIT, 0o644)
+    files["usr/sbin/pct"] = (command_script("pvelab.pve.guests.pct"), 0o755)
     files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
     return files

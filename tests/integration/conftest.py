@@ -93,13 +93,16 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm",
               "{upid}": next((t["upid"] for t in api.nodes(node).tasks.get()), None),
               "{volume}": next((v["volid"] for v in api.nodes(node).storage("local-lvm").content.get()), None),
-              "{vmid}": next((str(vm["vmid"]) for vm in api.nodes(node).qemu.get()), None)}
+              "{vmid}": next((str(vm["vmid"]) for vm in api.nodes(node).qemu.get()), None),
+              "{id}": next((job["id"] for job in api.cluster.backup.get()), None)}
+    ct = next((str(c["vmid"]) for c in api.nodes(node).lxc.get()), None)
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
-        if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in values.items()):
+        these = {**values, "{vmid}": ct} if "/lxc/" in endpoint.template else values
+        if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in these.items()):
             continue
         path = endpoint.template
-        for placeholder, value in values.items():
+        for placeholder, value in these.items():
             path = path.replace(placeholder, value or "")
         try:
             data = api(path.lstrip("/")).get()

@@ -17,6 +17,7 @@ from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
 from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptime
 from pvelab.pve.guests import api as guests_api
+from pvelab.pve.guests import lxc_api
 from pvelab.pve.guests import store as guest_store
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import status_entry
@@ -40,16 +41,17 @@ def node_figures() -> dict[str, Any]:
 
 def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None,
-    "qemu": {vmid: status} or None}}; None where a node did not answer."""
+    "qemu"/"lxc": {vmid: status} or None}}; None where a node did not answer."""
     nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
     out: dict[str, dict[str, Any]] = {}
     for name, info in sorted(nodelist.items()):
         online = bool(info.get("online")) or name == ctx.node
-        entry: dict[str, Any] = {"online": online, "node": None, "storage": None, "qemu": None}
+        entry: dict[str, Any] = {"online": online, "node": None, "storage": None, "qemu": None, "lxc": None}
         if name == ctx.node:
             entry["node"] = node_figures()
             entry["storage"] = {sid: status_entry(sid, opts) for sid, opts in sections.items()}
             entry["qemu"] = {vm["vmid"]: vm for vm in guests_api.vm_index(ctx, {})}
+            entry["lxc"] = {ct["vmid"]: ct for ct in lxc_api.ct_index(ctx, {})}
         elif online:
             try:
                 status = peer_get(info["ip"], f"/nodes/{name}/status")
@@ -59,6 +61,7 @@ def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dic
                                  "maxdisk": status["rootfs"]["total"], "level": ""}
                 entry["storage"] = {s["storage"]: s for s in peer_get(info["ip"], f"/nodes/{name}/storage")}
                 entry["qemu"] = {vm["vmid"]: vm for vm in peer_get(info["ip"], f"/nodes/{name}/qemu")}
+                entry["lxc"] = {ct["vmid"]: ct for ct in peer_get(info["ip"], f"/nodes/{name}/lxc")}
             except (ApiError, OSError, KeyError, ValueError):
                 pass  # the peer is in the membership but does not answer: its figures are unknown
         out[name] = entry
@@ -101,12 +104,10 @@ def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     `unknown`, with what its config says, as PVE lists guests of a node it has no status from."""
     out = []
     for vmid, info in sorted(guest_store.vmlist().items()):
-        if info.get("type") != "qemu":
-            continue
-        node = info["node"]
-        entry: dict[str, Any] = {"id": f"qemu/{vmid}", "type": "qemu", "vmid": vmid, "node": node,
+        kind, node = info.get("type", "qemu"), info["node"]
+        entry: dict[str, Any] = {"id": f"{kind}/{vmid}", "type": kind, "vmid": vmid, "node": node,
                                  "template": 0, "status": "unknown"}
-        seen = ((nodes.get(node) or {}).get("qemu") or {}).get(vmid)
+        seen = ((nodes.get(node) or {}).get(kind) or {}).get(vmid)
         if seen is not None:
             entry.update({k: seen[k] for k in ("status", "name", "maxmem", "maxdisk", "mem", "disk", "cpu",
                                                "uptime", "netin", "netout", "diskread", "diskwrite", "lock", "tags")
@@ -114,8 +115,8 @@ def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             entry["maxcpu"] = seen.get("cpus", 1)
         else:
             with contextlib.suppress(guest_store.GuestError):
-                options = guest_store.load(node, vmid).main.options
-                entry["name"] = options.get("name", f"VM {vmid}")
+                options = guest_store.load(node, vmid, kind).main.options
+                entry["name"] = options.get("name" if kind == "qemu" else "hostname", f"VM {vmid}")
         out.append(entry)
     return out
 

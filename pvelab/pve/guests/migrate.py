@@ -247,8 +247,9 @@ def copy_disks(volumes: dict[str, dict[str, Any]], target: str, log: Log) -> lis
         source = Path(backend(sid, storage_config.get(sid)).path(volname)).resolve()
         receive = (f"mkdir -p {source.parent} && tar -C {source.parent} -xSf - && "
                    f"pvesm path {volid} >/dev/null")
-        sender = subprocess.Popen(["tar", "-C", str(source.parent), "-cSf", "-", source.name],
-                                  stdout=subprocess.PIPE)
+        names = [source.name, *([f".{source.name}.size"] if (source.parent / f".{source.name}.size").exists()
+                                else [])]  # an emulated thin volume's recorded size goes with it
+        sender = subprocess.Popen(["tar", "-C", str(source.parent), "-cSf", "-", *names], stdout=subprocess.PIPE)
         received = subprocess.run([*ssh_command(target), receive], stdin=sender.stdout, capture_output=True,
                                   text=True, check=False)
         sender.wait()
@@ -296,3 +297,53 @@ def live(node: str, vmid: int, target: str, log: Log) -> None:
                 f"VM-state, {mib(ram.get('mbps', 0) * 1024 * 1024 / 8)}/s")
         if time.monotonic() - began > 600:
             raise GuestError("migration timed out")
+
+
+def migrate_container(node: str, vmid: int, target: str, running: bool, timeout: float, task_log: Log) -> None:
+    """pve-container's migration in restart mode: shut the CT down, copy its local volumes, move
+    the config, start it on the target."""
+    from pvelab.pve.guests import containers
+
+    log = stamped(task_log)
+    started = time.monotonic()
+    if remote(target, "/bin/true", timeout=30).returncode != 0:
+        log(f"ERROR: migration aborted (duration {duration(started)}): Can't connect to destination address "
+            "using public key")
+        raise GuestError("migration aborted")
+    log(f"starting migration of CT {vmid} to node '{target}' ({node_ip(target)})")
+    with store.locked(vmid, "lxc"):
+        conf = store.load(node, vmid, "lxc")
+        conf.main.options["lock"] = "migrate"
+        store.save(node, vmid, conf, "lxc")
+    volumes = [store.parse_drive(v)["file"] for k, v in conf.main.options.items()
+               if k == "rootfs" or (k.startswith("mp") and k[2:].isdigit())]
+    local = [v for v in volumes if not storage_config.is_shared(storage_config.get(parse_volume_id(v)[0]))]
+    try:
+        if running:
+            log(f"shutdown CT {vmid}")
+            containers.shutdown(vmid, timeout, force_stop=True)
+        for volid in local:
+            log(f"found local volume '{volid}' (in current VM config)")
+        copied = copy_disks({v: {} for v in local}, target, log)
+    except Exception as exc:
+        with store.locked(vmid, "lxc"):
+            conf = store.load(node, vmid, "lxc")
+            conf.main.options.pop("lock", None)
+            store.save(node, vmid, conf, "lxc")
+        log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
+        raise GuestError("migration aborted") from exc
+    with store.locked(vmid, "lxc"):
+        conf = store.load(node, vmid, "lxc")
+        conf.main.options.pop("lock", None)
+        store.save(node, vmid, conf, "lxc")
+        store.config_path(node, vmid, "lxc").rename(store.config_path(target, vmid, "lxc"))
+    for volid in copied:
+        sid, volname = parse_volume_id(volid)
+        with contextlib.suppress(storage_config.StorageError, OSError):
+            backend(sid, storage_config.get(sid)).free(volname)
+    if running:
+        log("start container on target node")
+        restarted = remote(target, f"pct start {vmid}")
+        if restarted.returncode != 0:
+            raise GuestError(f"CT {vmid} moved to '{target}' but did not start there: {restarted.stderr.strip()}")
+    log(f"migration finished successfully (duration {duration(started)})")

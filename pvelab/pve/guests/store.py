@@ -19,6 +19,7 @@ from pvelab.pve.guests.config import ConfigError, VmConfig, dump, parse
 NODES_DIR = Path("/etc/pve/nodes")
 VMLIST = Path("/etc/pve/.vmlist")
 LOCK_DIR = Path("/var/lock/qemu-server")
+LXC_LOCK_DIR = Path("/run/lock/lxc")
 DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)(\d+)$")
 NET_MODELS = ("virtio", "e1000", "e1000e", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "rtl8139",
               "vmxnet3", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet")
@@ -52,8 +53,8 @@ def relative(path: Path) -> str:
     return str(path.relative_to("/etc/pve"))
 
 
-def load(node: str, vmid: int) -> VmConfig:
-    path = config_path(node, vmid)
+def load(node: str, vmid: int, kind: str = "qemu") -> VmConfig:
+    path = config_path(node, vmid, kind)
     try:
         return parse(path.read_text())
     except FileNotFoundError:
@@ -62,8 +63,8 @@ def load(node: str, vmid: int) -> VmConfig:
         raise GuestError(str(exc)) from exc
 
 
-def save(node: str, vmid: int, conf: VmConfig) -> None:
-    path = config_path(node, vmid)
+def save(node: str, vmid: int, conf: VmConfig, kind: str = "qemu") -> None:
+    path = config_path(node, vmid, kind)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{vmid}.conf.tmp")
@@ -78,16 +79,18 @@ def check_digest(conf: VmConfig, given: str | None) -> None:
         raise GuestError("detected modified configuration - file changed by other user? Try again.")
 
 
-def check_lock(conf: VmConfig) -> None:
+def check_lock(conf: VmConfig, kind: str = "qemu") -> None:
     if conf.main.options.get("lock"):
-        raise GuestError(f"VM is locked ({conf.main.options['lock']})")
+        raise GuestError(f"{'VM' if kind == 'qemu' else 'CT'} is locked ({conf.main.options['lock']})")
 
 
 @contextlib.contextmanager
-def locked(vmid: int) -> Iterator[None]:
+def locked(vmid: int, kind: str = "qemu") -> Iterator[None]:
     """PVE's lock_config: a node-local flock per VMID, held while a config is read and written."""
-    LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOCK_DIR / f"lock-{vmid}.conf", "a") as handle:
+    directory = LOCK_DIR if kind == "qemu" else LXC_LOCK_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / f"pve-config-{vmid}.lock" if kind != "qemu" else directory / f"lock-{vmid}.conf",
+              "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -165,10 +168,10 @@ def size_text(size_bytes: int) -> str:
     return str(size_bytes)
 
 
-def guests_on(node: str) -> dict[int, VmConfig]:
-    """Every VM config of `node`, by VMID (unreadable ones skipped)."""
+def guests_on(node: str, kind: str = "qemu") -> dict[int, VmConfig]:
+    """Every VM (or CT) config of `node`, by VMID (unreadable ones skipped)."""
     out: dict[int, VmConfig] = {}
-    for path in sorted((NODES_DIR / node / "qemu-server").glob("*.conf")):
+    for path in sorted(config_path(node, 0, kind).parent.glob("*.conf")):
         if path.stem.isdigit():
             with contextlib.suppress(OSError, ConfigError):
                 out[int(path.stem)] = parse(path.read_text())

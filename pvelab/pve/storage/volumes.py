@@ -1,12 +1,18 @@
 """Volumes on a storage: listing, allocating, freeing, paths and usage, for the two types a fresh PVE
 node has. A `dir` storage is a directory, as on PVE. An `lvmthin` storage is emulated: these
 containers have no device-mapper, so each thin volume is a sparse file under LVM_BACKING and
-/dev/VG/LV links to it, which is where PVE's LVs appear and what `pvesm path` prints."""
+/dev/VG/LV links to it, which is where PVE's LVs appear and what `pvesm path` prints.
+
+A container's root filesystem is a directory: PVE formats an LV or a raw image with ext4 and
+mounts it, which needs loop devices the nodes do not have. On a `dir` storage it is PVE's own
+`subvol-VMID-disk-N.subvol` directory; on the emulated `lvmthin` the volume's backing is a
+directory, its size kept beside it (not enforced)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,7 @@ from pvelab.pve.storage.config import TYPES, StorageError, content_of
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
 DEV = Path("/dev")
 VOLUME_ID = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.IGNORECASE)
-DISK_NAME = re.compile(r"^(vm|base)-(\d+)-(?:disk-\d+|cloudinit)(?:\.(raw|qcow2|vmdk))?$")  # PVE's image names
+DISK_NAME = re.compile(r"^(vm|base|subvol)-(\d+)-(?:disk-\d+|cloudinit)(?:\.(raw|qcow2|vmdk|subvol))?$")  # PVE's
 # Where each content type lives below a dir storage's path (PVE's default content-dirs).
 DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
                "backup": "dump", "snippets": "snippets", "import": "import"}
@@ -45,6 +51,12 @@ def free_disk_name(vmid: int, taken: set[str], fmt: str | None) -> str:
     raise StorageError(f"unable to allocate an image name for VM {vmid}")
 
 
+def tree_usage(path: Path) -> int:
+    """Bytes the files below a directory take (a container's root filesystem)."""
+    return sum(disk_usage(Path(d, f)) for d, _, files in os.walk(path) for f in files
+               if not os.path.islink(os.path.join(d, f)))
+
+
 def disk_usage(path: Path) -> int:
     """Bytes a (sparse) file really takes, as a thin pool counts it."""
     return path.stat().st_blocks * 512
@@ -64,6 +76,10 @@ class Backend:
         raise NotImplementedError
 
     def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        raise NotImplementedError
+
+    def alloc_rootdir(self, vmid: int, size_kib: int) -> str:
+        """A container's root filesystem volume, a directory (see the module's note)."""
         raise NotImplementedError
 
     def free(self, volname: str) -> None:
@@ -91,8 +107,9 @@ class DirBackend(Backend):
             if content == "images":
                 for disk in sorted(base.glob("*/*")):
                     name = DISK_NAME.match(disk.name)
-                    if name and disk.is_file():
-                        found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk, "images",
+                    if name and (disk.is_file() or name.group(3) == "subvol"):
+                        found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk,
+                                                 "rootdir" if name.group(3) == "subvol" else "images",
                                                  name.group(3) or "raw", int(name.group(2))))
             elif content in ("iso", "vztmpl", "backup", "snippets", "import"):
                 for item in sorted(base.glob("*")):
@@ -111,7 +128,17 @@ class DirBackend(Backend):
             entry["vmid"] = vmid
         if content == "images":
             entry["used"] = disk_usage(path)
+        if content == "rootdir":
+            entry.update(size=0, used=tree_usage(path))  # a subvol of size 0: no limit, as PVE lists it
         return entry
+
+    def alloc_rootdir(self, vmid: int, size_kib: int) -> str:
+        directory = self.root / "images" / str(vmid)
+        directory.mkdir(parents=True, exist_ok=True)
+        taken = {p.name.removesuffix(".subvol").replace("subvol-", "vm-", 1) for p in directory.iterdir()}
+        name = free_disk_name(vmid, taken, None).replace("vm-", "subvol-", 1) + ".subvol"
+        (directory / name).mkdir()
+        return f"{self.id}:{vmid}/{name}"
 
     def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
         fmt = fmt or (name.rsplit(".", 1)[1] if name and "." in name else self.options.get("format", "raw"))
@@ -141,7 +168,7 @@ class DirBackend(Backend):
         path = self.path(volname)
         if not path.exists():
             raise StorageError(f"volume '{self.id}:{volname}' does not exist")
-        path.unlink()
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
     def path(self, volname: str) -> Path:
         content, _, rest = volname.partition("/")
@@ -171,10 +198,21 @@ class LvmThinBackend(Backend):
         for disk in sorted(self.pool.iterdir()):
             name = DISK_NAME.match(disk.name)
             if name and not name.group(3):
-                found.append({"volid": f"{self.id}:{disk.name}", "content": "images", "format": "raw",
-                              "size": disk.stat().st_size, "vmid": int(name.group(2)), "used": disk_usage(disk),
+                rootdir = disk.is_dir()
+                size = int((self.pool / f".{disk.name}.size").read_text()) if rootdir else disk.stat().st_size
+                found.append({"volid": f"{self.id}:{disk.name}", "content": "rootdir" if rootdir else "images",
+                              "format": "raw", "size": size, "vmid": int(name.group(2)),
+                              "used": tree_usage(disk) if rootdir else disk_usage(disk),
                               "ctime": int(disk.stat().st_ctime)})
         return found
+
+    def alloc_rootdir(self, vmid: int, size_kib: int) -> str:
+        self.pool.mkdir(parents=True, exist_ok=True)
+        name = free_disk_name(vmid, {p.name for p in self.pool.iterdir()}, None)
+        (self.pool / name).mkdir()
+        (self.pool / f".{name}.size").write_text(f"{size_kib * 1024}\n")
+        self.path(name)
+        return f"{self.id}:{name}"
 
     def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
         if fmt not in (None, "raw"):
@@ -196,7 +234,9 @@ class LvmThinBackend(Backend):
         if not (self.pool / volname).exists():
             vg = self.options["vgname"]
             raise StorageError(f"lvremove '{vg}/{volname}' error:   Failed to find logical volume \"{vg}/{volname}\"")
-        (self.pool / volname).unlink()
+        backing = self.pool / volname
+        shutil.rmtree(backing) if backing.is_dir() else backing.unlink()
+        (self.pool / f".{volname}.size").unlink(missing_ok=True)
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
 
     def path(self, volname: str) -> Path:

@@ -1,0 +1,145 @@
+"""Containers on this node, as pve-container runs them: Debian's LXC, privileged, started by
+`systemctl start pve-container@VMID` (lxc-start in the foreground under systemd), with the LXC
+config generated from the CT's PVE config at each start (/var/lib/lxc/VMID/config).
+
+The twin's LXC config sets the NIC's address itself (lxc.net.N.ipv4.*), as it does for a CT whose
+ostype PVE does not manage; memory limits are not applied (the nodes see no memory controller)."""
+
+from __future__ import annotations
+
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pvelab.poll import poll
+from pvelab.procfs import running_for
+from pvelab.pve.guests import store
+from pvelab.pve.guests.config import VmConfig
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import backend, parse_volume_id
+
+Log = Callable[[str], None]
+LXC_DIR = Path("/var/lib/lxc")
+KIND = "lxc"
+
+
+def volume_path(volid: str) -> Path:
+    sid, volname = parse_volume_id(volid)
+    return Path(backend(sid, storage_config.get(sid)).path(volname)).resolve()
+
+
+def state(vmid: int) -> tuple[str, int | None]:
+    """('RUNNING'|'STOPPED'|..., init pid) from lxc-info."""
+    out = subprocess.run(["lxc-info", "-n", str(vmid), "-s", "-p"], capture_output=True, text=True,
+                         check=False).stdout
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+    pid = fields.get("PID", "").strip()
+    return fields.get("State", "STOPPED").strip(), int(pid) if pid.isdigit() else None
+
+
+def running(vmid: int) -> bool:
+    return state(vmid)[0] == "RUNNING"
+
+
+def size_bytes(text: str) -> int:
+    unit = text[-1] if text and text[-1] in "KMGT" else ""
+    number = float(text[:-1] if unit else text or 0)
+    return int(number * {"": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
+
+
+def status(vmid: int, conf: VmConfig) -> dict[str, Any]:
+    options = conf.main.options
+    rootfs = store.parse_drive(options.get("rootfs", ""))
+    out: dict[str, Any] = {"vmid": vmid, "status": "stopped", "name": options.get("hostname", f"CT{vmid}"),
+                           "cpus": int(options.get("cores", 1)), "maxmem": int(options.get("memory", 512)) << 20,
+                           "maxswap": int(options.get("swap", 512)) << 20,
+                           "maxdisk": size_bytes(rootfs.get("size", "0")), "cpu": 0, "mem": 0, "disk": 0,
+                           "diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0, "uptime": 0, "type": "lxc",
+                           "ha": {"managed": 0}}
+    if options.get("lock"):
+        out["lock"] = options["lock"]
+    current, pid = state(vmid)
+    if current == "RUNNING" and pid:
+        out.update(status="running", uptime=int(running_for(pid)))
+    return out
+
+
+def net_lines(index: str, net: dict[str, str]) -> list[str]:
+    lines = [f"lxc.net.{index}.type = veth", f"lxc.net.{index}.veth.pair = veth{{vmid}}i{index}",
+             f"lxc.net.{index}.hwaddr = {net.get('hwaddr', '')}", f"lxc.net.{index}.name = {net.get('name', 'eth0')}",
+             f"lxc.net.{index}.link = {net.get('bridge', 'vmbr0')}", f"lxc.net.{index}.flags = up",
+             f"lxc.net.{index}.mtu = {net.get('mtu', '1500')}"]
+    if net.get("ip") and net["ip"] not in ("dhcp", "manual"):
+        lines.append(f"lxc.net.{index}.ipv4.address = {net['ip']}")
+    if net.get("gw"):
+        lines.append(f"lxc.net.{index}.ipv4.gateway = {net['gw']}")
+    return lines
+
+
+def lxc_config(vmid: int, node: str, options: dict[str, str]) -> str:
+    """/var/lib/lxc/VMID/config, as pve-container's update_lxc_config writes it (the parts that apply)."""
+    lines = ["lxc.arch = amd64", "lxc.apparmor.profile = unconfined", "lxc.autodev = 1",
+             "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed", "lxc.monitor.unshare = 1",
+             f"lxc.tty.max = {options.get('tty', '2')}", "lxc.pty.max = 1024",
+             "lxc.cap.drop = mac_admin mac_override sys_time sys_module sys_rawio",
+             "lxc.environment = TERM=linux", f"lxc.environment = PVELAB_VMID={vmid}",
+             f"lxc.environment = PVELAB_NODE={node}", f"lxc.uts.name = {options.get('hostname', f'CT{vmid}')}",
+             f"lxc.rootfs.path = dir:{volume_path(store.parse_drive(options['rootfs'])['file'])}"]
+    for key in sorted(k for k in options if k.startswith("net") and k[3:].isdigit()):
+        lines += [line.replace("{vmid}", str(vmid)) for line in net_lines(key[3:], store.parse_props(options[key]))]
+    for key, value in options.items():  # raw lxc.* keys in the CT config pass through, as in PVE
+        if key.startswith("lxc."):
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def start(vmid: int, node: str, conf: VmConfig, log: Log) -> None:
+    if running(vmid):
+        raise GuestError(f"CT {vmid} already running")
+    directory = LXC_DIR / str(vmid)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config").write_text(lxc_config(vmid, node, conf.main.options))
+    subprocess.run(["systemctl", "reset-failed", f"pve-container@{vmid}"], capture_output=True, check=False)
+    started = subprocess.run(["systemctl", "start", f"pve-container@{vmid}"], capture_output=True, text=True,
+                             check=False)
+    if started.returncode != 0 or poll(lambda: running(vmid) or None, timeout=10, interval=0.1) is None:
+        log(subprocess.run(["journalctl", "-u", f"pve-container@{vmid}", "-n", "5", "--no-pager"],
+                           capture_output=True, text=True, check=False).stdout.strip())
+        raise GuestError(f"startup for container '{vmid}' failed")
+
+
+def stop(vmid: int) -> None:
+    if running(vmid):
+        subprocess.run(["lxc-stop", "-n", str(vmid), "--kill"], capture_output=True, check=False)
+    subprocess.run(["systemctl", "stop", f"pve-container@{vmid}"], capture_output=True, check=False)
+
+
+def shutdown(vmid: int, timeout: float, force_stop: bool) -> None:
+    """The CT's init asked to power off (SIGPWR), as `pct shutdown`; killed after `timeout` if forced."""
+    done = subprocess.run(["lxc-stop", "-n", str(vmid), "--timeout", str(int(timeout))], capture_output=True,
+                          check=False)
+    if done.returncode != 0 and running(vmid):
+        if not force_stop:
+            raise GuestError(f"shutdown failed: CT {vmid} is still running after {int(timeout)} s")
+        stop(vmid)
+    subprocess.run(["systemctl", "stop", f"pve-container@{vmid}"], capture_output=True, check=False)
+
+
+def unpack_template(template: str, rootfs: Path) -> None:
+    sid, volname = parse_volume_id(template)
+    path = Path(backend(sid, storage_config.get(sid)).path(volname))
+    if not path.exists():
+        raise GuestError(f"volume '{template}' does not exist")
+    with tarfile.open(path) as archive:
+        archive.extractall(rootfs, filter="fully_trusted")  # a template is a whole root filesystem
+
+
+def attach(vmid: int, command: list[str]) -> int:
+    """`pct enter` (no command: a shell) and `pct exec`: lxc-attach, the command's exit code."""
+    if not running(vmid):
+        raise GuestError(f"CT {vmid} not running")
+    argv = ["lxc-attach", "-n", str(vmid), "--clear-env", "--keep-var", "TERM"]
+    return subprocess.run([*argv, "--", *command] if command else argv, check=False).returncode

@@ -1,0 +1,97 @@
+"""`pct`: PVE's container manager command, each subcommand a call of the container API in-process
+(as pve-container's pct), waiting for the task and printing as pct prints."""
+
+from __future__ import annotations
+
+import sys
+
+from pvelab.procfs import nodename
+from pvelab.pve.api import direct
+from pvelab.pve.guests import containers, store
+from pvelab.pve.guests.store import GuestError
+
+USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
+       pct config <vmid> [OPTIONS]
+       pct create <vmid> <ostemplate> [OPTIONS]
+       pct destroy <vmid> [OPTIONS]
+       pct enter <vmid>
+       pct exec <vmid> [<extra-args>]
+       pct list
+       pct migrate <vmid> <target> [OPTIONS]
+       pct reboot <vmid> [OPTIONS]
+       pct set <vmid> [OPTIONS]
+       pct shutdown <vmid> [OPTIONS]
+       pct start <vmid> [OPTIONS]
+       pct status <vmid> [OPTIONS]
+       pct stop <vmid> [OPTIONS]
+       pct unlock <vmid>"""
+TASKS = {"destroy": ("DELETE", "/{vmid}"), "migrate": ("POST", "/{vmid}/migrate"),
+         "start": ("POST", "/{vmid}/status/start"), "stop": ("POST", "/{vmid}/status/stop"),
+         "shutdown": ("POST", "/{vmid}/status/shutdown"), "reboot": ("POST", "/{vmid}/status/reboot")}
+
+
+def print_list(cts: list[dict[str, object]]) -> None:
+    """pct list: VMID, Status, Lock, Name."""
+    if not cts:
+        return
+    print(f"{'VMID':<10} {'Status':<12} {'Lock':<11} {'Name':<20}")
+    for ct in sorted(cts, key=lambda c: int(str(c["vmid"]))):
+        print(f"{ct['vmid']!s:<10} {ct['status']!s:<12} {ct.get('lock', '')!s:<11} {ct.get('name', '')!s:<20}")
+
+
+def run(command: str, args: list[str], options: dict[str, str]) -> int:
+    base = f"/nodes/{nodename()}/lxc"
+    if command == "list":
+        print_list(direct.call("GET", base, {}))
+        return 0
+    if command == "exec":  # pct exec VMID -- CMD...
+        vmid, *rest = args
+        return containers.attach(int(vmid), rest)
+    if command == "create":
+        vmid, template = args
+        upid = direct.call("POST", base, {**options, "vmid": vmid, "ostemplate": template})
+        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+    if command in TASKS:
+        method, path = TASKS[command]
+        vmid, *rest = args
+        params = dict(options)
+        if command == "migrate":
+            (params["target"],) = rest
+        elif rest:
+            raise ValueError("too many arguments")
+        upid = direct.call(method, base + path.format(vmid=vmid), params)
+        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+    (vmid,) = args
+    if command == "config":
+        config = direct.call("GET", f"{base}/{vmid}/config", options)
+        for key in sorted(config):
+            if key != "digest":
+                print(f"{key}: {config[key]}")
+    elif command == "set":
+        direct.call("PUT", f"{base}/{vmid}/config", options)
+    elif command == "status":
+        print(f"status: {direct.call('GET', f'{base}/{vmid}/status/current', {})['status']}")
+    elif command == "enter":
+        return containers.attach(int(vmid), [])
+    elif command == "unlock":
+        with store.locked(int(vmid), "lxc"):
+            conf = store.load(nodename(), int(vmid), "lxc")
+            conf.main.options.pop("lock", None)
+            store.save(nodename(), int(vmid), conf, "lxc")
+    else:
+        print(f"unknown command 'pct {command}'\n{USAGE}", file=sys.stderr)
+        return direct.ERROR_EXIT
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if len(words) > 2 and words[0] == "exec" and "--" in words:  # everything after -- is the command
+        split = words.index("--")
+        return direct.cli_main(USAGE, lambda _c, a, _o: run("exec", a + words[split + 1:], {}), (GuestError,),
+                               words[:split])
+    return direct.cli_main(USAGE, run, (GuestError,), argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Containers on a 3-node twin, as a student makes and moves them: `pct` and the API create real
+LXC containers from the lab's busybox template, the host reaches their page, `pct exec` runs in
+them, a restart-mode migration moves config and root filesystem (heartbeats kept, new boot), and
+PVE's refusals change nothing. One cluster per module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from proxmoxer import ProxmoxAPI
+
+from pvelab.twin.drive import form_cluster, guest_page, ssh
+from pvelab.twin.guest_os import CT_TEMPLATE_NAME
+from pvelab.twin.lab import Lab
+
+from .conftest import check_every_get, wait_until
+
+pytestmark = pytest.mark.lab
+CT, BY_API = 200, 210
+ADDRESS = {CT: "198.18.0.200", BY_API: "198.18.0.210"}
+TEMPLATE = f"local:vztmpl/{CT_TEMPLATE_NAME}"
+
+
+def api(lab: Lab, node: str) -> Any:
+    record = lab.require_record()
+    return ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
+                      verify_ssl=False, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab) -> Lab:
+    form_cluster(lab, "cts")
+    return lab
+
+
+@pytest.fixture(scope="module")
+def container(cluster: Lab) -> dict[str, str]:
+    made = ssh(cluster, "pve1", f"pct create {CT} {TEMPLATE} --hostname ct{CT} --memory 128 "
+                                f"--net0 name=eth0,bridge=vmbr0,ip={ADDRESS[CT]}/24 --rootfs local-lvm:1 --start 1")
+    assert made.returncode == 0, made.stdout + made.stderr
+    wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, "CT 200 answering HTTP")
+    return guest_page(ADDRESS[CT])
+
+
+def test_pct_creates_and_starts_a_container_in_pves_format(cluster: Lab, container: dict[str, str]) -> None:
+    config = ssh(cluster, "pve1", f"cat /etc/pve/lxc/{CT}.conf").stdout
+    assert f"rootfs: local-lvm:vm-{CT}-disk-0,size=1G" in config and "hostname: ct200" in config
+    assert "hwaddr=BC:24:11:" in config
+    assert (container["vmid"], container["name"], container["node"]) == (str(CT), f"ct{CT}", "pve1")
+    listed = ssh(cluster, "pve1", "pct list").stdout
+    assert "ct200" in listed and "running" in listed
+    assert ssh(cluster, "pve1", f"pct exec {CT} -- hostname").stdout.strip() == f"ct{CT}"
+    assert f"vm-{CT}-disk-0 raw     rootdir" in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
+
+
+def test_refusals_change_nothing(cluster: Lab, container: dict[str, str]) -> None:
+    before = ssh(cluster, "pve1", f"cat /etc/pve/lxc/{CT}.conf").stdout
+    cases = {
+        f"pct create {CT} {TEMPLATE}": f"CT {CT} already exists on node 'pve1'",
+        f"pct destroy {CT}": f"CT {CT} is running - destroy failed",
+        f"pct migrate {CT} pve2": "running container can only be migrated in restart mode",
+        f"pct migrate {CT} pve2 --online": "lxc live migration is currently not implemented",
+        f"pct create 299 {TEMPLATE} --rootfs local:1": "storage 'local' does not support container directories",
+    }
+    for command, message in cases.items():
+        out = ssh(cluster, "pve1", command)
+        assert out.returncode == 255 and message in out.stdout + out.stderr, (command, out.stdout, out.stderr)
+    assert ssh(cluster, "pve1", f"cat /etc/pve/lxc/{CT}.conf").stdout == before
+    assert "299" not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+
+
+def test_restart_migration_moves_the_root_filesystem(cluster: Lab, container: dict[str, str]) -> None:
+    wait_until(lambda: int(guest_page(ADDRESS[CT]).get("heartbeats", 0)) >= 5, 15, "five heartbeats")
+    before = guest_page(ADDRESS[CT])
+    moved = ssh(cluster, "pve1", f"pct migrate {CT} pve2 --restart")
+    assert moved.returncode == 0 and "migration finished successfully" in moved.stdout, moved.stdout + moved.stderr
+    wait_until(lambda: guest_page(ADDRESS[CT]).get("node") == "pve2", 30, "CT 200 answering from pve2")
+    after = guest_page(ADDRESS[CT])
+    assert after["boot_id"] != before["boot_id"]  # a restart, not a live migration
+    assert int(after["heartbeats"]) >= int(before["heartbeats"])  # the same root filesystem
+    assert f"vm-{CT}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
+    resources = {r["id"]: r for r in api(cluster, "pve3").cluster.resources.get(type="vm")}
+    assert resources[f"lxc/{CT}"]["node"] == "pve2" and resources[f"lxc/{CT}"]["status"] == "running"
+
+
+def test_the_api_creates_a_container_and_every_get_answers_as_pve(cluster: Lab) -> None:
+    client = api(cluster, "pve1")
+    upid = client.nodes("pve3").lxc.post(vmid=BY_API, ostemplate=TEMPLATE, hostname="byapi", memory=128,
+                                         net0=f"name=eth0,bridge=vmbr0,ip={ADDRESS[BY_API]}/24",
+                                         rootfs="local-lvm:1", start=1)
+    wait_until(lambda: client.nodes("pve3").tasks(upid).status.get()["status"] == "stopped", 60, "vzcreate")
+    assert client.nodes("pve3").tasks(upid).status.get()["exitstatus"] == "OK"
+    wait_until(lambda: bool(guest_page(ADDRESS[BY_API])), 30, "CT 210 answering HTTP")
+    assert client.nodes("pve3").lxc(BY_API).status.current.get()["status"] == "running"
+    problems = {path: found for path, found in check_every_get(cluster, "pve3").items() if found}
+    assert problems == {}
+    stop = client.nodes("pve3").lxc(BY_API).status.stop.post()
+    wait_until(lambda: client.nodes("pve3").tasks(stop).status.get()["status"] == "stopped", 30, "vzstop")
+    gone = client.nodes("pve3").lxc(BY_API).delete()
+    wait_until(lambda: client.nodes("pve3").tasks(gone).status.get()["status"] == "stopped", 30, "vzdestroy")
+    assert str(BY_API) not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
