@@ -8,7 +8,6 @@ ostype PVE does not manage; memory limits are not applied (the nodes see no memo
 from __future__ import annotations
 
 import subprocess
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,13 +127,18 @@ def shutdown(vmid: int, timeout: float, force_stop: bool) -> None:
     subprocess.run(["systemctl", "stop", f"pve-container@{vmid}"], capture_output=True, check=False)
 
 
-def unpack_template(template: str, rootfs: Path) -> None:
+def unpack_template(template: str, rootfs: Path) -> str:
+    """The template unpacked into the root filesystem as pve-container does it (GNU tar, numeric
+    owners, sparse); tar's `Total bytes written` line."""
     sid, volname = parse_volume_id(template)
     path = Path(backend(sid, storage_config.get(sid)).path(volname))
     if not path.exists():
         raise GuestError(f"volume '{template}' does not exist")
-    with tarfile.open(path) as archive:
-        archive.extractall(rootfs, filter="fully_trusted")  # a template is a whole root filesystem
+    unpacked = subprocess.run(["tar", "xpf", str(path), "--totals", "--one-file-system", "--sparse",
+                               "--numeric-owner", "-C", str(rootfs)], capture_output=True, text=True, check=False)
+    if unpacked.returncode != 0:
+        raise GuestError(f"unable to extract '{template}': {unpacked.stderr.strip()}")
+    return next((line for line in unpacked.stderr.splitlines() if line.startswith("Total bytes")), "")
 
 
 def attach(vmid: int, command: list[str]) -> int:

@@ -92,8 +92,7 @@ def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
             volid = backend(sid, storage_config.get(sid)).alloc_rootdir(vmid, size_kib)
             root = containers.volume_path(volid)
             log(f"extracting archive '{containers.volume_path(template)}'")
-            containers.unpack_template(template, root)
-            log("Total bytes written: " + str(sum(p.stat().st_size for p in root.rglob("*") if p.is_file())))
+            log(containers.unpack_template(template, root))
             rootfs = store.parse_drive(options["rootfs"])
             rootfs["file"] = volid
             rootfs["size"] = store.size_text(size_kib * 1024)
