@@ -171,11 +171,12 @@ def test_a_backup_job_runs_on_schedule_on_the_guests_node(cluster: Lab) -> None:
         assert job["schedule"] == "minutely" and job["next-run"] > time.time()
         assert "vzdump: every-minute\n" in ssh(cluster, "pve3", "cat /etc/pve/jobs.cfg").stdout
 
-        def ran() -> bool:
-            return any(t["type"] == "vzdump" and t["node"] == "pve2" and t.get("exitstatus") == "OK"
-                       and t["starttime"] >= job["next-run"] for t in client.cluster.tasks.get())
+        def job_tasks() -> list[dict[str, Any]]:
+            return [t for t in client.cluster.tasks.get()
+                    if t["type"] == "vzdump" and t["starttime"] >= job["next-run"]]
 
-        wait_until(ran, 130, "the job's vzdump task on pve2 (VM 110's node)")
+        wait_until(lambda: any(t["status"] == "stopped" for t in job_tasks()), 130, "the job's vzdump task")
+        assert [(t["node"], t.get("exitstatus")) for t in job_tasks()] == [("pve2", "OK")]
     finally:
         client.cluster.backup("every-minute").delete()
     assert "every-minute" not in ssh(cluster, "pve1", "cat /etc/pve/jobs.cfg").stdout

@@ -91,6 +91,17 @@ def start(node: str, kind: str, ident: str, user: str, work: Callable[[Callable[
     return holder["upid"]
 
 
+def worker_alive(tid: int, pstart: int) -> bool:
+    """Whether a task's worker still runs, in whichever process started it (the API server, a CLI
+    tool, pvescheduler): its thread exists and belongs to the process that started at `pstart`."""
+    try:
+        status = Path(f"/proc/{tid}/status").read_text()
+        tgid = next(line.split()[1] for line in status.splitlines() if line.startswith("Tgid:"))
+        return start_ticks(int(tgid)) == pstart
+    except (OSError, StopIteration, ValueError):
+        return False
+
+
 def wait(upid: str) -> None:
     thread = RUNNING.get(upid)
     if thread is not None:
@@ -102,10 +113,10 @@ def status(upid: str) -> dict[str, Any]:
     path = log_path(upid)
     if not path.exists():
         raise TaskError(f"no such task '{upid}'")
-    if upid in RUNNING:
-        return {**info, "status": "running"}
     lines = path.read_text().splitlines()
     last = lines[-1] if lines else ""
+    if upid in RUNNING or (not last.startswith("TASK ") and worker_alive(info["pid"], info["pstart"])):
+        return {**info, "status": "running"}
     if last == "TASK OK":
         exitstatus = "OK"
     elif last.startswith("TASK ERROR: "):
