@@ -52,6 +52,7 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/storage/{storage}/content"),
     ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"),
     ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
+    ("POST", "/nodes/{node}/storage/{storage}/upload"),
     ("GET", "/nodes/{node}/qemu"),
     ("POST", "/nodes/{node}/qemu"),
     ("GET", "/nodes/{node}/qemu/{vmid}"),

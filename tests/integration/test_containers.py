@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from proxmoxer import ProxmoxAPI
 
-from pvelab.twin.drive import form_cluster, guest_page, ssh
+from pvelab.twin.drive import SHARED_STORAGE, add_shared_storage, form_cluster, guest_page, ssh
 from pvelab.twin.guest_os import CT_TEMPLATE_NAME
 from pvelab.twin.lab import Lab
 
 from .conftest import check_every_get, wait_until
 
 pytestmark = pytest.mark.lab
-CT, BY_API = 200, 210
+CT, BY_API, RESTORED = 200, 210, 220
 ADDRESS = {CT: "198.18.0.200", BY_API: "198.18.0.210"}
 TEMPLATE = f"local:vztmpl/{CT_TEMPLATE_NAME}"
 
@@ -31,6 +31,7 @@ def api(lab: Lab, node: str) -> Any:
 @pytest.fixture(scope="module")
 def cluster(lab: Lab) -> Lab:
     form_cluster(lab, "cts")
+    add_shared_storage(lab)
     return lab
 
 
@@ -82,6 +83,36 @@ def test_restart_migration_moves_the_root_filesystem(cluster: Lab, container: di
     assert f"vm-{CT}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
     resources = {r["id"]: r for r in api(cluster, "pve3").cluster.resources.get(type="vm")}
     assert resources[f"lxc/{CT}"]["node"] == "pve2" and resources[f"lxc/{CT}"]["status"] == "running"
+
+
+def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab) -> None:
+    archives = {}
+    for mode, compress in (("snapshot", "zstd"), ("stop", "gzip")):
+        out = ssh(cluster, "pve2", f"vzdump {CT} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
+        assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
+        archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
+        wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, f"CT 200 answering after the {mode} backup")
+    assert "trying 'suspend' mode instead" in ssh(cluster, "pve2", f"cat {archives['snapshot'][:-8]}.log").stdout
+    assert archives["snapshot"].endswith(".tar.zst") and archives["stop"].endswith(".tar.gz")
+    assert f"/dump/vzdump-lxc-{CT}-" in archives["stop"]
+    assert "lock" not in ssh(cluster, "pve2", f"pct config {CT}").stdout
+    restored = ssh(cluster, "pve3", f"pct restore {RESTORED} {archives['stop']} --storage local-lvm --unique 1")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    config = ssh(cluster, "pve3", f"pct config {RESTORED}").stdout
+    assert f"rootfs: local-lvm:vm-{RESTORED}-disk-0,size=1G" in config and "hostname: ct200" in config
+    heartbeats = ssh(cluster, "pve3", f"wc -l < /dev/pve/vm-{RESTORED}-disk-0/var/lib/pvelab/heartbeats").stdout
+    assert int(heartbeats) >= 5
+
+
+def test_an_upload_lands_in_the_storage(cluster: Lab, tmp_path: Any) -> None:
+    client = api(cluster, "pve1")
+    template = tmp_path / "uploaded-ct_1.0_amd64.tar.gz"
+    template.write_bytes(b"\x1f\x8b" + b"\0" * 1000)
+    with open(template, "rb") as handle:
+        upid = client.nodes("pve1").storage("local").upload.post(content="vztmpl", filename=handle)
+    wait_until(lambda: client.nodes("pve1").tasks(upid).status.get()["status"] == "stopped", 30, "the upload")
+    assert client.nodes("pve1").tasks(upid).status.get()["exitstatus"] == "OK"
+    assert "local:vztmpl/uploaded-ct_1.0_amd64.tar.gz" in ssh(cluster, "pve1", "pvesm list local").stdout
 
 
 def test_the_api_creates_a_container_and_every_get_answers_as_pve(cluster: Lab) -> None:

@@ -3,9 +3,12 @@ ticket and token auth, schema-checked parameters, proxying to the node a path na
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import http.client
 import json
 import os
+import secrets
 import ssl
 import sys
 import syslog
@@ -13,6 +16,7 @@ import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from pvelab.poll import poll
@@ -107,9 +111,12 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         form = True
         if raw:
-            if (self.headers.get("Content-Type") or "").startswith("application/json"):
+            kind = self.headers.get("Content-Type") or ""
+            if kind.startswith("application/json"):
                 params.update(json.loads(raw))
                 form = False
+            elif kind.startswith("multipart/form-data"):
+                params.update(upload_fields(kind, raw))
             else:
                 params.update(urllib.parse.parse_qsl(raw.decode(), keep_blank_values=True))
         return params, form, raw
@@ -207,6 +214,29 @@ class ApiServer(ThreadingHTTPServer):
 
 
 PREPARE_TIMEOUT = 300.0
+
+
+UPLOAD_DIR = Path("/var/tmp")
+
+
+def upload_fields(content_type: str, raw: bytes) -> dict[str, str]:
+    """A multipart upload as pveproxy passes it on: the fields, and the file saved as
+    /var/tmp/pveupload-HEX (`tmpfilename`) under its own name (`filename`)."""
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        if part.get_filename():
+            target = UPLOAD_DIR / f"pveupload-{secrets.token_hex(16)}"
+            target.write_bytes(payload)
+            fields.update(tmpfilename=str(target), filename=part.get_filename() or "")
+        elif isinstance(name, str):
+            fields[name] = payload.decode()
+    return fields
 
 
 def prepare() -> None:

@@ -51,15 +51,17 @@ def human(size: int) -> str:
     return f"{size} B"
 
 
-def set_lock(node: str, vmid: int, lock: str | None) -> None:
-    with store.locked(vmid):
-        conf = store.load(node, vmid)
+def set_lock(node: str, vmid: int, lock: str | None, kind: str = "qemu") -> VmConfig:
+    """Take the guest's config lock (refused if it holds one) or drop it; the config."""
+    with store.locked(vmid, kind):
+        conf = store.load(node, vmid, kind)
         if lock:
-            store.check_lock(conf)
+            store.check_lock(conf, kind)
             conf.main.options["lock"] = lock
         else:
             conf.main.options.pop("lock", None)
-        store.save(node, vmid, conf)
+        store.save(node, vmid, conf, kind)
+        return conf
 
 
 @contextlib.contextmanager

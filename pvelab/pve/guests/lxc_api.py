@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import containers, migrate, store
+from pvelab.pve.guests import containers, ct_backup, migrate, store
 from pvelab.pve.guests.api import config_options, guest_call, typed_options, worker
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.runtime import check_quorum
@@ -68,6 +68,8 @@ def ct_index(ctx: Context, params: dict[str, Any]) -> Any:
 @route("POST /nodes/{node}/lxc")
 def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
+    if params.get("restore"):
+        return restore_ct(ctx, params)
     options = prepare_options(params)
     template = params["ostemplate"]
 
@@ -271,3 +273,31 @@ def ct_migrate(ctx: Context, params: dict[str, Any]) -> Any:
 
     return worker(ctx, "vzmigrate", vmid, work)
 
+
+
+def restore_ct(ctx: Context, params: dict[str, Any]) -> Any:
+    """`pct restore`: create_vm with `restore` set and the backup archive as `ostemplate`."""
+    vmid = int(params["vmid"])
+
+    def reserve() -> None:
+        check_quorum()
+        with store.locked(vmid, KIND):
+            found = store.owner(vmid)
+            if found is not None and not params.get("force"):
+                raise GuestError(f"unable to restore CT {vmid} - CT {vmid} already exists on node '{found['node']}'")
+            if not ct_backup.archive_path(params["ostemplate"]).exists():
+                raise GuestError(f"unable to restore CT {vmid} - archive '{params['ostemplate']}' does not exist")
+            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})), KIND)
+
+    guest_call(reserve)
+
+    def work(log: Callable[[str], None]) -> None:
+        try:
+            ct_backup.restore(ctx.node, vmid, params["ostemplate"], params, log)
+        except Exception:
+            store.config_path(ctx.node, vmid, KIND).unlink(missing_ok=True)
+            raise
+        if params.get("start"):
+            start_ct(ctx.node, vmid, log)
+
+    return worker(ctx, "vzrestore", vmid, work)

@@ -19,6 +19,7 @@ USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
        pct list
        pct migrate <vmid> <target> [OPTIONS]
        pct reboot <vmid> [OPTIONS]
+       pct restore <vmid> <ostemplate> [OPTIONS]
        pct set <vmid> [OPTIONS]
        pct shutdown <vmid> [OPTIONS]
        pct start <vmid> [OPTIONS]
@@ -47,9 +48,10 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     if command == "exec":  # pct exec VMID -- CMD...
         vmid, *rest = args
         return containers.attach(int(vmid), rest)
-    if command == "create":
+    if command in ("create", "restore"):
         vmid, template = args
-        upid = direct.call("POST", base, {**options, "vmid": vmid, "ostemplate": template})
+        extra = {"restore": "1"} if command == "restore" else {}
+        upid = direct.call("POST", base, {**options, **extra, "vmid": vmid, "ostemplate": template})
         return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
     if command in TASKS:
         method, path = TASKS[command]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.storage import config
 from pvelab.pve.storage.config import TYPES, StorageError
-from pvelab.pve.storage.volumes import backend, parse_size, parse_volume_id
+from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_volume_id
 
 # Parameters of POST/PUT /storage that are not storage options.
 NOT_OPTIONS = ("storage", "type", "digest", "delete")
@@ -248,3 +250,40 @@ def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
         log(f"Removed volume '{sid}:{volname}'")
 
     return tasks.start(ctx.node, "imgdel", f"{owner}@{sid}" if owner else sid, ctx.caller.name, work)
+
+
+@route("POST /nodes/{node}/storage/{storage}/upload")
+def node_storage_upload(ctx: Context, params: dict[str, Any]) -> Any:
+    """An uploaded ISO or template moved into the storage, as PVE's upload task does."""
+    sid, content = params["storage"], params["content"]
+    options = storage_call(lambda: config.get(sid))
+    if content not in config.content_of(options):
+        raise ApiException(500, f"storage '{sid}' does not support '{content}' content")
+    if options["type"] != "dir":
+        raise ApiException(500, f"storage '{sid}' (type {options['type']}) cannot hold uploads")
+    name = Path(params["filename"]).name
+    source = Path(params.get("tmpfilename") or "")
+    if not source.is_file():
+        raise ApiException(500, "missing temporary file")
+    if content == "iso" and not name.lower().endswith((".iso", ".img")):
+        raise ApiException(400, "Parameter verification failed.", {"filename": "wrong file extension"})
+    target = Path(options["path"]) / DIR_SUBDIRS[content] / name
+
+    def work(log: Callable[[str], None]) -> None:
+        log(f"starting file import from: {source}")
+        if params.get("checksum"):
+            algorithm = params.get("checksum-algorithm") or "sha256"
+            got = hashlib.new(algorithm, source.read_bytes()).hexdigest()
+            if got != params["checksum"].lower():
+                source.unlink(missing_ok=True)
+                raise StorageError(f"checksum mismatch: got '{got}' != expect '{params['checksum']}'")
+            log("calculating checksum...OK, checksum verified")
+        log(f"target node: {ctx.node}")
+        log(f"target file: {target}")
+        log(f"file size is: {source.stat().st_size}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        log(f"command: cp -- {source} {target}")
+        shutil.move(str(source), target)
+        log("finished file import successfully")
+
+    return tasks.start(ctx.node, "imgcopy", "", ctx.caller.name, work)

@@ -1,0 +1,161 @@
+"""vzdump and `pct restore` for containers: a tar of the root filesystem with the CT's config at
+./etc/vzdump/pct.conf, named `vzdump-lxc-VMID-YYYY_MM_DD-HH_MM_SS.tar[.zst|.gz|.lzo]`, as
+pve-container writes it. Modes as PVE: `stop` shuts the CT down and starts it again; `suspend`
+copies the root filesystem while the CT runs, then freezes it for a second pass; `snapshot` needs
+storage snapshots, which the twin's directory volumes do not have, so it falls back to `suspend`
+with PVE's message."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pvelab.pve.guests import containers, store
+from pvelab.pve.guests.backup import COMPRESSORS, archive_path, dump_dir, human, set_lock
+from pvelab.pve.guests.config import Section, VmConfig, dump, parse
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import backend, parse_volume_id
+
+Log = Callable[[str], None]
+KIND = "lxc"
+CONF_IN_ARCHIVE = "etc/vzdump/pct.conf"
+
+
+def rsync(source: Path, target: Path) -> None:
+    done = subprocess.run(["rsync", "--stats", "-h", "-X", "-A", "--numeric-ids", "-aH", "--delete",
+                           "--inplace", "--one-file-system", "--relative", f"{source}/./", str(target)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 24):  # 24: files vanished meanwhile, as the CT runs
+        raise GuestError(f"rsync failed: {done.stderr.strip()}")
+
+
+def copy_while_running(vmid: int, rootfs: Path, staging: Path, info: Log) -> Path:
+    """PVE's suspend mode for a CT: a first copy while it runs, a second one while it is frozen."""
+    info(f"starting first sync / to {staging}")
+    rsync(rootfs, staging)
+    info("suspending guest")
+    frozen = subprocess.run(["lxc-freeze", "-n", str(vmid)], capture_output=True, check=False).returncode == 0
+    try:
+        info(f"starting final sync / to {staging}")
+        rsync(rootfs, staging)
+    finally:
+        if frozen:
+            subprocess.run(["lxc-unfreeze", "-n", str(vmid)], capture_output=True, check=False)
+        info("resume vm")
+    return staging
+
+
+def write_tar(source: Path, archive: Path, compressor: list[str], info: Log) -> None:
+    partial = archive.with_name(archive.name + ".dat")
+    with open(partial, "wb") as out:
+        tar = subprocess.Popen(["tar", "cpf", "-", "--totals", "--one-file-system", "-p", "--sparse",
+                                "--numeric-owner", "--xattrs", "-C", str(source), "."],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        packer = subprocess.run(compressor, stdin=tar.stdout, stdout=out, check=False)
+        _, errors = tar.communicate()
+    if tar.returncode != 0 or packer.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise GuestError(f"command 'tar cpf - ...' failed: {errors.decode().strip()}")
+    for line in errors.decode().splitlines():
+        if line.startswith("Total bytes"):
+            info(line)
+    partial.replace(archive)
+
+
+def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
+    mode = params.get("mode", "snapshot")
+    compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
+    target_dir = dump_dir(params.get("storage", "local"), node)
+    suffix, compressor, _ = COMPRESSORS[compress]
+    archive = target_dir / f"vzdump-lxc-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}.tar{suffix}"
+    began = time.monotonic()
+    task_log: list[str] = []
+
+    def info(line: str) -> None:
+        task_log.append(f"INFO: {line}")
+        log(f"INFO: {line}")
+
+    info(f"Starting Backup of VM {vmid} (lxc)")
+    info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    conf = set_lock(node, vmid, "backup", KIND)
+    running = containers.running(vmid)
+    options = conf.main.options
+    rootfs = containers.volume_path(store.parse_drive(options["rootfs"])["file"])
+    info(f"status = {'running' if running else 'stopped'}")
+    info(f"CT Name: {options.get('hostname', '')}")
+    info("including mount point rootfs ('/') in backup")
+    if mode == "snapshot":
+        info("mode failure - some volumes do not support snapshots")
+        info("trying 'suspend' mode instead")
+        mode = "suspend"
+    info(f"backup mode: {mode}")
+    staging = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir="/var/tmp"))
+    try:
+        if running and mode == "stop":
+            info("stopping virtual guest")
+            containers.shutdown(vmid, float(params.get("stopwait") or 10) * 60, force_stop=False)
+        source = copy_while_running(vmid, rootfs, staging, info) if running and mode == "suspend" else rootfs
+        (source / "etc" / "vzdump").mkdir(parents=True, exist_ok=True)
+        (source / CONF_IN_ARCHIVE).write_text(dump(VmConfig(main=conf.main)).replace("lock: backup\n", ""))
+        info(f"creating vzdump archive '{archive}'")
+        write_tar(source, archive, compressor, info)
+    finally:
+        (rootfs / CONF_IN_ARCHIVE).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        set_lock(node, vmid, None, KIND)
+        if running and mode == "stop":
+            info("restarting vm")
+            containers.start(vmid, node, store.load(node, vmid, KIND), info)
+    info(f"archive file size: {human(archive.stat().st_size)}")
+    seconds = int(time.monotonic() - began)
+    info(f"Finished Backup of VM {vmid} ({seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d})")
+    info(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    archive.with_name(archive.name.split(".tar")[0] + ".log").write_text("\n".join(task_log) + "\n")
+    return archive
+
+
+def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
+    """`pct restore VMID ARCHIVE --storage S`: a new root filesystem volume, the archive unpacked
+    into it, the CT's config from ./etc/vzdump/pct.conf."""
+    path = archive_path(archive)
+    if not path.exists():
+        raise GuestError(f"unable to restore CT {vmid} - archive '{archive}' does not exist")
+    unpacked = Path(tempfile.mkdtemp(prefix=f"restore-{vmid}-", dir="/var/tmp"))
+    try:
+        got = subprocess.run(["tar", "xpf", str(path), "--totals", "--sparse", "--numeric-owner", "-C",
+                              str(unpacked)], capture_output=True, text=True, check=False)
+        if got.returncode != 0:
+            raise GuestError(f"unable to restore CT {vmid} - {got.stderr.strip()}")
+        old = parse((unpacked / CONF_IN_ARCHIVE).read_text())
+        options = dict(old.main.options)
+        rootfs = store.parse_drive(options["rootfs"])
+        sid = params.get("storage") or parse_volume_id(rootfs["file"])[0]
+        storage = storage_config.get(sid)
+        if "rootdir" not in storage_config.content_of(storage):
+            raise GuestError(f"storage '{sid}' does not support container directories")
+        size_kib = containers.size_bytes(rootfs.get("size", "4G")) // 1024
+        volid = backend(sid, storage).alloc_rootdir(vmid, size_kib)
+        log(f"restoring '{path}' now..")
+        target = containers.volume_path(volid)
+        (unpacked / CONF_IN_ARCHIVE).unlink()
+        for item in unpacked.iterdir():
+            shutil.move(str(item), target / item.name)
+        log(next((line for line in got.stderr.splitlines() if line.startswith("Total bytes")), "restored"))
+        rootfs["file"] = volid
+        options["rootfs"] = store.print_drive(rootfs)
+        if params.get("unique"):
+            for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
+                net = store.parse_props(options[key])
+                net["hwaddr"] = "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))
+                options[key] = store.print_props(net)
+        options.pop("lock", None)
+        store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)), KIND)
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
