@@ -110,7 +110,8 @@ def add_shared_storage(lab: Lab, node: str = "pve1") -> None:
         raise RuntimeError(f"could not add the shared storage: {made.stderr.strip()}")
 
 
-def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: str) -> dict[str, Any]:
+def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: str, options: str = ""
+                         ) -> dict[str, Any]:
     """`qm migrate --online` while a client polls the guest's page every 100 ms: the pages before
     and after, the command's result, its duration and the longest gap between answers."""
     answers: list[tuple[float, dict[str, str]]] = []
@@ -126,7 +127,7 @@ def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: s
     thread.start()
     time.sleep(1)
     started = time.monotonic()
-    result = ssh(lab, node, f"qm migrate {vmid} {target} --online", timeout=300)
+    result = ssh(lab, node, f"qm migrate {vmid} {target} --online {options}".rstrip(), timeout=300)
     seconds = time.monotonic() - started
     time.sleep(1.5)
     done.set()

@@ -119,21 +119,31 @@ def test_live_migration_keeps_the_guest_running(cluster: Lab, live_vm: dict[str,
     print(f"\nlive migration: {seen['seconds']:.2f} s, longest gap in answers {seen['longest_gap']:.2f} s")
 
 
-def test_an_online_migration_of_a_local_disk_is_refused_and_offline_moves_it(cluster: Lab) -> None:
+def test_local_disks_move_live_with_the_flag_and_offline_without(cluster: Lab) -> None:
     made = create_tiny_vm(cluster, "pve1", LOCAL, ADDRESS[LOCAL], iso_storage=SHARED_STORAGE)
     assert made.returncode == 0, made.stderr
-    refused = ssh(cluster, "pve1", f"qm migrate {LOCAL} pve3 --online")
+    wait_until(lambda: int(guest_page(ADDRESS[LOCAL]).get("heartbeats", 0)) >= 5, 90, "VM 120's heartbeats")
+    refused = ssh(cluster, "pve1", f"qm migrate {LOCAL} pve2 --online")
     assert refused.returncode == 255
     assert "can't live migrate attached local disks without with-local-disks option" in refused.stdout
     assert "lock" not in ssh(cluster, "pve1", f"qm config {LOCAL}").stdout
-    assert ssh(cluster, "pve1", f"qm stop {LOCAL}").returncode == 0
-    moved = ssh(cluster, "pve1", f"qm migrate {LOCAL} pve3")
+    live = watch_live_migration(cluster, "pve1", LOCAL, "pve2", ADDRESS[LOCAL], "--with-local-disks")
+    assert live["result"].returncode == 0, live["result"].stdout + live["result"].stderr
+    assert "all 'mirror' jobs are ready" in live["result"].stdout
+    assert live["after"]["boot_id"] == live["before"]["boot_id"] and live["after"]["node"] == "pve2"
+    assert f"vm-{LOCAL}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
+    wait_until(lambda: int(guest_page(ADDRESS[LOCAL]).get("heartbeats", 0)) > int(live["after"]["heartbeats"]),
+               15, "heartbeats going on into the mirrored disk")
+    print(f"\nlive migration with a local disk: {live['seconds']:.2f} s, longest gap {live['longest_gap']:.2f} s")
+    assert ssh(cluster, "pve2", f"qm stop {LOCAL}").returncode == 0
+    moved = ssh(cluster, "pve2", f"qm migrate {LOCAL} pve3")
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert owner(cluster, LOCAL) == "pve3"
     assert f"vm-{LOCAL}-disk-0" in ssh(cluster, "pve3", "pvesm list local-lvm").stdout
-    assert f"vm-{LOCAL}-disk-0" not in ssh(cluster, "pve1", "pvesm list local-lvm").stdout
+    assert f"vm-{LOCAL}-disk-0" not in ssh(cluster, "pve2", "pvesm list local-lvm").stdout
     assert ssh(cluster, "pve3", f"qm start {LOCAL}").returncode == 0
     wait_until(lambda: guest_page(ADDRESS[LOCAL]).get("node") == "pve3", 90, "VM 120 answering from pve3")
+    assert guest_page(ADDRESS[LOCAL])["boot_id"] != live["after"]["boot_id"]
 
 
 def test_backups_in_snapshot_and_suspend_mode_restore_with_the_heartbeats(cluster: Lab) -> None:

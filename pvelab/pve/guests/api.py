@@ -3,6 +3,7 @@ stop, destroy, migrate). `qm` calls these same handlers in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import backup, migrate, qmp, runtime, store
+from pvelab.pve.guests import backup, ct_backup, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
@@ -363,7 +364,7 @@ def vm_status(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | None = None,
-             skiplock: bool = False, config_node: str | None = None) -> None:
+             skiplock: bool = False, config_node: str | None = None, paused: bool = False) -> None:
     """Start the VM; an incoming migration reads the config where it still is (the source node)."""
     runtime.check_quorum()
     with store.locked(vmid):
@@ -372,7 +373,7 @@ def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | N
             store.check_lock(conf)
         if conf.pending is not None and runtime.pid_of(vmid) is None and not incoming:
             apply_pending(node, vmid, conf)
-        runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node)
+        runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node, paused=paused)
 
 
 def apply_pending(node: str, vmid: int, conf: VmConfig) -> None:
@@ -403,9 +404,14 @@ def vm_start(ctx: Context, params: dict[str, Any]) -> Any:
     guest_call(lambda: store.load(source or ctx.node, vmid))
     guest_call(runtime.check_quorum)
     incoming = guest_call(migrate.incoming_uri) if source else None
+    receive_disks = bool(incoming and params.get("targetstorage"))
 
     def work(log: Callable[[str], None]) -> None:
-        start_vm(ctx.node, vmid, log, incoming, skiplock=bool(params.get("skiplock") or source), config_node=source)
+        volumes = migrate.allocate_received_disks(vmid, source, log) if receive_disks and source else []
+        start_vm(ctx.node, vmid, log, incoming, skiplock=bool(params.get("skiplock") or source), config_node=source,
+                 paused=receive_disks)
+        if receive_disks and incoming:
+            migrate.export_disks(vmid, volumes, incoming, log)
         if incoming:
             log(f"migration listens on {incoming}")
 
@@ -466,7 +472,14 @@ def vm_suspend(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_resume(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock") or params.get("nocheck"))))
-    return worker(ctx, "qmresume", vmid, lambda log: runtime.qmp.command(vmid, "cont"))
+
+    def work(log: Callable[[str], None]) -> None:
+        if params.get("nocheck"):  # the end of a migration: the disks have arrived
+            with contextlib.suppress(qmp.QmpError):
+                qmp.command(vmid, "nbd-server-stop")
+        qmp.command(vmid, "cont")
+
+    return worker(ctx, "qmresume", vmid, work)
 
 
 # -- migration ------------------------------------------------------------------------------------
@@ -489,7 +502,8 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
 @route("POST /nodes/{node}/vzdump")
 def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     """Back up this node's VMs given by `vmid` (or all of them); one task for the job, as vzdump."""
-    local = store.guests_on(ctx.node)
+    local = {**{vmid: "qemu" for vmid in store.guests_on(ctx.node)},
+             **{vmid: "lxc" for vmid in store.guests_on(ctx.node, "lxc")}}
     wanted = sorted(local) if params.get("all") else \
         [int(v) for v in re.split(r"[,;\s]+", str(params.get("vmid") or "")) if v]
     if not wanted:
@@ -507,7 +521,7 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
                 failed.append(vmid)
                 continue
             try:
-                backup.vzdump(ctx.node, vmid, params, log)
+                (backup.vzdump if local[vmid] == "qemu" else ct_backup.vzdump)(ctx.node, vmid, params, log)
             except (GuestError, qmp.QmpError, storage_config.StorageError, OSError) as exc:
                 log(f"ERROR: Backup of VM {vmid} failed - {exc}")
                 failed.append(vmid)

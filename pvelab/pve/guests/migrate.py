@@ -59,11 +59,7 @@ def incoming_uri() -> str:
     """Where the target's QEMU listens for the state: the node's cluster address, a free port."""
     address = node_ip(nodename())
     for port in MIGRATION_PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
+        if port_free(address, port):
             return f"tcp:{address}:{port}"
     raise GuestError("unable to find free migration port")
 
@@ -178,38 +174,48 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
     except Exception as exc:
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
+    # Online, attached local disks go by NBD mirror while the VM runs; the rest is copied first.
+    mirrored = [v for v, i in volumes.items() if online and not i["cloudinit"]]
+    copied: list[str] = []
     try:
-        copied = copy_disks(volumes, target, log)
+        copied = copy_disks({v: i for v, i in volumes.items() if v not in mirrored}, target, log)
         if online:
-            live(node, vmid, target, log)
+            live(node, vmid, target, log, mirrored)
     except Exception as exc:
         log(f"ERROR: online migrate failure - {exc}" if online else f"ERROR: {exc}")
         log("aborting phase 2 - cleanup resources" if online else "aborting phase 1 - cleanup resources")
         if online:
             remote(target, f"qm stop {vmid} --skiplock --migratedfrom {node}")
-        for volid in copied:
+        for volid in [*copied, *mirrored]:
             remote(target, f"pvesm free {volid}")
-        with store.locked(vmid):
-            conf = store.load(node, vmid)
-            conf.main.options.pop("lock", None)
-            store.save(node, vmid, conf)
+        unlock(node, vmid)
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
-    with store.locked(vmid):
-        conf = store.load(node, vmid)
-        conf.main.options.pop("lock", None)
-        store.save(node, vmid, conf)
-        store.config_path(node, vmid).rename(store.config_path(target, vmid))
+    unlock(node, vmid, move_to=target)
+    if mirrored:  # the target waited paused for its disks: they are complete, it runs now
+        resumed = remote(target, f"qm resume {vmid} --nocheck")
+        if resumed.returncode != 0:
+            log(f"ERROR: unable to resume VM {vmid} on '{target}': {resumed.stderr.strip()}")
     if online:
         with contextlib.suppress(qmp.QmpError):
             qmp.command(vmid, "quit", timeout=2)
         poll(lambda: runtime.pid_of(vmid) is None or None, timeout=10, interval=0.05)
         runtime.cleanup(vmid)
-    for volid in copied:  # the source's copies, now that the target has its own
+    for volid in [*copied, *mirrored]:  # the source's copies, now that the target has its own
         sid, volname = parse_volume_id(volid)
         with contextlib.suppress(storage_config.StorageError, OSError):
             backend(sid, storage_config.get(sid)).free(volname)
     log(f"migration finished successfully (duration {duration(started)})")
+
+
+def unlock(node: str, vmid: int, move_to: str | None = None) -> None:
+    """Drop the `migrate` lock; on success the config then moves to the target node."""
+    with store.locked(vmid):
+        conf = store.load(node, vmid)
+        conf.main.options.pop("lock", None)
+        store.save(node, vmid, conf)
+        if move_to:
+            store.config_path(node, vmid).rename(store.config_path(move_to, vmid))
 
 
 def scan(options: dict[str, str], online: bool, params: dict[str, Any], log: Log) -> dict[str, dict[str, Any]]:
@@ -230,9 +236,6 @@ def scan(options: dict[str, str], online: bool, params: dict[str, Any], log: Log
         log(f"can't migrate local disk '{volid}': {message}")
     if errors:
         raise GuestError("can't migrate VM - check log")
-    if online and any(not i["cloudinit"] for i in volumes.values()):
-        raise GuestError("live migration of local disks (NBD drive-mirror) is not available in the lab twin - "
-                         "put the disk on a shared storage, or migrate the VM stopped")
     return volumes
 
 
@@ -261,15 +264,19 @@ def copy_disks(volumes: dict[str, dict[str, Any]], target: str, log: Log) -> lis
     return copied
 
 
-def live(node: str, vmid: int, target: str, log: Log) -> None:
+def live(node: str, vmid: int, target: str, log: Log, mirrored: list[str]) -> None:
     log(f"starting VM {vmid} on remote node '{target}'")
+    storage = " --targetstorage 1" if mirrored else ""  # PVE's identity map: each disk on its own storage id
     started = remote(target, f"qm start {vmid} --skiplock --migratedfrom {node} --migration_type insecure "
-                             f"--stateuri tcp")
+                             f"--stateuri tcp{storage}")
     found = re.search(r"migration listens on (tcp:[\d.]+:\d+)", started.stdout)
     if started.returncode != 0 or not found:
         raise GuestError(f"remote command failed with exit code {started.returncode}: "
                          f"{(started.stderr or started.stdout).strip()}")
     uri = found.group(1)
+    exports = dict(re.findall(r"storage migration listens on (nbd:\S+) volume:(\S+)", started.stdout))
+    if mirrored:
+        mirror_disks(vmid, {volid: uri for uri, volid in exports.items()}, mirrored, log)
     log(f"starting online/live migration on {uri}")
     log("set migration capabilities")
     qmp.command(vmid, "migrate-set-capabilities", capabilities=[
@@ -288,6 +295,8 @@ def live(node: str, vmid: int, target: str, log: Log) -> None:
             speed = ram.get("transferred", 0) / max(state.get("total-time", 1) / 1000, 0.001)
             log(f"average migration speed: {mib(speed)}/s - downtime {state.get('downtime', 0)} ms")
             log("migration status: completed")
+            if mirrored:
+                complete_mirrors(vmid, log)
             return
         if status in ("failed", "cancelled"):
             raise GuestError(f"aborting phase 2 - migration status: {status} {state.get('error-desc', '')}".strip())
@@ -347,3 +356,81 @@ def migrate_container(node: str, vmid: int, target: str, running: bool, timeout:
         if restarted.returncode != 0:
             raise GuestError(f"CT {vmid} moved to '{target}' but did not start there: {restarted.stderr.strip()}")
     log(f"migration finished successfully (duration {duration(started)})")
+
+
+def mirror_disks(vmid: int, exports: dict[str, str], mirrored: list[str], log: Log) -> None:
+    """Each local disk mirrored into the target's NBD export until all jobs are ready (in sync)."""
+    drives = {d["file"]: key for key, d in store.drives(store.load(nodename(), vmid).main.options).items()}
+    log("starting storage migration")
+    for volid in mirrored:
+        if volid not in exports:
+            raise GuestError(f"no NBD export on the target for '{volid}'")
+        key = drives[volid]
+        log(f"{key}: start migration to {exports[volid]}")
+        mirror: dict[str, Any] = {"device": f"drive-{key}", "target": exports[volid], "sync": "full",
+                                  "mode": "existing", "format": "raw", "job-id": f"drive-{key}"}
+        qmp.command(vmid, "drive-mirror", **mirror)
+    logged = 0.0
+    while True:
+        jobs = qmp.command(vmid, "query-block-jobs")
+        if jobs and all(job.get("ready") for job in jobs):
+            log("all 'mirror' jobs are ready")
+            return
+        if not jobs:
+            raise GuestError("mirror job ended before it was ready")
+        if time.monotonic() - logged >= 1:
+            logged = time.monotonic()
+            for job in jobs:
+                done, total = job.get("offset", 0), max(job.get("len", 1), 1)
+                log(f"{job['device']}: transferred {mib(done)} of {mib(total)} ({done * 100 / total:.2f}%)")
+        time.sleep(0.2)
+
+
+def complete_mirrors(vmid: int, log: Log) -> None:
+    """With the source stopped, each ready mirror ends with its target in sync (block-job-cancel
+    on a ready mirror completes it without switching the source over)."""
+    for job in qmp.command(vmid, "query-block-jobs"):
+        qmp.command(vmid, "block-job-cancel", device=job["device"])
+    if poll(lambda: not qmp.command(vmid, "query-block-jobs") or None, timeout=60, interval=0.1) is None:
+        raise GuestError("mirror jobs did not complete")
+    log("mirror jobs completed")
+
+
+def allocate_received_disks(vmid: int, source: str, log: Log) -> list[tuple[str, str]]:
+    """On the target: a volume for each attached local disk of the VM, named as on the source
+    (PVE's identity storage map); [(drive key, volid)]."""
+    options = store.load(source, vmid).main.options
+    made = []
+    for volid, info in sorted(local_volumes(options).items()):
+        if info["cdrom"] or info["cloudinit"] or info.get("path") or info["key"].startswith("unused"):
+            continue
+        sid, volname = parse_volume_id(volid)
+        drive = store.drives(options)[info["key"]]
+        size_kib = runtime.max_disk({"scsi0": f"x,size={drive.get('size', '0')}"}) // 1024
+        name = volname.split("/")[-1]
+        backend(sid, storage_config.get(sid)).alloc(vmid, name, size_kib, None)
+        log(f"volume '{volid}' is '{volid}' on the target")
+        made.append((info["key"], volid))
+    return made
+
+
+def export_disks(vmid: int, volumes: list[tuple[str, str]], incoming: str, log: Log) -> None:
+    """The new disks as NBD exports the source mirrors into, next to the migration port."""
+    address = incoming.split(":")[1]
+    port = next(p for p in MIGRATION_PORTS if f":{p}" not in incoming and port_free(address, p))
+    qmp.command(vmid, "nbd-server-start", addr={"type": "inet", "data": {"host": address, "port": str(port)}})
+    nodes = {b["device"]: b.get("inserted", {}).get("node-name") for b in qmp.command(vmid, "query-block")}
+    for key, volid in volumes:
+        export: dict[str, Any] = {"type": "nbd", "id": f"drive-{key}", "name": f"drive-{key}", "writable": True,
+                                  "node-name": nodes[f"drive-{key}"]}
+        qmp.command(vmid, "block-export-add", **export)
+        log(f"storage migration listens on nbd:{address}:{port}:exportname=drive-{key} volume:{volid}")
+
+
+def port_free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+        return True

@@ -162,7 +162,7 @@ def write_cloudinit(vmid: int, options: dict[str, str], volid: str) -> None:
 
 # -- start / stop ---------------------------------------------------------------------------------
 def start(vmid: int, node: str, conf: VmConfig, log: Log, incoming: str | None = None,
-          config_node: str | None = None) -> None:
+          config_node: str | None = None, paused: bool = False) -> None:
     """Start the VM's QEMU (paused for an incoming migration when `incoming` is a URI)."""
     if pid_of(vmid) is not None:
         raise GuestError(f"VM {vmid} already running")
@@ -178,6 +178,8 @@ def start(vmid: int, node: str, conf: VmConfig, log: Log, incoming: str | None =
     argv, notes = qemu_cmd.runnable(command(vmid, conf), vmid, node)
     if incoming:
         argv += ["-incoming", incoming]
+    if paused:
+        argv += ["-S"]
     for note in notes:
         log(note)
     RUN_DIR.mkdir(parents=True, exist_ok=True)
