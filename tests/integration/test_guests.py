@@ -234,6 +234,9 @@ def test_a_powered_off_node_takes_its_guests_with_it(audited: Lab) -> None:
         assert guest_page(ADDRESS[LIVE]) == {}, "a guest of a dead node still answers"
         resources = {r["id"]: r for r in api(audited, "pve1").cluster.resources.get(type="vm")}
         assert resources[f"qemu/{LIVE}"]["status"] == "unknown" and resources[f"qemu/{LIVE}"]["node"] == "pve2"
+        refused = ssh(audited, "pve3", f"qm migrate {LOCAL} pve2")  # VM 120 is stopped on pve3
+        assert refused.returncode == 255 and "Can't connect to destination address using public key" in \
+            refused.stdout and owner(audited, LOCAL) == "pve3"
     finally:
         audited.power("pve2", "on")
 
