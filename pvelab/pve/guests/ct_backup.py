@@ -105,6 +105,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         (source / "etc" / "vzdump").mkdir(parents=True, exist_ok=True)
         (source / CONF_IN_ARCHIVE).write_text(dump(VmConfig(main=conf.main)).replace("lock: backup\n", ""))
         info(f"creating vzdump archive '{archive}'")
+        target_dir.mkdir(parents=True, exist_ok=True)
         write_tar(source, archive, compressor, info)
     finally:
         (rootfs / CONF_IN_ARCHIVE).unlink(missing_ok=True)
