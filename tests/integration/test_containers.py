@@ -91,8 +91,11 @@ def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab) -> N
         out = ssh(cluster, "pve2", f"vzdump {CT} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
         assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
         archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
+        log = ssh(cluster, "pve2", f"cat {archives[mode].rsplit('.tar', 1)[0]}.log").stdout
+        assert f"Finished Backup of VM {CT}" in log
+        if mode == "snapshot":
+            assert "trying 'suspend' mode instead" in log
         wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, f"CT 200 answering after the {mode} backup")
-    assert "trying 'suspend' mode instead" in ssh(cluster, "pve2", f"cat {archives['snapshot'][:-8]}.log").stdout
     assert archives["snapshot"].endswith(".tar.zst") and archives["stop"].endswith(".tar.gz")
     assert f"/dump/vzdump-lxc-{CT}-" in archives["stop"]
     assert "lock" not in ssh(cluster, "pve2", f"pct config {CT}").stdout
