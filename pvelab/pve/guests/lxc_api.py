@@ -78,9 +78,8 @@ def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
         with store.locked(vmid, KIND):
             found = store.owner(vmid)
             if found is not None:
-                kind = "VM" if found.get("type") == "qemu" else "CT"
-                raise GuestError(f"CT {vmid} already exists on node '{found['node']}'" if kind == "CT" else
-                                 f"unable to create CT {vmid} - VM {vmid} already exists on node '{found['node']}'")
+                kind = "VM" if found.get("type") == "qemu" else "CT"  # PVE::Cluster::check_vmid_unused
+                raise GuestError(f"{kind} {vmid} already exists on node '{found['node']}'")
             target = check_rootfs(options, ctx.node)
             if not containers.volume_path(template).is_file():
                 raise GuestError(f"volume '{template}' does not exist")
