@@ -107,6 +107,18 @@ def test_refusals_change_nothing(cluster: Lab, live_vm: dict[str, str]) -> None:
         assert out.returncode == 255 and message in out.stdout + out.stderr, (command, out.stdout, out.stderr)
     assert ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout == before
     assert "199" not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+    stale = ssh(cluster, "pve1", f"qm set {LIVE} --name renamed --digest {'0' * 40}")
+    assert stale.returncode == 255 and "detected modified configuration" in stale.stderr
+
+
+def test_changes_to_a_running_vm_wait_in_pending(cluster: Lab, live_vm: dict[str, str]) -> None:
+    assert ssh(cluster, "pve1", f"qm set {LIVE} --memory 384 --tags lab").returncode == 0
+    pending = ssh(cluster, "pve1", f"qm pending {LIVE}").stdout
+    assert "cur memory: 256\nnew memory: 384" in pending and "cur tags: lab" in pending  # tags apply at once
+    assert "[PENDING]\nmemory: 384" in ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout
+    assert ssh(cluster, "pve1", f"qm set {LIVE} --revert memory --delete tags").returncode == 0
+    config = ssh(cluster, "pve1", f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout
+    assert "PENDING" not in config and "tags" not in config and "memory: 256" in config
 
 
 def test_live_migration_keeps_the_guest_running(cluster: Lab, live_vm: dict[str, str]) -> None:

@@ -330,7 +330,22 @@ def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], Non
                 conf.pending.options[key] = value
             else:
                 conf.main.options[key] = value
+        revert_pending(conf, [k for k in re.split(r"[,;\s]+", str(params.get("revert") or "")) if k])
         store.save(ctx.node, vmid, conf)
+
+
+def revert_pending(conf: VmConfig, keys: list[str]) -> None:
+    """`--revert KEY`: drop a pending change (or pending delete) of KEY, as qemu-server does."""
+    if conf.pending is None or not keys:
+        return
+    for key in keys:
+        conf.pending.options.pop(key, None)
+    deletes = [k for k in conf.pending.options.get("delete", "").split(",") if k and k.lstrip("!") not in keys]
+    conf.pending.options.pop("delete", None)
+    if deletes:
+        conf.pending.options["delete"] = ",".join(deletes)
+    if not conf.pending.options and conf.pending.description is None:
+        conf.pending = None
 
 
 @route("PUT /nodes/{node}/qemu/{vmid}/config")
