@@ -15,6 +15,7 @@ from pvelab.twin.guest_os import CT_TEMPLATE_NAME
 from pvelab.twin.lab import Lab
 
 from .conftest import check_every_get, wait_until
+from .test_guests import guest_ids
 
 pytestmark = pytest.mark.lab
 CT, BY_API, RESTORED = 200, 210, 220
@@ -68,7 +69,7 @@ def test_refusals_change_nothing(cluster: Lab, container: dict[str, str]) -> Non
         out = ssh(cluster, "pve1", command)
         assert out.returncode == 255 and message in out.stdout + out.stderr, (command, out.stdout, out.stderr)
     assert ssh(cluster, "pve1", f"cat /etc/pve/lxc/{CT}.conf").stdout == before
-    assert "299" not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+    assert "299" not in guest_ids(cluster)
 
 
 def test_restart_migration_moves_the_root_filesystem(cluster: Lab, container: dict[str, str]) -> None:
@@ -133,4 +134,4 @@ def test_the_api_creates_a_container_and_every_get_answers_as_pve(cluster: Lab) 
     wait_until(lambda: client.nodes("pve3").tasks(stop).status.get()["status"] == "stopped", 30, "vzstop")
     gone = client.nodes("pve3").lxc(BY_API).delete()
     wait_until(lambda: client.nodes("pve3").tasks(gone).status.get()["status"] == "stopped", 30, "vzdestroy")
-    assert str(BY_API) not in ssh(cluster, "pve1", "cat /etc/pve/.vmlist").stdout
+    assert str(BY_API) not in guest_ids(cluster)
