@@ -3,8 +3,10 @@ fault test (as pacemaker's CTS audits after each test): no test relies on what a
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -112,3 +114,8 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
             raise
         answered[key] = returns_problems(endpoint.info.get("returns", {}), data)
     return answered
+
+
+def guest_ids(lab: Lab) -> dict[str, dict[str, Any]]:
+    """pmxcfs's .vmlist as pve1 shows it: {vmid: {node, type, version}}."""
+    return dict(json.loads(ssh(lab, "pve1", "cat /etc/pve/.vmlist").stdout)["ids"])

@@ -14,8 +14,7 @@ from pvelab.twin.drive import SHARED_STORAGE, add_shared_storage, form_cluster, 
 from pvelab.twin.guest_os import CT_TEMPLATE_NAME
 from pvelab.twin.lab import Lab
 
-from .conftest import check_every_get, wait_until
-from .test_guests import guest_ids
+from .conftest import check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
 CT, BY_API, RESTORED = 200, 210, 220

@@ -5,7 +5,6 @@ change nothing, and a node powered off takes its guests with it. One cluster per
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +23,7 @@ from pvelab.twin.drive import (
 )
 from pvelab.twin.lab import Lab
 
-from .conftest import audit_cluster, check_every_get, wait_until
+from .conftest import audit_cluster, check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -42,11 +41,6 @@ def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:
     client = api(lab, node)
     wait_until(lambda: client.nodes(node).tasks(upid).status.get()["status"] == "stopped", 120, f"task {upid}")
     return dict(client.nodes(node).tasks(upid).status.get())
-
-
-def guest_ids(lab: Lab) -> dict[str, dict[str, Any]]:
-    """pmxcfs's .vmlist as pve1 shows it: {vmid: {node, type, version}}."""
-    return dict(json.loads(ssh(lab, "pve1", "cat /etc/pve/.vmlist").stdout)["ids"])
 
 
 def owner(lab: Lab, vmid: int) -> str:
