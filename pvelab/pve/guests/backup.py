@@ -51,19 +51,6 @@ def human(size: int) -> str:
     return f"{size} B"
 
 
-def set_lock(node: str, vmid: int, lock: str | None, kind: str = "qemu") -> VmConfig:
-    """Take the guest's config lock (refused if it holds one) or drop it; the config."""
-    with store.locked(vmid, kind):
-        conf = store.load(node, vmid, kind)
-        if lock:
-            store.check_lock(conf, kind)
-            conf.main.options["lock"] = lock
-        else:
-            conf.main.options.pop("lock", None)
-        store.save(node, vmid, conf, kind)
-        return conf
-
-
 @contextlib.contextmanager
 def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) -> Iterator[bool]:
     """The guest as the mode wants it while its disks are read (stopped, paused or running), and
@@ -84,7 +71,7 @@ def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) ->
                 qmp.command(vmid, "cont")
         if running and mode == "stop":
             info("restarting vm")
-            set_lock(node, vmid, None)
+            store.set_lock(node, vmid, None)
             from pvelab.pve.guests.api import start_vm  # the API's start: quorum, pending changes
             start_vm(node, vmid, lambda _line: None)
 
@@ -104,7 +91,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
 
     info(f"Starting Backup of VM {vmid} (qemu)")
     info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    set_lock(node, vmid, "backup")
+    store.set_lock(node, vmid, "backup")
     temporaries: list[Path] = []
     try:
         options = store.load(node, vmid).main.options
@@ -123,7 +110,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         for path in temporaries:
             path.unlink(missing_ok=True)
         with contextlib.suppress(GuestError):
-            set_lock(node, vmid, None)
+            store.set_lock(node, vmid, None)
     seconds = max(time.monotonic() - began, 0.001)
     info(f"transferred {human(figures['read'])} in {int(seconds)} seconds ({human(int(figures['read'] / seconds))}/s)")
     if figures["read"]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.guests import containers, store
-from pvelab.pve.guests.backup import COMPRESSORS, archive_path, dump_dir, human, set_lock
+from pvelab.pve.guests.backup import COMPRESSORS, archive_path, dump_dir, human
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
@@ -84,7 +84,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
 
     info(f"Starting Backup of VM {vmid} (lxc)")
     info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    conf = set_lock(node, vmid, "backup", KIND)
+    conf = store.set_lock(node, vmid, "backup", KIND)
     running = containers.running(vmid)
     options = conf.main.options
     rootfs = containers.volume_path(store.parse_drive(options["rootfs"])["file"])
@@ -110,7 +110,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     finally:
         (rootfs / CONF_IN_ARCHIVE).unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
-        set_lock(node, vmid, None, KIND)
+        store.set_lock(node, vmid, None, KIND)
         if running and mode == "stop":
             info("restarting vm")
             containers.start(vmid, node, store.load(node, vmid, KIND), info)

@@ -188,10 +188,10 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
             remote(target, f"qm stop {vmid} --skiplock --migratedfrom {node}")
         for volid in [*copied, *mirrored]:
             remote(target, f"pvesm free {volid}")
-        unlock(node, vmid)
+        store.set_lock(node, vmid, None)
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
-    unlock(node, vmid, move_to=target)
+    store.set_lock(node, vmid, None, move_to=target)
     if mirrored:  # the target waited paused for its disks: they are complete, it runs now
         resumed = remote(target, f"qm resume {vmid} --nocheck")
         if resumed.returncode != 0:
@@ -206,16 +206,6 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
         with contextlib.suppress(storage_config.StorageError, OSError):
             backend(sid, storage_config.get(sid)).free(volname)
     log(f"migration finished successfully (duration {duration(started)})")
-
-
-def unlock(node: str, vmid: int, move_to: str | None = None) -> None:
-    """Drop the `migrate` lock; on success the config then moves to the target node."""
-    with store.locked(vmid):
-        conf = store.load(node, vmid)
-        conf.main.options.pop("lock", None)
-        store.save(node, vmid, conf)
-        if move_to:
-            store.config_path(node, vmid).rename(store.config_path(move_to, vmid))
 
 
 def scan(options: dict[str, str], online: bool, params: dict[str, Any], log: Log) -> dict[str, dict[str, Any]]:
@@ -320,10 +310,7 @@ def migrate_container(node: str, vmid: int, target: str, running: bool, timeout:
             "using public key")
         raise GuestError("migration aborted")
     log(f"starting migration of CT {vmid} to node '{target}' ({node_ip(target)})")
-    with store.locked(vmid, "lxc"):
-        conf = store.load(node, vmid, "lxc")
-        conf.main.options["lock"] = "migrate"
-        store.save(node, vmid, conf, "lxc")
+    conf = store.set_lock(node, vmid, "migrate", "lxc")
     volumes = [store.parse_drive(v)["file"] for k, v in conf.main.options.items()
                if k == "rootfs" or (k.startswith("mp") and k[2:].isdigit())]
     local = [v for v in volumes if not storage_config.is_shared(storage_config.get(parse_volume_id(v)[0]))]
@@ -335,17 +322,10 @@ def migrate_container(node: str, vmid: int, target: str, running: bool, timeout:
             log(f"found local volume '{volid}' (in current VM config)")
         copied = copy_disks({v: {} for v in local}, target, log)
     except Exception as exc:
-        with store.locked(vmid, "lxc"):
-            conf = store.load(node, vmid, "lxc")
-            conf.main.options.pop("lock", None)
-            store.save(node, vmid, conf, "lxc")
+        store.set_lock(node, vmid, None, "lxc")
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
-    with store.locked(vmid, "lxc"):
-        conf = store.load(node, vmid, "lxc")
-        conf.main.options.pop("lock", None)
-        store.save(node, vmid, conf, "lxc")
-        store.config_path(node, vmid, "lxc").rename(store.config_path(target, vmid, "lxc"))
+    store.set_lock(node, vmid, None, "lxc", move_to=target)
     for volid in copied:
         sid, volname = parse_volume_id(volid)
         with contextlib.suppress(storage_config.StorageError, OSError):

@@ -76,10 +76,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     elif command == "enter":
         return containers.attach(int(vmid), [])
     elif command == "unlock":
-        with store.locked(int(vmid), "lxc"):
-            conf = store.load(nodename(), int(vmid), "lxc")
-            conf.main.options.pop("lock", None)
-            store.save(nodename(), int(vmid), conf, "lxc")
+        store.set_lock(nodename(), int(vmid), None, "lxc")
     else:
         print(f"unknown command 'pct {command}'\n{USAGE}", file=sys.stderr)
         return direct.ERROR_EXIT

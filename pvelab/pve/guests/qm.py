@@ -157,10 +157,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         line = " ".join(shellquote(a) for a in runtime.command(int(vmid), conf))
         print(line.replace(" -", " \\\n  -") if options.get("pretty") else line)
     elif command == "unlock":
-        with store.locked(int(vmid)):
-            conf = store.load(nodename(), int(vmid))
-            conf.main.options.pop("lock", None)
-            store.save(nodename(), int(vmid), conf)
+        store.set_lock(nodename(), int(vmid), None)
     elif command == "terminal":
         return terminal(int(vmid), options.get("iface", "serial0"))
     else:

@@ -84,6 +84,24 @@ def check_lock(conf: VmConfig, kind: str = "qemu") -> None:
         raise GuestError(f"{'VM' if kind == 'qemu' else 'CT'} is locked ({conf.main.options['lock']})")
 
 
+def set_lock(node: str, vmid: int, lock: str | None, kind: str = "qemu", move_to: str | None = None
+             ) -> VmConfig:
+    """Take the guest's config lock (`backup`, `migrate`: refused if it holds one) or drop it
+    (None), under the VMID's lock; with `move_to`, the config then moves to that node, which is
+    how a migration hands a guest over. Returns the config."""
+    with locked(vmid, kind):
+        conf = load(node, vmid, kind)
+        if lock:
+            check_lock(conf, kind)
+            conf.main.options["lock"] = lock
+        else:
+            conf.main.options.pop("lock", None)
+        save(node, vmid, conf, kind)
+        if move_to:
+            config_path(node, vmid, kind).rename(config_path(move_to, vmid, kind))
+        return conf
+
+
 @contextlib.contextmanager
 def locked(vmid: int, kind: str = "qemu") -> Iterator[None]:
     """PVE's lock_config: a node-local flock per VMID, held while a config is read and written."""
