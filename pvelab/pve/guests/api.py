@@ -168,20 +168,13 @@ def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
         return restore_vm(ctx, params)
     options = config_options(params)
 
-    def reserve() -> None:
-        runtime.check_quorum()
-        emsg = f"unable to create VM {vmid} -"
-        with store.locked(vmid):
-            found = store.owner(vmid)
-            if found is not None:
-                kind = "VM" if found.get("type") == "qemu" else "CT"
-                raise GuestError(f"{emsg} {kind} {vmid} already exists on node '{found['node']}'")
-            if store.config_path(ctx.node, vmid).exists():
-                raise GuestError(f"{emsg} config file already exists")
-            check_new_values(options, ctx.node)
-            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})))
+    def check() -> None:
+        if store.config_path(ctx.node, vmid).exists():
+            raise GuestError(f"unable to create VM {vmid} - config file already exists")
+        check_new_values(options, ctx.node)
 
-    guest_call(reserve)
+    guest_call(runtime.check_quorum)
+    guest_call(lambda: store.reserve(ctx.node, vmid, "qemu", f"unable to create VM {vmid} - ", check))
 
     def work(log: Callable[[str], None]) -> None:
         try:
@@ -551,17 +544,13 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
 def restore_vm(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
 
-    def reserve() -> None:
-        runtime.check_quorum()
-        with store.locked(vmid):
-            found = store.owner(vmid)
-            if found is not None and not params.get("force"):
-                raise GuestError(f"unable to restore VM {vmid} - VM {vmid} already exists on node '{found['node']}'")
-            if not backup.archive_path(params["archive"]).exists():
-                raise GuestError(f"unable to restore VM {vmid} - archive '{params['archive']}' does not exist")
-            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})))
+    def check() -> None:
+        if not backup.archive_path(params["archive"]).exists():
+            raise GuestError(f"unable to restore VM {vmid} - archive '{params['archive']}' does not exist")
 
-    guest_call(reserve)
+    guest_call(runtime.check_quorum)
+    guest_call(lambda: store.reserve(ctx.node, vmid, "qemu", f"unable to restore VM {vmid} - ", check,
+                                     force=bool(params.get("force"))))
 
     def work(log: Callable[[str], None]) -> None:
         try:

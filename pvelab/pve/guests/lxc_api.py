@@ -73,20 +73,14 @@ def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
     options = prepare_options(params)
     template = params["ostemplate"]
 
-    def reserve() -> tuple[str, int]:
-        check_quorum()
-        with store.locked(vmid, KIND):
-            found = store.owner(vmid)
-            if found is not None:
-                kind = "VM" if found.get("type") == "qemu" else "CT"  # PVE::Cluster::check_vmid_unused
-                raise GuestError(f"{kind} {vmid} already exists on node '{found['node']}'")
-            target = check_rootfs(options, ctx.node)
-            if not containers.volume_path(template).is_file():
-                raise GuestError(f"volume '{template}' does not exist")
-            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})), KIND)
-            return target
+    def check() -> tuple[str, int]:
+        target = check_rootfs(options, ctx.node)
+        if not containers.volume_path(template).is_file():
+            raise GuestError(f"volume '{template}' does not exist")
+        return target
 
-    sid, size_kib = guest_call(reserve)
+    guest_call(check_quorum)
+    sid, size_kib = guest_call(lambda: store.reserve(ctx.node, vmid, KIND, "", check))
 
     def work(log: Callable[[str], None]) -> None:
         try:
@@ -278,17 +272,13 @@ def restore_ct(ctx: Context, params: dict[str, Any]) -> Any:
     """`pct restore`: create_vm with `restore` set and the backup archive as `ostemplate`."""
     vmid = int(params["vmid"])
 
-    def reserve() -> None:
-        check_quorum()
-        with store.locked(vmid, KIND):
-            found = store.owner(vmid)
-            if found is not None and not params.get("force"):
-                raise GuestError(f"unable to restore CT {vmid} - CT {vmid} already exists on node '{found['node']}'")
-            if not ct_backup.archive_path(params["ostemplate"]).exists():
-                raise GuestError(f"unable to restore CT {vmid} - archive '{params['ostemplate']}' does not exist")
-            store.save(ctx.node, vmid, VmConfig(main=Section(options={"lock": "create"})), KIND)
+    def check() -> None:
+        if not ct_backup.archive_path(params["ostemplate"]).exists():
+            raise GuestError(f"unable to restore CT {vmid} - archive '{params['ostemplate']}' does not exist")
 
-    guest_call(reserve)
+    guest_call(check_quorum)
+    guest_call(lambda: store.reserve(ctx.node, vmid, KIND, f"unable to restore CT {vmid} - ", check,
+                                     force=bool(params.get("force"))))
 
     def work(log: Callable[[str], None]) -> None:
         try:

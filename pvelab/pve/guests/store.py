@@ -10,12 +10,13 @@ import contextlib
 import fcntl
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pvelab.pve.guests.config import ConfigError, VmConfig, dump, parse
+from pvelab.pve.guests.config import ConfigError, Section, VmConfig, dump, parse
 
+T = TypeVar("T")
 NODES_DIR = Path("/etc/pve/nodes")
 VMLIST = Path("/etc/pve/.vmlist")
 LOCK_DIR = Path("/var/lock/qemu-server")
@@ -82,6 +83,21 @@ def check_digest(conf: VmConfig, given: str | None) -> None:
 def check_lock(conf: VmConfig, kind: str = "qemu") -> None:
     if conf.main.options.get("lock"):
         raise GuestError(f"{'VM' if kind == 'qemu' else 'CT'} is locked ({conf.main.options['lock']})")
+
+
+def reserve(node: str, vmid: int, kind: str, prefix: str, check: Callable[[], T],
+            force: bool = False) -> T:
+    """PVE's create_and_lock_config: under the VMID's lock, refuse a VMID any guest of the cluster
+    holds (check_vmid_unused's message, after `prefix`), run the caller's `check`, then claim the
+    VMID with a config holding only `lock: create`. Returns what `check` returned."""
+    with locked(vmid, kind):
+        found = owner(vmid)
+        if found is not None and not force:
+            holder = "VM" if found.get("type") == "qemu" else "CT"
+            raise GuestError(f"{prefix}{holder} {vmid} already exists on node '{found['node']}'")
+        result = check()
+        save(node, vmid, VmConfig(main=Section(options={"lock": "create"})), kind)
+        return result
 
 
 def set_lock(node: str, vmid: int, lock: str | None, kind: str = "qemu", move_to: str | None = None
