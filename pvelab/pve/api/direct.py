@@ -41,6 +41,27 @@ def finish_task(upid: str, echo: bool = True) -> bool:
     return True
 
 
+def run_task(method: str, path: str, params: dict[str, Any]) -> int:
+    """A CLI subcommand that is one API task: call, wait, print its log; the tool's exit code."""
+    return 0 if finish_task(call(method, path, params)) else ERROR_EXIT
+
+
+def guest_task(base: str, table: dict[str, tuple[str, str]], command: str, args: list[str],
+               options: dict[str, str]) -> int:
+    """qm's and pct's task subcommands: `VMID` (migrate: `VMID TARGET`) and options, to the table's
+    (method, path below `base`); a path-less entry (create) takes the VMID as a parameter."""
+    method, path = table[command]
+    vmid, *rest = args
+    params = dict(options)
+    if not path:
+        params["vmid"] = vmid
+    if command == "migrate":
+        (params["target"],) = rest
+    elif rest:
+        raise ValueError("too many arguments")
+    return run_task(method, base + path.format(vmid=vmid), params)
+
+
 def report(exc: Exception) -> int:
     """Print an error as PVE's CLI tools do; return their exit code."""
     if isinstance(exc, schema.ParamError):

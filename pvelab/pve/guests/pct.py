@@ -51,18 +51,9 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     if command in ("create", "restore"):
         vmid, template = args
         extra = {"restore": "1"} if command == "restore" else {}
-        upid = direct.call("POST", base, {**options, **extra, "vmid": vmid, "ostemplate": template})
-        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+        return direct.run_task("POST", base, {**options, **extra, "vmid": vmid, "ostemplate": template})
     if command in TASKS:
-        method, path = TASKS[command]
-        vmid, *rest = args
-        params = dict(options)
-        if command == "migrate":
-            (params["target"],) = rest
-        elif rest:
-            raise ValueError("too many arguments")
-        upid = direct.call(method, base + path.format(vmid=vmid), params)
-        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+        return direct.guest_task(base, TASKS, command, args, options)
     (vmid,) = args
     if command == "config":
         config = direct.call("GET", f"{base}/{vmid}/config", options)

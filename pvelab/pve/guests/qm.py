@@ -124,17 +124,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         print_list(direct.call("GET", base, options))
         return 0
     if command in TASKS:
-        method, path = TASKS[command]
-        vmid, *rest = args
-        params = dict(options)
-        if command == "create":
-            params["vmid"] = vmid
-        if command == "migrate":
-            (params["target"],) = rest
-        elif rest:
-            raise ValueError("too many arguments")
-        upid = direct.call(method, base + path.format(vmid=vmid), params)
-        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+        return direct.guest_task(base, TASKS, command, args, options)
     (vmid,) = args
     if command == "set":
         direct.call("PUT", f"{base}/{vmid}/config", options)
@@ -173,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_vzdump(_command: str, args: list[str], options: dict[str, str]) -> int:
     """`vzdump VMID... [OPTIONS]`: the node's backup API, its log printed as it goes."""
     params = {**options, **({"vmid": ",".join(args)} if args else {})}
-    upid = direct.call("POST", f"/nodes/{nodename()}/vzdump", params)
-    return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+    return direct.run_task("POST", f"/nodes/{nodename()}/vzdump", params)
 
 
 def vzdump_main(argv: list[str] | None = None) -> int:
@@ -185,8 +174,7 @@ def vzdump_main(argv: list[str] | None = None) -> int:
 def run_qmrestore(_command: str, args: list[str], options: dict[str, str]) -> int:
     """`qmrestore ARCHIVE VMID [OPTIONS]`: create_vm with `archive`, as PVE's qmrestore."""
     archive, vmid = args
-    upid = direct.call("POST", f"/nodes/{nodename()}/qemu", {**options, "vmid": vmid, "archive": archive})
-    return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+    return direct.run_task("POST", f"/nodes/{nodename()}/qemu", {**options, "vmid": vmid, "archive": archive})
 
 
 def qmrestore_main(argv: list[str] | None = None) -> int:

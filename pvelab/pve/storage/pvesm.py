@@ -67,8 +67,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     elif command == "free":
         (volume,) = args
         storage, volname = real_volume_id(options.pop("storage", None), volume)
-        upid = direct.call("DELETE", f"{node}/{storage}/content/{storage}:{volname}", options)
-        return 0 if direct.finish_task(upid) else direct.ERROR_EXIT
+        return direct.run_task("DELETE", f"{node}/{storage}/content/{storage}:{volname}", options)
     elif command == "path":
         (volume,) = args
         sid, volname = parse_volume_id(volume)
