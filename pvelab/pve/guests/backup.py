@@ -18,6 +18,7 @@ from typing import IO, Any
 from pvelab.poll import poll
 from pvelab.pve.guests import qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
+from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id
@@ -76,21 +77,41 @@ def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) ->
             start_vm(node, vmid, lambda _line: None)
 
 
+class BackupRun:
+    """One guest's backup as vzdump writes it down: the archive's name and compressor from the
+    job's options, INFO lines into the task log and the archive's own `.log`, and the closing lines
+    both kinds of guest end with."""
+
+    def __init__(self, node: str, vmid: int, kind: str, params: dict[str, Any], extension: str, log: Log) -> None:
+        compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
+        suffix, self.compressor, _ = COMPRESSORS[compress]
+        self.dir = dump_dir(params.get("storage", "local"), node)
+        stem = f"vzdump-{kind}-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}"
+        self.archive, self.log_file = self.dir / f"{stem}.{extension}{suffix}", self.dir / f"{stem}.log"
+        self.vmid, self.began, self.log = vmid, time.monotonic(), log
+        self.lines: list[str] = []
+        self(f"Starting Backup of VM {vmid} ({kind})")
+        self(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(f"INFO: {line}")
+        self.log(f"INFO: {line}")
+
+    def config_text(self, conf: VmConfig) -> str:
+        """The config as the archive keeps it: without the backup's own lock."""
+        return dump(VmConfig(main=conf.main)).replace("lock: backup\n", "")
+
+    def finish(self) -> Path:
+        self(f"archive file size: {human(self.archive.stat().st_size)}")
+        self(f"Finished Backup of VM {self.vmid} ({duration(self.began)})")
+        self(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.log_file.write_text("\n".join(self.lines) + "\n")
+        return self.archive
+
+
 def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     mode = params.get("mode", "snapshot")
-    compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
-    target_dir = dump_dir(params.get("storage", "local"), node)
-    began = time.monotonic()
-    suffix, compressor, _ = COMPRESSORS[compress]
-    archive = target_dir / f"vzdump-qemu-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}.vma{suffix}"
-    task_log: list[str] = []
-
-    def info(line: str) -> None:
-        task_log.append(f"INFO: {line}")
-        log(f"INFO: {line}")
-
-    info(f"Starting Backup of VM {vmid} (qemu)")
-    info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    info = BackupRun(node, vmid, "qemu", params, "vma", log)
     store.set_lock(node, vmid, "backup")
     temporaries: list[Path] = []
     try:
@@ -102,26 +123,20 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         info(f"backup mode: {mode}")
         with held(node, vmid, mode, float(params.get("stopwait") or 10), info) as live:
             sources = disk_sources(vmid, options, live, temporaries)
-            target_dir.mkdir(parents=True, exist_ok=True)
-            info(f"creating vzdump archive '{archive}'")
-            config_text = dump(VmConfig(main=store.load(node, vmid).main)).replace("lock: backup\n", "")
-            figures = write_archive(archive, compressor, sources, config_text)
+            info.dir.mkdir(parents=True, exist_ok=True)
+            info(f"creating vzdump archive '{info.archive}'")
+            figures = write_archive(info.archive, info.compressor, sources, info.config_text(store.load(node, vmid)))
     finally:
         for path in temporaries:
             path.unlink(missing_ok=True)
         with contextlib.suppress(GuestError):
             store.set_lock(node, vmid, None)
-    seconds = max(time.monotonic() - began, 0.001)
+    seconds = max(time.monotonic() - info.began, 0.001)
     info(f"transferred {human(figures['read'])} in {int(seconds)} seconds ({human(int(figures['read'] / seconds))}/s)")
     if figures["read"]:
         share = figures["zero"] * 100 // figures["read"]
         info(f"backup is sparse: {human(figures['zero'])} ({share}%) total zero data")
-    info(f"archive file size: {human(archive.stat().st_size)}")
-    minutes, rest = divmod(int(seconds), 60)
-    info(f"Finished Backup of VM {vmid} ({minutes // 60:02d}:{minutes % 60:02d}:{rest:02d})")
-    info(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    archive.with_name(archive.name.split(".vma")[0] + ".log").write_text("\n".join(task_log) + "\n")
-    return archive
+    return info.finish()
 
 
 def write_archive(archive: Path, compressor: list[str], sources: list[tuple[str, Path]], config_text: str

@@ -11,14 +11,13 @@ import random
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pvelab.pve.guests import containers, store
-from pvelab.pve.guests.backup import COMPRESSORS, archive_path, dump_dir, human
-from pvelab.pve.guests.config import Section, VmConfig, dump, parse
+from pvelab.pve.guests.backup import BackupRun, archive_path
+from pvelab.pve.guests.config import Section, VmConfig, parse
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id
@@ -71,19 +70,7 @@ def write_tar(source: Path, archive: Path, compressor: list[str], info: Log) -> 
 
 def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     mode = params.get("mode", "snapshot")
-    compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
-    target_dir = dump_dir(params.get("storage", "local"), node)
-    suffix, compressor, _ = COMPRESSORS[compress]
-    archive = target_dir / f"vzdump-lxc-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}.tar{suffix}"
-    began = time.monotonic()
-    task_log: list[str] = []
-
-    def info(line: str) -> None:
-        task_log.append(f"INFO: {line}")
-        log(f"INFO: {line}")
-
-    info(f"Starting Backup of VM {vmid} (lxc)")
-    info(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    info = BackupRun(node, vmid, KIND, params, "tar", log)
     conf = store.set_lock(node, vmid, "backup", KIND)
     running = containers.running(vmid)
     options = conf.main.options
@@ -103,10 +90,10 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
             containers.shutdown(vmid, float(params.get("stopwait") or 10) * 60, force_stop=False)
         source = copy_while_running(vmid, rootfs, staging, info) if running and mode == "suspend" else rootfs
         (source / "etc" / "vzdump").mkdir(parents=True, exist_ok=True)
-        (source / CONF_IN_ARCHIVE).write_text(dump(VmConfig(main=conf.main)).replace("lock: backup\n", ""))
-        info(f"creating vzdump archive '{archive}'")
-        target_dir.mkdir(parents=True, exist_ok=True)
-        write_tar(source, archive, compressor, info)
+        (source / CONF_IN_ARCHIVE).write_text(info.config_text(conf))
+        info(f"creating vzdump archive '{info.archive}'")
+        info.dir.mkdir(parents=True, exist_ok=True)
+        write_tar(source, info.archive, info.compressor, info)
     finally:
         (rootfs / CONF_IN_ARCHIVE).unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -114,12 +101,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         if running and mode == "stop":
             info("restarting vm")
             containers.start(vmid, node, store.load(node, vmid, KIND), info)
-    info(f"archive file size: {human(archive.stat().st_size)}")
-    seconds = int(time.monotonic() - began)
-    info(f"Finished Backup of VM {vmid} ({seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d})")
-    info(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    archive.with_name(archive.name.split(".tar")[0] + ".log").write_text("\n".join(task_log) + "\n")
-    return archive
+    return info.finish()
 
 
 def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
