@@ -80,24 +80,31 @@ def audit_cluster(lab: Lab, members: tuple[str, ...]) -> None:
                "one corosync.conf on every member")
 
 
+def api(lab: Lab, node: str, password: str | None = None) -> Any:
+    """A proxmoxer client of `node`'s API, logged in as root@pam (with the lab's password by default)."""
+    from proxmoxer import ProxmoxAPI
+
+    spec = lab.require_record().spec.node(node)
+    return ProxmoxAPI(spec.link_addr(0), user="root@pam", password=password or lab.require_record().root_password,
+                      verify_ssl=False, timeout=30)
+
+
 def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     """GET every endpoint the twin serves on `node` (through its API, as proxmoxer does) and validate each
     answer against the schema's `returns`: {path: problems} for the ones answered; PVE's own refusals
     (424 outside a cluster, say) are not answers and are left out."""
-    from proxmoxer import ProxmoxAPI
     from proxmoxer.core import ResourceException
 
     from pvelab.pve.api.schema import endpoints, returns_problems
 
     record = lab.require_record()
-    api = ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
-                     verify_ssl=False, timeout=30)
+    client = api(lab, node)
     values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm",
-              "{upid}": next((t["upid"] for t in api.nodes(node).tasks.get()), None),
-              "{volume}": next((v["volid"] for v in api.nodes(node).storage("local-lvm").content.get()), None),
-              "{vmid}": next((str(vm["vmid"]) for vm in api.nodes(node).qemu.get()), None),
-              "{id}": next((job["id"] for job in api.cluster.backup.get()), None)}
-    ct = next((str(c["vmid"]) for c in api.nodes(node).lxc.get()), None)
+              "{upid}": next((t["upid"] for t in client.nodes(node).tasks.get()), None),
+              "{volume}": next((v["volid"] for v in client.nodes(node).storage("local-lvm").content.get()), None),
+              "{vmid}": next((str(vm["vmid"]) for vm in client.nodes(node).qemu.get()), None),
+              "{id}": next((job["id"] for job in client.cluster.backup.get()), None)}
+    ct = next((str(c["vmid"]) for c in client.nodes(node).lxc.get()), None)
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
         these = {**values, "{vmid}": ct} if "/lxc/" in endpoint.template else values
@@ -107,7 +114,7 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
         for placeholder, value in these.items():
             path = path.replace(placeholder, value or "")
         try:
-            data = api(path.lstrip("/")).get()
+            data = client(path.lstrip("/")).get()
         except ResourceException as exc:
             if exc.status_code in (424, 501):
                 continue

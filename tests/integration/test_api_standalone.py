@@ -4,24 +4,15 @@ Nothing here changes a node, so the tests hold in any order."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from proxmoxer import ProxmoxAPI
 from proxmoxer.core import AuthenticationError, ResourceException
 
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import check_every_get, pve_version
+from .conftest import api, check_every_get, pve_version
 
 pytestmark = pytest.mark.lab
-
-
-def api(lab: Lab, node: str, password: str | None = None) -> Any:
-    spec = lab.require_record().spec.node(node)
-    return ProxmoxAPI(spec.link_addr(0), user="root@pam", password=password or lab.require_record().root_password,
-                      verify_ssl=False, timeout=30)
 
 
 def test_version_reports_the_chosen_pve_major(lab: Lab) -> None:

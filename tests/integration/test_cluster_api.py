@@ -15,16 +15,10 @@ from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 from tests.module_utils_path import PveApi
 
-from .conftest import audit_cluster, check_every_get, pve_version, wait_until
+from .conftest import api, audit_cluster, check_every_get, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
-
-
-def api(lab: Lab, node: str, password: str | None = None) -> Any:
-    spec = lab.require_record().spec.node(node)
-    return ProxmoxAPI(spec.link_addr(0), user="root@pam", password=password or lab.require_record().root_password,
-                      verify_ssl=False, timeout=30)
 
 
 def finished_task(lab: Lab, node: str, upid: str, timeout: float = 120) -> list[str]:

@@ -8,24 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from proxmoxer import ProxmoxAPI
 
 from pvelab.twin.drive import SHARED_STORAGE, add_shared_storage, form_cluster, guest_page, ssh
 from pvelab.twin.guest_os import CT_TEMPLATE_NAME
 from pvelab.twin.lab import Lab
 
-from .conftest import check_every_get, guest_ids, wait_until
+from .conftest import api, check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
 CT, BY_API, RESTORED = 200, 210, 220
 ADDRESS = {CT: "198.18.0.200", BY_API: "198.18.0.210"}
 TEMPLATE = f"local:vztmpl/{CT_TEMPLATE_NAME}"
-
-
-def api(lab: Lab, node: str) -> Any:
-    record = lab.require_record()
-    return ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
-                      verify_ssl=False, timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from proxmoxer import ProxmoxAPI
 
 from pvelab.twin.drive import (
     SHARED_STORAGE,
@@ -23,18 +22,12 @@ from pvelab.twin.drive import (
 )
 from pvelab.twin.lab import Lab
 
-from .conftest import audit_cluster, check_every_get, guest_ids, wait_until
+from .conftest import api, audit_cluster, check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
 LIVE, LOCAL, BY_API, RESTORED = 110, 120, 130, 140
 ADDRESS = {LIVE: "198.18.0.110", LOCAL: "198.18.0.120", BY_API: "198.18.0.130"}
-
-
-def api(lab: Lab, node: str) -> Any:
-    record = lab.require_record()
-    return ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
-                      verify_ssl=False, timeout=30)
 
 
 def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:

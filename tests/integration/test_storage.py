@@ -7,26 +7,18 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from proxmoxer import ProxmoxAPI
 
 from pvelab.pve.storage.config import INSTALLER_DEFAULT
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, ssh
 from pvelab.twin.lab import Lab
 from pvelab.twin.node_files import NODE_SHARED_DIR
 
-from .conftest import audit_cluster, check_every_get, pve_version, wait_until
+from .conftest import api, audit_cluster, check_every_get, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
-
-
-def api(lab: Lab, node: str) -> Any:
-    record = lab.require_record()
-    return ProxmoxAPI(record.spec.node(node).link_addr(0), user="root@pam", password=record.root_password,
-                      verify_ssl=False, timeout=30)
 
 
 def pvesm(lab: Lab, node: str, args: str) -> subprocess.CompletedProcess[str]:
