@@ -62,3 +62,6 @@ def test_property_strings_read_and_print_as_pve_writes_them() -> None:
     assert drive == {"file": "local-lvm:vm-100-disk-0", "size": "1G"} and store.print_drive(drive) == \
         "local-lvm:vm-100-disk-0,size=1G"
     assert [store.size_text(n) for n in (1 << 30, 64 << 20, 4096 * 3, 1000)] == ["1G", "64M", "12K", "1000"]
+    assert [store.size_bytes(t) for t in ("1G", "64M", "12K", "1000", "0.5G")] == [1 << 30, 64 << 20, 12288, 1000,
+                                                                                  1 << 29]
+    assert store.size_bytes("4", "G") == 4 << 30 and store.size_bytes("8G", "G") == 8 << 30

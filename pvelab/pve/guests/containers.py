@@ -43,19 +43,13 @@ def running(vmid: int) -> bool:
     return state(vmid)[0] == "RUNNING"
 
 
-def size_bytes(text: str) -> int:
-    unit = text[-1] if text and text[-1] in "KMGT" else ""
-    number = float(text[:-1] if unit else text or 0)
-    return int(number * {"": 1 << 30, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
-
-
 def status(vmid: int, conf: VmConfig) -> dict[str, Any]:
     options = conf.main.options
     rootfs = store.parse_drive(options.get("rootfs", ""))
     out: dict[str, Any] = {"vmid": vmid, "status": "stopped", "name": options.get("hostname", f"CT{vmid}"),
                            "cpus": int(options.get("cores", 1)), "maxmem": int(options.get("memory", 512)) << 20,
                            "maxswap": int(options.get("swap", 512)) << 20,
-                           "maxdisk": size_bytes(rootfs.get("size", "0")), "cpu": 0, "mem": 0, "disk": 0,
+                           "maxdisk": store.size_bytes(rootfs.get("size", "0"), "G"), "cpu": 0, "mem": 0, "disk": 0,
                            "diskread": 0, "diskwrite": 0, "netin": 0, "netout": 0, "uptime": 0, "type": "lxc",
                            "ha": {"managed": 0}}
     if options.get("lock"):

@@ -123,7 +123,7 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
         storage = storage_config.get(sid)
         if "rootdir" not in storage_config.content_of(storage):
             raise GuestError(f"storage '{sid}' does not support container directories")
-        size_kib = containers.size_bytes(rootfs.get("size", "4G")) // 1024
+        size_kib = store.size_bytes(rootfs.get("size", "4G"), "G") // 1024
         volid = backend(sid, storage).alloc_rootdir(vmid, size_kib)
         log(f"restoring '{path}' now..")
         target = containers.volume_path(volid)

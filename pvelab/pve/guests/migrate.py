@@ -386,7 +386,7 @@ def allocate_received_disks(vmid: int, source: str, log: Log) -> list[tuple[str,
             continue
         sid, volname = parse_volume_id(volid)
         drive = store.drives(options)[info["key"]]
-        size_kib = runtime.max_disk({"scsi0": f"x,size={drive.get('size', '0')}"}) // 1024
+        size_kib = store.size_bytes(drive.get("size", "0")) // 1024
         name = volname.split("/")[-1]
         backend(sid, storage_config.get(sid)).alloc(vmid, name, size_kib, None)
         log(f"volume '{volid}' is '{volid}' on the target")

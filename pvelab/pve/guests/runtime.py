@@ -100,10 +100,7 @@ def max_disk(options: dict[str, str]) -> int:
     """The boot disk's size, as PVE reports maxdisk."""
     for drive in store.drives(options).values():
         if not store.is_cdrom(drive) and "size" in drive:
-            value = drive["size"]
-            unit = value[-1] if value[-1] in "KMGT" else ""
-            number = float(value[:-1] if unit else value)
-            return int(number * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}[unit])
+            return store.size_bytes(drive["size"])
     return 0
 
 

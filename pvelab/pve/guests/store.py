@@ -194,12 +194,23 @@ def is_cloudinit(drive: dict[str, str]) -> bool:
     return drive.get("file", "").split(":")[-1].endswith("cloudinit") or "-cloudinit" in drive.get("file", "")
 
 
-def size_text(size_bytes: int) -> str:
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size_bytes(text: str, bare_unit: str = "") -> int:
+    """A `size=` value (`1G`, `64M`, `4096K`) in bytes; a bare number counts in `bare_unit`
+    (bytes for drives; pve-container reads a bare rootfs size as GiB)."""
+    unit = text[-1] if text and text[-1] in UNITS else ""
+    number = float(text[:-1] if unit else text or 0)
+    return int(number * UNITS.get(unit or bare_unit, 1))
+
+
+def size_text(count: int) -> str:
     """PVE's format_size for a drive's size=: the largest unit that divides it exactly."""
     for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if size_bytes % factor == 0:
-            return f"{size_bytes // factor}{unit}"
-    return str(size_bytes)
+        if count % factor == 0:
+            return f"{count // factor}{unit}"
+    return str(count)
 
 
 def guests_on(node: str, kind: str = "qemu") -> dict[int, VmConfig]:
