@@ -4,7 +4,6 @@ stop, destroy, migrate). `qm` calls these same handlers in-process."""
 from __future__ import annotations
 
 import contextlib
-import random
 import re
 import subprocess
 import time
@@ -130,7 +129,7 @@ def allocate(vmid: int, options: dict[str, str], node: str, log: Callable[[str],
             out[key] = store.print_drive(drive)
         elif key.startswith("net") and key[3:].isdigit():
             net = store.parse_net(value)
-            net.setdefault("macaddr", "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3)))
+            net.setdefault("macaddr", store.random_mac())
             out[key] = store.print_net(net)
     return out
 

@@ -7,7 +7,6 @@ with PVE's message."""
 
 from __future__ import annotations
 
-import random
 import shutil
 import subprocess
 import tempfile
@@ -136,7 +135,7 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
         if params.get("unique"):
             for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
                 net = store.parse_props(options[key])
-                net["hwaddr"] = "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))
+                net["hwaddr"] = store.random_mac()
                 options[key] = store.print_props(net)
         options.pop("lock", None)
         store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)), KIND)

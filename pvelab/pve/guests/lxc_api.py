@@ -3,7 +3,6 @@ config, status, start/stop/shutdown, destroy, migrate in restart mode). `pct` ca
 
 from __future__ import annotations
 
-import random
 import re
 import subprocess
 from collections.abc import Callable
@@ -24,10 +23,6 @@ NEW_VOLUME = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$", re.IG
 CONFIG_TEMPLATE = "/nodes/{node}/lxc/{vmid}/config"
 
 
-def random_mac() -> str:
-    return "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))
-
-
 def prepare_options(params: dict[str, Any]) -> dict[str, str]:
     options = {k: v for k, v in config_options(params).items() if k not in NOT_CT_CONFIG}
     options.setdefault("arch", "amd64")
@@ -35,7 +30,7 @@ def prepare_options(params: dict[str, Any]) -> dict[str, str]:
     options.setdefault("rootfs", f"{params.get('storage') or 'local'}:4")
     for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
         net = store.parse_props(options[key])
-        net.setdefault("hwaddr", random_mac())
+        net.setdefault("hwaddr", store.random_mac())
         net.setdefault("type", "veth")
         options[key] = store.print_props(net)
     return options
@@ -138,7 +133,7 @@ def ct_config_set(ctx: Context, params: dict[str, Any]) -> Any:
                 conf.main.options.pop(key, None)
             for key in [k for k in changes if k.startswith("net") and k[3:].isdigit()]:
                 net = store.parse_props(changes[key])
-                net.setdefault("hwaddr", random_mac())
+                net.setdefault("hwaddr", store.random_mac())
                 changes[key] = store.print_props(net)
             conf.main.options.update(changes)
             store.save(ctx.node, vmid, conf, KIND)

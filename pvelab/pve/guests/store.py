@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import random
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -203,6 +204,11 @@ def size_bytes(text: str, bare_unit: str = "") -> int:
     unit = text[-1] if text and text[-1] in UNITS else ""
     number = float(text[:-1] if unit else text or 0)
     return int(number * UNITS.get(unit or bare_unit, 1))
+
+
+def random_mac() -> str:
+    """A guest NIC's MAC as PVE makes one: the Proxmox OUI (datacenter.cfg's default mac_prefix)."""
+    return "BC:24:11:" + ":".join(f"{random.randrange(256):02X}" for _ in range(3))
 
 
 def size_text(count: int) -> str:
