@@ -18,7 +18,7 @@ from pvelab.pve.guests import backup, ct_backup, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
 # API parameters of create/config that are not config options.
 NOT_CONFIG = ("node", "vmid", "digest", "delete", "revert", "skiplock", "force", "start", "storage", "unique",
@@ -241,9 +241,9 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def free_volume(volid: str, log: Callable[[str], None]) -> None:
-    sid, volname = parse_volume_id(volid)
     try:
-        backend(sid, storage_config.get(sid)).free(volname)
+        storage, volname = volume_backend(volid)
+        storage.free(volname)
         log(f"Removed volume '{volid}'")
     except storage_config.StorageError:
         pass  # already gone: destroy goes on, as PVE does

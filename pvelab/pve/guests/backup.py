@@ -21,7 +21,7 @@ from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id
+from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id, volume_path
 
 Log = Callable[[str], None]
 COMPRESSORS = {"zstd": (".zst", ["zstd", "-q", "-c"], ["zstd", "-q", "-d", "-c"]),
@@ -184,8 +184,7 @@ def disk_sources(vmid: int, options: dict[str, str], live: bool, temporaries: li
 def archive_path(archive: str) -> Path:
     if archive.startswith("/"):
         return Path(archive)
-    sid, volname = parse_volume_id(archive)
-    return Path(backend(sid, storage_config.get(sid)).path(volname))
+    return volume_path(archive)
 
 
 def open_archive(path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:

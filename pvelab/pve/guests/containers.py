@@ -17,8 +17,7 @@ from pvelab.procfs import running_for
 from pvelab.pve.guests import store
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.volumes import volume_path as storage_volume_path
 
 Log = Callable[[str], None]
 LXC_DIR = Path("/var/lib/lxc")
@@ -26,8 +25,7 @@ KIND = "lxc"
 
 
 def volume_path(volid: str) -> Path:
-    sid, volname = parse_volume_id(volid)
-    return Path(backend(sid, storage_config.get(sid)).path(volname)).resolve()
+    return storage_volume_path(volid).resolve()
 
 
 def state(vmid: int) -> tuple[str, int | None]:
@@ -124,8 +122,7 @@ def shutdown(vmid: int, timeout: float, force_stop: bool) -> None:
 def unpack_template(template: str, rootfs: Path) -> str:
     """The template unpacked into the root filesystem as pve-container does it (GNU tar, numeric
     owners, sparse); tar's `Total bytes written` line."""
-    sid, volname = parse_volume_id(template)
-    path = Path(backend(sid, storage_config.get(sid)).path(volname))
+    path = storage_volume_path(template)
     if not path.exists():
         raise GuestError(f"volume '{template}' does not exist")
     unpacked = subprocess.run(["tar", "xpf", str(path), "--totals", "--one-file-system", "--sparse",

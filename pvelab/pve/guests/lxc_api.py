@@ -15,7 +15,7 @@ from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.runtime import check_quorum
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.volumes import backend, volume_backend
 
 KIND = "lxc"
 NOT_CT_CONFIG = ("ostemplate", "password", "ssh-public-keys", "ignore-unpack-errors", "restore")
@@ -159,8 +159,8 @@ def ct_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             volumes = [store.parse_drive(v)["file"] for k, v in conf.main.options.items()
                        if k == "rootfs" or (k.startswith("mp") and k[2:].isdigit())]
             for volid in volumes:
-                sid, volname = parse_volume_id(volid)
-                backend(sid, storage_config.get(sid)).free(volname)
+                storage, volname = volume_backend(volid)
+                storage.free(volname)
                 log(f"Removed volume '{volid}'")
             store.config_path(ctx.node, vmid, KIND).unlink()
             subprocess.run(["rm", "-rf", str(containers.LXC_DIR / str(vmid))], check=False)

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pvelab.poll import poll
@@ -23,7 +22,7 @@ from pvelab.procfs import nodename
 from pvelab.pve.guests import qmp, runtime, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend, volume_path
 
 Log = Callable[[str], None]
 MIGRATION_PORTS = range(60000, 60051)  # PVE's migration port range
@@ -118,8 +117,7 @@ def precondition(node: str, vmid: int, target: str | None) -> dict[str, Any]:
     for volid, info in local_volumes(conf.main.options).items():
         if info.get("path"):
             continue
-        sid, volname = parse_volume_id(volid)
-        path = backend(sid, storage_config.get(sid)).path(volname)
+        path = volume_path(volid)
         disks.append({"volid": volid, "cdrom": int(info["cdrom"]), "is_unused": int(info["key"].startswith("unused")),
                       "size": path.stat().st_size if path.exists() else 0})
     nodes = [n for n in (members().get("nodelist") or {}) if n != node]
@@ -201,11 +199,16 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
             qmp.command(vmid, "quit", timeout=2)
         poll(lambda: runtime.pid_of(vmid) is None or None, timeout=10, interval=0.05)
         runtime.cleanup(vmid)
-    for volid in [*copied, *mirrored]:  # the source's copies, now that the target has its own
-        sid, volname = parse_volume_id(volid)
-        with contextlib.suppress(storage_config.StorageError, OSError):
-            backend(sid, storage_config.get(sid)).free(volname)
+    free_source_copies([*copied, *mirrored])
     log(f"migration finished successfully (duration {duration(started)})")
+
+
+def free_source_copies(volids: list[str]) -> None:
+    """The source's volumes, once the target has its own copies (one already gone is no error)."""
+    for volid in volids:
+        with contextlib.suppress(storage_config.StorageError, OSError):
+            storage, volname = volume_backend(volid)
+            storage.free(volname)
 
 
 def scan(options: dict[str, str], online: bool, params: dict[str, Any], log: Log) -> dict[str, dict[str, Any]]:
@@ -236,8 +239,8 @@ def copy_disks(volumes: dict[str, dict[str, Any]], target: str, log: Log) -> lis
     if volumes:
         log("copying local disk images")
     for volid in sorted(volumes):
-        sid, volname = parse_volume_id(volid)
-        source = Path(backend(sid, storage_config.get(sid)).path(volname)).resolve()
+        sid = parse_volume_id(volid)[0]
+        source = volume_path(volid).resolve()
         receive = (f"mkdir -p {source.parent} && tar -C {source.parent} -xSf - && "
                    f"pvesm path {volid} >/dev/null")
         names = [source.name, *([f".{source.name}.size"] if (source.parent / f".{source.name}.size").exists()
@@ -326,10 +329,7 @@ def migrate_container(node: str, vmid: int, target: str, running: bool, timeout:
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
     store.set_lock(node, vmid, None, "lxc", move_to=target)
-    for volid in copied:
-        sid, volname = parse_volume_id(volid)
-        with contextlib.suppress(storage_config.StorageError, OSError):
-            backend(sid, storage_config.get(sid)).free(volname)
+    free_source_copies(copied)
     if running:
         log("start container on target node")
         restarted = remote(target, f"pct start {vmid}")

@@ -22,7 +22,7 @@ from pvelab.pve.guests import qemu_cmd, qmp, store
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage import volumes
 
 Log = Callable[[str], None]
 RUN_DIR = qmp.RUN_DIR
@@ -58,12 +58,11 @@ def check_quorum() -> None:
 
 
 def volume_path(volid: str) -> str:
-    sid, volname = parse_volume_id(volid)
+    """A volume's path for QEMU; an unknown storage is the guest's error."""
     try:
-        options = storage_config.get(sid)
+        return str(volumes.volume_path(volid))
     except storage_config.StorageError as exc:
         raise GuestError(str(exc)) from exc
-    return str(backend(sid, options).path(volname))
 
 
 def command(vmid: int, conf: VmConfig) -> list[str]:

@@ -11,7 +11,7 @@ from pvelab.pve import version
 from pvelab.pve.api import direct
 from pvelab.pve.storage import config
 from pvelab.pve.storage.api import real_volume_id
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.volumes import volume_path
 
 USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm add <type> <storage> [OPTIONS]
@@ -70,8 +70,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return direct.run_task("DELETE", f"{node}/{storage}/content/{storage}:{volname}", options)
     elif command == "path":
         (volume,) = args
-        sid, volname = parse_volume_id(volume)
-        print(backend(sid, config.get(sid)).path(volname))
+        print(volume_path(volume))
     elif command == "add":
         kind, storage = args
         direct.call("POST", "/storage", {**options, "type": kind, "storage": storage})

@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.storage.config import TYPES, StorageError, content_of
+from pvelab.pve.storage.config import TYPES, StorageError, content_of, get
 
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
 DEV = Path("/dev")
@@ -254,6 +254,18 @@ BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend}
 
 def backend(storage_id: str, options: dict[str, Any]) -> Backend:
     return BACKENDS[options["type"]](storage_id, options)
+
+
+def volume_backend(volid: str) -> tuple[Backend, str]:
+    """The backend of the storage a volume ID names (from storage.cfg), and the volume's name on it."""
+    storage_id, volname = parse_volume_id(volid)
+    return backend(storage_id, get(storage_id)), volname
+
+
+def volume_path(volid: str) -> Path:
+    """Where a volume is (`pvesm path`)."""
+    store, volname = volume_backend(volid)
+    return store.path(volname)
 
 
 def _archive_format(name: str) -> str:
