@@ -28,6 +28,12 @@ def volume_path(volid: str) -> Path:
     return storage_volume_path(volid).resolve()
 
 
+def volumes_of(options: dict[str, str]) -> list[str]:
+    """The volume IDs of a CT's root filesystem and mount points."""
+    return [store.parse_drive(value)["file"] for key, value in options.items()
+            if key == "rootfs" or (key.startswith("mp") and key[2:].isdigit())]
+
+
 def state(vmid: int) -> tuple[str, int | None]:
     """('RUNNING'|'STOPPED'|..., init pid) from lxc-info."""
     out = subprocess.run(["lxc-info", "-n", str(vmid), "-s", "-p"], capture_output=True, text=True,

@@ -156,9 +156,7 @@ def ct_destroy(ctx: Context, params: dict[str, Any]) -> Any:
     def work(log: Callable[[str], None]) -> None:
         with store.locked(vmid, KIND):
             conf = store.load(ctx.node, vmid, KIND)
-            volumes = [store.parse_drive(v)["file"] for k, v in conf.main.options.items()
-                       if k == "rootfs" or (k.startswith("mp") and k[2:].isdigit())]
-            for volid in volumes:
+            for volid in containers.volumes_of(conf.main.options):
                 storage, volname = volume_backend(volid)
                 storage.free(volname)
                 log(f"Removed volume '{volid}'")

@@ -314,9 +314,8 @@ def migrate_container(node: str, vmid: int, target: str, running: bool, timeout:
         raise GuestError("migration aborted")
     log(f"starting migration of CT {vmid} to node '{target}' ({node_ip(target)})")
     conf = store.set_lock(node, vmid, "migrate", "lxc")
-    volumes = [store.parse_drive(v)["file"] for k, v in conf.main.options.items()
-               if k == "rootfs" or (k.startswith("mp") and k[2:].isdigit())]
-    local = [v for v in volumes if not storage_config.is_shared(storage_config.get(parse_volume_id(v)[0]))]
+    local = [v for v in containers.volumes_of(conf.main.options)
+             if not storage_config.is_shared(storage_config.get(parse_volume_id(v)[0]))]
     try:
         if running:
             log(f"shutdown CT {vmid}")
