@@ -142,3 +142,28 @@ def test_vmlist_lists_every_guest_config_of_every_node() -> None:
     listed = vmlist(db)
     assert {vmid: (e["node"], e["type"]) for vmid, e in listed.items()} == {"100": ("pve1", "qemu"),
                                                                             "201": ("pve2", "lxc")}
+
+
+def lock_db():
+    db = ConfigDB(None)
+    for path in ("priv", "priv/lock"):
+        db.apply({"op": "mkdir", "path": path, "mtime": 0})
+    db.apply({"op": "mkdir", "path": "priv/lock/ha_agent_pve1_lock", "writer": "pve1", "mtime": 1000})
+    return db
+
+
+def test_a_lock_is_renewed_only_by_its_writer():
+    db = lock_db()
+    db.apply({"op": "utime", "path": "priv/lock/ha_agent_pve1_lock", "time": 1050, "writer": "pve1", "mtime": 1050})
+    assert db.get("priv/lock/ha_agent_pve1_lock").mtime == 1050
+    with pytest.raises(OpError) as err:
+        db.apply({"op": "utime", "path": "priv/lock/ha_agent_pve1_lock", "time": 1060, "writer": "pve2",
+                  "mtime": 1060})
+    assert err.value.errno == errno.EACCES
+
+
+@pytest.mark.parametrize("now,removed", [(1119, False), (1121, True)])
+def test_an_unlock_request_removes_only_a_lock_older_than_120_s(now, removed):
+    db = lock_db()
+    db.apply({"op": "utime", "path": "priv/lock/ha_agent_pve1_lock", "time": 0, "writer": "pve2", "mtime": now})
+    assert (db.get("priv/lock/ha_agent_pve1_lock") is None) == removed

@@ -125,7 +125,7 @@ class ClusterFS:
     def ensure_layout(self) -> None:
         """The directories PVE keeps for every node and for the cluster."""
         wanted = ["nodes", f"nodes/{self.nodename}", *(f"nodes/{self.nodename}/{d}" for d in (*LINKS, "priv")),
-                  "priv", "ha"]
+                  "priv", "priv/lock", "ha"]
         for path in wanted:
             if self.db.get(path) is None:
                 try:

@@ -7,12 +7,13 @@ import base64
 import errno
 import os
 import stat
+import time
 from typing import Any
 
 import fuse
 
 from pvelab.pve.cluster.cfs import LINKS, START, VIRTUAL_FILES, WWW_DATA_GID, ClusterFS
-from pvelab.pve.cluster.configdb import OpError
+from pvelab.pve.cluster.configdb import OpError, is_lock
 
 fuse.fuse_python_api = (0, 2)
 
@@ -98,7 +99,7 @@ class PveFS(fuse.Fuse):
         return self._put(key(path), b"") if stat.S_ISREG(mode) else -errno.EPERM
 
     def mkdir(self, path: str, mode: int) -> int:
-        return self.submit({"op": "mkdir", "path": key(path)})
+        return self.submit({"op": "mkdir", "path": key(path), "writer": self.cfs.nodename})
 
     def unlink(self, path: str) -> int:
         return self.submit({"op": "unlink", "path": key(path)})
@@ -119,10 +120,18 @@ class PveFS(fuse.Fuse):
         return 0
 
     def utime(self, path: str, times: Any) -> int:
-        return 0
+        return self._touch(path, int(times[1]) if times else int(time.time()))
 
     def utimens(self, path: str, ts_acc: Any, ts_mod: Any) -> int:
-        return 0
+        return self._touch(path, int(ts_mod.tv_sec))
+
+    def _touch(self, path: str, mtime: int) -> int:
+        """Only lock directories replicate a time change: renewal by their writer, or (time 0) an
+        unlock request that removes an expired lock, as pmxcfs does for the HA manager's locks."""
+        name = key(path)
+        if not is_lock(name):
+            return 0 if self.cfs.db.get(name) is not None else -errno.ENOENT
+        return self.submit({"op": "utime", "path": name, "time": mtime, "writer": self.cfs.nodename})
 
     def fsync(self, path: str, isfsyncfile: int) -> int:
         return 0

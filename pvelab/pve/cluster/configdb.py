@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any
 
 MAX_FILE_SIZE = 1024 * 1024  # pmxcfs refuses bigger files too
+LOCK_DIR = "priv/lock"  # cluster-wide locks are directories here (pmxcfs's memdb lock semantics)
+LOCK_TIMEOUT = 120.0  # CFS_LOCK_TIMEOUT: an unlock request removes a lock only when it is this old
+
+
+def is_lock(path: str) -> bool:
+    return path.startswith(LOCK_DIR + "/") and "/" not in path[len(LOCK_DIR) + 1:]
 
 
 class OpError(Exception):
@@ -89,6 +95,12 @@ class ConfigDB:
         elif kind == "mkdir":
             if entry is not None:
                 raise OpError(errno.EEXIST, f"'{path}' exists")
+        elif kind == "utime":
+            if entry is None:
+                raise OpError(errno.ENOENT, f"'{path}' does not exist")
+            # Only the node that took a lock may renew it; a time of 0 is anyone's unlock request.
+            if op["time"] and is_lock(path) and entry.data.decode() != op.get("writer"):
+                raise OpError(errno.EACCES, f"lock '{path}' belongs to another node")
         elif kind in ("unlink", "rmdir"):
             if entry is None:
                 raise OpError(errno.ENOENT, f"'{path}' does not exist")
@@ -116,8 +128,14 @@ class ConfigDB:
             changed: dict[str, Entry | None] = {}
             if kind == "write":
                 changed[path] = Entry(False, base64.b64decode(op["data"]), now)
-            elif kind == "mkdir":
-                changed[path] = Entry(True, b"", now)
+            elif kind == "mkdir":  # a lock directory remembers its writer in its (otherwise unused) data
+                changed[path] = Entry(True, op.get("writer", "").encode() if is_lock(path) else b"", now)
+            elif kind == "utime":
+                entry = self.entries[path]
+                if op["time"]:
+                    changed[path] = Entry(entry.is_dir, entry.data, now)
+                elif now - entry.mtime > LOCK_TIMEOUT:
+                    changed[path] = None  # an expired lock, released on request
             elif kind in ("unlink", "rmdir"):
                 changed[path] = None
             elif kind == "rename":
