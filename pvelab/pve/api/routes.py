@@ -22,6 +22,26 @@ class ApiException(Exception):
         self.errors = errors or {}
 
 
+class Refusal(Exception):
+    """A subsystem's refusal with PVE's text: HTTP `status`, or a 400 parameter error naming `param`."""
+
+    def __init__(self, message: str, param: str | None = None, status: int = 500) -> None:
+        super().__init__(message)
+        self.param, self.status = param, status
+
+
+def refusing(fn: Callable[[], Any]) -> Any:
+    """Run a handler's work; its refusals become PVE's API answers (no quorum: a read-only /etc/pve)."""
+    try:
+        return fn()
+    except Refusal as exc:
+        if exc.param:
+            raise ApiException(400, "Parameter verification failed.", {exc.param: str(exc)}) from exc
+        raise ApiException(exc.status, str(exc)) from exc
+    except PermissionError as exc:
+        raise ApiException(500, "cluster not ready - no quorum?") from exc
+
+
 @dataclass(frozen=True)
 class Context:
     caller: Caller

@@ -13,7 +13,7 @@ from typing import Any
 
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
-from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.guests import backup, ct_backup, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
@@ -31,17 +31,7 @@ NEW_CLOUDINIT = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$", re.IGNOR
 CLOUDINIT_KIB = 4 * 1024
 
 
-def guest_call(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except GuestError as exc:
-        if exc.param:
-            raise ApiException(400, "Parameter verification failed.", {exc.param: str(exc)}) from exc
-        raise ApiException(exc.status, str(exc)) from exc
-    except storage_config.StorageError as exc:
-        raise ApiException(exc.status, str(exc)) from exc
-    except PermissionError as exc:
-        raise ApiException(500, "cluster not ready - no quorum?") from exc
+guest_call = refusing  # GuestError, StorageError and no quorum, as PVE answers them
 
 
 def worker(ctx: Context, kind: str, vmid: int, work: Callable[[Callable[[str], None]], None]) -> str:

@@ -9,7 +9,6 @@ PVE's default tunnels it through SSH."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from typing import Any
 
 from pvelab.poll import poll
 from pvelab.procfs import nodename
+from pvelab.pve.cluster import members
 from pvelab.pve.guests import qmp, runtime, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
@@ -29,15 +29,8 @@ MIGRATION_PORTS = range(60000, 60051)  # PVE's migration port range
 DOWNTIME_LIMIT_MS = 100  # PVE's default migrate_downtime (0.1 s)
 
 
-def members() -> dict[str, Any]:
-    try:
-        return dict(json.loads(runtime.MEMBERS.read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
 def node_ip(node: str) -> str:
-    info = (members().get("nodelist") or {}).get(node)
+    info = (members.read().get("nodelist") or {}).get(node)
     if not info:
         raise GuestError(f"no such cluster node '{node}'")
     return str(info["ip"])
@@ -120,7 +113,7 @@ def precondition(node: str, vmid: int, target: str | None) -> dict[str, Any]:
         path = volume_path(volid)
         disks.append({"volid": volid, "cdrom": int(info["cdrom"]), "is_unused": int(info["key"].startswith("unused")),
                       "size": path.stat().st_size if path.exists() else 0})
-    nodes = [n for n in (members().get("nodelist") or {}) if n != node]
+    nodes = [n for n in (members.read().get("nodelist") or {}) if n != node]
     allowed, unavailable = [], {}
     for name in nodes:
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 from pvelab.poll import poll
 from pvelab.procfs import running_for
 from pvelab.pve import version
+from pvelab.pve.cluster import members
 from pvelab.pve.guests import qemu_cmd, qmp, store
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
@@ -26,7 +26,6 @@ from pvelab.pve.storage import volumes
 
 Log = Callable[[str], None]
 RUN_DIR = qmp.RUN_DIR
-MEMBERS = Path("/etc/pve/.members")
 # qemu.slice's CPU weight: guests get what corosync, pmxcfs and the HA daemons leave (the system
 # slice keeps the default 100), so a busy guest under TCG cannot starve the cluster stack.
 GUEST_CPU_WEIGHT = 20
@@ -43,13 +42,7 @@ def pid_of(vmid: int) -> int | None:
 
 
 def quorate() -> bool:
-    """pmxcfs's view (PVE's check_cfs_quorum): a standalone node is always quorate."""
-    try:
-        members = json.loads(MEMBERS.read_text())
-    except (OSError, ValueError):
-        return False
-    cluster = members.get("cluster")
-    return not cluster or bool(cluster.get("quorate"))
+    return members.quorate()
 
 
 def check_quorum() -> None:

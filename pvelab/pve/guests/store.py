@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pvelab.pve.api.routes import Refusal
 from pvelab.pve.guests.config import ConfigError, Section, VmConfig, dump, parse
 
 T = TypeVar("T")
@@ -27,12 +28,8 @@ NET_MODELS = ("virtio", "e1000", "e1000e", "e1000-82540em", "e1000-82544gc", "e1
               "vmxnet3", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet")
 
 
-class GuestError(Exception):
+class GuestError(Refusal):
     """A refusal with PVE's message; status 500 unless a parameter is to blame (400)."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 500) -> None:
-        super().__init__(message)
-        self.param, self.status = param, status
 
 
 def config_path(node: str, vmid: int, kind: str = "qemu") -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.api import tasks
-from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.storage import config
 from pvelab.pve.storage.config import TYPES, StorageError
 from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_volume_id
@@ -20,16 +20,7 @@ from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_v
 NOT_OPTIONS = ("storage", "type", "digest", "delete")
 
 
-def storage_call(fn: Callable[[], Any]) -> Any:
-    """PVE's answers for storage refusals: a parameter error (400) or the plain message (500)."""
-    try:
-        return fn()
-    except StorageError as exc:
-        if exc.param:
-            raise ApiException(400, "Parameter verification failed.", {exc.param: str(exc)}) from exc
-        raise ApiException(exc.status, str(exc)) from exc
-    except PermissionError as exc:
-        raise ApiException(500, "cluster not ready - no quorum?") from exc
+storage_call = refusing
 
 
 def write(sections: dict[str, dict[str, Any]]) -> None:

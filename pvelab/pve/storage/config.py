@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve.api.routes import Refusal
+
 STORAGE_CFG = Path("/etc/pve/storage.cfg")
 STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
 # What PVE's installer writes on an LVM-based install (pvesm.adoc, "Default storage configuration").
@@ -21,12 +23,8 @@ INSTALLER_DEFAULT = (
 )
 
 
-class StorageError(Exception):
+class StorageError(Refusal):
     """A refusal with PVE's text; `param` names the parameter when PVE reports it as one."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 500) -> None:
-        super().__init__(message)
-        self.param, self.status = param, status
 
 
 @dataclass(frozen=True)
