@@ -67,6 +67,57 @@ ExecStart=/usr/bin/lxc-start -F -n %i
 ExecStop=/usr/bin/lxc-stop -n %i --kill
 """
 
+# pve-ha-manager's units. Nice=-10 is the twin's addition: on two shared cores, guests under TCG must not
+# delay the HA daemons' rounds (corosync itself runs SCHED_RR, as on PVE).
+WATCHDOG_MUX_UNIT = """[Unit]
+Description=Proxmox VE watchdog multiplexer
+
+[Service]
+EnvironmentFile=-/etc/default/pve-ha-manager
+ExecStart=/usr/sbin/watchdog-mux
+OOMScoreAdjust=-1000
+Nice=-10
+Restart=no
+"""
+
+PVE_HA_CRM_UNIT = """[Unit]
+Description=PVE Cluster HA Resource Manager Daemon
+ConditionPathExists=/usr/sbin/pve-ha-crm
+Wants=pve-cluster.service
+Wants=watchdog-mux.service
+Wants=pveproxy.service
+After=corosync.service watchdog-mux.service pve-cluster.service pveproxy.service
+
+[Service]
+ExecStart=/usr/sbin/pve-ha-crm
+Nice=-10
+TimeoutStopSec=65
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+PVE_HA_LRM_UNIT = """[Unit]
+Description=PVE Local HA Resource Manager Daemon
+ConditionPathExists=/usr/sbin/pve-ha-lrm
+Wants=pve-cluster.service
+Wants=watchdog-mux.service
+After=corosync.service watchdog-mux.service pve-cluster.service pve-ha-crm.service pveproxy.service ssh.service
+
+[Service]
+ExecStart=/usr/sbin/pve-ha-lrm
+Nice=-10
+TimeoutStopSec=infinity
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+PVE_HA_MANAGER_DEFAULT = """# select watchdog module (default is softdog)
+#WATCHDOG_MODULE=ipmi_watchdog
+"""
+
 # As PVE's corosync unit: a node outside any cluster has no config and corosync stays down.
 COROSYNC_DROPIN = """[Unit]
 ConditionPathExists=/etc/corosync/corosync.conf
@@ -89,12 +140,20 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files["etc/systemd/system/pvescheduler.service"] = (PVESCHEDULER_UNIT, 0o644)
     files["etc/systemd/system/pve-container@.service"] = (PVE_CONTAINER_UNIT, 0o644)
     files["usr/sbin/pct"] = (command_script("pvelab.pve.guests.pct"), 0o755)
+    for name, module in (("ha-manager", "pvelab.pve.ha.cli"), ("watchdog-mux", "pvelab.pve.ha.watchdog_mux"),
+                         ("pve-ha-crm", "pvelab.pve.ha.crm"), ("pve-ha-lrm", "pvelab.pve.ha.lrm")):
+        files[f"usr/sbin/{name}"] = (command_script(module), 0o755)
+    files["etc/systemd/system/watchdog-mux.service"] = (WATCHDOG_MUX_UNIT, 0o644)
+    files["etc/systemd/system/pve-ha-crm.service"] = (PVE_HA_CRM_UNIT, 0o644)
+    files["etc/systemd/system/pve-ha-lrm.service"] = (PVE_HA_LRM_UNIT, 0o644)
+    files["etc/default/pve-ha-manager"] = (PVE_HA_MANAGER_DEFAULT, 0o644)
     files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
     return files
 
 
-ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service", "pvescheduler.service")
+ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service", "pvescheduler.service", "pve-ha-crm.service",
+                 "pve-ha-lrm.service")
 
 
 def install(root: Path, pve_version: str) -> None:

@@ -16,14 +16,15 @@ from pvelab.pve.api.routes import ApiException, Context, handler_for
 ERROR_EXIT = 255  # PVE's CLI tools exit -1 on errors
 
 
-def call(method: str, path: str, params: dict[str, Any]) -> Any:
-    """The handler's answer for `method path` with `params` (strings, as from a command line)."""
+def call(method: str, path: str, params: dict[str, Any], ha: bool = False) -> Any:
+    """The handler's answer for `method path` with `params` (strings, as from a command line);
+    `ha` marks the LRM's own calls."""
     found = schema.match(version.major(), method, path)
     if found is None:
         raise ApiException(501, f"No '{method.lower()}' handler defined for '{path}'")
     endpoint, values = found
     typed = schema.verify(endpoint, {**params, **values})
-    return handler_for(method, endpoint.template, path)(Context(Caller("root@pam"), nodename()), typed)
+    return handler_for(method, endpoint.template, path)(Context(Caller("root@pam"), nodename(), ha), typed)
 
 
 def finish_task(upid: str, echo: bool = True) -> bool:

@@ -46,6 +46,7 @@ def refusing(fn: Callable[[], Any]) -> Any:
 class Context:
     caller: Caller
     node: str  # this node's name
+    ha: bool = False  # a call of the HA LRM (PVE's RPC environment 'ha'): never redirected to HA
 
 
 Handler = Callable[[Context, dict[str, Any]], Any]

@@ -1,0 +1,183 @@
+"""What the HA daemons touch on a real node: pmxcfs locks, the watchdog-mux socket, the cluster's members,
+HA's files and the guests' configs. The CRM's Manager and the LRM see only this (PVE's Env::PVE2)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from pvelab.pve import version
+from pvelab.pve.cluster import members
+from pvelab.pve.guests import store
+from pvelab.pve.ha import config
+from pvelab.pve.ha.rules import CompiledRules, compile_rules
+
+LOCK_LIFETIME = 120.0  # pmxcfs's CFS_LOCK_TIMEOUT: within it a lock is renewed, after it taken anew
+WATCHDOG_SOCKET = Path("/run/watchdog-mux.sock")
+PRIORITIES = {"err": 3, "warn": 4, "warning": 4, "notice": 5, "info": 6}
+KINDS = {"vm": "qemu", "ct": "lxc"}
+
+
+def log(level: str, message: str) -> None:
+    """One journal line at syslog priority `level` (systemd reads the <N> prefix)."""
+    print(f"<{PRIORITIES.get(level, 6)}>{message.rstrip()}", flush=True)
+
+
+class Locks:
+    """pmxcfs lock directories as pve-ha-manager uses them: within 120 s of the last success only a
+    renewal (utime) is tried; after that a mkdir, and on failure an unlock request for a stale lock."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[float, bool]] = {}  # lock -> (time last held, held)
+
+    def get(self, name: str) -> bool:
+        path = config.LOCK_DIR / name
+        now = time.time()
+        last_time, held = self.last.get(name, (0.0, False))
+        error = ""
+        try:
+            if now - last_time < LOCK_LIFETIME:
+                try:
+                    os.utime(path, (0, int(now)))
+                except OSError as exc:
+                    raise OSError(exc.errno, f"cfs lock update failed - {os.strerror(exc.errno or 0)}") from exc
+            else:
+                try:
+                    path.mkdir()
+                except FileExistsError:
+                    with contextlib.suppress(OSError):
+                        os.utime(path, (0, 0))
+                    raise OSError(errno.EEXIST, "can't get cfs lock") from None
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+        if not error:
+            if not held:
+                log("info", f"successfully acquired lock '{name}'")
+            self.last[name] = (now, True)
+            return True
+        if held:  # PVE's message lacks the closing quote
+            log("err", f"lost lock '{name} - {error}")
+        self.last[name] = (last_time, False)
+        return False
+
+    def release(self, name: str) -> bool:
+        self.last.pop(name, None)
+        try:
+            (config.LOCK_DIR / name).rmdir()
+        except OSError:
+            return False
+        return True
+
+
+class WatchdogClient:
+    """A connection to watchdog-mux: one byte per round keeps the node alive, `V` then close lets go."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(str(WATCHDOG_SOCKET))
+        except OSError as exc:
+            self.sock.close()
+            raise OSError(exc.errno, f"unable to open watchdog socket - {exc.strerror}") from exc
+        log("info", "watchdog active")
+
+    def update(self) -> None:
+        self.sock.send(b"\0")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.send(b"V")
+        self.sock.close()
+        log("info", "watchdog closed (disabled)")
+
+
+class NodeEnv:
+    """The Manager's Env on a real node."""
+
+    def __init__(self, nodename: str, locks: Locks) -> None:
+        self.nodename, self.locks = nodename, locks
+
+    def now(self) -> float:
+        return time.time()
+
+    def log(self, level: str, message: str) -> None:
+        log(level, message)
+
+    def node_info(self) -> dict[str, bool]:
+        return members.node_info(self.nodename)
+
+    def lrm_status(self, node: str) -> dict[str, Any] | None:
+        return config.lrm_status(node)
+
+    def service_config(self) -> dict[str, dict[str, str]]:
+        return service_config()
+
+    def compiled_rules(self, service_config: dict[str, dict[str, str]], nodes: list[str]) -> CompiledRules:
+        return compile_rules(config.resources(), int(version.major()), nodes)
+
+    def crm_commands(self) -> list[str]:
+        return config.take_crm_commands()
+
+    def set_requested_state(self, sid: str, state: str) -> None:
+        config.set_requested_state(sid, state)
+
+    def get_agent_lock(self, node: str) -> bool:
+        return self.locks.get(f"ha_agent_{node}_lock")
+
+    def steal_service(self, sid: str, source: str, target: str) -> None:
+        kind, vmid = config.parse_sid(sid)
+        store.config_path(source, vmid, KINDS[kind]).rename(store.config_path(target, vmid, KINDS[kind]))
+
+    def remove_locks(self, sid: str, node: str, locks: tuple[str, ...]) -> str | None:
+        kind, vmid = config.parse_sid(sid)
+        try:
+            lock = store.load(node, vmid, KINDS[kind]).main.options.get("lock")
+            if lock in locks:
+                store.set_lock(node, vmid, None, KINDS[kind])
+                return lock
+        except (OSError, store.GuestError):
+            pass
+        return None
+
+    def write_manager_status(self, status: dict[str, Any]) -> None:
+        config.write_manager_status(status)
+
+
+def service_config() -> dict[str, dict[str, str]]:
+    """Each resource with its defaults filled in, plus `type` and the `node` its guest lives on now."""
+    guests = store.vmlist()
+    groups = config.groups() if version.major() == "8" else {}
+    out = {}
+    for sid, options in config.resources().items():
+        kind, vmid = sid.split(":")
+        entry = config.with_defaults(options)
+        entry["type"] = kind
+        if (groups.get(options.get("group", "")) or {}).get("nofailback") == "1":
+            entry["failback"] = "0"  # PVE 8: the group's nofailback
+        guest = guests.get(int(vmid))
+        if guest is not None and guest.get("type") == KINDS[kind]:
+            entry["node"] = guest["node"]
+        out[sid] = entry
+    return out
+
+
+class Daemon(Protocol):
+    def iteration(self) -> bool: ...
+    def request_shutdown(self, *_: Any) -> None: ...
+
+
+def run_daemon(daemon: Daemon) -> int:
+    """pve-ha-crm's and pve-ha-lrm's main loop: iterate until a SIGTERM/SIGINT is handled to its end."""
+    signal.signal(signal.SIGTERM, daemon.request_shutdown)
+    signal.signal(signal.SIGINT, daemon.request_shutdown)
+    log("info", "starting server")
+    while daemon.iteration():
+        pass
+    log("info", "server stopped")
+    return 0
