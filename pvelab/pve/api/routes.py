@@ -12,7 +12,8 @@ from pvelab.pve.api.auth import Caller
 
 # Every subsystem's API module, imported once so its @route handlers are registered.
 SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.guests.api",
-                  "pvelab.pve.guests.lxc_api", "pvelab.pve.guests.jobs", "pvelab.pve.api.resources")
+                  "pvelab.pve.guests.lxc_api", "pvelab.pve.guests.jobs", "pvelab.pve.ha.api",
+                  "pvelab.pve.api.resources")
 
 
 class ApiException(Exception):

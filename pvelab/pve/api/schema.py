@@ -89,6 +89,12 @@ def _check_format(fmt: Any, value: str) -> str | None:
         return _check_property_string(fmt, value)
     if fmt == "pve-node" and not NODE_NAME.match(value):
         return "value does not look like a valid node name"
+    if fmt == "pve-ha-resource-or-vm-id" and not re.match(r"^((vm|ct):)?\d+$", value):
+        return "value does not look like a valid ha resource id"
+    if fmt == "pve-ha-resource-id-list" and not all(re.match(r"^(vm|ct):\d+$", v) for v in value.split(",") if v):
+        return "value does not look like a valid ha resource id"
+    if fmt == "pve-configid" and not re.match(r"^[a-z][a-z0-9_-]+$", value, re.IGNORECASE):
+        return f"invalid configuration ID '{value}'"
     if fmt == "ip":
         try:
             ipaddress.ip_address(value)
