@@ -19,6 +19,8 @@ from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptim
 from pvelab.pve.guests import api as guests_api
 from pvelab.pve.guests import lxc_api
 from pvelab.pve.guests import store as guest_store
+from pvelab.pve.ha import config as ha_config
+from pvelab.pve.ha import redirect
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import status_entry
 
@@ -103,10 +105,15 @@ def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """A line per guest of the cluster (pmxcfs's .vmlist); a guest whose node does not answer is
     `unknown`, with what its config says, as PVE lists guests of a node it has no status from."""
     out = []
+    ha_services = ha_config.manager_status().get("service_status") or {}
+    ha_resources = ha_config.resources()
     for vmid, info in sorted(guest_store.vmlist().items()):
         kind, node = info.get("type", "qemu"), info["node"]
         entry: dict[str, Any] = {"id": f"{kind}/{vmid}", "type": kind, "vmid": vmid, "node": node,
                                  "template": 0, "status": "unknown"}
+        hastate = redirect.hastate(f"{'vm' if kind == 'qemu' else 'ct'}:{vmid}", ha_services, ha_resources)
+        if hastate is not None:
+            entry["hastate"] = hastate
         seen = ((nodes.get(node) or {}).get(kind) or {}).get(vmid)
         if seen is not None:
             entry.update({k: seen[k] for k in ("status", "name", "maxmem", "maxdisk", "mem", "disk", "cpu",

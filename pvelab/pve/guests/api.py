@@ -17,6 +17,7 @@ from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.guests import backup, ct_backup, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.ha import redirect
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
@@ -197,7 +198,7 @@ def vm_dir(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
 
-    def check() -> None:
+    def check() -> bool:
         conf = store.load(ctx.node, vmid)
         if not params.get("skiplock"):
             store.check_lock(conf)
@@ -205,10 +206,13 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             raise GuestError("can't remove VM - protection mode enabled")
         if runtime.pid_of(vmid) is not None:
             raise GuestError(f"VM {vmid} is running - destroy failed")
+        return redirect.check_destroy(f"vm:{vmid}", "VM", vmid, bool(params.get("purge")))
 
-    guest_call(check)
+    in_ha = guest_call(check)
 
     def work(log: Callable[[str], None]) -> None:
+        if in_ha:
+            redirect.remove_resource(f"vm:{vmid}", "VM", vmid, log)
         with store.locked(vmid):
             conf = store.load(ctx.node, vmid)
             referenced = [d["file"] for d in store.drives(conf.main.options).values()
@@ -357,7 +361,7 @@ def vm_status_dir(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_status(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     conf = guest_call(lambda: store.load(ctx.node, vmid))
-    return runtime.status(vmid, conf)
+    return {**runtime.status(vmid, conf), "ha": redirect.guest_status(f"vm:{vmid}")}
 
 
 def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | None = None,
@@ -399,6 +403,8 @@ def vm_start(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     source = params.get("migratedfrom")
     guest_call(lambda: store.load(source or ctx.node, vmid))
+    if not source and redirect.redirected(ctx, f"vm:{vmid}"):
+        return redirect.start(ctx, f"vm:{vmid}", vmid, "VM")
     guest_call(runtime.check_quorum)
     incoming = guest_call(migrate.incoming_uri) if source else None
     receive_disks = bool(incoming and params.get("targetstorage"))
@@ -425,6 +431,11 @@ def vm_stop(ctx: Context, params: dict[str, Any]) -> Any:
             store.check_lock(conf)
 
     guest_call(check)
+    if not params.get("migratedfrom") and redirect.redirected(ctx, f"vm:{vmid}"):
+        if params.get("overrule-shutdown"):
+            raise ApiException(400, "Parameter verification failed.",
+                               {"overrule-shutdown": "Not applicable for HA resources."})
+        return redirect.stop(ctx, f"vm:{vmid}", vmid, "VM", 0)
     timeout = float(params.get("timeout") or 10)
     return worker(ctx, "qmstop", vmid, lambda log: runtime.stop(vmid, log, timeout=timeout))
 
@@ -433,6 +444,8 @@ def vm_stop(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_shutdown(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock"))))
+    if redirect.redirected(ctx, f"vm:{vmid}"):
+        return redirect.stop(ctx, f"vm:{vmid}", vmid, "VM", int(params.get("timeout") or 60))
     timeout = float(params.get("timeout") or 600)
     force = bool(params.get("forceStop"))
     return worker(ctx, "qmshutdown", vmid, lambda log: runtime.shutdown(vmid, log, timeout, force))
@@ -491,6 +504,9 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
     target = params["target"]
     if target == ctx.node:
         raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
+    if redirect.redirected(ctx, f"vm:{vmid}"):
+        guest_call(lambda: migrate.node_ip(target))
+        return redirect.migrate(ctx, f"vm:{vmid}", vmid, "VM", target)
     online = guest_call(lambda: migrate.check(ctx.node, vmid, target, params))
     return worker(ctx, "qmigrate", vmid, lambda log: migrate.migrate(ctx.node, vmid, target, online, params, log))
 

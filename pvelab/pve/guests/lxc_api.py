@@ -14,6 +14,7 @@ from pvelab.pve.guests.api import config_options, guest_call, typed_options, wor
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.runtime import check_quorum
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.ha import redirect
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, volume_backend
 
@@ -145,15 +146,18 @@ def ct_config_set(ctx: Context, params: dict[str, Any]) -> Any:
 def ct_destroy(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
 
-    def check() -> None:
+    def check() -> bool:
         conf = store.load(ctx.node, vmid, KIND)
         store.check_lock(conf, KIND)
         if containers.running(vmid):
             raise GuestError(f"CT {vmid} is running - destroy failed")
+        return redirect.check_destroy(f"ct:{vmid}", "CT", vmid, bool(params.get("purge")))
 
-    guest_call(check)
+    in_ha = guest_call(check)
 
     def work(log: Callable[[str], None]) -> None:
+        if in_ha:
+            redirect.remove_resource(f"ct:{vmid}", "CT", vmid, log)
         with store.locked(vmid, KIND):
             conf = store.load(ctx.node, vmid, KIND)
             for volid in containers.volumes_of(conf.main.options):
@@ -179,7 +183,7 @@ def ct_status(ctx: Context, params: dict[str, Any]) -> Any:
     conf = guest_call(lambda: store.load(ctx.node, vmid, KIND))
     current = containers.status(vmid, conf)
     current.pop("type", None)
-    return current
+    return {**current, "ha": redirect.guest_status(f"ct:{vmid}")}
 
 
 def start_ct(node: str, vmid: int, log: Callable[[str], None]) -> None:
@@ -194,6 +198,8 @@ def start_ct(node: str, vmid: int, log: Callable[[str], None]) -> None:
 def ct_start(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: store.load(ctx.node, vmid, KIND))
+    if redirect.redirected(ctx, f"ct:{vmid}"):
+        return redirect.start(ctx, f"ct:{vmid}", vmid, "CT")
     guest_call(check_quorum)
     return worker(ctx, "vzstart", vmid, lambda log: start_ct(ctx.node, vmid, log))
 
@@ -203,6 +209,8 @@ def ct_stop(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: store.check_lock(store.load(ctx.node, vmid, KIND), KIND) if not params.get("skiplock")
                else None)
+    if redirect.redirected(ctx, f"ct:{vmid}"):
+        return redirect.stop(ctx, f"ct:{vmid}", vmid, "CT", 0)
     return worker(ctx, "vzstop", vmid, lambda log: containers.stop(vmid))
 
 
@@ -216,6 +224,8 @@ def ct_shutdown(ctx: Context, params: dict[str, Any]) -> Any:
             raise GuestError(f"CT {vmid} not running")
 
     guest_call(check)
+    if redirect.redirected(ctx, f"ct:{vmid}"):
+        return redirect.stop(ctx, f"ct:{vmid}", vmid, "CT", int(params.get("timeout") or 60))
     timeout, force = float(params.get("timeout") or 60), bool(params.get("forceStop"))
     return worker(ctx, "vzshutdown", vmid, lambda log: containers.shutdown(vmid, timeout, force))
 
@@ -238,6 +248,9 @@ def ct_migrate(ctx: Context, params: dict[str, Any]) -> Any:
     vmid, target = int(params["vmid"]), params["target"]
     if target == ctx.node:
         raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
+    if redirect.redirected(ctx, f"ct:{vmid}"):
+        guest_call(lambda: migrate.node_ip(target))
+        return redirect.migrate(ctx, f"ct:{vmid}", vmid, "CT", target)
 
     def check() -> bool:
         check_quorum()
