@@ -159,7 +159,10 @@ def start(vmid: int, node: str, conf: VmConfig, log: Log, incoming: str | None =
     for key, drive in store.drives(options).items():
         file = drive.get("file", "none")
         if store.is_cloudinit(drive):
-            write_cloudinit(vmid, options, file)
+            # qemu-server keeps the ISO as it is for an incoming migration (on shared storage the
+            # source QEMU still has it open); a local one is made here, where it does not exist yet
+            if not incoming or not os.path.exists(volume_path(file)):
+                write_cloudinit(vmid, options, file)
         elif ":" in file and not os.path.exists(volume_path(file)):
             raise GuestError(f"volume '{file}' does not exist")
         elif ":" not in file and file != "none" and not os.path.exists(file):
