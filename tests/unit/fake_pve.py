@@ -29,6 +29,15 @@ class FakeCluster:
         "local": {"type": "dir", "path": "/var/lib/vz", "content": "iso,vztmpl,backup"},
         "local-lvm": {"type": "lvmthin", "thinpool": "data", "vgname": "pve", "content": "rootdir,images"}})
 
+    major: int = 9
+    guests: dict[int, str] = field(default_factory=lambda: {110: "qemu", 111: "qemu", 200: "lxc"})
+    # HA: resources as GET /cluster/ha/resources lists them (explicit keys), rules (PVE 9), groups (PVE 8),
+    # and the state `ha-manager status` shows each resource in (the HA daemons are not faked: tests set it)
+    ha_resources: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ha_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ha_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ha_shown: dict[str, str] = field(default_factory=dict)
+
     def form(self, name: str, *nodes: str) -> FakeCluster:
         for node in nodes:
             self.cluster_of[node] = name
@@ -71,6 +80,12 @@ class FakeApi:
             return [{"storage": sid, **opts, "digest": "d" * 40} for sid, opts in self.world.storages.items()]
         if path.startswith("/storage/"):
             return {"storage": path[9:], **self.world.storages[path[9:]], "digest": "d" * 40}
+        if path == "/version":
+            return {"version": f"{self.world.major}.1.1", "release": f"{self.world.major}.1", "repoid": "0" * 8}
+        if path == "/cluster/resources":
+            return [{"vmid": v, "type": t, "id": f"{t}/{v}", "node": "pve1"} for v, t in self.world.guests.items()]
+        if path.startswith("/cluster/ha/"):
+            return self.ha_get(path)
         if path == "/cluster/config/join":
             return {"preferred_node": self.node, "nodelist": [
                 {"name": self.node, "pve_addr": self.host, "pve_fp": "AB:" * 31 + "AB"}]}
@@ -85,18 +100,69 @@ class FakeApi:
         elif path == "/storage":
             self.world.storages[params["storage"]] = {k: v for k, v in params.items() if k != "storage"}
             return {"storage": params["storage"], "type": params["type"]}
+        elif path == "/cluster/ha/resources":
+            self.world.ha_resources[params["sid"]] = {k: v for k, v in params.items() if k != "sid"}
+            self.world.ha_shown[params["sid"]] = params.get("state", "started")
+            return None
+        elif path == "/cluster/ha/rules":
+            self.world.ha_rules[params["rule"]] = {k: v for k, v in params.items() if k != "rule"}
+            return None
+        elif path == "/cluster/ha/groups":
+            self.world.ha_groups[params["group"]] = {k: v for k, v in params.items() if k != "group"}
+            return None
         return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:task::root@pam:"
 
     def put(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "PUT", path, params))
-        self.world.storages[path[9:]].update({k: v for k, v in params.items() if k != "digest"})
+        changes = {k: v for k, v in params.items() if k not in ("digest", "delete", "type")}
+        if path.startswith("/cluster/ha/"):
+            table = self.ha_table(path)
+            entry = table[path.rsplit("/", 1)[1]]
+            for key in filter(None, str(params.get("delete", "")).split(",")):
+                entry.pop(key, None)
+            entry.update(changes)
+            if path.startswith("/cluster/ha/resources/") and "state" in changes:
+                self.world.ha_shown[path.rsplit("/", 1)[1]] = changes["state"]
+            return
+        self.world.storages[path[9:]].update(changes)
 
     def delete(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "DELETE", path, params))
+        if path.startswith("/cluster/ha/"):
+            del self.ha_table(path)[path.rsplit("/", 1)[1]]
+            return
         if path.startswith("/storage/"):
             del self.world.storages[path[9:]]
             return
         self.world.cluster_of[path.rsplit("/", 1)[1]] = None
+
+    def major_version(self) -> int:
+        return self.world.major
+
+    def ha_table(self, path: str) -> dict[str, dict[str, Any]]:
+        kind = path.split("/")[3]
+        return {"resources": self.world.ha_resources, "rules": self.world.ha_rules,
+                "groups": self.world.ha_groups}[kind]
+
+    def ha_get(self, path: str) -> Any:
+        if path == "/cluster/ha/resources":
+            return [{"sid": sid, "type": sid[:2], "digest": "h" * 40, **opts}
+                    for sid, opts in self.world.ha_resources.items()]
+        if path == "/cluster/ha/rules":
+            if self.world.major < 9:
+                raise AssertionError("PVE 8 has no /cluster/ha/rules")
+            return [{"rule": name, "digest": "r" * 40, **opts} for name, opts in self.world.ha_rules.items()]
+        if path == "/cluster/ha/groups":
+            if self.world.major >= 9:
+                raise PveError("Failed to GET '/cluster/ha/groups': 500 cannot index groups: ha groups have been "
+                               "migrated to rules")
+            return [{"group": name, "type": "group", "digest": "g" * 40, **opts}
+                    for name, opts in self.world.ha_groups.items()]
+        if path == "/cluster/ha/status/current":
+            return [{"id": "quorum", "type": "quorum", "node": self.node, "status": "OK", "quorate": 1},
+                    *({"id": f"service:{sid}", "type": "service", "sid": sid, "node": "pve1", "state": shown}
+                      for sid, shown in self.world.ha_shown.items())]
+        raise AssertionError(f"the fake API has no GET {path}")
 
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
         if self.world.task_exitstatus != "OK":
