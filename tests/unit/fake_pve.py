@@ -30,7 +30,11 @@ class FakeCluster:
         "local-lvm": {"type": "lvmthin", "thinpool": "data", "vgname": "pve", "content": "rootdir,images"}})
 
     major: int = 9
-    guests: dict[int, str] = field(default_factory=lambda: {110: "qemu", 111: "qemu", 200: "lxc"})
+    # guests: type, node, status, config (as GET .../config shows it), HA-managed or not
+    guests: dict[int, dict[str, Any]] = field(default_factory=lambda: {
+        110: {"type": "qemu", "node": "pve1", "status": "running", "config": {"name": "web110", "memory": 256}},
+        111: {"type": "qemu", "node": "pve1", "status": "stopped", "config": {"name": "web111", "memory": 256}},
+        200: {"type": "lxc", "node": "pve2", "status": "running", "config": {"hostname": "ct200", "memory": 128}}})
     # HA: resources as GET /cluster/ha/resources lists them (explicit keys), rules (PVE 9), groups (PVE 8),
     # and the state `ha-manager status` shows each resource in (the HA daemons are not faked: tests set it)
     ha_resources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -83,7 +87,14 @@ class FakeApi:
         if path == "/version":
             return {"version": f"{self.world.major}.1.1", "release": f"{self.world.major}.1", "repoid": "0" * 8}
         if path == "/cluster/resources":
-            return [{"vmid": v, "type": t, "id": f"{t}/{v}", "node": "pve1"} for v, t in self.world.guests.items()]
+            return [{"vmid": v, "id": f"{g['type']}/{v}", **{k: g[k] for k in ("type", "node", "status")}}
+                    for v, g in self.world.guests.items()]
+        if path.startswith("/nodes/") and ("/qemu/" in path or "/lxc/" in path):
+            guest = self.world.guests[int(path.split("/")[4])]
+            if path.endswith("/config"):
+                return {**guest["config"], "digest": "c" * 40}
+            if path.endswith("/status/current"):
+                return {"status": guest["status"], "ha": {"managed": int(bool(guest.get("ha")))}}
         if path.startswith("/cluster/ha/"):
             return self.ha_get(path)
         if path == "/cluster/config/join":
@@ -100,6 +111,13 @@ class FakeApi:
         elif path == "/storage":
             self.world.storages[params["storage"]] = {k: v for k, v in params.items() if k != "storage"}
             return {"storage": params["storage"], "type": params["type"]}
+        elif path.count("/") == 3 and path.split("/")[3] in ("qemu", "lxc"):  # create
+            node, kind = path.split("/")[2], path.split("/")[3]
+            self.world.guests[int(params["vmid"])] = {"type": kind, "node": node, "status": "stopped", "config": {
+                k: v for k, v in params.items() if k != "vmid"}}
+        elif "/status/" in path:
+            action = path.rsplit("/", 1)[1]
+            self.world.guests[int(path.split("/")[4])]["status"] = "running" if action == "start" else "stopped"
         elif path == "/cluster/ha/resources":
             self.world.ha_resources[params["sid"]] = {k: v for k, v in params.items() if k != "sid"}
             self.world.ha_shown[params["sid"]] = params.get("state", "started")
@@ -115,6 +133,9 @@ class FakeApi:
     def put(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "PUT", path, params))
         changes = {k: v for k, v in params.items() if k not in ("digest", "delete", "type")}
+        if path.endswith("/config"):
+            self.world.guests[int(path.split("/")[4])]["config"].update(changes)
+            return
         if path.startswith("/cluster/ha/"):
             table = self.ha_table(path)
             entry = table[path.rsplit("/", 1)[1]]
@@ -131,6 +152,9 @@ class FakeApi:
         if path.startswith("/cluster/ha/"):
             del self.ha_table(path)[path.rsplit("/", 1)[1]]
             return
+        if path.startswith("/nodes/"):
+            del self.world.guests[int(path.rsplit("/", 1)[1])]
+            return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:qmdestroy::root@pam:"
         if path.startswith("/storage/"):
             del self.world.storages[path[9:]]
             return
