@@ -72,9 +72,11 @@ from ansible.module_utils.pve_api import API_ARGUMENT_SPEC, API_REQUIRED_ONE_OF,
 from ansible.module_utils.pve_ha_ops import ha_info
 from ansible.module_utils.pve_module import run_module
 
+ARGUMENT_SPEC = dict(API_ARGUMENT_SPEC)
+
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=dict(API_ARGUMENT_SPEC), supports_check_mode=True,
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True,
                            required_together=API_REQUIRED_TOGETHER, required_one_of=API_REQUIRED_ONE_OF)
     run_module(module, ha_info)
 
