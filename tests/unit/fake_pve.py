@@ -41,6 +41,8 @@ class FakeCluster:
     ha_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     ha_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     ha_shown: dict[str, str] = field(default_factory=dict)
+    backup_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_log: list[str] = field(default_factory=lambda: ["...", "TASK OK"])
 
     def form(self, name: str, *nodes: str) -> FakeCluster:
         for node in nodes:
@@ -97,6 +99,8 @@ class FakeApi:
                 return {"status": guest["status"], "ha": {"managed": int(bool(guest.get("ha")))}}
         if path.startswith("/cluster/ha/"):
             return self.ha_get(path)
+        if path == "/cluster/backup":
+            return [{"id": i, "type": "vzdump", **opts} for i, opts in self.world.backup_jobs.items()]
         if path == "/cluster/config/join":
             return {"preferred_node": self.node, "nodelist": [
                 {"name": self.node, "pve_addr": self.host, "pve_fp": "AB:" * 31 + "AB"}]}
@@ -118,6 +122,9 @@ class FakeApi:
         elif "/status/" in path:
             action = path.rsplit("/", 1)[1]
             self.world.guests[int(path.split("/")[4])]["status"] = "running" if action == "start" else "stopped"
+        elif path == "/cluster/backup":
+            self.world.backup_jobs[params["id"]] = {k: v for k, v in params.items() if k != "id"}
+            return None
         elif path == "/cluster/ha/resources":
             self.world.ha_resources[params["sid"]] = {k: v for k, v in params.items() if k != "sid"}
             self.world.ha_shown[params["sid"]] = params.get("state", "started")
@@ -136,6 +143,9 @@ class FakeApi:
         if path.endswith("/config"):
             self.world.guests[int(path.split("/")[4])]["config"].update(changes)
             return
+        if path.startswith("/cluster/backup/"):
+            self.world.backup_jobs[path.rsplit("/", 1)[1]].update(changes)
+            return
         if path.startswith("/cluster/ha/"):
             table = self.ha_table(path)
             entry = table[path.rsplit("/", 1)[1]]
@@ -151,6 +161,9 @@ class FakeApi:
         self.world.calls.append((self.node, "DELETE", path, params))
         if path.startswith("/cluster/ha/"):
             del self.ha_table(path)[path.rsplit("/", 1)[1]]
+            return
+        if path.startswith("/cluster/backup/"):
+            del self.world.backup_jobs[path.rsplit("/", 1)[1]]
             return
         if path.startswith("/nodes/"):
             del self.world.guests[int(path.rsplit("/", 1)[1])]
@@ -191,7 +204,7 @@ class FakeApi:
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
         if self.world.task_exitstatus != "OK":
             raise PveError(f"Task {upid} on node '{node}' failed: {self.world.task_exitstatus}")
-        return ["...", "TASK OK"]
+        return list(self.world.task_log)
 
 
 class FakeSsh:
