@@ -1,0 +1,84 @@
+#!/usr/bin/python
+"""Ansible module: a deliberate power action on a node through its BMC (IPMI), for drills."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pve_bmc_power
+short_description: Power a Proxmox VE node on, off or reset through its BMC (drills)
+description:
+  - Reads or changes the chassis power of a node through its BMC over IPMI (lanplus), from the controller.
+  - V(off), V(reset) and V(cycle) cut power without a shutdown, which is what a failover drill wants; they (and
+    V(on)) are refused unless O(confirm=true).
+  - V(on) and V(off) report no change when the power already is so.
+version_added: "0.3.0"
+author: pvelab developers
+options:
+  bmc_address:
+    description: Address of the node's BMC.
+    type: str
+    required: true
+  bmc_port:
+    description: The BMC's RMCP port.
+    type: int
+    default: 623
+  bmc_user:
+    description: BMC user.
+    type: str
+    default: admin
+  bmc_password:
+    description: BMC password. Env C(PVE_BMC_PASSWORD).
+    type: str
+  action:
+    description: The power action.
+    type: str
+    choices: [status, "on", "off", reset, cycle]
+    default: status
+  confirm:
+    description: Required for every action but V(status).
+    type: bool
+    default: false
+extends_documentation_fragment: [pve.attributes]
+notes:
+  - Runs on the controller (delegate to localhost); needs python-ipmi and ipmitool.
+"""
+
+EXAMPLES = r"""
+- name: Pull pve1's plug (failover drill)
+  pve_bmc_power:
+    bmc_address: 198.18.2.11
+    bmc_password: "{{ bmc_password }}"
+    action: "off"
+    confirm: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+power_on:
+  description: Whether the chassis is (or would be) powered on after the run.
+  returned: always
+  type: bool
+"""
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+from ansible.module_utils.pve_fencing_ops import bmc_power
+from ansible.module_utils.pve_module import run_module
+
+ARGUMENT_SPEC = dict(
+    bmc_address={"type": "str", "required": True},
+    bmc_port={"type": "int", "default": 623},
+    bmc_user={"type": "str", "default": "admin"},
+    bmc_password={"type": "str", "no_log": True, "fallback": (env_fallback, ["PVE_BMC_PASSWORD"])},
+    action={"type": "str", "default": "status", "choices": ["status", "on", "off", "reset", "cycle"]},
+    confirm={"type": "bool", "default": False},
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, bmc_power)
+
+
+if __name__ == "__main__":
+    main()
