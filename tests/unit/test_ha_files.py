@@ -59,6 +59,7 @@ def fake_pve(tmp_path, monkeypatch):
                                           "101": {"node": "pve3", "type": "qemu"},
                                           "102": {"node": "pve3", "type": "lxc"}}}))
     monkeypatch.setattr(store, "VMLIST", vmlist)
+    monkeypatch.setattr(members, "VMLIST", vmlist)
     monkeypatch.setattr("pvelab.pve.ha.status.nodename", lambda: "pve1")
     return pve
 

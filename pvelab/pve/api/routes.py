@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvelab.pve.api.auth import Caller
+from pvelab.pve.refusal import Refusal
 
 # Every subsystem's API module, imported once so its @route handlers are registered.
 SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.guests.api",
@@ -21,14 +22,6 @@ class ApiException(Exception):
         super().__init__(message)
         self.status = status
         self.errors = errors or {}
-
-
-class Refusal(Exception):
-    """A subsystem's refusal with PVE's text: HTTP `status`, or a 400 parameter error naming `param`."""
-
-    def __init__(self, message: str, param: str | None = None, status: int = 500) -> None:
-        super().__init__(message)
-        self.param, self.status = param, status
 
 
 def refusing(fn: Callable[[], Any]) -> Any:

@@ -1,4 +1,4 @@
-"""pmxcfs's view of the cluster, from /etc/pve/.members: quorum and which nodes are online."""
+"""pmxcfs's view of the cluster: quorum and which nodes are online (.members), where each guest is (.vmlist)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 MEMBERS = Path("/etc/pve/.members")
+VMLIST = Path("/etc/pve/.vmlist")
 
 
 def read() -> dict[str, Any]:
@@ -31,3 +32,11 @@ def node_info(local: str) -> dict[str, bool]:
     nodes = {name: bool(info.get("online")) for name, info in (read().get("nodelist") or {}).items()}
     nodes[local] = True
     return nodes
+
+
+def vmlist(path: Path | None = None) -> dict[int, dict[str, Any]]:
+    """{vmid: {node, type, version}} for every guest of the cluster, as pmxcfs lists them."""
+    try:
+        return {int(k): v for k, v in json.loads((path or VMLIST).read_text()).get("ids", {}).items()}
+    except (OSError, ValueError):
+        return {}

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import random
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pvelab.pve.api.routes import Refusal
+from pvelab.pve.cluster import members
 from pvelab.pve.guests.config import ConfigError, Section, VmConfig, dump, parse
+from pvelab.pve.refusal import Refusal
 
 T = TypeVar("T")
 NODES_DIR = Path("/etc/pve/nodes")
@@ -38,10 +38,7 @@ def config_path(node: str, vmid: int, kind: str = "qemu") -> Path:
 
 def vmlist() -> dict[int, dict[str, Any]]:
     """{vmid: {node, type, version}} for every guest of the cluster, as pmxcfs lists them."""
-    try:
-        return {int(k): v for k, v in json.loads(VMLIST.read_text()).get("ids", {}).items()}
-    except (OSError, ValueError):
-        return {}
+    return members.vmlist(VMLIST)
 
 
 def owner(vmid: int) -> dict[str, Any] | None:

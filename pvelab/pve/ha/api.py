@@ -170,16 +170,19 @@ def resource_delete(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def purge_from_rules(sid: str) -> None:
+    """DELETE's purge: the resource leaves every rule, and a rule left without resources goes."""
     sections, _ = config.read_sections(config.RULES)
-    kept = []
+    kept, changed = [], False
     for rule in sections:
-        members_ = [r for r in rule.options.get("resources", "").split(",") if r and r != sid]
-        if members_ != [r for r in rule.options.get("resources", "").split(",") if r]:
-            if not members_:
+        listed = [r for r in rule.options.get("resources", "").split(",") if r]
+        if sid in listed:
+            changed = True
+            listed.remove(sid)
+            if not listed:
                 continue
-            rule.options["resources"] = ",".join(sorted(members_))
+            rule.options["resources"] = ",".join(sorted(listed))
         kept.append(rule)
-    if kept != sections or config.RULES.exists():
+    if changed:
         config.write_sections(config.RULES, kept)
 
 

@@ -4,17 +4,15 @@ each node's lrm_status: their formats, defaults and the reads and writes every p
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.api.routes import Refusal
+from pvelab.pve.refusal import Refusal
 
 PVE_DIR = Path("/etc/pve")
 HA_DIR = PVE_DIR / "ha"
@@ -38,11 +36,11 @@ class HaConfigError(Refusal):
     """A refused HA request; the message is PVE's."""
 
 
-@dataclass
 class Section:
-    type: str
-    id: str
-    options: dict[str, str] = field(default_factory=dict)
+    """One `type: id` section and its options (a plain class: the daemons avoid dataclasses' imports)."""
+
+    def __init__(self, type: str, id: str, options: dict[str, str] | None = None) -> None:  # noqa: A002
+        self.type, self.id, self.options = type, id, dict(options or {})
 
     @property
     def key(self) -> str:
@@ -87,6 +85,8 @@ def print_sections(sections: list[Section]) -> str:
 
 
 def digest_of(text: str) -> str:
+    import hashlib  # here, not at the top: OpenSSL's pages would count in every idle HA daemon
+
     return hashlib.sha1(text.encode()).hexdigest()
 
 

@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from pvelab.pve import version
 from pvelab.pve.cluster import members
-from pvelab.pve.guests import store
 from pvelab.pve.ha import config
 from pvelab.pve.ha.rules import CompiledRules, compile_rules
 
@@ -131,10 +130,14 @@ class NodeEnv:
         return self.locks.get(f"ha_agent_{node}_lock")
 
     def steal_service(self, sid: str, source: str, target: str) -> None:
+        from pvelab.pve.guests import store  # only on recovery: the idle daemons stay small
+
         kind, vmid = config.parse_sid(sid)
         store.config_path(source, vmid, KINDS[kind]).rename(store.config_path(target, vmid, KINDS[kind]))
 
     def remove_locks(self, sid: str, node: str, locks: tuple[str, ...]) -> str | None:
+        from pvelab.pve.guests import store  # only on recovery: the idle daemons stay small
+
         kind, vmid = config.parse_sid(sid)
         try:
             lock = store.load(node, vmid, KINDS[kind]).main.options.get("lock")
@@ -151,7 +154,7 @@ class NodeEnv:
 
 def service_config() -> dict[str, dict[str, str]]:
     """Each resource with its defaults filled in, plus `type` and the `node` its guest lives on now."""
-    guests = store.vmlist()
+    guests = members.vmlist()
     groups = config.groups() if version.major() == "8" else {}
     out = {}
     for sid, options in config.resources().items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pvelab.procfs import nodename
@@ -24,14 +23,12 @@ MAX_IDLE_ROUNDS = 60  # ~10 min without services: release the lock and the watch
 WORKER_WAIT = 8.0  # a round waits this long for its workers before reporting
 
 
-@dataclass
 class Worker:
-    sid: str
-    uid: str | None  # None: a stop job of a node shutdown
-    state: str
-    params: dict[str, Any] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-    start_tries: int = 0
+    def __init__(self, sid: str, uid: str | None, state: str, params: dict[str, Any] | None = None) -> None:
+        self.sid, self.state, self.params = sid, state, params or {}
+        self.uid = uid  # None: a stop job of a node shutdown
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start_tries = 0
 
 
 class Lrm:

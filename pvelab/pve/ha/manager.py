@@ -5,7 +5,6 @@ node selection. Pure logic over the manager status; every read and write goes th
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import os
 import time
@@ -46,6 +45,8 @@ class Env(Protocol):
 
 def new_uid(state: str) -> str:
     """A fresh id for a state change: the LRM runs each uid once (22 chars of base64 MD5, as PVE)."""
+    import hashlib  # only a master changing states needs it; idle daemons stay small
+
     seed = f"{state}{os.getpid()}{time.time()}{next(_uid_counter)}".encode()
     return base64.b64encode(hashlib.md5(seed).digest()).decode().rstrip("=")  # noqa: S324 - an id, not security
 

@@ -3,24 +3,22 @@ what node selection needs (allowed nodes with priorities; resources to keep toge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pvelab.pve.ha import config
 from pvelab.pve.ha.config import Section
 
 
-@dataclass
 class NodeAffinity:
-    nodes: dict[str, int]  # node -> priority, higher wins
-    strict: bool
+    def __init__(self, nodes: dict[str, int], strict: bool) -> None:
+        self.nodes = nodes  # node -> priority, higher wins
+        self.strict = strict
 
 
-@dataclass
 class CompiledRules:
-    node_affinity: dict[str, NodeAffinity] = field(default_factory=dict)
-    together: dict[str, set[str]] = field(default_factory=dict)
-    apart: dict[str, set[str]] = field(default_factory=dict)
-    errors: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # rule id -> field -> messages
+    def __init__(self) -> None:
+        self.node_affinity: dict[str, NodeAffinity] = {}
+        self.together: dict[str, set[str]] = {}
+        self.apart: dict[str, set[str]] = {}
+        self.errors: dict[str, dict[str, list[str]]] = {}  # rule id -> field -> messages
 
 
 def from_groups(resources: dict[str, dict[str, str]], groups: dict[str, dict[str, str]]) -> CompiledRules:

@@ -12,7 +12,6 @@ import socket
 import struct
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from pvelab.pve import version
@@ -31,13 +30,11 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@dataclass
 class Client:
-    sock: socket.socket
-    pid: int
-    time: float
-    magic_close: bool = False
-    warned: bool = False
+    def __init__(self, sock: socket.socket, pid: int, time: float) -> None:
+        self.sock, self.pid, self.time = sock, pid, time
+        self.magic_close = False  # the last byte it wrote was `V`
+        self.warned = False
 
     @property
     def name(self) -> str:

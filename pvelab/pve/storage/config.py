@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.api.routes import Refusal
+from pvelab.pve.refusal import Refusal
 
 STORAGE_CFG = Path("/etc/pve/storage.cfg")
 STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
