@@ -107,7 +107,8 @@ def power_off_drill(lab: Lab) -> dict[str, float | str | None]:
             "double": len(watch.double_runs)}
 
 
-def partition_drill(lab: Lab) -> dict[str, float | int]:
+def partition_drill(lab: Lab) -> dict[str, float | int | str | None]:
+    master = manager_status(lab, "pve1").get("master_node")
     seen = len(lab.events("pve2"))
     watched = {f"vm:{v}": f"web{v}" for v in GUESTS}
     with HaWatch(lab, list(NODES), watched, ["pve1", "pve3"]) as watch:
@@ -119,7 +120,7 @@ def partition_drill(lab: Lab) -> dict[str, float | int]:
                  "the guests answering from a quorate node")
         answered = time.monotonic() - watch.started
         lab.heal()
-    return {"reset": reset, "answered": answered, "double": len(watch.double_runs)}
+    return {"master": master, "reset": reset, "answered": answered, "double": len(watch.double_runs)}
 
 
 def main() -> int:
@@ -152,7 +153,7 @@ def main() -> int:
     print(f"    {'time to both guests started on pve2':<40} {off['started']:7.1f} s")
     print(f"    {'time to their first HTTP answer':<40} {off['answered']:7.1f} s")
     print(f"    {'moments with two copies running':<40} {off['double']:7d}")
-    print("  partition of pve2 (holding both guests):")
+    print(f"  partition of pve2 (holding both guests; CRM master was {cut['master']}):")
     print(f"    {'time to its watchdog reset':<40} {cut['reset']:7.1f} s")
     print(f"    {'time to the guests answering elsewhere':<40} {cut['answered']:7.1f} s")
     print(f"    {'moments with two copies running':<40} {cut['double']:7d}")
