@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-MAJOR_FILE = Path("/usr/share/pvelab/pve-major")
+MAJOR_FILE = "/usr/share/pvelab/pve-major"  # a str: watchdog-mux reads it without importing pathlib
 RELEASES = {
     "9": {"version": "9.1.1", "release": "9.1", "repoid": "42db4a6cf33dac83"},
     "8": {"version": "8.4.1", "release": "8.4", "repoid": "2a5fa54a8503f96d"},
@@ -14,7 +13,8 @@ RELEASES = {
 
 def major() -> str:
     try:
-        value = MAJOR_FILE.read_text().strip()
+        with open(MAJOR_FILE) as fh:
+            value = fh.read().strip()
     except FileNotFoundError:
         return "9"
     return value if value in RELEASES else "9"

@@ -5,6 +5,7 @@ stops the feeding and the board resets the node 10 s later."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -12,13 +13,13 @@ import socket
 import struct
 import sys
 import time
-from pathlib import Path
 
 from pvelab.pve import version
 
-SOCKET_PATH = Path("/run/watchdog-mux.sock")
-ACTIVE_MARKER = Path("/run/watchdog-mux.active")
-DEVICE = Path("/dev/watchdog")
+# plain paths: this daemon stays as small as an interpreter can be (no pathlib)
+SOCKET_PATH = "/run/watchdog-mux.sock"
+ACTIVE_MARKER = "/run/watchdog-mux.active"
+DEVICE = "/dev/watchdog"
 DEVICE_TIMEOUT = 10
 CLIENT_TIMEOUT = 60
 CLIENT_WARNING = CLIENT_TIMEOUT - 10
@@ -81,7 +82,8 @@ class WatchdogMux:
         conn.setblocking(False)
         pid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
         self.clients[conn.fileno()] = Client(conn, pid, time.time())
-        ACTIVE_MARKER.mkdir(mode=0o600, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(ACTIVE_MARKER, 0o600)
         poller.register(conn.fileno(), select.POLLIN)
         say(f"added new {self.clients[conn.fileno()].name} to watch")
 
@@ -109,7 +111,7 @@ class WatchdogMux:
         if not self.clients:
             say("all watchdog client connections to the multiplexer closed")
             if not self.unclean:
-                ACTIVE_MARKER.rmdir()
+                os.rmdir(ACTIVE_MARKER)
 
     def serve(self, listener: socket.socket) -> None:
         poller = select.poll()
@@ -138,11 +140,12 @@ class WatchdogMux:
             say("clean exit")
             os.write(self.device_fd, b"V")  # magic close: the device stops counting
         os.close(self.device_fd)
-        SOCKET_PATH.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(SOCKET_PATH)
 
 
 def open_device() -> int:
-    if not DEVICE.exists():
+    if not os.path.exists(DEVICE):
         module = os.environ.get("WATCHDOG_MODULE")
         if module:
             say(f"Loading watchdog module '{module}'")
@@ -155,13 +158,14 @@ def open_device() -> int:
 
 
 def main() -> int:
-    if ACTIVE_MARKER.exists():
+    if os.path.exists(ACTIVE_MARKER):
         say("watchdog active - unable to restart watchdog-mux")
         return 1
     mux = WatchdogMux(open_device())
-    SOCKET_PATH.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(SOCKET_PATH)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(SOCKET_PATH))
+    listener.bind(SOCKET_PATH)
     listener.listen(BACKLOG)
 
     def on_signal(signo: int, _frame: object) -> None:
