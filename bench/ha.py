@@ -76,6 +76,13 @@ def idle_cost(seconds: float) -> list[tuple[str, int, float, float, float]]:
             for node, p in pids.items()]
 
 
+def print_cost(cost: list[tuple[str, int, float, float, float]], seconds: float) -> None:
+    print("\nHA stack on the twin (PVE 9 nodes)")
+    print(f"  idle HA daemons, per node (watchdog-mux, pve-ha-crm, pve-ha-lrm; {seconds:.0f} s):")
+    for node, count, pss, rss, cpu in cost:
+        print(f"    {node}: {count} processes, {pss:5.1f} MiB PSS ({rss:5.1f} MiB RSS), {cpu:5.2f} % of one core")
+
+
 def setup(lab: Lab) -> None:
     form_cluster(lab, "bench")
     add_shared_storage(lab)
@@ -126,6 +133,7 @@ def partition_drill(lab: Lab) -> dict[str, float | int | str | None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle", type=float, default=60.0)
+    parser.add_argument("--idle-only", action="store_true", help="measure the idle daemons only, no drills")
     args = parser.parse_args()
     lab = Lab(log=lambda _msg: None)
     if lab.leftovers():
@@ -136,6 +144,9 @@ def main() -> int:
         setup(lab)
         time.sleep(30)  # past the guests' boot and the first HA rounds
         cost = idle_cost(args.idle)
+        if args.idle_only:
+            print_cost(cost, args.idle)
+            return 0
         off = power_off_drill(lab)
         lab.power("pve1", "on", cause="bench")
         wait_for(lambda: all_started_on(lab, "pve1", "pve3"), 400, "failback to pve1")
@@ -144,10 +155,7 @@ def main() -> int:
         cut = partition_drill(lab)
     finally:
         lab.down(quiet=True)
-    print("\nHA stack on the twin (PVE 9 nodes)")
-    print(f"  idle HA daemons, per node (watchdog-mux, pve-ha-crm, pve-ha-lrm; {args.idle:.0f} s):")
-    for node, count, pss, rss, cpu in cost:
-        print(f"    {node}: {count} processes, {pss:5.1f} MiB PSS ({rss:5.1f} MiB RSS), {cpu:5.2f} % of one core")
+    print_cost(cost, args.idle)
     print(f"  power-off of pve1 (holding both guests; CRM master was {off['master']}):")
     print(f"    {'time to pve1 fence':<40} {off['fence'] or float('nan'):7.1f} s")
     print(f"    {'time to both guests started on pve2':<40} {off['started']:7.1f} s")
