@@ -90,9 +90,14 @@ def test_ipmitool_reaches_the_bmc_too(lab: Lab) -> None:
     assert wrong.returncode != 0
 
 
+# As on PVE, watchdog-mux owns each node's /dev/watchdog; these tests talk to the board's watchdog
+# directly, so they stop it first (with no HA client it exits cleanly, disarming the device).
+FREE_THE_WATCHDOG = "systemctl stop pve-ha-lrm pve-ha-crm watchdog-mux"
+
+
 def test_watchdog_resets_a_node_that_stops_petting_it(lab: Lab) -> None:
     boot_before = lab.boot_id("pve3")
-    out = ssh(lab, "pve3", "echo 'timeout 2' > /dev/watchdog")
+    out = ssh(lab, "pve3", f"{FREE_THE_WATCHDOG}; echo 'timeout 2' > /dev/watchdog")
     assert out.returncode == 0, out.stderr
     wait_until(lambda: json.loads(lab.paths.watchdog_state("pve3").read_text())["armed"], 5, "watchdog armed")
     wait_until(lambda: _boot_id_or_none(lab, "pve3") not in (None, boot_before), 30, "pve3 reset by its watchdog")
@@ -104,7 +109,8 @@ def test_watchdog_resets_a_node_that_stops_petting_it(lab: Lab) -> None:
 
 
 def test_magic_close_disarms_the_watchdog(lab: Lab) -> None:
-    assert ssh(lab, "pve1", "echo 'timeout 2' > /dev/watchdog; printf V > /dev/watchdog").returncode == 0
+    assert ssh(lab, "pve1", f"{FREE_THE_WATCHDOG}; echo 'timeout 2' > /dev/watchdog; printf V > /dev/watchdog"
+               ).returncode == 0
     wait_until(lambda: not json.loads(lab.paths.watchdog_state("pve1").read_text())["armed"], 5,
                "watchdog disarmed by magic close")
     boot = lab.boot_id("pve1")
