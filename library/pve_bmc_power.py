@@ -61,15 +61,13 @@ power_on:
   type: bool
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-from ansible.module_utils.pve_fencing_ops import bmc_power
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pve_fencing_ops import BMC_ARGUMENT_SPEC, bmc_power
 from ansible.module_utils.pve_module import run_module
 
 ARGUMENT_SPEC = dict(
+    BMC_ARGUMENT_SPEC,
     bmc_address={"type": "str", "required": True},
-    bmc_port={"type": "int", "default": 623},
-    bmc_user={"type": "str", "default": "admin"},
-    bmc_password={"type": "str", "no_log": True, "fallback": (env_fallback, ["PVE_BMC_PASSWORD"])},
     action={"type": "str", "default": "status", "choices": ["status", "on", "off", "reset", "cycle"]},
     confirm={"type": "bool", "default": False},
 )

@@ -70,8 +70,8 @@ watchdog_module:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback
-from ansible.module_utils.pve_fencing_ops import ensure_fencing
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pve_fencing_ops import BMC_ARGUMENT_SPEC, ensure_fencing
 from ansible.module_utils.pve_module import run_module
 from ansible.module_utils.pve_ssh import SSH_ARGUMENT_SPEC
 
@@ -79,10 +79,7 @@ ARGUMENT_SPEC = dict(
     SSH_ARGUMENT_SPEC,
     host={"type": "str", "required": True},
     watchdog_module={"type": "str"},
-    bmc_address={"type": "str"},
-    bmc_port={"type": "int", "default": 623},
-    bmc_user={"type": "str", "default": "admin"},
-    bmc_password={"type": "str", "no_log": True, "fallback": (env_fallback, ["PVE_BMC_PASSWORD"])},
+    **BMC_ARGUMENT_SPEC,
 )
 
 

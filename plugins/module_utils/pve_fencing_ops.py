@@ -8,9 +8,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.pve_errors import PveError
 from ansible.module_utils.pve_ssh import SshRunner
 
+# The BMC options pve_fencing and pve_bmc_power share.
+BMC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "bmc_address": {"type": "str"},
+    "bmc_port": {"type": "int", "default": 623},
+    "bmc_user": {"type": "str", "default": "admin"},
+    "bmc_password": {"type": "str", "no_log": True, "fallback": (env_fallback, ["PVE_BMC_PASSWORD"])},
+}
 DEFAULTS_FILE = "/etc/default/pve-ha-manager"
 MODULE_LINE = re.compile(r"^#?\s*WATCHDOG_MODULE=.*$", re.M)
 CIPHER_SUITE = 3
