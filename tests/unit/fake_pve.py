@@ -15,6 +15,13 @@ NODE_ADDRESSES = {"pve1": "198.18.0.11", "pve2": "198.18.0.12", "pve3": "198.18.
 HOSTS = {address: name for name, address in NODE_ADDRESSES.items()}
 
 
+def module_params(spec: dict[str, dict[str, Any]], **given: Any) -> dict[str, Any]:
+    """Module parameters as AnsibleModule hands them over: every option, defaults filled in."""
+    unknown = set(given) - set(spec)
+    assert not unknown, f"not options of the module: {unknown}"
+    return {name: given.get(name, option.get("default")) for name, option in spec.items()}
+
+
 @dataclass
 class FakeCluster:
     """What the fake nodes share: which cluster each is in, and which are online."""

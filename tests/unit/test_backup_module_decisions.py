@@ -10,15 +10,13 @@ import pve_backup_job
 import pytest
 from ansible.module_utils import pve_backup_ops
 from ansible.module_utils.pve_errors import PveError
-from fake_pve import FakeApi, FakeCluster
+from fake_pve import FakeApi, FakeCluster, module_params
 
 JOB = {"id": "nightly", "schedule": "21:00", "vmids": [111, 110], "storage": "labshare", "mode": "snapshot"}
 
 
 def options(spec: dict[str, dict[str, Any]], **given: Any) -> dict[str, Any]:
-    assert not set(given) - set(spec)
-    return {name: {"api_host": "198.18.0.11", "api_password": "pw", **given}.get(name, option.get("default"))
-            for name, option in spec.items()}
+    return module_params(spec, **{"api_host": "198.18.0.11", "api_password": "pw", **given})
 
 
 @pytest.fixture

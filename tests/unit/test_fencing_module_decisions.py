@@ -10,13 +10,12 @@ import pve_fencing
 import pytest
 from ansible.module_utils import pve_fencing_ops
 from ansible.module_utils.pve_errors import PveError
+from fake_pve import module_params
 
 SHIPPED = "# select watchdog module (default is softdog)\n#WATCHDOG_MODULE=ipmi_watchdog\n"
 
 
-def options(spec: dict[str, dict[str, Any]], **given: Any) -> dict[str, Any]:
-    assert not set(given) - set(spec)
-    return {name: given.get(name, option.get("default")) for name, option in spec.items()}
+options = module_params
 
 
 class FakeIpmi:

@@ -10,15 +10,12 @@ import pve_ha_resource
 import pytest
 from ansible.module_utils import pve_ha_ops
 from ansible.module_utils.pve_errors import PveError
-from fake_pve import FakeApi, FakeCluster
+from fake_pve import FakeApi, FakeCluster, module_params
 
 API = {"api_host": "198.18.0.11", "api_password": "pw"}
 
 
-def params(spec: dict[str, dict[str, Any]], **given: Any) -> dict[str, Any]:
-    unknown = set(given) - set(spec)
-    assert not unknown, f"not options of the module: {unknown}"
-    return {name: given.get(name, option.get("default")) for name, option in spec.items()}
+params = module_params
 
 
 def resource(**given: Any) -> dict[str, Any]:

@@ -14,14 +14,9 @@ import pytest
 from ansible.module_utils import pve_api, pve_cluster_ops, pve_corosync_ops, pve_quorum_ops, pve_storage_ops
 from ansible.module_utils.pve_errors import PveError
 from ansible.module_utils.pve_module import run_module
-from fake_pve import FakeApi, FakeCluster, FakeSsh
+from fake_pve import FakeApi, FakeCluster, FakeSsh, module_params
 
-
-def params(spec: dict[str, dict[str, Any]], **given: Any) -> dict[str, Any]:
-    """Module parameters as AnsibleModule hands them over: every option, defaults filled in."""
-    unknown = set(given) - set(spec)
-    assert not unknown, f"not options of the module: {unknown}"
-    return {name: given.get(name, option.get("default")) for name, option in spec.items()}
+params = module_params
 
 
 @pytest.fixture
