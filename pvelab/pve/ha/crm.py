@@ -10,25 +10,13 @@ from typing import Any
 from pvelab.procfs import nodename
 from pvelab.pve.cluster import members
 from pvelab.pve.ha import config
-from pvelab.pve.ha.env import Locks, NodeEnv, WatchdogClient, log, run_daemon
+from pvelab.pve.ha.env import Locks, NodeEnv, WatchdogClient, log, protected_lock, run_daemon, sleep_until
 from pvelab.pve.ha.manager import Manager, count_fenced_services
 
 ROUND = 10.0
 IDLE_WAIT = 5.0
 MAX_IDLE_ROUNDS = 90  # ~15 min without resources: release the lock and the watchdog
 LOCK_NAME = "ha_manager_lock"
-
-
-def protected_lock(get: Any) -> bool:
-    """pve-ha-manager tries a lock up to 5 times, 1 s apart."""
-    start = time.monotonic()
-    for _ in range(6):
-        if get():
-            return True
-        if time.monotonic() - start > 5:
-            break
-        time.sleep(1)
-    return False
 
 
 class Crm:
@@ -146,11 +134,6 @@ class Crm:
         if not self.shutdown_requested:
             log("info", "server received shutdown request")
         self.shutdown_requested = True
-
-
-def sleep_until(deadline: float, stop: Any) -> None:
-    while time.time() < deadline and not stop():
-        time.sleep(min(1.0, deadline - time.time()))
 
 
 def main() -> int:

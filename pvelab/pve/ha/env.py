@@ -28,6 +28,23 @@ def log(level: str, message: str) -> None:
     print(f"<{PRIORITIES.get(level, 6)}>{message.rstrip()}", flush=True)
 
 
+def protected_lock(get: Any) -> bool:
+    """pve-ha-manager tries a lock up to 5 times, 1 s apart."""
+    start = time.monotonic()
+    for _ in range(6):
+        if get():
+            return True
+        if time.monotonic() - start > 5:
+            break
+        time.sleep(1)
+    return False
+
+
+def sleep_until(deadline: float, stop: Any) -> None:
+    while time.time() < deadline and not stop():
+        time.sleep(min(1.0, deadline - time.time()))
+
+
 class Locks:
     """pmxcfs lock directories as pve-ha-manager uses them: within 120 s of the last success only a
     renewal (utime) is tried; after that a mkdir, and on failure an unlock request for a stale lock."""

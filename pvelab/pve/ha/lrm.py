@@ -13,8 +13,7 @@ from typing import Any
 from pvelab.procfs import nodename
 from pvelab.pve.cluster import members
 from pvelab.pve.ha import config
-from pvelab.pve.ha.crm import protected_lock, sleep_until
-from pvelab.pve.ha.env import Locks, WatchdogClient, log, run_daemon, service_config
+from pvelab.pve.ha.env import Locks, WatchdogClient, log, protected_lock, run_daemon, service_config, sleep_until
 from pvelab.pve.ha.manager import ERROR, ETRY_AGAIN, SUCCESS, count_active_services, count_fenced_services
 
 ROUND = 10.0
