@@ -10,7 +10,8 @@ short_description: Back a Proxmox VE guest up now (vzdump)
 description:
   - Runs vzdump for guest O(vmid) on the node that holds it, through the API of the node at O(api_host),
     and waits for the task; a failed backup fails the module with the task's log.
-  - Every run makes a new archive, so it always reports a change (check mode says what it would do).
+  - Every run makes a new archive, so it reports a change (check mode says what it would do); with O(max_age), only
+    when the storage holds no archive of the guest that young, so a playbook run twice makes one backup.
 version_added: "0.3.0"
 author: pvelab developers
 options:
@@ -32,6 +33,11 @@ options:
     type: str
     choices: ["0", gzip, lzo, zstd]
     default: zstd
+  max_age:
+    description:
+      - Hours. Back up only when the storage holds no archive of the guest younger than this (no change otherwise).
+      - Unset, every run backs up.
+    type: int
   task_timeout:
     description: Seconds to wait for the backup.
     type: int
@@ -63,8 +69,8 @@ node:
   returned: always
   type: str
 archive:
-  description: The archive written (its path on the storage).
-  returned: when not in check mode
+  description: The archive written (its path on the storage), or with O(max_age) the young one found (its volid).
+  returned: when not in check mode, or when a young archive was found
   type: str
   sample: /mnt/lab-shared/dump/vzdump-qemu-110-2026_11_27-21_00_02.vma.zst
 task_log:
@@ -85,6 +91,7 @@ ARGUMENT_SPEC = dict(
     storage={"type": "str", "required": True},
     mode={"type": "str", "default": "snapshot", "choices": ["snapshot", "suspend", "stop"]},
     compress={"type": "str", "default": "zstd", "choices": ["0", "gzip", "lzo", "zstd"]},
+    max_age={"type": "int"},
     task_timeout={"type": "int", "default": 900},
 )
 

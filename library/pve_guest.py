@@ -35,7 +35,9 @@ options:
     choices: [present, started, stopped, absent]
     default: present
   node:
-    description: The node to create the guest on (checked against where an existing one is).
+    description:
+      - The node to create the guest on. An existing guest on another node is refused (this module does not move
+        guests), unless HA manages it, which places it.
     type: str
   name:
     description: The VM's name, or the container's hostname.

@@ -4,6 +4,7 @@ check mode."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ansible.module_utils.pve_api import PveApi
@@ -84,6 +85,11 @@ def run_backup(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     if guest is None:
         raise PveError(f"guest {p['vmid']} does not exist in the cluster: nothing to back up")
     node = str(guest["node"])
+    if p.get("max_age") is not None:
+        newest = newest_backup(api, node, p["storage"], p["vmid"])
+        if newest is not None and time.time() - newest["ctime"] <= p["max_age"] * 3600:
+            return {"changed": False, "vmid": p["vmid"], "node": node, "archive": newest["volid"],
+                    "msg": f"guest {p['vmid']} has a backup on '{p['storage']}' younger than {p['max_age']} h"}
     result = {"changed": True, "vmid": p["vmid"], "node": node}
     if check_mode:
         return {**result, "msg": f"guest {p['vmid']} would be backed up on node '{node}' to '{p['storage']}' "
@@ -97,3 +103,13 @@ def run_backup(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     archive = next((line.split("'")[1] for line in log if "creating vzdump archive '" in line
                     or "creating archive '" in line), None)
     return {**result, "archive": archive, "task_log": log}
+
+
+def newest_backup(api: PveApi, node: str, storage: str, vmid: int) -> dict[str, Any] | None:
+    """The guest's newest archive on the storage ({volid, ctime, ...}), as the node holding it lists it."""
+    try:
+        archives = api.get(f"/nodes/{node}/storage/{storage}/content", content="backup", vmid=vmid)
+    except PveError as exc:
+        raise PveError(f"cannot list the backups on storage '{storage}' from node '{node}': {exc} - is the storage "
+                       "defined, enabled on that node and holding content 'backup'?") from exc
+    return max(archives, key=lambda a: a.get("ctime", 0), default=None)

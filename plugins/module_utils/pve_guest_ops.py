@@ -72,7 +72,8 @@ def ensure_guest(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     if entry is None:
         return create(api, p, check_mode)
     node = str(entry["node"])
-    if p.get("node") and p["node"] != node:
+    # An HA guest runs where HA places it (failover, failback, migrations): `node` is where it was made.
+    if p.get("node") and p["node"] != node and "hastate" not in entry:
         raise PveError(f"guest {vmid} is on node '{node}', not '{p['node']}': migrate it (qm migrate) or leave node "
                        "unset; this module does not move guests")
     base = f"/nodes/{node}/{API_KIND[kind]}/{vmid}"

@@ -49,6 +49,8 @@ class FakeCluster:
     ha_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     ha_shown: dict[str, str] = field(default_factory=dict)
     backup_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # backup archives: {storage: [{volid, vmid, ctime}]}, as GET .../storage/{storage}/content lists them
+    archives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     task_log: list[str] = field(default_factory=lambda: ["...", "TASK OK"])
 
     def form(self, name: str, *nodes: str) -> FakeCluster:
@@ -96,8 +98,8 @@ class FakeApi:
         if path == "/version":
             return {"version": f"{self.world.major}.1.1", "release": f"{self.world.major}.1", "repoid": "0" * 8}
         if path == "/cluster/resources":
-            return [{"vmid": v, "id": f"{g['type']}/{v}", **{k: g[k] for k in ("type", "node", "status")}}
-                    for v, g in self.world.guests.items()]
+            return [{"vmid": v, "id": f"{g['type']}/{v}", **{k: g[k] for k in ("type", "node", "status")},
+                     **({"hastate": "started"} if g.get("ha") else {})} for v, g in self.world.guests.items()]
         if path.startswith("/nodes/") and ("/qemu/" in path or "/lxc/" in path):
             guest = self.world.guests[int(path.split("/")[4])]
             if path.endswith("/config"):
@@ -106,6 +108,9 @@ class FakeApi:
                 return {"status": guest["status"], "ha": {"managed": int(bool(guest.get("ha")))}}
         if path.startswith("/cluster/ha/"):
             return self.ha_get(path)
+        if path.startswith("/nodes/") and path.endswith("/content"):
+            return [a for a in self.world.archives.get(path.split("/")[4], [])
+                    if params.get("vmid") is None or a["vmid"] == params["vmid"]]
         if path == "/cluster/backup":
             return [{"id": i, "type": "vzdump", **opts} for i, opts in self.world.backup_jobs.items()]
         if path == "/cluster/config/join":

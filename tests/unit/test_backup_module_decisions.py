@@ -3,6 +3,7 @@ check mode (storage without backups, no schedule, no guests), a backup run repor
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pve_backup
@@ -66,3 +67,13 @@ def test_a_backup_runs_where_the_guest_is_and_names_its_archive(world: FakeClust
                                                                        "mode": "snapshot", "compress": "zstd"})]
     with pytest.raises(PveError, match="guest 999 does not exist"):
         pve_backup_ops.run_backup(options(spec, vmid=999, storage="labshare"), check_mode=True)
+
+
+def test_max_age_backs_up_only_when_no_archive_is_that_young(world: FakeCluster) -> None:
+    spec, now = pve_backup.ARGUMENT_SPEC, time.time()
+    world.archives["labshare"] = [{"volid": "labshare:backup/old.vma.zst", "vmid": 110, "ctime": now - 30 * 3600},
+                                  {"volid": "labshare:backup/ct.tar.zst", "vmid": 200, "ctime": now - 60}]
+    fresh = pve_backup_ops.run_backup(options(spec, vmid=200, storage="labshare", max_age=25), check_mode=False)
+    assert (fresh["changed"], fresh["archive"]) == (False, "labshare:backup/ct.tar.zst") and world.changes() == []
+    stale = pve_backup_ops.run_backup(options(spec, vmid=110, storage="labshare", max_age=25), check_mode=True)
+    assert stale["changed"] is True and "would be backed up" in stale["msg"]

@@ -52,6 +52,12 @@ def test_only_the_difference_is_set_with_the_digest(world: FakeCluster) -> None:
     assert world.changes() == [("pve1", "PUT", "/nodes/pve1/qemu/110/config", {"digest": "c" * 40, "memory": "512"})]
 
 
+def test_an_ha_guest_may_run_on_another_node_than_it_was_made_on(world: FakeCluster) -> None:
+    world.guests[110]["ha"] = True  # HA moved it; the playbook still says where it was made
+    result = pve_guest_ops.ensure_guest(guest(vmid=110, node="pve3", name="web110"), check_mode=False)
+    assert (result["changed"], result["node"]) == (False, "pve1") and world.changes() == []
+
+
 def test_stopped_stops_a_running_guest_once(world: FakeCluster) -> None:
     pve_guest_ops.ensure_guest(guest(vmid=200, kind="ct", state="stopped"), check_mode=False)
     assert world.changes() == [("pve1", "POST", "/nodes/pve2/lxc/200/status/stop", {})]
