@@ -46,6 +46,13 @@ lrm:
   returned: always
   type: dict
   sample: {"pve1": "pve1 (active, watchdog active, Tue Jun 10 12:00:03 2025)"}
+nodes:
+  description:
+    - Each node's state as the CRM master sees it - C(online), C(unknown) (lost, counting its fence delay),
+      C(fence) (waiting for its agent lock), C(maintenance), C(gone) - from C(manager_status).
+  returned: always
+  type: dict
+  sample: {"pve1": "fence", "pve2": "online", "pve3": "online"}
 services:
   description: Each HA resource's node, displayed state, CRM state and requested state.
   returned: always

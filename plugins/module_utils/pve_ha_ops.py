@@ -274,7 +274,8 @@ def ha_info(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     lrm = {e["node"]: e.get("status") for e in current if e.get("type") == "lrm"}
     master = next((e["node"] for e in current if e.get("type") == "master"), None)
     placement = api.get("/cluster/ha/rules") if major >= 9 else api.get("/cluster/ha/groups")
+    manager = api.get("/cluster/ha/status/manager_status").get("manager_status") or {}
     return {"changed": False, "quorate": bool(next(e for e in current if e["type"] == "quorum")["quorate"]),
-            "master": master, "lrm": lrm, "services": services,
+            "master": master, "lrm": lrm, "services": services, "nodes": manager.get("node_status") or {},
             "resources": {sid: current_resource(e) for sid, e in resources(api).items()},
             "placement": placement, "status_lines": [f"{e['type']} {e.get('status', '')}".rstrip() for e in current]}

@@ -1,4 +1,5 @@
-"""The molecule default scenario end to end: twin up, site.yml, idempotence, verify, twin down."""
+"""The molecule `ha` scenario end to end: twin up, site.yml, idempotence, verify, the failover drill
+(side_effect), verify again, twin down. It holds everything the `default` scenario does."""
 
 from __future__ import annotations
 
@@ -14,23 +15,31 @@ from pvelab.twin.lab import Lab
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
+RECOVERY_LIMIT_S = 330  # PVE's worst case: the CRM master itself loses power (~3 min), with room for a busy host
 
 
-def test_molecule_test_passes_on_the_twin() -> None:
+def test_molecule_ha_scenario_passes_on_the_twin() -> None:
     if Lab().leftovers():
         pytest.fail("a lab is up on this machine; molecule needs the lab slot: run `pvelab twin down`")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     try:
-        proc = subprocess.run(["molecule", "test"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200,
-                              check=False)
+        proc = subprocess.run(["molecule", "test", "-s", "ha"], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=2400, check=False)
     finally:
         Lab().down(quiet=True)  # molecule's own destroy ran unless it crashed; never leave a lab behind
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-4000:]
-    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+    assert proc.returncode == 0, output[-6000:]
+    for step in ("create", "converge", "idempotence", "check", "verify", "side_effect", "destroy"):
         assert f"{step}: Executed: Successful" in output, f"molecule step {step} did not succeed"
-    # The verify suite ran every check on all three nodes, and none failed (no count written in here).
+    # Both verify runs (before and after the drill) ran every check on all three nodes, none failed.
     counts = [int(n) for n in re.findall(r"\b(\d+) passed\b", output)]
-    assert counts and counts[-1] > 0 and counts[-1] % 3 == 0, output[-2000:]
-    assert not re.search(r"\b[1-9]\d* failed\b", output), output[-2000:]
+    assert len(counts) >= 2 and counts[-1] == counts[-2] > 0 and counts[-1] % 3 == 0, output[-3000:]
+    assert not re.search(r"\b[1-9]\d* failed\b", output), output[-3000:]
+    # The drill's report: fenced after PVE's 60 s fence delay at the earliest, guests recovered within
+    # PVE's worst case, each recovered guest rebooted with its disk's heartbeats kept, failback done.
+    fenced = int(re.search(r"HA fenced it at (\d+) s", output).group(1))  # type: ignore[union-attr]
+    recovered = int(re.search(r"its guests ran elsewhere at (\d+) s", output).group(1))  # type: ignore[union-attr]
+    assert 55 <= fenced <= recovered <= RECOVERY_LIMIT_S, output[-3000:]
+    assert re.search(r"vm:110: a new boot, .*\(kept\)", output) and "(LOST)" not in output, output[-3000:]
+    assert "vm:110 now runs on pve1 (failed back)" in output, output[-3000:]

@@ -48,6 +48,7 @@ class FakeCluster:
     ha_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     ha_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     ha_shown: dict[str, str] = field(default_factory=dict)
+    ha_node_status: dict[str, str] = field(default_factory=lambda: dict.fromkeys(NODE_ADDRESSES, "online"))
     backup_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # backup archives: {storage: [{volid, vmid, ctime}]}, as GET .../storage/{storage}/content lists them
     archives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -211,6 +212,9 @@ class FakeApi:
             return [{"id": "quorum", "type": "quorum", "node": self.node, "status": "OK", "quorate": 1},
                     *({"id": f"service:{sid}", "type": "service", "sid": sid, "node": "pve1", "state": shown}
                       for sid, shown in self.world.ha_shown.items())]
+        if path == "/cluster/ha/status/manager_status":
+            return {"manager_status": {"master_node": "pve1", "node_status": self.world.ha_node_status},
+                    "quorum": {"node": self.node, "quorate": 1}}
         raise AssertionError(f"the fake API has no GET {path}")
 
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:

@@ -173,3 +173,5 @@ def test_info_reads_services_and_placement(world: FakeCluster) -> None:
     info = pve_ha_ops.ha_info(dict(API), check_mode=False)
     assert info["quorate"] is True and info["services"]["vm:110"]["state"] == "started"
     assert info["placement"][0]["rule"] == "prefer-pve1" and world.changes() == []
+    world.ha_node_status["pve1"] = "fence"
+    assert pve_ha_ops.ha_info(dict(API), check_mode=False)["nodes"]["pve1"] == "fence"
