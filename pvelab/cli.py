@@ -10,6 +10,8 @@ from enum import IntEnum
 
 from pvelab import __version__
 from pvelab.errors import TwinError
+from pvelab.grade import cli as grade_cli
+from pvelab.grade.cli import GradeError
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LINKS, LabSpec
 
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("node", nargs="?")
     command("console", cmd_console, "print a node's console log").add_argument("node")
     command("inventory", cmd_inventory, "print the path of the Ansible inventory of the lab")
+    grade_cli.add_parser(top)
     return parser
 
 
@@ -115,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) and ExitStatus.USAGE
     try:
         args.func(Lab(), args)
-    except TwinError as exc:
+    except (TwinError, GradeError) as exc:
         print(f"pvelab: error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ class PinnedClient:
         self.fingerprint = fingerprint.upper() if fingerprint else None
         self.ticket: str | None = None
         self.csrf: str | None = None
+        self.token: str | None = None  # USER@REALM!TOKENID=SECRET, sent as PVE's API token header
 
     def _connect(self) -> http.client.HTTPSConnection:
         context = ssl.create_default_context()
@@ -47,7 +48,9 @@ class PinnedClient:
         conn = self._connect()
         body = urllib.parse.urlencode(params or {})
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        if self.ticket:
+        if self.token:
+            headers["Authorization"] = f"PVEAPIToken={self.token}"
+        elif self.ticket:
             headers["Cookie"] = f"PVEAuthCookie={self.ticket}"
             if method != "GET" and self.csrf:
                 headers["CSRFPreventionToken"] = self.csrf

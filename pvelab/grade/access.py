@@ -1,0 +1,134 @@
+"""How the grader reads one student's cluster: API GETs and read-only SSH commands, each with a
+timeout, each saved as evidence (request, answer, time; secrets never). A node that does not
+answer makes the probe `Unreachable` - a different result from a wrong answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvelab.grade.roster import Student
+from pvelab.pve.apiclient import ApiError, PinnedClient
+
+READ_ONLY_COMMANDS = ("pvecm status", "pvecm nodes", "corosync-cfgtool -s", "cat /etc/default/pve-ha-manager",
+                      "cat /etc/pve/corosync.conf", "ha-manager status", "hostname", "true")
+UNREACHABLE_STATUSES = (595, 596)  # no connection / not the certificate first seen (PinnedClient)
+
+
+class Unreachable(Exception):
+    """The cluster (or the node a probe needs) did not answer within the timeout."""
+
+
+@dataclass
+class Evidence:
+    kind: str  # api | ssh | ipmi
+    target: str
+    request: str
+    started: float
+    seconds: float
+    ok: bool
+    answer: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "target": self.target, "request": self.request,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started)),
+                "seconds": round(self.seconds, 3), "ok": self.ok, "answer": self.answer}
+
+
+@dataclass
+class ClusterAccess:
+    """One student's cluster as the grader sees it. `api_client` and `ssh_runner` are injectable
+    (tests give fakes); by default HTTPS to port 8006 and the ssh binary, both with `timeout`."""
+
+    student: Student
+    timeout: float = 10.0
+    api_client: Callable[[str], Any] | None = None
+    ssh_runner: Callable[[str, str, float], tuple[int, str, str]] | None = None
+    evidence: list[Evidence] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)  # node -> certificate fingerprint seen
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.student.nodes]
+
+    def address(self, node: str) -> str:
+        return next(n.address for n in self.student.nodes if n.name == node)
+
+    # -- API ---------------------------------------------------------------------------------------
+    def api(self, path: str, node: str | None = None, **params: Any) -> Any:
+        """GET `path` through `node` (default: the first node that answers)."""
+        nodes = [node] if node else self.node_names()
+        last: Exception | None = None
+        for name in nodes:
+            started = time.time()
+            try:
+                answer = self._client(name).request("GET", path, params or None)
+            except (ApiError, OSError, TimeoutError) as exc:
+                status = getattr(exc, "status", 595)
+                self.evidence.append(Evidence("api", name, f"GET {path}", started, time.time() - started, False,
+                                              str(exc)))
+                if status in UNREACHABLE_STATUSES or isinstance(exc, OSError | TimeoutError):
+                    last = exc
+                    continue
+                raise
+            self.evidence.append(Evidence("api", name, f"GET {path}", started, time.time() - started, True, answer))
+            return answer
+        raise Unreachable(f"no node answered GET {path}: {last}")
+
+    def _client(self, node: str) -> Any:
+        if node not in self._clients:
+            if self.api_client is not None:
+                self._clients[node] = self.api_client(node)
+            else:
+                self._clients[node] = self._login(node)
+        return self._clients[node]
+
+    def _login(self, node: str) -> PinnedClient:
+        access = self.student.access
+        client = PinnedClient(self.address(node), None, int(access.get("api_port", 8006)), self.timeout)
+        try:
+            if access.get("api_token_secret"):
+                client.token = f"{access['api_token_id']}={access['api_token_secret']}"
+                client.request("GET", "/version")
+            else:
+                client.login(str(access.get("api_user", "root@pam")), str(access["api_password"]))
+        except ApiError as exc:
+            if exc.status in UNREACHABLE_STATUSES:
+                raise
+            raise ApiError(exc.status, f"the grader cannot log in to {node}: {exc}") from exc
+        self.fingerprints[node] = client.seen_fingerprint
+        return client
+
+    # -- SSH (read-only commands only) -------------------------------------------------------------
+    def ssh(self, node: str, command: str) -> tuple[int, str, str]:
+        if command not in READ_ONLY_COMMANDS:
+            raise ValueError(f"the grader runs only read-only commands, not {command!r}")
+        started = time.time()
+        try:
+            code, out, err = (self.ssh_runner or self._ssh)(self.address(node), command, self.timeout)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            self.evidence.append(Evidence("ssh", node, command, started, time.time() - started, False, str(exc)))
+            raise Unreachable(f"{node} did not answer SSH ({command}) within {self.timeout:.0f} s") from exc
+        self.evidence.append(Evidence("ssh", node, command, started, time.time() - started, code == 0,
+                                      {"rc": code, "stdout": out, "stderr": err}))
+        if code == 255:  # ssh's own failure: no connection, or the key was refused
+            raise Unreachable(f"SSH to {node} failed: {err.strip()}")
+        return code, out, err
+
+    def _ssh(self, address: str, command: str, timeout: float) -> tuple[int, str, str]:
+        access = self.student.access
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}"]
+        if access.get("ssh_key_file"):
+            argv += ["-i", str(access["ssh_key_file"])]
+        if access.get("ssh_known_hosts_file"):
+            argv += ["-o", f"UserKnownHostsFile={access['ssh_known_hosts_file']}", "-o", "StrictHostKeyChecking=yes"]
+        argv += [f"{access.get('ssh_user', 'root')}@{address}", command]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 2, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def evidence_json(self) -> str:
+        return json.dumps([e.as_dict() for e in self.evidence], indent=1, default=str)

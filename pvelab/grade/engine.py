@@ -1,0 +1,139 @@
+"""Grading: every student's cluster in parallel, each check scored from its probe's outcome.
+
+A check's status is one of: passed, partial, failed, blocked (a `requires` did not pass), skipped
+(version guard, a drill without --drills, or hidden from a self-check), unreachable (the cluster
+did not answer - not the same as wrong), error (the probe broke: the message says why). One
+cluster's trouble never stops or slows the others: each runs in its own thread and every request
+has the rubric's timeout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvelab.grade.access import ClusterAccess, Unreachable
+from pvelab.grade.probes import PROBES, Outcome
+from pvelab.grade.roster import Student
+from pvelab.grade.rubric import Check, Rubric
+
+STATUSES = ("passed", "partial", "failed", "blocked", "skipped", "unreachable", "error")
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    status: str
+    score: float
+    message: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def max_score(self) -> int:
+        return self.check.points
+
+
+@dataclass
+class StudentResult:
+    student: Student
+    checks: list[CheckResult]
+    started: float
+    seconds: float
+    reachable: bool
+    pve_major: int | None
+    fingerprints: dict[str, str]
+    evidence: list[dict[str, Any]]
+
+    @property
+    def score(self) -> float:
+        return round(sum(c.score for c in self.checks), 2)
+
+    @property
+    def max_score(self) -> int:
+        return sum(c.max_score for c in self.checks)
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    drills: bool = False  # run destructive checks (timed drills)
+    self_check: bool = False  # only visible, non-destructive checks, as a student sees them
+    timeout: float | None = None  # overrides every check's timeout_s
+
+
+def score_of(check: Check, outcome: Outcome) -> tuple[str, float]:
+    if check.partial == "thresholds":
+        if outcome.seconds is None or not outcome.ok:
+            return "failed", 0.0
+        fraction = next((f for limit, f in check.thresholds_s if outcome.seconds <= limit), 0.0)
+        return ("passed" if fraction == 1 else "partial" if fraction else "failed"), round(check.points * fraction, 2)
+    if outcome.ok:
+        return "passed", float(check.points)
+    if check.partial == "all" or outcome.total == 0 or outcome.passed == 0:
+        return "failed", 0.0
+    return "partial", round(check.points * outcome.passed / outcome.total, 2)
+
+
+def grade_student(student: Student, rubric: Rubric, options: GradeOptions,
+                  access_factory: Callable[[Student, float], ClusterAccess]) -> StudentResult:
+    started = time.time()
+    timeout = options.timeout or max(c.timeout_s for c in rubric.checks)
+    cx = access_factory(student, timeout)
+    major: int | None = None
+    reachable = True
+    try:
+        major = int(str(cx.api("/version").get("version", "")).split(".")[0])
+    except Unreachable:
+        reachable = False
+    except Exception:  # noqa: BLE001 - an answer without a version: grade on, guards cannot apply
+        major = None
+    results: dict[str, CheckResult] = {}
+    for check in rubric.checks:
+        results[check.id] = run_check(cx, student, check, options, results, reachable, major)
+    return StudentResult(student, list(results.values()), started, time.time() - started, reachable, major,
+                         dict(cx.fingerprints), [e.as_dict() for e in cx.evidence])
+
+
+def run_check(cx: ClusterAccess, student: Student, check: Check, options: GradeOptions,
+              done: dict[str, CheckResult], reachable: bool, major: int | None) -> CheckResult:
+    if options.self_check and (check.visibility != "visible" or check.destructive):
+        return CheckResult(check, "skipped", 0.0, "not part of the self-check")
+    if check.destructive and not options.drills:
+        return CheckResult(check, "skipped", 0.0, "a drill: runs only with --drills")
+    if not check.applies_to(major):
+        return CheckResult(check, "skipped", 0.0, f"not for PVE {major} (pve: {check.pve})")
+    if not reachable:
+        return CheckResult(check, "unreachable", 0.0, "the cluster did not answer the grader")
+    blocked = [r for r in check.requires if done[r].status != "passed"]
+    if blocked:
+        return CheckResult(check, "blocked", 0.0, f"blocked by {', '.join(blocked)}")
+    began = time.monotonic()
+    try:
+        outcome = PROBES[check.probe](cx, {**student.params, **check.params})
+    except Unreachable as exc:
+        return CheckResult(check, "unreachable", 0.0, str(exc), seconds=time.monotonic() - began)
+    except Exception as exc:  # noqa: BLE001 - one broken probe or odd answer must not stop the run
+        return CheckResult(check, "error", 0.0, f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - began)
+    status, score = score_of(check, outcome)
+    return CheckResult(check, status, score, "; ".join(outcome.problems), outcome.facts,
+                       seconds=time.monotonic() - began)
+
+
+def grade_class(students: list[Student], rubric: Rubric, options: GradeOptions,
+                access_factory: Callable[[Student, float], ClusterAccess] | None = None) -> list[StudentResult]:
+    """Every student at once (one thread each), in roster order."""
+    factory = access_factory or ClusterAccess
+    with ThreadPoolExecutor(max_workers=max(1, len(students))) as pool:
+        futures = [pool.submit(grade_student, s, rubric, options, factory) for s in students]
+        return [f.result() for f in futures]
+
+
+def shared_identities(results: list[StudentResult]) -> dict[str, list[str]]:
+    """Certificate fingerprints seen in more than one student's cluster: {fingerprint: [students]}."""
+    seen: dict[str, list[str]] = {}
+    for result in results:
+        for fingerprint in set(result.fingerprints.values()):
+            seen.setdefault(fingerprint, []).append(result.student.id)
+    return {fp: ids for fp, ids in seen.items() if len(ids) > 1}

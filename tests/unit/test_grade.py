@@ -1,0 +1,275 @@
+"""The grader against fake clusters: rubric and roster refusals (with the line or student that is
+wrong), scoring (full, partial, blocked, version-guarded, unreachable, a broken probe), the outputs
+agreeing with each other, the signed manifest catching an edit, and one dead cluster not slowing
+the others."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+
+from pvelab.grade import probes
+from pvelab.grade.access import ClusterAccess
+from pvelab.grade.engine import GradeOptions, grade_class
+from pvelab.grade.report import verify_manifest, write_run
+from pvelab.grade.roster import RosterError, Student, load_roster
+from pvelab.grade.rubric import RubricError, load_rubric
+from pvelab.pve.apiclient import ApiError
+
+# corosync-cfgtool -s of a node with two links to two peers (the format of corosync 3's output)
+CFGTOOL = ("Local node ID 1, transport knet\nLINK ID 0 udp\n\taddr\t= 198.18.0.11\n\tstatus:\n"
+           "\t\tnodeid:          1:\tlocalhost\n\t\tnodeid:          2:\tconnected\n"
+           "\t\tnodeid:          3:\tconnected\nLINK ID 1 udp\n\taddr\t= 198.18.1.11\n\tstatus:\n"
+           "\t\tnodeid:          1:\tlocalhost\n\t\tnodeid:          2:\tconnected\n"
+           "\t\tnodeid:          3:\tconnected\n")
+
+RUBRIC = """\
+rubric: course-lab
+defaults: {timeout_s: 2}
+checks:
+  - id: access.api
+    title: The grader reaches every node
+    points: 0
+  - id: cluster.name
+    title: The cluster has the planned name
+    points: 2
+    requires: [access.api]
+    hint: pvecm create NAME
+  - id: cluster.nodes_online
+    title: Three nodes online
+    points: 6
+    requires: [access.api]
+    instructor_note: 2 points per node
+  - id: corosync.links
+    title: Two links per node, connected
+    points: 6
+    requires: [cluster.name]
+  - id: ha.placement
+    title: web guests placed on pve1, pve2
+    points: 3
+    pve: ">=9"
+    params: {sids: ["vm:110"], nodes: [pve1, pve2]}
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def rubric(tmp_path: Path, text: str = RUBRIC) -> Any:
+    return load_rubric(write(tmp_path, "rubric.yml", text), probes.known)
+
+
+@pytest.mark.parametrize("change,message", [
+    (("    points: 6\n    requires: [access.api]\n    instructor_note", "    points: six\n    requires: [access.api]\n"
+      "    instructor_note"), r"rubric.yml:14: 'cluster.nodes_online' has points 'six'"),
+    (("- id: corosync.links", "- id: corosync.linkz"), r"rubric.yml:17: 'corosync.linkz' uses probe 'corosync.linkz'"),
+    (("requires: [cluster.name]", "requires: [cluster.nam]"), r"rubric.yml:20: .*requires 'cluster.nam', which is"),
+    (("- id: cluster.name\n", "- id: cluster.name\n    colour: red\n"), r"rubric.yml:7: unknown keys .*colour"),
+    (("- id: ha.placement", "- id: cluster.name"), r"rubric.yml:21: check id 'cluster.name' is used twice"),
+    (("pve: \">=9\"", "pve: nine"), r"rubric.yml:24: 'ha.placement' has pve 'nine'"),
+])
+def test_a_bad_rubric_is_refused_with_its_line(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    assert change[0] in RUBRIC
+    with pytest.raises(RubricError, match=message):
+        rubric(tmp_path, RUBRIC.replace(*change, 1))
+
+
+def test_a_cycle_in_requires_is_refused(tmp_path: Path) -> None:
+    text = RUBRIC.replace("    points: 0\n", "    points: 0\n    requires: [corosync.links]\n", 1)
+    with pytest.raises(RubricError, match=r"rubric.yml:4: 'requires' makes a cycle: access.api -> corosync.links -> "
+                                          r"cluster.name -> access.api"):
+        rubric(tmp_path, text)
+
+
+ROSTER = """\
+defaults: {api_user: grader@pve, api_password: pw}
+students:
+  - id: s1
+    name: Ada
+    nodes: [{name: pve1, address: 10.0.1.1}, {name: pve2, address: 10.0.1.2}, {name: pve3, address: 10.0.1.3}]
+    params: {cluster_name: lab-s1}
+  - id: s2
+    nodes: [{name: pve1, address: 10.0.2.1}, {name: pve2, address: 10.0.2.2}, {name: pve3, address: 10.0.2.3}]
+    params: {cluster_name: lab-s2}
+  - id: s3
+    nodes: [{name: pve1, address: 10.0.3.1}, {name: pve2, address: 10.0.3.2}, {name: pve3, address: 10.0.3.3}]
+    params: {cluster_name: lab-s3}
+"""
+
+
+@pytest.mark.parametrize("change,message", [
+    (("- id: s2", "- id: s1"), "student 's1' is listed twice"),
+    (("address: 10.0.2.2}", "address: 10.0.1.2}"), "address 10.0.1.2 is given to both 's1' and 's2'"),
+    (("defaults: {api_user: grader@pve, api_password: pw}", "defaults: {api_user: grader@pve}"),
+     "student #1 .*'s1'.* has no API credentials"),
+])
+def test_a_bad_roster_is_refused(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(RosterError, match=message):
+        load_roster(write(tmp_path, "class.yml", ROSTER.replace(*change, 1)))
+
+
+# -- fake clusters ---------------------------------------------------------------------------------
+class FakeNode:
+    def __init__(self, cluster: FakeCluster, node: str) -> None:
+        self.cluster, self.node = cluster, node
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        if self.node in self.cluster.down or self.cluster.hang:
+            time.sleep(self.cluster.hang)
+            raise ApiError(595, f"Connection refused or host unreachable: {self.node}")
+        return self.cluster.api[path]
+
+
+class FakeCluster:
+    """A cluster's API answers and SSH outputs; nodes in `down` do not answer."""
+
+    def __init__(self, name: str, online: int = 3, links_ok: bool = True, major: int = 9, hang: float = 0) -> None:
+        self.down: set[str] = set()
+        self.hang = hang
+        nodes = [{"type": "node", "name": f"pve{i}", "online": int(i <= online)} for i in (1, 2, 3)]
+        self.api: dict[str, Any] = {
+            "/version": {"version": f"{major}.1.1"},
+            "/cluster/status": [{"type": "cluster", "name": name, "quorate": 1}, *nodes],
+            "/cluster/ha/rules": [{"rule": "web", "type": "node-affinity", "resources": "vm:110",
+                                   "nodes": "pve1:2,pve2"}],
+        }
+        self.cfgtool = CFGTOOL if links_ok else CFGTOOL.replace("\tconnected", "\tdisconnected", 1)
+
+    def ssh(self, address: str, command: str, timeout: float) -> tuple[int, str, str]:
+        assert command == "corosync-cfgtool -s"
+        return 0, self.cfgtool if address.endswith(".1") else CFGTOOL, ""  # a link down on the first node
+
+
+def access_to(clusters: dict[str, FakeCluster]) -> Any:
+    def factory(student: Student, timeout: float) -> ClusterAccess:
+        cluster = clusters[student.id]
+        return ClusterAccess(student, timeout, api_client=lambda node: FakeNode(cluster, node),
+                             ssh_runner=cluster.ssh)
+    return factory
+
+
+@pytest.fixture
+def graded(tmp_path: Path) -> tuple[Any, list[Any]]:
+    rules = rubric(tmp_path)
+    students = load_roster(write(tmp_path, "class.yml", ROSTER))
+    clusters = {"s1": FakeCluster("lab-s1"), "s2": FakeCluster("wrong", online=2, links_ok=False, major=8),
+                "s3": FakeCluster("lab-s3")}
+    clusters["s3"].down = {"pve1", "pve2", "pve3"}
+    return rules, grade_class(students, rules, GradeOptions(), access_to(clusters))
+
+
+def table(results: list[Any]) -> dict[str, dict[str, tuple[str, float]]]:
+    return {r.student.id: {c.check.id: (c.status, c.score) for c in r.checks} for r in results}
+
+
+def test_each_check_scores_what_the_cluster_shows(graded: tuple[Any, list[Any]]) -> None:
+    _, results = graded
+    got = table(results)
+    assert got["s1"] == {"access.api": ("passed", 0), "cluster.name": ("passed", 2), "cluster.nodes_online":
+                         ("passed", 6), "corosync.links": ("passed", 6), "ha.placement": ("passed", 3)}
+    assert got["s2"]["cluster.name"] == ("failed", 0)
+    assert got["s2"]["cluster.nodes_online"] == ("partial", 4)  # 2 of 3 nodes online
+    assert got["s2"]["corosync.links"] == ("blocked", 0)  # requires cluster.name
+    assert got["s2"]["ha.placement"][0] == "skipped"  # pve >=9 on a PVE 8 cluster
+    assert {status for status, _ in got["s3"].values()} == {"unreachable"}  # not "wrong"
+    assert [r.score for r in results] == [17, 4, 0] and results[0].max_score == 17
+    failed_name = next(c for c in results[1].checks if c.check.id == "cluster.name")
+    assert "called 'wrong', the lab asks for 'lab-s2'" in failed_name.message
+
+
+def test_a_link_down_costs_that_nodes_share(tmp_path: Path) -> None:
+    rules = rubric(tmp_path)
+    student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
+    results = grade_class([student], rules, GradeOptions(), access_to({"s1": FakeCluster("lab-s1", links_ok=False)}))
+    links = next(c for c in results[0].checks if c.check.id == "corosync.links")
+    assert links.status == "partial" and links.score == 4 and "disconnected" in links.message
+
+
+def test_a_broken_probe_is_an_error_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(cx: ClusterAccess, params: dict[str, Any]) -> probes.Outcome:
+        raise KeyError("surprise")
+    monkeypatch.setitem(probes.PROBES, "cluster.name", broken)
+    rules = rubric(tmp_path)
+    student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
+    result = grade_class([student], rules, GradeOptions(), access_to({"s1": FakeCluster("lab-s1")}))[0]
+    assert table([result])["s1"]["cluster.name"] == ("error", 0) and result.checks[1].message == "KeyError: 'surprise'"
+    assert table([result])["s1"]["corosync.links"] == ("blocked", 0)
+
+
+def test_one_hanging_cluster_does_not_delay_the_others(tmp_path: Path) -> None:
+    rules = rubric(tmp_path)
+    students = load_roster(write(tmp_path, "class.yml", ROSTER))
+    clusters = {"s1": FakeCluster("lab-s1"), "s2": FakeCluster("lab-s2"), "s3": FakeCluster("lab-s3", hang=1.5)}
+    started = time.monotonic()
+    results = grade_class(students, rules, GradeOptions(), access_to(clusters))
+    took = time.monotonic() - started
+    assert [r.reachable for r in results] == [True, True, False]
+    assert results[0].seconds < 1.0 and results[1].seconds < 1.0  # not waiting for s3
+    assert took < 3 * 1.5 + 1  # s3: one try per node, each its own timeout, then every check unreachable at once
+
+
+def test_the_outputs_agree_and_the_signed_manifest_catches_an_edit(tmp_path: Path,
+                                                                   graded: tuple[Any, list[Any]]) -> None:
+    rules, results = graded
+    out = write_run(tmp_path / "run", results, rules, key=b"instructor secret")
+    scores = {r.student.id: r.score for r in results}
+    gradescope = {s: json.loads((out / "students" / s / "results.json").read_text()) for s in scores}
+    assert {s: g["score"] for s, g in gradescope.items()} == scores
+    assert all(sum(t["score"] for t in g["tests"]) == g["score"] for g in gradescope.values())
+    book = {row["student_id"]: float(row["score"]) for row in csv.DictReader(io.StringIO(
+        (out / "gradebook.csv").read_text()))}
+    assert book == scores
+    suites = ElementTree.parse(out / "junit.xml").getroot()
+    junit_scores = {s.get("name"): float(s.find("properties/property[@name='score']").get("value"))  # type: ignore[union-attr]
+                    for s in suites}
+    assert junit_scores == scores
+    assert suites.find("testsuite[@name='s3']").get("errors") == "5"  # type: ignore[union-attr]
+    page = (out / "report.html").read_text()
+    for student, score in scores.items():
+        assert f'id="row-{student}"><th><a href="#student-{student}">{student}</a></th><td class="total" ' \
+               f'data-score="{score:g}"' in page
+    assert verify_manifest(out, b"instructor secret") == []
+    (out / "gradebook.csv").write_text((out / "gradebook.csv").read_text().replace(",4,", ",14,"))
+    assert verify_manifest(out, b"instructor secret") == ["gradebook.csv: changed since the run"]
+    assert "signature does not match" in verify_manifest(out, b"another key")[0]
+
+
+def test_a_failed_write_leaves_the_previous_run_whole(tmp_path: Path, graded: tuple[Any, list[Any]],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    rules, results = graded
+    out = write_run(tmp_path / "run", results, rules)
+    before = sorted(p.name for p in out.rglob("*"))
+    monkeypatch.setattr("pvelab.grade.report.junit", lambda _results: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        write_run(tmp_path / "run", results, rules)
+    assert sorted(p.name for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run-")] == []
+
+
+def test_the_shipped_course_rubric_loads_with_every_probe_known() -> None:
+    from pvelab.grade.cli import DEFAULT_RUBRIC
+
+    shipped = load_rubric(DEFAULT_RUBRIC, probes.known)
+    assert shipped.max_points == sum(c.points for c in shipped.checks) > 0
+    assert {c.probe for c in shipped.checks} <= set(probes.PROBES)
+
+
+def test_the_cli_refuses_a_bad_rubric_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pvelab.cli import main
+
+    bad = write(tmp_path, "rubric.yml", RUBRIC.replace("points: 6", "points: 2.5", 1))
+    roster = write(tmp_path, "class.yml", ROSTER)
+    assert main(["grade", "--rubric", str(bad), "--roster", str(roster), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pvelab: error: ") and "rubric.yml:14: 'cluster.nodes_online' has points 2.5" in err
+    assert not (tmp_path / "out").exists()  # nothing written
