@@ -48,6 +48,7 @@ class ClusterAccess:
     timeout: float = 10.0
     api_client: Callable[[str], Any] | None = None
     ssh_runner: Callable[[str, str, float], tuple[int, str, str]] | None = None
+    ipmi_runner: Callable[[list[str], str, float], tuple[int, str, str]] | None = None
     evidence: list[Evidence] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)  # node -> certificate fingerprint seen
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -130,5 +131,30 @@ class ClusterAccess:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 2, check=False)
         return proc.returncode, proc.stdout, proc.stderr
 
+    # -- IPMI (status queries only) ---------------------------------------------------------------------
+    def ipmi(self, node: str, command: str, cipher_suite: int = 3) -> tuple[int, str, str]:
+        """ipmitool over lanplus to the node's BMC; the password goes through the environment, never argv."""
+        if command not in ("chassis status", "power status"):
+            raise ValueError(f"the grader asks BMCs only for status, not {command!r}")
+        bmc = next(n.bmc for n in self.student.nodes if n.name == node)
+        access = self.student.access
+        argv = ["ipmitool", "-I", "lanplus", "-C", str(cipher_suite), "-H", str(bmc), "-p",
+                str(access.get("bmc_port", 623)), "-U", str(access.get("bmc_user", "admin")), "-E", *command.split()]
+        started = time.time()
+        try:
+            proc = (self.ipmi_runner or run_ipmitool)(argv, str(access.get("bmc_password", "")), self.timeout)
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            self.evidence.append(Evidence("ipmi", node, command, started, time.time() - started, False, str(exc)))
+            return 1, "", f"no answer within {self.timeout:.0f} s"
+        self.evidence.append(Evidence("ipmi", node, command, started, time.time() - started, proc[0] == 0,
+                                      {"rc": proc[0], "stdout": proc[1], "stderr": proc[2]}))
+        return proc
+
     def evidence_json(self) -> str:
         return json.dumps([e.as_dict() for e in self.evidence], indent=1, default=str)
+
+
+def run_ipmitool(argv: list[str], password: str, timeout: float) -> tuple[int, str, str]:
+    proc = subprocess.run(argv, env={"IPMI_PASSWORD": password, "PATH": "/usr/bin:/bin"}, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+    return proc.returncode, proc.stdout, proc.stderr

@@ -142,47 +142,110 @@ def qdevice_votes(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 # -- storage, guests, HA, fencing, backups -------------------------------------------------------
 @probe("storage.defined")
 def storage_defined(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
-    """Storage `storage` (of `type`, holding `content`) is defined and active on every node."""
+    """Storage `storage` (of `type`, holding `content`, with `isos`) is defined and active on every node."""
     sid = str(params["storage"])
     defined = {s["storage"]: s for s in cx.api("/storage")}
     if sid not in defined:
-        return Outcome(0, 1 + len(cx.node_names()), [f"there is no storage '{sid}' (Datacenter > Storage)"])
+        return Outcome(0, 1, [f"there is no storage '{sid}': define it (Datacenter > Storage, pvesm add, or the "
+                              "pve_storage role)"])
     entry = defined[sid]
     results: dict[str, str | None] = {"definition": None}
-    if params.get("type") and entry.get("type") != params["type"]:
-        results["definition"] = f"storage '{sid}' is of type {entry.get('type')}, the lab asks for {params['type']}"
     missing = set(params.get("content") or []) - set(str(entry.get("content", "")).split(","))
-    if missing and not results["definition"]:
-        results["definition"] = f"storage '{sid}' does not hold {', '.join(sorted(missing))} content"
+    if params.get("type") and entry.get("type") != params["type"]:
+        results["definition"] = (f"storage '{sid}' is of type {entry.get('type')}, the lab asks for {params['type']}: "
+                                 "remove it and define it again")
+    elif missing:
+        results["definition"] = (f"storage '{sid}' does not hold {', '.join(sorted(missing))} content: add it to the "
+                                 "storage's content types (pvesm set --content)")
     for node in cx.node_names():
-        listed = {s["storage"]: s for s in cx.api(f"/nodes/{node}/storage")}
-        active = listed.get(sid, {}).get("active")
-        results[node] = None if active else f"storage '{sid}' is not active on {node}"
+        listed = {s["storage"]: s for s in cx.api(f"/nodes/{node}/storage", node=node)}
+        if not listed.get(sid, {}).get("active"):
+            results[node] = (f"storage '{sid}' is not active on {node}: is its directory mounted (a shared storage "
+                             "needs the mount on every node) and the storage enabled there?")
+            continue
+        isos = {v["volid"] for v in cx.api(f"/nodes/{node}/storage/{sid}/content", node=node, content="iso")} \
+            if params.get("isos") else set()
+        absent = [name for name in (str(i).rsplit("/", 1)[-1] for i in params.get("isos") or [])
+                  if f"{sid}:iso/{name}" not in isos]
+        results[node] = (f"{node} does not see {', '.join(absent)} on storage '{sid}': copy it into the storage's "
+                         "template/iso/ directory" if absent else None)
     return items(results)
 
 
 @probe("guests.running")
 def guests_running(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
-    """Guests `vmids` exist and run; a share per guest."""
+    """Guests `vmids` exist and run (`stopped`: are stopped, `present`: exist); a share per guest."""
     guests = {int(g["vmid"]): g for g in cx.api("/cluster/resources", type="vm")}
     results: dict[str, str | None] = {}
-    for vmid in params.get("vmids") or []:
+    for vmid, wanted in [*((v, "running") for v in params.get("vmids") or []),
+                         *((v, "stopped") for v in params.get("stopped") or []),
+                         *((v, None) for v in params.get("present") or [])]:
         guest = guests.get(int(vmid))
-        results[str(vmid)] = (f"guest {vmid} does not exist" if guest is None else
-                              None if guest.get("status") == "running" else f"guest {vmid} is {guest.get('status')}")
+        if guest is None:
+            results[str(vmid)] = (f"guest {vmid} does not exist in the cluster: create it (qm create, or the "
+                                  "pve_guests role)")
+        elif wanted is not None and guest.get("status") != wanted:
+            verb = "start" if wanted == "running" else "stop"
+            results[str(vmid)] = (f"guest {vmid} is {guest.get('status')} on {guest.get('node')}, it should be "
+                                  f"{wanted}: {verb} it (through ha-manager if HA manages it)")
+        else:
+            results[str(vmid)] = None
     return items(results)
 
 
 @probe("ha.resources_started")
 def ha_started(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
-    """HA resources `sids` exist and are started; a share per resource."""
-    current = cx.api("/cluster/ha/status/current")
-    services = {e.get("sid"): e for e in current if e.get("type") == "service"}
+    """HA resources `sids` (or `resources`: [{sid, resource_state}]) are in their requested state."""
+    status = cx.api("/cluster/ha/status/manager_status")
+    manager = status.get("manager_status") or {}
+    if not manager.get("master_node"):
+        return Outcome(0, 1, ["there is no HA manager master: is pve-ha-crm running on the nodes (systemctl status "
+                              "pve-ha-crm), and the cluster quorate?"])
+    services = manager.get("service_status") or {}
+    wanted = [*({"sid": s} for s in params.get("sids") or []), *(params.get("resources") or [])]
     results: dict[str, str | None] = {}
-    for sid in params.get("sids") or []:
-        entry = services.get(sid)
-        results[sid] = (f"{sid} is not an HA resource (ha-manager add)" if entry is None else
-                        None if entry.get("state") == "started" else f"{sid} is {entry.get('state')} in HA")
+    for resource in wanted:
+        sid, requested = resource["sid"], resource.get("resource_state", "started")
+        if sid not in services:
+            results[sid] = f"{sid} is not an HA resource: add it (ha-manager add {sid}, or the pve_ha role)"
+        elif services[sid].get("state") != requested:
+            results[sid] = (f"HA resource {sid} is '{services[sid].get('state')}' on {services[sid].get('node')}, "
+                            f"requested '{requested}' - see 'ha-manager status' and the task log of its last start")
+        else:
+            results[sid] = None
+    return items(results)
+
+
+def expected_nodes(placement: dict[str, Any], node_status: dict[str, str]) -> set[str]:
+    """Where the HA manager should run a placed guest: the online placement nodes of the highest
+    priority (any online placement node without failback); any online node if none is and it is not strict."""
+    priority = {str(e).split(":")[0]: int(str(e).split(":")[1]) if ":" in str(e) else 0 for e in placement["nodes"]}
+    online = {n for n in priority if node_status.get(n) == "online"}
+    if not online:
+        return set() if placement.get("strict") else {n for n, s in node_status.items() if s == "online"}
+    if placement.get("failback") is False:
+        return online
+    top = max(priority[n] for n in online)
+    return {n for n in online if priority[n] == top}
+
+
+@probe("ha.placement_respected")
+def ha_placement_respected(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Each started HA guest of `placements` ([{name, nodes, resources, strict, failback}]) runs where they say."""
+    manager = cx.api("/cluster/ha/status/manager_status").get("manager_status") or {}
+    services, node_status = manager.get("service_status") or {}, manager.get("node_status") or {}
+    results: dict[str, str | None] = {}
+    for placement in params.get("placements") or []:
+        allowed = expected_nodes(placement, node_status)
+        for sid in placement.get("resources") or []:
+            service = services.get(sid) or {}
+            if service.get("state") != "started":
+                continue
+            where = service.get("node")
+            results[sid] = None if where in allowed else (
+                f"HA resource {sid} runs on {where}, but its placement '{placement['name']}' "
+                f"({', '.join(placement['nodes'])}) puts it on {' or '.join(sorted(allowed))} - is the HA manager "
+                "still moving it (ha-manager status)?")
     return items(results)
 
 
@@ -196,15 +259,15 @@ def ha_placement(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
         rules = [r for r in cx.api("/cluster/ha/rules") if r.get("type") == "node-affinity"]
         for sid in params.get("sids") or []:
             rule = next((r for r in rules if sid in str(r.get("resources", "")).split(",")), None)
-            results[sid] = (f"{sid} has no node-affinity rule" if rule is None else
-                            None if placed_on(rule.get("nodes")) >= wanted_nodes
+            results[sid] = (f"{sid} has no node-affinity rule (ha-manager rules add node-affinity ...)" if rule is None
+                            else None if placed_on(rule.get("nodes")) >= wanted_nodes
                             else f"{sid}'s rule '{rule.get('rule')}' places it on {rule.get('nodes')}")
     else:
         groups = {g["group"]: g for g in cx.api("/cluster/ha/groups")}
         resources = {r["sid"]: r for r in cx.api("/cluster/ha/resources")}
         for sid in params.get("sids") or []:
             group = groups.get(str(resources.get(sid, {}).get("group")))
-            results[sid] = (f"{sid} is in no HA group" if group is None else
+            results[sid] = (f"{sid} is in no HA group (ha-manager groupadd, then set --group)" if group is None else
                             None if placed_on(group.get("nodes")) >= wanted_nodes
                             else f"{sid}'s group '{group.get('group')}' has nodes {group.get('nodes')}")
     return items(results)
@@ -223,7 +286,23 @@ def fencing_watchdog(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
         code, out, _ = cx.ssh(node, "cat /etc/default/pve-ha-manager")
         found = re.findall(r"^\s*WATCHDOG_MODULE=(\S+)", out, re.M)
         results[node] = None if found and found[-1] == wanted else (
-            f"{node}'s watchdog module is {found[-1] if found else 'softdog (the default)'}, not {wanted}")
+            f"{node}'s HA watchdog module is {found[-1] if found else 'softdog (the default)'}, not {wanted}: set "
+            f"WATCHDOG_MODULE={wanted} in /etc/default/pve-ha-manager (or run the pve_fencing role), then reboot")
+    return items(results)
+
+
+@probe("fencing.bmc")
+def fencing_bmc(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Every node's BMC answers `chassis status` from the grader with the roster's BMC credentials."""
+    results: dict[str, str | None] = {}
+    for node in cx.student.nodes:
+        if not node.bmc:
+            results[node.name] = f"{node.name} has no BMC address in the roster"
+            continue
+        code, out, err = cx.ipmi(node.name, "chassis status", int(params.get("cipher_suite", 3)))
+        results[node.name] = None if code == 0 and "System Power" in out else (
+            f"{node.name}'s BMC at {node.bmc} does not answer 'chassis status': {(err or out).strip()} - check its "
+            "network, address and credentials; without it nobody can power the node off or on from outside")
     return items(results)
 
 
@@ -233,7 +312,8 @@ def backup_job(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     jobs = [j for j in cx.api("/cluster/backup") if str(j.get("enabled", 1)) != "0"]
     covered = {int(v) for j in jobs for v in str(j.get("vmid", "")).split(",") if v} if jobs else set()
     every = any(str(j.get("all", 0)) == "1" for j in jobs)
-    results = {str(v): None if every or int(v) in covered else f"no enabled backup job covers guest {v}"
+    results = {str(v): None if every or int(v) in covered else
+               f"no enabled backup job covers guest {v}: add one (Datacenter > Backup > Add, or the pve_backup role)"
                for v in params.get("vmids") or []}
     return items(results)
 
@@ -243,11 +323,16 @@ def backup_recent(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Each guest of `vmids` has a backup on `storage` younger than `max_age_h` (default 25) hours."""
     storage, max_age_h = str(params["storage"]), float(params.get("max_age_h", 25))
     node = cx.node_names()[0]
-    archives = cx.api(f"/nodes/{node}/storage/{storage}/content", content="backup")
+    archives = cx.api(f"/nodes/{node}/storage/{storage}/content", node=node, content="backup")
     results: dict[str, str | None] = {}
     for vmid in params.get("vmids") or []:
         newest = max((a.get("ctime", 0) for a in archives if int(a.get("vmid", -1)) == int(vmid)), default=None)
-        age_h = None if newest is None else (time.time() - newest) / 3600
-        results[str(vmid)] = (f"guest {vmid} has no backup on '{storage}'" if age_h is None else
-                              None if age_h <= max_age_h else f"guest {vmid}'s newest backup is {age_h:.0f} h old")
+        if newest is None:
+            results[str(vmid)] = (f"guest {vmid} has no backup on '{storage}' (seen from {node}): run the job now "
+                                  f"(Datacenter > Backup > Run now, or vzdump {vmid} --storage {storage})")
+            continue
+        age_h = (time.time() - newest) / 3600
+        results[str(vmid)] = None if age_h <= max_age_h else (
+            f"the newest backup of guest {vmid} on '{storage}' is {age_h:.0f} h old, older than {max_age_h:g} h: did "
+            "the backup job run? Look at its task log")
     return items(results)

@@ -127,7 +127,7 @@ class FakeNode:
         if self.node in self.cluster.down or self.cluster.hang:
             time.sleep(self.cluster.hang)
             raise ApiError(595, f"Connection refused or host unreachable: {self.node}")
-        return self.cluster.api[path]
+        return self.cluster.api[path]  # query parameters do not matter to these fakes
 
 
 class FakeCluster:
@@ -273,3 +273,49 @@ def test_the_cli_refuses_a_bad_rubric_in_one_line(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert err.startswith("pvelab: error: ") and "rubric.yml:14: 'cluster.nodes_online' has points 2.5" in err
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def one_node_access(api: dict[str, Any], ipmi: Any = None) -> ClusterAccess:
+    student = Student("s1", (probes_node("pve1", "10.0.1.1", "10.0.9.1"),), access={"bmc_password": "pw"})
+    cluster = FakeCluster("lab-s1")
+    cluster.api.update(api)
+    return ClusterAccess(student, 2, api_client=lambda node: FakeNode(cluster, node), ipmi_runner=ipmi)
+
+
+def probes_node(name: str, address: str, bmc: str) -> Any:
+    from pvelab.grade.roster import NodeAddress
+
+    return NodeAddress(name, address, bmc)
+
+
+def test_placement_is_judged_by_priority_failback_and_who_is_online() -> None:
+    placements = [{"name": "prefer-pve1", "nodes": ["pve1:2", "pve2:1"], "resources": ["vm:110"]},
+                  {"name": "sticky", "nodes": ["pve1:2", "pve2:1"], "resources": ["vm:111"], "failback": False}]
+    status = {"manager_status": {"master_node": "pve3", "node_status": {"pve1": "online", "pve2": "online"},
+                                 "service_status": {"vm:110": {"state": "started", "node": "pve2"},
+                                                    "vm:111": {"state": "started", "node": "pve2"}}}}
+    outcome = probes.PROBES["ha.placement_respected"](one_node_access({"/cluster/ha/status/manager_status": status}),
+                                                      {"placements": placements})
+    assert (outcome.passed, outcome.total) == (1, 2)  # vm:111 may stay on pve2 (no failback), vm:110 may not
+    assert outcome.problems == ["HA resource vm:110 runs on pve2, but its placement 'prefer-pve1' (pve1:2, pve2:1) "
+                                "puts it on pve1 - is the HA manager still moving it (ha-manager status)?"]
+    status["manager_status"]["node_status"]["pve1"] = "unknown"  # pve1 lost: pve2 is the best online node
+    assert probes.PROBES["ha.placement_respected"](one_node_access({"/cluster/ha/status/manager_status": status}),
+                                                   {"placements": placements}).ok
+
+
+def test_bmc_and_backup_probes_read_what_they_are_shown() -> None:
+    calls: list[tuple[list[str], str]] = []
+
+    def ipmi(argv: list[str], password: str, timeout: float) -> tuple[int, str, str]:
+        calls.append((argv, password))
+        return 0, "System Power         : on\n", ""
+    cx = one_node_access({"/nodes/pve1/storage/labshare/content": [
+        {"volid": "labshare:backup/a.vma.zst", "vmid": 110, "ctime": time.time() - 3600},
+        {"volid": "labshare:backup/b.vma.zst", "vmid": 111, "ctime": time.time() - 30 * 3600}]}, ipmi)
+    assert probes.PROBES["fencing.bmc"](cx, {}).ok
+    assert "10.0.9.1" in calls[0][0] and "pw" not in calls[0][0] and calls[0][1] == "pw"  # password not in argv
+    backups = probes.PROBES["backup.recent"](cx, {"storage": "labshare", "vmids": [110, 111, 112]})
+    assert (backups.passed, backups.total) == (1, 3)
+    assert "guest 111 on 'labshare' is 30 h old" in backups.problems[0]
+    assert "guest 112 has no backup" in backups.problems[1]

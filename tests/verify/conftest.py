@@ -8,12 +8,16 @@ Every failure message says what is wrong on which node and what to look at.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import testinfra.utils.ansible_runner
+
+from pvelab.grade.access import ClusterAccess
+from pvelab.grade.roster import NodeAddress, Student
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))  # the parsers the modules use
@@ -33,6 +37,29 @@ def cluster(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def node(host: Any) -> str:
     return str(host.ansible.get_variables()["inventory_hostname"])
+
+
+def resolved(variables: dict[str, Any], name: str) -> Any:
+    """An inventory value; one that only names another variable ("{{ other }}") is that variable's value."""
+    value = variables.get(name)
+    found = re.fullmatch(r"\{\{\s*(\w+)\s*\}\}", str(value)) if isinstance(value, str) else None
+    return variables.get(found.group(1)) if found else value
+
+
+@pytest.fixture(scope="module")
+def access(node: str, cluster: dict[str, dict[str, Any]]) -> ClusterAccess:
+    """This node's API and shell as the grader's probes read them (only this node: every node must agree)."""
+    v = cluster[node]
+    keys = {"api_user": resolved(v, "pve_api_user") or "root@pam",
+            "api_password": resolved(v, "pve_api_password") or v.get("pve_root_password"),
+            "api_token_id": resolved(v, "pve_api_token_id"), "api_token_secret": resolved(v, "pve_api_token_secret"),
+            "ssh_user": v.get("ansible_user", "root"), "ssh_key_file": v.get("ansible_ssh_private_key_file"),
+            "ssh_known_hosts_file": v.get("pve_ssh_known_hosts_file"), "bmc_user": v.get("bmc_user"),
+            "bmc_password": v.get("bmc_password"), "bmc_port": v.get("bmc_port")}
+    student = Student(id=node, nodes=(NodeAddress(node, str(v.get("pve_api_host") or v["ansible_host"]),
+                                                  v.get("bmc_address")),),
+                      access={k: value for k, value in keys.items() if value is not None})
+    return ClusterAccess(student, timeout=30)
 
 
 # -- the checklist: one line per failed check, for people (verify.yml, the grader) ---------------
