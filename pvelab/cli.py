@@ -8,10 +8,13 @@ import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
+import yaml
+
 from pvelab import __version__
 from pvelab.errors import TwinError
 from pvelab.grade import cli as grade_cli
 from pvelab.grade.cli import GradeError
+from pvelab.twin.inventory import roster
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LINKS, LabSpec
 
@@ -67,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("node", nargs="?")
     command("console", cmd_console, "print a node's console log").add_argument("node")
     command("inventory", cmd_inventory, "print the path of the Ansible inventory of the lab")
+    roster = command("roster", cmd_roster, "print a grading roster (YAML) with the lab as one student's cluster")
+    roster.add_argument("--student", default="twin", help="the student id (default: twin)")
+    roster.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a per-student value the rubric reads, e.g. cluster_name=edu-cloud")
     grade_cli.add_parser(top)
     return parser
 
@@ -83,6 +90,14 @@ def cmd_down(lab: Lab, _args: argparse.Namespace) -> None:
 def cmd_inventory(lab: Lab, _args: argparse.Namespace) -> None:
     lab.require_record()
     print(lab.paths.inventory)
+
+
+def cmd_roster(lab: Lab, args: argparse.Namespace) -> None:
+    bad = [p for p in args.param if "=" not in p]
+    if bad:
+        raise TwinError(f"--param takes KEY=VALUE, not {bad[0]!r}")
+    params = dict(p.split("=", 1) for p in args.param)
+    print(yaml.safe_dump(roster(lab.require_record(), lab.paths, args.student, params), sort_keys=False), end="")
 
 
 def print_status(lab: Lab) -> None:

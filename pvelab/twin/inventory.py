@@ -47,3 +47,15 @@ def write_inventory(record: LabRecord, paths: LabPaths) -> None:
     text += yaml.safe_dump(inventory(record, paths), sort_keys=False)
     paths.inventory.write_text(text)
     paths.inventory.chmod(0o600)
+
+
+def roster(record: LabRecord, paths: LabPaths, student: str, params: dict[str, str]) -> dict[str, Any]:
+    """A grading roster with this lab as one student's cluster (for `pvelab grade`)."""
+    return {
+        "defaults": {"api_user": "root@pam", "api_password": record.root_password, "ssh_user": "root",
+                     "ssh_key_file": str(paths.ssh_key), "ssh_known_hosts_file": str(paths.known_hosts),
+                     "bmc_user": BMC_USER, "bmc_password": record.bmc_password, "bmc_port": BMC_PORT},
+        "students": [{"id": student, "nodes": [{"name": n.name, "address": n.link_addr(0), "bmc": n.bmc_addr}
+                                                for n in record.spec.nodes],
+                      "params": dict(params)}],
+    }
