@@ -14,6 +14,7 @@ APT_PACKAGES=(
   systemd-container mmdebstrap debian-archive-keyring openipmi ipmitool iproute2 nftables iptables
   openssh-client passwd util-linux fuse3 python3 python3-venv
   xorriso isolinux syslinux-common
+  chromium  # the grader's HTML report is checked in a real headless browser
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,7 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
+import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -319,3 +322,51 @@ def test_bmc_and_backup_probes_read_what_they_are_shown() -> None:
     assert (backups.passed, backups.total) == (1, 3)
     assert "guest 111 on 'labshare' is 30 h old" in backups.problems[0]
     assert "guest 112 has no backup" in backups.problems[1]
+
+
+class Cells(HTMLParser):
+    """The rendered overview: each student's total, and each check cell's status class and score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.row: str | None = None
+        self.cell: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "tr" and (a.get("id") or "").startswith("row-"):
+            self.row = str(a["id"])[4:]
+            self.rows[self.row] = {"cells": []}
+        elif tag == "td" and self.row:
+            if a.get("class") == "total":
+                self.rows[self.row]["total"] = float(str(a["data-score"]))
+            else:
+                self.cell = str(a.get("class"))
+
+    def handle_data(self, data: str) -> None:
+        if self.cell and self.row:
+            self.rows[self.row]["cells"].append((self.cell, float(data)))
+            self.cell = None
+
+
+def test_the_html_report_renders_in_a_browser_with_the_jsons_numbers(tmp_path: Path,
+                                                                       graded: tuple[Any, list[Any]]) -> None:
+    rules, results = graded
+    out = write_run(tmp_path / "run", results, rules)
+    browser = shutil.which("chromium")
+    assert browser, "chromium is missing: scripts/setup.sh installs it (the report is checked in a real browser)"
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*flags, "--dump-dom", (out / "report.html").as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    cells = Cells()
+    cells.feed(dom)
+    for student in ("s1", "s2", "s3"):
+        gradescope = json.loads((out / "students" / student / "results.json").read_text())
+        assert cells.rows[student]["total"] == gradescope["score"]
+        assert cells.rows[student]["cells"] == [(t["extra_data"]["pvelab_status"], t["score"])
+                                                for t in gradescope["tests"]]
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", (out / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000  # drew a page, not nothing
