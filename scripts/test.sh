@@ -27,6 +27,6 @@ echo "== pvelab twin down (the lab tests need the lab slot)"; pvelab twin down
 # Real PVE 9 sits on Debian 13 and PVE 8 on Debian 12, and so do the twin's nodes: the lab tests run
 # once on each (the molecule scenario, slow and version-blind, only on 9).
 echo "== pytest: unit tests, and the lab tests on PVE 9 nodes (Debian 13)"
-PVELAB_PVE_VERSION=9 pytest -v -rA "$@"
+PVELAB_PVE_VERSION=9 pytest -v -rA --durations=25 "$@"
 echo "== pytest: the lab tests on PVE 8 nodes (Debian 12)"
-PVELAB_PVE_VERSION=8 pytest -v -rA -m lab --deselect tests/integration/test_molecule.py tests/integration "$@"
+PVELAB_PVE_VERSION=8 pytest -v -rA --durations=25 -m lab --deselect tests/integration/test_molecule.py tests/integration "$@"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,10 @@ from pvelab.twin.lab import Lab
 
 from .conftest import wait_until
 
-pytestmark = pytest.mark.lab
+# The grader reads the cluster layer the same way on both versions (the version-guarded probes are
+# unit-tested), so this runs once per CI run, on PVE 9 nodes.
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(os.environ.get("PVELAB_PVE_VERSION", "9") != "9", reason="runs once, on PVE 9 nodes")]
 RUBRIC = """\
 rubric: cluster part
 defaults: {timeout_s: 5}
