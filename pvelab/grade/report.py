@@ -87,8 +87,8 @@ def gradebook(results: list[StudentResult], rubric: Rubric) -> str:
                      *(c.id for c in rubric.checks)])
     for r in results:
         by_id = {c.check.id: c.score for c in r.checks}
-        writer.writerow([r.student.id, r.student.name, r.student.email, r.score, r.max_score,
-                         "yes" if r.reachable else "no", *(by_id[c.id] for c in rubric.checks)])
+        writer.writerow([r.student.id, r.student.name, r.student.email, f"{r.score:g}", r.max_score,
+                         "yes" if r.reachable else "no", *(f"{by_id[c.id]:g}" for c in rubric.checks)])
     return out.getvalue()
 
 

@@ -31,7 +31,7 @@ checks:
   - {id: cluster.name, title: the planned name, points: 2, requires: [access.api]}
   - {id: cluster.nodes_online, title: three nodes online, points: 6, requires: [access.api]}
   - {id: cluster.quorate, title: quorate without override, points: 4, requires: [cluster.nodes_online]}
-  - {id: corosync.links, title: two links per node, connected, points: 6, requires: [cluster.name]}
+  - {id: corosync.links, title: "two links per node, connected", points: 6, requires: [cluster.name]}
   - {id: fencing.bmc, title: every BMC answers, points: 3}
 """
 
