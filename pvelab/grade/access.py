@@ -49,6 +49,7 @@ class ClusterAccess:
     api_client: Callable[[str], Any] | None = None
     ssh_runner: Callable[[str, str, float], tuple[int, str, str]] | None = None
     ipmi_runner: Callable[[list[str], str, float], tuple[int, str, str]] | None = None
+    drills: bool = False  # power actions allowed (pvelab grade --drills); otherwise status only
     evidence: list[Evidence] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)  # node -> certificate fingerprint seen
     _clients: dict[str, Any] = field(default_factory=dict)
@@ -134,8 +135,9 @@ class ClusterAccess:
     # -- IPMI (status queries only) ---------------------------------------------------------------------
     def ipmi(self, node: str, command: str, cipher_suite: int = 3) -> tuple[int, str, str]:
         """ipmitool over lanplus to the node's BMC; the password goes through the environment, never argv."""
-        if command not in ("chassis status", "power status"):
-            raise ValueError(f"the grader asks BMCs only for status, not {command!r}")
+        allowed = ("chassis status", "power status", *(("power off", "power on") if self.drills else ()))
+        if command not in allowed:
+            raise ValueError(f"the grader asks BMCs only for status, not {command!r} (drills need --drills)")
         bmc = next(n.bmc for n in self.student.nodes if n.name == node)
         access = self.student.access
         argv = ["ipmitool", "-I", "lanplus", "-C", str(cipher_suite), "-H", str(bmc), "-p",

@@ -81,6 +81,7 @@ def grade_student(student: Student, rubric: Rubric, options: GradeOptions,
     started = time.time()
     timeout = options.timeout or max(c.timeout_s for c in rubric.checks)
     cx = access_factory(student, timeout)
+    cx.drills = options.drills
     major: int | None = None
     reachable = True
     try:

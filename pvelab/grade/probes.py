@@ -336,3 +336,41 @@ def backup_recent(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
             f"the newest backup of guest {vmid} on '{storage}' is {age_h:.0f} h old, older than {max_age_h:g} h: did "
             "the backup job run? Look at its task log")
     return items(results)
+
+
+# -- drills (destructive: run only with --drills) ----------------------------------------------------
+def ha_services(cx: ClusterAccess, node: str | None = None) -> dict[str, dict[str, Any]]:
+    return {e["sid"]: e for e in cx.api("/cluster/ha/status/current", node=node) if e.get("type") == "service"}
+
+
+@probe("drill.failover")
+def drill_failover(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Power off the node running the first HA guest (its BMC), time until its HA guests run elsewhere, power it on."""
+    limit, poll = float(params.get("timeout_s", 330)), float(params.get("poll_s", 2))
+    before = ha_services(cx)
+    victim = params.get("node") or next((e.get("node") for e in before.values() if e.get("state") == "started"), None)
+    moved = sorted(sid for sid, e in before.items() if e.get("node") == victim and e.get("state") == "started")
+    if not victim or not moved:
+        return Outcome(0, 1, ["no started HA guest to fail over: the drill needs the HA part of the lab working"])
+    watcher = next(n for n in cx.node_names() if n != victim)
+    code, _, err = cx.ipmi(victim, "power off")
+    if code != 0:
+        return Outcome(0, 1, [f"the BMC of {victim} refused 'power off': {err.strip()}"])
+    started = time.monotonic()
+    elapsed: float | None = None
+    try:
+        while time.monotonic() - started < limit:
+            time.sleep(poll)
+            try:
+                now = ha_services(cx, watcher)
+            except Exception:  # noqa: BLE001 - a busy cluster answers late; keep polling until the limit
+                continue
+            if all(now.get(sid, {}).get("state") == "started" and now[sid].get("node") != victim for sid in moved):
+                elapsed = time.monotonic() - started
+                break
+    finally:
+        cx.ipmi(victim, "power on")  # never leave a student's node off
+    if elapsed is None:
+        return Outcome(0, 1, [f"{', '.join(moved)} did not run on another node within {limit:.0f} s of {victim}'s "
+                              "power loss: is fencing working (watchdog, quorum of the others)?"])
+    return Outcome(1, 1, [], {"node": victim, "guests": moved, "recovered_s": round(elapsed, 1)}, seconds=elapsed)

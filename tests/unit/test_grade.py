@@ -99,7 +99,8 @@ defaults: {api_user: grader@pve, api_password: pw}
 students:
   - id: s1
     name: Ada
-    nodes: [{name: pve1, address: 10.0.1.1}, {name: pve2, address: 10.0.1.2}, {name: pve3, address: 10.0.1.3}]
+    nodes: [{name: pve1, address: 10.0.1.1, bmc: 10.0.9.1}, {name: pve2, address: 10.0.1.2},
+            {name: pve3, address: 10.0.1.3}]
     params: {cluster_name: lab-s1}
   - id: s2
     nodes: [{name: pve1, address: 10.0.2.1}, {name: pve2, address: 10.0.2.2}, {name: pve3, address: 10.0.2.3}]
@@ -370,3 +371,37 @@ def test_the_html_report_renders_in_a_browser_with_the_jsons_numbers(tmp_path: P
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1200,900", (out / "report.html").as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000  # drew a page, not nothing
+
+
+def test_the_failover_drill_powers_off_times_the_recovery_and_powers_on_again(tmp_path: Path) -> None:
+    text = ("checks:\n  - {id: drill.failover, title: HA recovers a node loss, points: 10, destructive: true,\n"
+            "     thresholds_s: {full: 0.5, half: 5}, params: {poll_s: 0.05}}\n")
+    rules = rubric(tmp_path, text)
+    student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
+    cluster = FakeCluster("lab-s1")
+    polls = {"n": 0}
+    before = [{"type": "service", "sid": "vm:110", "node": "pve1", "state": "started"}]
+    after = [{"type": "service", "sid": "vm:110", "node": "pve2", "state": "started"}]
+
+    class Moving(FakeNode):
+        def request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+            if path == "/cluster/ha/status/current":
+                polls["n"] += 1
+                return before if polls["n"] < 4 else after  # recovered on the third look after the cut
+            return super().request(method, path, params)
+    power: list[str] = []
+
+    def ipmi(argv: list[str], password: str, timeout: float) -> tuple[int, str, str]:
+        power.append(" ".join(argv[-2:]))
+        return 0, "", ""
+
+    def factory(s: Student, timeout: float) -> ClusterAccess:
+        return ClusterAccess(s, timeout, api_client=lambda node: Moving(cluster, node), ssh_runner=cluster.ssh,
+                             ipmi_runner=ipmi)
+    without = grade_class([student], rules, GradeOptions(), factory)[0].checks[0]
+    assert (without.status, power) == ("skipped", [])  # destructive: never without --drills
+    drilled = grade_class([student], rules, GradeOptions(drills=True), factory)[0].checks[0]
+    assert power == ["power off", "power on"] and drilled.facts["node"] == "pve1"
+    assert (drilled.status, drilled.score) == ("passed", 10) and 0.1 < drilled.facts["recovered_s"] < 0.5
+    with pytest.raises(ValueError, match="only for status"):
+        ClusterAccess(student, 1, ipmi_runner=ipmi).ipmi("pve1", "power off")
