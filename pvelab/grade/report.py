@@ -40,11 +40,14 @@ def gradescope(result: StudentResult) -> dict[str, Any]:
     tests = []
     for number, c in enumerate(result.checks, 1):
         output = c.message if c.status == "passed" else "; ".join(x for x in (c.message, c.check.hint) if x)
+        if c.facts:  # what the probe saw or measured (a drill's timing), as evidence beside the score
+            output = f"{output} (seen: {json.dumps(c.facts, sort_keys=True, default=str)[:300]})".strip()
         tests.append({"name": f"{c.check.id}: {c.check.title}", "number": str(number), "score": c.score,
                       "max_score": c.max_score, "status": GRADESCOPE_STATUS[c.status],
                       "output": f"[{c.status}] {output}".strip(),
                       "visibility": GRADESCOPE_VISIBILITY[c.check.visibility],
-                      "tags": [c.check.id.split(".")[0]], "extra_data": {"pvelab_status": c.status}})
+                      "tags": [c.check.id.split(".")[0]],
+                      "extra_data": {"pvelab_status": c.status, **({"facts": c.facts} if c.facts else {})}})
     return {"score": result.score, "execution_time": round(result.seconds, 2),
             "output": f"{result.score} of {result.max_score} points"
                       + ("" if result.reachable else " - the cluster did not answer the grader"),

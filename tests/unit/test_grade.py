@@ -375,7 +375,7 @@ def test_the_html_report_renders_in_a_browser_with_the_jsons_numbers(tmp_path: P
 
 def test_the_failover_drill_powers_off_times_the_recovery_and_powers_on_again(tmp_path: Path) -> None:
     text = ("checks:\n  - {id: drill.failover, title: HA recovers a node loss, points: 10, destructive: true,\n"
-            "     thresholds_s: {full: 0.5, half: 5}, params: {poll_s: 0.05}}\n")
+            "     thresholds_s: {full: 0.5, half: 5}, params: {poll_s: 0.05, timeout_s: 5}}\n")
     rules = rubric(tmp_path, text)
     student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
     cluster = FakeCluster("lab-s1")
@@ -403,5 +403,9 @@ def test_the_failover_drill_powers_off_times_the_recovery_and_powers_on_again(tm
     drilled = grade_class([student], rules, GradeOptions(drills=True), factory)[0].checks[0]
     assert power == ["power off", "power on"] and drilled.facts["node"] == "pve1"
     assert (drilled.status, drilled.score) == ("passed", 10) and 0.1 < drilled.facts["recovered_s"] < 0.5
+    polls["n"] = 0  # the guest is on pve1 again for the second run
+    out = write_run(tmp_path / "run", grade_class([student], rules, GradeOptions(drills=True), factory), rules)
+    test = json.loads((out / "students" / "s1" / "results.json").read_text())["tests"][0]
+    assert test["extra_data"]["facts"]["node"] == "pve1" and '"recovered_s": ' in test["output"]  # timing as evidence
     with pytest.raises(ValueError, match="only for status"):
         ClusterAccess(student, 1, ipmi_runner=ipmi).ipmi("pve1", "power off")
