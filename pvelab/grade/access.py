@@ -4,7 +4,6 @@ answer makes the probe `Unreachable` - a different result from a wrong answer.""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from collections.abc import Callable
@@ -151,9 +150,6 @@ class ClusterAccess:
         self.evidence.append(Evidence("ipmi", node, command, started, time.time() - started, proc[0] == 0,
                                       {"rc": proc[0], "stdout": proc[1], "stderr": proc[2]}))
         return proc
-
-    def evidence_json(self) -> str:
-        return json.dumps([e.as_dict() for e in self.evidence], indent=1, default=str)
 
 
 def run_ipmitool(argv: list[str], password: str, timeout: float) -> tuple[int, str, str]:
