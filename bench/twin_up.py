@@ -66,7 +66,7 @@ def measure(spec: LabSpec, cold: bool, idle: float) -> tuple[dict[str, float], d
         timed("warm up (boot + every node answers SSH)", lambda: quiet.up(spec), results)
         time.sleep(idle)
         for node in spec.nodes:
-            memory[node.name] = (pss_bytes(cgroups.pids(node.name)) / MIB,
+            memory[node.name] = (pss_bytes(cgroups.pids(node.cgroup)) / MIB,
                                  pss_bytes(service_pids(quiet, node.name)) / MIB)
         timed("down", quiet.down, results)
     finally:

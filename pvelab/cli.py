@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from pvelab.errors import TwinError
 from pvelab.grade import cli as grade_cli
 from pvelab.grade.cli import GradeError
 from pvelab.twin.inventory import roster
-from pvelab.twin.lab import Lab
+from pvelab.twin.lab import Lab, all_labs, stray_prefixes, sweep_prefix
 from pvelab.twin.spec import LINKS, LabSpec
 
 
@@ -32,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     twin = top.add_parser("twin", help="the embedded lab twin: real Debian nodes with BMCs")
     cmds = twin.add_subparsers(dest="command", required=True)
 
+    which = argparse.ArgumentParser(add_help=False)
+    which.add_argument("--lab", metavar="NAME", default=os.environ.get("PVELAB_LAB", ""),
+                       help="a named lab beside the default one (default: $PVELAB_LAB, else the default lab)")
+
     def command(name: str, func: Callable[[Lab, argparse.Namespace], None], text: str) -> argparse.ArgumentParser:
-        sub = cmds.add_parser(name, help=text)
+        sub = cmds.add_parser(name, help=text, parents=[which])
         sub.set_defaults(func=func)
         return sub
 
@@ -41,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument("--pve-version", default="9", choices=["8", "9"],
                     help="PVE version the nodes present: 9 on Debian 13 (default), 8 on Debian 12")
-    command("down", cmd_down, "remove everything the lab made (safe to run twice)")
+    down = command("down", cmd_down, "remove everything the lab made (safe to run twice)")
+    down.add_argument("--all", action="store_true", help="take down every lab on this host, named or not")
+    command("list", cmd_list, "a table of the labs on this host: the default one and the named ones")
     command("status", lambda lab, _args: print_status(lab), "a table of nodes: power, addresses, uptime, watchdog")
     ssh = command("ssh", cmd_ssh, "open a shell on a node (or run a command there)")
     ssh.add_argument("node")
@@ -71,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("console", cmd_console, "print a node's console log").add_argument("node")
     command("inventory", cmd_inventory, "print the path of the Ansible inventory of the lab")
     roster = command("roster", cmd_roster, "print a grading roster (YAML) with the lab as one student's cluster")
-    roster.add_argument("--student", default="twin", help="the student id (default: twin)")
+    roster.add_argument("--student", help="the student id (default: the lab's name, or twin)")
     roster.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a per-student value the rubric reads, e.g. cluster_name=edu-cloud")
     grade_cli.add_parser(top)
@@ -83,8 +90,37 @@ def cmd_up(lab: Lab, args: argparse.Namespace) -> None:
     print_status(lab)
 
 
-def cmd_down(lab: Lab, _args: argparse.Namespace) -> None:
-    lab.down()
+def cmd_down(lab: Lab, args: argparse.Namespace) -> None:
+    if not args.all:
+        lab.down()
+        return
+    for each in all_labs():
+        if each.paths.root.exists() or each.name == "":
+            label = each.name or "default"
+            each.log = functools.partial(print, f"{label}:")
+            each.down()
+    for prefix in stray_prefixes():
+        print(f"stray {prefix}: removed: " + ", ".join(sweep_prefix(prefix)))
+
+
+def cmd_list(_lab: Lab, _args: argparse.Namespace) -> None:
+    rows = [("LAB", "STATE", "NODES", "PVE", "LINK0", "LINK1", "BMC")]
+    for each in all_labs():
+        record = each.record
+        if record is None:
+            if each.name:
+                rows.append((each.name, "half down (run: pvelab twin down --lab " + each.name + ")", "-", "-", "-",
+                             "-", "-"))
+            continue
+        spec = record.spec
+        state = "up" if each.supervisor_alive() else "broken (run: pvelab twin down" + (
+            f" --lab {each.name})" if each.name else ")")
+        rows.append((each.name or "(default)", state, str(spec.node_count), spec.pve_version, str(spec.subnet(0)),
+                     str(spec.subnet(1)), str(spec.subnet(None))))
+    if len(rows) == 1:
+        print("no lab is up")
+        return
+    print_table(rows)
 
 
 def cmd_inventory(lab: Lab, _args: argparse.Namespace) -> None:
@@ -97,7 +133,8 @@ def cmd_roster(lab: Lab, args: argparse.Namespace) -> None:
     if bad:
         raise TwinError(f"--param takes KEY=VALUE, not {bad[0]!r}")
     params = dict(p.split("=", 1) for p in args.param)
-    print(yaml.safe_dump(roster(lab.require_record(), lab.paths, args.student, params), sort_keys=False), end="")
+    student = args.student or lab.name or "twin"
+    print(yaml.safe_dump(roster(lab.require_record(), lab.paths, student, params), sort_keys=False), end="")
 
 
 def print_status(lab: Lab) -> None:
@@ -106,6 +143,10 @@ def print_status(lab: Lab) -> None:
         power = "frozen" if st.frozen else st.power
         uptime = "-" if st.uptime is None else f"{st.uptime:.0f}s"
         rows.append((st.name, power, st.addresses[0], st.addresses[1], st.bmc, uptime, st.watchdog))
+    print_table(rows)
+
+
+def print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -132,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) and ExitStatus.USAGE
     try:
-        args.func(Lab(), args)
+        args.func(Lab.named(args.lab) if getattr(args, "lab", "") else Lab(), args)
     except (TwinError, GradeError) as exc:
         print(f"pvelab: error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR

@@ -14,16 +14,34 @@ options:
     required: true
     choices: [pvelab_twin]
   state_dir:
-    description: Where the twin keeps the lab's files.
+    description: Where the twin keeps the default lab's files.
     type: path
     default: /var/lib/pvelab/lab
     env:
       - name: PVELAB_STATE_DIR
+  lab:
+    description:
+      - A named lab (C(pvelab twin up --lab NAME)) instead of the default one; its files are in
+        O(labs_dir)/NAME.
+    type: str
+    default: ""
+    env:
+      - name: PVELAB_LAB
+  labs_dir:
+    description: Where the twin keeps named labs' files.
+    type: path
+    default: /var/lib/pvelab/labs
+    env:
+      - name: PVELAB_LABS_DIR
 """
 
 EXAMPLES = r"""
 # inventory/twin/pvelab_twin.yml
 plugin: pvelab_twin
+
+# The lab named s01 (or run with PVELAB_LAB=s01 in the environment)
+plugin: pvelab_twin
+lab: s01
 """
 
 import os
@@ -54,12 +72,15 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        source = os.path.join(self.get_option("state_dir"), "inventory.yml")
+        lab = self.get_option("lab")
+        folder = os.path.join(self.get_option("labs_dir"), lab) if lab else self.get_option("state_dir")
+        source = os.path.join(folder, "inventory.yml")
         try:
             with open(source) as fh:
                 data = yaml.safe_load(fh)
         except FileNotFoundError:
-            raise AnsibleParserError(f"no twin lab is up ({source} does not exist) — run: pvelab twin up") from None
+            up = f"pvelab twin up --lab {lab}" if lab else "pvelab twin up"
+            raise AnsibleParserError(f"no twin lab is up ({source} does not exist) — run: {up}") from None
         except PermissionError:
             raise AnsibleParserError(f"cannot read {source} — run as root (the lab's secrets are root's)") from None
         top = data["all"]

@@ -96,22 +96,36 @@ def remove(node: str) -> None:
             path.rmdir()
 
 
-def remove_all() -> None:
-    roots = [CGROUP_ROOT / GROUP] if _is_v2_only() else [
-        CGROUP_ROOT / h / GROUP for h in ("freezer", "systemd", "unified")
-    ]
-    for root in roots:
-        if root.is_dir():
-            for node_dir in root.iterdir():
-                if node_dir.is_dir():
-                    remove(node_dir.name)
-            with contextlib.suppress(OSError):
-                root.rmdir()
+def lab_of(group: str) -> str:
+    """The prefix of the lab a node group belongs to: the default lab's groups are bare node names
+    (pve1), a named lab's carry its prefix (pvl03-pve1); see NodeSpec.cgroup."""
+    return group.split("-", 1)[0] if "-" in group else "pvlab"
 
 
-def any_pids() -> list[int]:
-    roots = [CGROUP_ROOT / GROUP] if _is_v2_only() else [CGROUP_ROOT / "freezer" / GROUP]
+def groups(lab: str | None) -> list[str]:
+    """Node groups of one lab (by prefix), or of every lab when lab is None."""
+    names = {d.name for root in _roots() if root.is_dir() for d in root.iterdir() if d.is_dir()}
+    return sorted(n for n in names if lab is None or lab_of(n) == lab)
+
+
+def _roots() -> list[Path]:
+    if _is_v2_only():
+        return [CGROUP_ROOT / GROUP]
+    return [CGROUP_ROOT / h / GROUP for h in ("freezer", "systemd", "unified")]
+
+
+def remove_all(lab: str | None = None) -> None:
+    """Remove the node groups of one lab (or of all); the shared parent goes once it is empty."""
+    for group in groups(lab):
+        remove(group)
+    for root in _roots():
+        with contextlib.suppress(OSError):
+            root.rmdir()  # fails while another lab still has groups there
+
+
+def any_pids(lab: str | None = None) -> list[int]:
+    """Every process in one lab's node groups (or in any lab's)."""
     found: set[int] = set()
-    for root in roots:
-        found |= _read_procs(root)
+    for group in groups(lab):
+        found |= set(pids(group))
     return sorted(found)

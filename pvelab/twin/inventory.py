@@ -32,6 +32,8 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
                 "pve_ssh_known_hosts_file": str(paths.known_hosts),
                 "pve_root_password": record.root_password,
                 "pve_version_expected": record.spec.pve_version,
+                # The management network's first three octets: guests take addresses .100 and up there.
+                "lab_guest_net": str(record.spec.subnet(0).network_address).rsplit(".", 1)[0],
                 "bmc_user": BMC_USER,
                 "bmc_password": record.bmc_password,
                 "bmc_port": BMC_PORT,

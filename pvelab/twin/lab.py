@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -22,10 +24,17 @@ from pvelab.twin.host import pid_alive, require_root, require_tools, run
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
 from pvelab.twin.latency import parse_delay
-from pvelab.twin.network import LabNetwork, existing_links, existing_netns, nft_table_exists, require_netns_support
+from pvelab.twin.network import (
+    LabNetwork,
+    existing_links,
+    existing_netns,
+    named_prefixes_in_use,
+    nft_table_exists,
+    require_netns_support,
+)
 from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
-from pvelab.twin.spec import BMC_PORT, LINKS, LabSpec, NodeSpec
-from pvelab.twin.state import LabPaths, LabRecord
+from pvelab.twin.spec import BMC_PORT, LINKS, MAX_SLOT, PREFIX, LabSpec, NodeSpec, prefix_of
+from pvelab.twin.state import LabPaths, LabRecord, labs_dir, named_labs
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
@@ -46,9 +55,16 @@ class NodeStatus:
 
 
 class Lab:
-    def __init__(self, paths: LabPaths | None = None, log: Log = print) -> None:
-        self.paths = paths or LabPaths()
+    """One lab: the default one (name "", today's addresses) or a named one beside it."""
+
+    def __init__(self, paths: LabPaths | None = None, log: Log = print, name: str = "") -> None:
+        self.paths = paths or LabPaths.of(name)
         self.log = log
+        self.name = name
+
+    @classmethod
+    def named(cls, name: str, log: Log = print) -> Lab:
+        return cls(LabPaths.of(name), log, name)
 
     @property
     def record(self) -> LabRecord | None:
@@ -57,20 +73,64 @@ class Lab:
     def require_record(self) -> LabRecord:
         record = self.record
         if record is None:
+            if self.name:
+                raise TwinError(f"no lab '{self.name}' is up", f"start it: pvelab twin up --lab {self.name}")
             raise TwinError("no lab is up", "start one: pvelab twin up")
         return record
 
+    # -- slots: where a named lab's addresses and names come from ----------------------------------
+    @property
+    def slot_file(self) -> Path:
+        """A named lab's reservation of its slot, written before anything else it makes."""
+        return self.paths.root / "slot"
+
+    def reserved_slot(self) -> int | None:
+        if not self.name:
+            return 0
+        try:
+            return int(self.slot_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    @property
+    def prefix(self) -> str | None:
+        """Prefix of the lab's kernel objects; None for a named lab that never reserved a slot."""
+        slot = self.reserved_slot()
+        return None if slot is None else prefix_of(slot)
+
+    def reserve_slot(self) -> int:
+        """The lab's slot: the one it holds, or the lowest one no named lab holds (under a lock, so two
+        `up`s at once never take the same one)."""
+        held = self.reserved_slot()
+        if held is not None:
+            return held
+        labs_dir().mkdir(parents=True, exist_ok=True)
+        with open(labs_dir() / ".slots.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = {Lab.named(n).reserved_slot() for n in lab_dirs()}
+            free = [k for k in range(1, MAX_SLOT + 1) if k not in taken and not prefix_in_use(prefix_of(k))]
+            if not free:
+                raise TwinError(f"all {MAX_SLOT} lab slots are taken", "take a lab down: pvelab twin down --lab NAME")
+            self.paths.root.mkdir(parents=True, exist_ok=True)
+            self.paths.root.chmod(0o700)
+            self.slot_file.write_text(f"{free[0]}\n")
+            return free[0]
+
     # -- up --------------------------------------------------------------------------------------
     def up(self, spec: LabSpec) -> LabRecord:
+        """Bring the lab up as `spec` asks (its name and slot are this lab's: they are filled in here)."""
         require_root()
+        down = f"pvelab twin down{f' --lab {self.name}' if self.name else ''}"
         existing = self.record
         if existing is not None and self.supervisor_alive():
-            if existing.spec != spec:
+            if not existing.spec.same_build(dataclasses.replace(spec, name=self.name, slot=existing.spec.slot)):
                 raise TwinError(
-                    f"a lab of {existing.spec.node_count} nodes (PVE {existing.spec.pve_version}) is already up",
-                    "tear it down first: pvelab twin down")
+                    f"a lab of {existing.spec.node_count} nodes (PVE {existing.spec.pve_version}) is already up"
+                    + (f" as '{self.name}'" if self.name else ""), f"tear it down first: {down}")
             self.log("the lab is already up; nothing changed")
             return existing
+        if self.name:
+            spec = dataclasses.replace(spec, name=self.name, slot=self.reserve_slot())
         self.preflight(spec)
         try:
             return self._build(spec)
@@ -86,15 +146,20 @@ class Lab:
             raise TwinError(
                 "a previous lab was not fully torn down (found: " + ", ".join(leftovers[:4]) +
                 (", ..." if len(leftovers) > 4 else "") + ")",
-                "remove it with: pvelab twin down")
+                f"remove it with: pvelab twin down{f' --lab {self.name}' if self.name else ''}")
         require_netns_support()
-        require_ipmi_port()
+        if not other_labs_up(self.name):  # their BMCs hold UDP 623 on their own addresses
+            require_ipmi_port()
 
     def leftovers(self) -> list[str]:
-        found = [f"netns {n}" for n in existing_netns()] + [f"link {n}" for n in existing_links()]
-        if nft_table_exists():
-            found.append("nft table")
-        found += [f"process {p}" for p in cgroups.any_pids()]
+        """What this lab made that is still there (other labs' objects have other prefixes)."""
+        prefix = self.prefix
+        found = []
+        if prefix is not None:
+            found += [f"netns {n}" for n in existing_netns(prefix)] + [f"link {n}" for n in existing_links(prefix)]
+            if nft_table_exists(prefix):
+                found.append("nft table")
+            found += [f"process {p}" for p in cgroups.any_pids(prefix)]
         found += [f"mount {m}" for m in self.mounts()]
         if self.paths.record.exists():
             found.append(f"lab record {self.paths.record}")
@@ -109,7 +174,8 @@ class Lab:
         record.save(self.paths)
         self.make_ssh_key()
         self.paths.shared_dir.mkdir(exist_ok=True)
-        self.log(f"wiring {spec.node_count} nodes on 198.18.0.0/15...")
+        self.log(f"wiring {spec.node_count} nodes on {spec.subnet(0)}, {spec.subnet(1)} and BMCs on "
+                 f"{spec.subnet(None)}...")
         LabNetwork(spec).create()
         for node in spec.nodes:
             self.prepare_node(record, node, image)
@@ -217,12 +283,14 @@ class Lab:
                 removed.append("supervisor")
             except TwinError:
                 pass
-        removed += self._kill_leftover_processes()
+        prefix = self.prefix
+        removed += self._kill_leftover_processes(prefix)
         for mount in self.mounts():
             run(["umount", "--lazy", mount], check=False)
             removed.append(f"mount {mount}")
-        removed += LabNetwork.destroy_all()
-        cgroups.remove_all()
+        if prefix is not None:
+            removed += LabNetwork.destroy_all(prefix)
+            cgroups.remove_all(prefix)
         if self.paths.root.exists():
             shutil.rmtree(self.paths.root, ignore_errors=True)
             removed.append(f"state {self.paths.root}")
@@ -230,7 +298,7 @@ class Lab:
             self.log("removed: " + ", ".join(removed) if removed else "nothing to remove: no lab is up")
         return removed
 
-    def _kill_leftover_processes(self) -> list[str]:
+    def _kill_leftover_processes(self, prefix: str | None) -> list[str]:
         """Processes the twin started, found by PID: the supervisor's pid file and the node cgroups."""
         killed = []
         pid_file = self.paths.supervisor_pid
@@ -244,9 +312,11 @@ class Lab:
                 killed.append(f"supervisor {pid}")
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (tests do)
-        for node_dir in (self.paths.root / "nodes").glob("*") if (self.paths.root / "nodes").is_dir() else []:
-            cgroups.kill_all(node_dir.name)
-        for pid in cgroups.any_pids():
+        if prefix is None:
+            return killed
+        for group in cgroups.groups(prefix):
+            cgroups.kill_all(group)
+        for pid in cgroups.any_pids(prefix):
             try:
                 os.kill(pid, 9)
                 killed.append(f"process {pid}")
@@ -265,11 +335,11 @@ class Lab:
         record = self.require_record()
         rows = []
         for node in record.spec.nodes:
-            leader = leader_pid(node.name)
+            leader = leader_pid(node.cgroup)
             rows.append(NodeStatus(
                 name=node.name,
                 power="on" if leader is not None else "off",
-                frozen=leader is not None and cgroups.is_frozen(node.name),
+                frozen=leader is not None and cgroups.is_frozen(node.cgroup),
                 addresses=[node.link_addr(link) for link in LINKS],
                 bmc=node.bmc_addr,
                 uptime=uptime_of(leader) if leader is not None else None,
@@ -319,11 +389,51 @@ class Lab:
 
     def boot_id(self, name: str) -> str:
         """The node's boot id (new on every power-on), read without going through its network."""
-        proc = exec_in(name, ["cat", "/proc/sys/kernel/random/boot_id"])
+        proc = exec_in(self.require_record().spec.node(name), ["cat", "/proc/sys/kernel/random/boot_id"])
         return proc.stdout.strip()
 
     def events(self, node: str | None = None) -> list[str]:
         return events.read(self.paths.events, node)
+
+
+def lab_dirs() -> list[str]:
+    """Named labs that hold a directory (a slot, a record, or both)."""
+    root = labs_dir()
+    return sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+
+
+def prefix_in_use(prefix: str) -> bool:
+    return bool(existing_netns(prefix) or existing_links(prefix) or cgroups.groups(prefix))
+
+
+def other_labs_up(name: str) -> bool:
+    """Whether a lab other than `name` has a record (is up, or half up)."""
+    others = [n for n in named_labs() if n != name]
+    return bool(others) or (name != "" and LabPaths().record.exists())
+
+
+def all_labs() -> list[Lab]:
+    """The default lab and every named one that holds a directory, for `list` and `down --all`."""
+    return [Lab(), *(Lab.named(n) for n in lab_dirs())]
+
+
+def stray_prefixes() -> list[str]:
+    """Prefixes of named labs' kernel objects that no lab directory claims (a lab whose state was
+    deleted by hand): `down --all` removes them too."""
+    claimed = {lab.prefix for lab in all_labs()}
+    found = named_prefixes_in_use() | {cgroups.lab_of(g) for g in cgroups.groups(None)}
+    return sorted(p for p in found if p != PREFIX and p not in claimed)
+
+
+def sweep_prefix(prefix: str) -> list[str]:
+    """Remove a stray named lab's processes, cgroups and network (its directory is already gone)."""
+    removed = []
+    for group in cgroups.groups(prefix):
+        cgroups.kill_all(group)
+    removed += [f"process {p}" for p in cgroups.any_pids(prefix)]
+    removed += LabNetwork.destroy_all(prefix)
+    cgroups.remove_all(prefix)
+    return removed
 
 
 def watchdog_summary(state_file: Path) -> str:

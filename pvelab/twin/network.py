@@ -8,6 +8,7 @@ still reach a cut-off node (as a student's laptop on the management side would).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,8 @@ from pvelab.errors import TwinError
 from pvelab.twin.host import run, succeeds
 from pvelab.twin.spec import LINKS, PREFIX, LabSpec, NodeSpec
 
-NFT_TABLE = PREFIX  # bridge-family table holding partition rules
 NETNS_DIR = Path("/run/netns")
+NAMED_PREFIX = re.compile(r"pvl\d\d")
 
 
 def ip(*args: str, netns: str | None = None) -> str:
@@ -25,19 +26,28 @@ def ip(*args: str, netns: str | None = None) -> str:
     return run([*prefix, *args])
 
 
-def existing_netns() -> list[str]:
+def existing_netns(prefix: str = PREFIX) -> list[str]:
+    """A lab's namespaces, found by its prefix (pvlab for the default lab)."""
     if not NETNS_DIR.is_dir():
         return []
-    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(PREFIX + "-"))
+    return sorted(p.name for p in NETNS_DIR.iterdir() if p.name.startswith(prefix + "-"))
 
 
-def existing_links() -> list[str]:
+def existing_links(prefix: str = PREFIX) -> list[str]:
     out = json.loads(run(["ip", "-j", "link", "show"]) or "[]")
-    return sorted(link["ifname"] for link in out if link["ifname"].startswith(PREFIX))
+    return sorted(link["ifname"] for link in out if link["ifname"].startswith(prefix))
 
 
-def nft_table_exists() -> bool:
-    return succeeds(["nft", "list", "table", "bridge", NFT_TABLE])
+def named_prefixes_in_use() -> set[str]:
+    """Prefixes (pvl01...) of named labs that have a namespace or a link on this host."""
+    names = [p.name for p in NETNS_DIR.iterdir()] if NETNS_DIR.is_dir() else []
+    names += [link["ifname"] for link in json.loads(run(["ip", "-j", "link", "show"]) or "[]")]
+    return {m.group(0) for n in names if (m := NAMED_PREFIX.match(n))}
+
+
+def nft_table_exists(prefix: str = PREFIX) -> bool:
+    """The lab's bridge-family nft table (named by its prefix) holds its partition rules."""
+    return succeeds(["nft", "list", "table", "bridge", prefix])
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,8 @@ class LabNetwork:
         ip("link", "set", bridge, "up", netns=node.netns)
 
     def _create_nft_table(self) -> None:
-        run(["nft", "add", "table", "bridge", NFT_TABLE])
-        run(["nft", "add", "chain", "bridge", NFT_TABLE, "partition",
+        run(["nft", "add", "table", "bridge", self.spec.prefix])
+        run(["nft", "add", "chain", "bridge", self.spec.prefix, "partition",
              "{ type filter hook forward priority 0; policy accept; }"])
 
     # -- fault injection ------------------------------------------------------------------------
@@ -95,28 +105,29 @@ class LabNetwork:
                     if a == b:
                         continue
                     for src, dst in ((a, b), (b, a)):
-                        run(["nft", "add", "rule", "bridge", NFT_TABLE, "partition",
+                        run(["nft", "add", "rule", "bridge", self.spec.prefix, "partition",
                              "iifname", src.host_veth(link), "oifname", dst.host_veth(link), "drop"])
                         added += 1
         return added
 
     def heal(self) -> None:
-        run(["nft", "flush", "chain", "bridge", NFT_TABLE, "partition"])
+        run(["nft", "flush", "chain", "bridge", self.spec.prefix, "partition"])
 
     # -- teardown -------------------------------------------------------------------------------
     @staticmethod
-    def destroy_all() -> list[str]:
-        """Remove every twin namespace, link and nft table, whether or not a record exists."""
+    def destroy_all(prefix: str = PREFIX) -> list[str]:
+        """Remove every namespace, link and nft table of the lab with this prefix, whether or not a
+        record exists (other labs' objects have other prefixes and stay)."""
         removed = []
-        for name in existing_netns():
+        for name in existing_netns(prefix):
             run(["ip", "netns", "delete", name], check=False)
             removed.append(f"netns {name}")
-        for name in existing_links():
+        for name in existing_links(prefix):
             run(["ip", "link", "delete", name], check=False)
             removed.append(f"link {name}")
-        if nft_table_exists():
-            run(["nft", "delete", "table", "bridge", NFT_TABLE], check=False)
-            removed.append(f"nft table bridge {NFT_TABLE}")
+        if nft_table_exists(prefix):
+            run(["nft", "delete", "table", "bridge", prefix], check=False)
+            removed.append(f"nft table bridge {prefix}")
         return removed
 
 

@@ -42,9 +42,10 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[4] == target for line in fh)
 
 
-def leader_pid(name: str) -> int | None:
-    """The node's PID 1 (its systemd), seen from the host: the process whose namespaced pid is 1."""
-    for pid in cgroups.pids(name):
+def leader_pid(group: str) -> int | None:
+    """The node's PID 1 (its systemd), seen from the host: the process whose namespaced pid is 1.
+    `group` is the node's control group (NodeSpec.cgroup)."""
+    for pid in cgroups.pids(group):
         try:
             with open(f"/proc/{pid}/status") as fh:
                 for line in fh:
@@ -64,10 +65,10 @@ def uptime_of(pid: int) -> float | None:
         return None
 
 
-def exec_in(name: str, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    leader = leader_pid(name)
+def exec_in(node: NodeSpec, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    leader = leader_pid(node.cgroup)
     if leader is None:
-        raise TwinError(f"node '{name}' is powered off", f"power it on: pvelab twin power {name} on")
+        raise TwinError(f"node '{node.name}' is powered off", f"power it on: pvelab twin power {node.name} on")
     cmd = ["nsenter", "--target", str(leader), "--mount", "--uts", "--ipc", "--net", "--pid", "--", *argv]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -110,8 +111,8 @@ class ContainerNode:
 
     def launcher_argv(self) -> list[str]:
         """nspawn wrapped so it starts inside the node's cgroups (no preexec_fn: we are threaded)."""
-        cgroups.create(self.name)
-        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.name))
+        cgroups.create(self.spec.cgroup)
+        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.spec.cgroup))
         script = f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"'
         return ["sh", "-c", script, "nspawn", *self.nspawn_argv()]
 
@@ -132,9 +133,9 @@ class ContainerNode:
     def power_off(self) -> None:
         # SIGKILL to the container's PID 1 ends its whole PID namespace at once; nspawn then
         # reaps it and exits, so no process is orphaned. Anything left is killed by cgroup.
-        if cgroups.is_frozen(self.name):
-            cgroups.freeze(self.name, False)
-        leader = leader_pid(self.name)
+        if cgroups.is_frozen(self.spec.cgroup):
+            cgroups.freeze(self.spec.cgroup, False)
+        leader = leader_pid(self.spec.cgroup)
         if leader is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leader, signal.SIGKILL)
@@ -146,8 +147,8 @@ class ContainerNode:
                 self.process.wait(timeout=5)
             self.process = None
         deadline = time.monotonic() + 10
-        while cgroups.pids(self.name) and time.monotonic() < deadline:
-            cgroups.kill_all(self.name)
+        while cgroups.pids(self.spec.cgroup) and time.monotonic() < deadline:
+            cgroups.kill_all(self.spec.cgroup)
             time.sleep(0.05)
         self._set_links("down")  # the namespace outlives the node; a machine without power answers nothing
 
@@ -158,10 +159,10 @@ class ContainerNode:
     def power_state(self) -> PowerState:
         if self.process is not None and self.process.poll() is None:
             return PowerState.ON
-        return PowerState.ON if cgroups.pids(self.name) else PowerState.OFF
+        return PowerState.ON if cgroups.pids(self.spec.cgroup) else PowerState.OFF
 
     def console_log(self) -> Path:
         return self.paths.console_log(self.name)
 
     def exec(self, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return exec_in(self.name, argv, timeout)
+        return exec_in(self.spec, argv, timeout)

@@ -1,9 +1,13 @@
 """What a lab is made of: node names, addresses, interface and namespace names (pure, no I/O).
 
-Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space), which is never routed anywhere:
+Addresses come from 198.18.0.0/15 (RFC 2544 benchmarking space), which is never routed anywhere.
+The default lab (slot 0) has:
   link0 (corosync link 0, management, SSH)  198.18.0.0/24   node N at .10+N, host at .1
   link1 (corosync link 1)                   198.18.1.0/24   node N at .10+N, host at .1
   BMC network                               198.18.2.0/24   BMC of node N at .10+N, host at .1
+A named lab (`pvelab twin up --lab NAME`) takes a free slot K (1..MAX_SLOT) and the three /24s after
+those of slot K-1 (198.18.3K.0/24 onwards, counting on into 198.19), and its kernel objects start with
+pvlKK instead of pvlab, so labs side by side share nothing but the host.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from dataclasses import dataclass, field
 from pvelab.errors import TwinError
 
 LINKS = (0, 1)
-LINK_SUBNETS = {0: ipaddress.ip_network("198.18.0.0/24"), 1: ipaddress.ip_network("198.18.1.0/24")}
-BMC_SUBNET = ipaddress.ip_network("198.18.2.0/24")
+LAB_SPACE = ipaddress.ip_network("198.18.0.0/15")
+SUBNETS_PER_LAB = 3  # link0, link1, BMC network
+MAX_SLOT = 99  # two digits in the names; 100 labs x 3 /24s fit the /15's 512
 HOST_OCTET = 1
 FIRST_NODE_OCTET = 10
 MAX_NODES = 16
@@ -23,12 +28,25 @@ PVE_VERSIONS = ("8", "9")
 BMC_PORT = 623
 BMC_USER = "admin"
 MANAGEMENT_BRIDGE = "vmbr0"
-PREFIX = "pvlab"  # every kernel object the twin makes starts with this, so leftovers are easy to find
+PREFIX = "pvlab"  # every kernel object the default lab makes starts with this, so leftovers are easy to find
+
+
+def prefix_of(slot: int) -> str:
+    """The name prefix of a lab's kernel objects: pvlab for the default lab, pvl01..pvl99 for named
+    ones (five characters either way, so one lab's prefix never starts another's)."""
+    return PREFIX if slot == 0 else f"pvl{slot:02d}"
+
+
+def subnet(slot: int, link: int | None) -> ipaddress.IPv4Network:
+    """A lab's /24 for a corosync link, or for its BMC network when link is None."""
+    offset = SUBNETS_PER_LAB * slot + (2 if link is None else link)
+    return ipaddress.IPv4Network((int(LAB_SPACE.network_address) + 256 * offset, 24))
 
 
 @dataclass(frozen=True)
 class NodeSpec:
     index: int  # 1-based
+    slot: int = 0  # the lab's slot: 0 is the default lab
 
     @property
     def name(self) -> str:
@@ -36,18 +54,23 @@ class NodeSpec:
 
     @property
     def netns(self) -> str:
-        return f"{PREFIX}-{self.name}"
+        return f"{prefix_of(self.slot)}-{self.name}"
+
+    @property
+    def cgroup(self) -> str:
+        """The node's control group: its name in the default lab (as always), its namespace's in a named one."""
+        return self.name if self.slot == 0 else self.netns
 
     def link_addr(self, link: int) -> str:
-        return str(LINK_SUBNETS[link].network_address + FIRST_NODE_OCTET + self.index)
+        return str(subnet(self.slot, link).network_address + FIRST_NODE_OCTET + self.index)
 
     @property
     def bmc_addr(self) -> str:
-        return str(BMC_SUBNET.network_address + FIRST_NODE_OCTET + self.index)
+        return str(subnet(self.slot, None).network_address + FIRST_NODE_OCTET + self.index)
 
     def host_veth(self, link: int) -> str:
         """Host-side end of the node's link cable (at most 15 characters, a kernel limit)."""
-        return f"{PREFIX}{self.index}l{link}"
+        return f"{prefix_of(self.slot)}{self.index}l{link}"
 
     @staticmethod
     def node_ifname(link: int) -> str:
@@ -64,6 +87,8 @@ class NodeSpec:
 class LabSpec:
     node_count: int = 3
     pve_version: str = "9"
+    name: str = ""  # "" is the default lab; others are named with --lab
+    slot: int = 0
     nodes: tuple[NodeSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,7 +102,18 @@ class LabSpec:
                 f"unknown PVE version '{self.pve_version}'",
                 f"choose one of: {', '.join(PVE_VERSIONS)}",
             )
-        object.__setattr__(self, "nodes", tuple(NodeSpec(i) for i in range(1, self.node_count + 1)))
+        if not 0 <= self.slot <= MAX_SLOT or (self.slot == 0) != (self.name == ""):
+            raise TwinError(f"lab '{self.name}' cannot take slot {self.slot}",
+                            f"named labs take slots 1 to {MAX_SLOT}, the default lab slot 0")
+        object.__setattr__(self, "nodes", tuple(NodeSpec(i, self.slot) for i in range(1, self.node_count + 1)))
+
+    @property
+    def prefix(self) -> str:
+        return prefix_of(self.slot)
+
+    def same_build(self, other: LabSpec) -> bool:
+        """Whether `other` asks for this lab as it is (its slot is the lab's business, not the asker's)."""
+        return (self.node_count, self.pve_version, self.name) == (other.node_count, other.pve_version, other.name)
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -89,19 +125,18 @@ class LabSpec:
     def nodes_named(self, names: list[str]) -> list[NodeSpec]:
         return [self.node(n) for n in names]
 
-    @staticmethod
-    def bridge(link: int | None) -> str:
+    def bridge(self, link: int | None) -> str:
         """Bridge of a corosync link, or of the BMC network when link is None."""
-        return f"{PREFIX}-bmc" if link is None else f"{PREFIX}-link{link}"
+        return f"{self.prefix}-bmc" if link is None else f"{self.prefix}-link{link}"
 
-    @staticmethod
-    def host_addr(link: int | None) -> str:
-        subnet = BMC_SUBNET if link is None else LINK_SUBNETS[link]
-        return str(subnet.network_address + HOST_OCTET)
+    def subnet(self, link: int | None) -> ipaddress.IPv4Network:
+        return subnet(self.slot, link)
 
-    @staticmethod
-    def prefixlen(link: int | None) -> int:
-        return (BMC_SUBNET if link is None else LINK_SUBNETS[link]).prefixlen
+    def host_addr(self, link: int | None) -> str:
+        return str(self.subnet(link).network_address + HOST_OCTET)
+
+    def prefixlen(self, link: int | None) -> int:
+        return self.subnet(link).prefixlen
 
     def etc_hosts(self) -> str:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -119,8 +154,10 @@ class LabSpec:
                 "source /etc/network/interfaces.d/*\n")
 
     def to_dict(self) -> dict[str, object]:
-        return {"node_count": self.node_count, "pve_version": self.pve_version}
+        return {"node_count": self.node_count, "pve_version": self.pve_version, "name": self.name,
+                "slot": self.slot}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> LabSpec:
-        return cls(node_count=int(str(data["node_count"])), pve_version=str(data["pve_version"]))
+        return cls(node_count=int(str(data["node_count"])), pve_version=str(data["pve_version"]),
+                   name=str(data.get("name", "")), slot=int(str(data.get("slot", 0))))

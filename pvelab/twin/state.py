@@ -4,15 +4,40 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pvelab.errors import TwinError
 from pvelab.twin.spec import LabSpec
+
+LAB_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 
 
 def state_dir() -> Path:
+    """The default lab's files."""
     return Path(os.environ.get("PVELAB_STATE_DIR", "/var/lib/pvelab/lab"))
+
+
+def labs_dir() -> Path:
+    """Named labs' files, one directory each (`pvelab twin up --lab NAME`)."""
+    return Path(os.environ.get("PVELAB_LABS_DIR", "/var/lib/pvelab/labs"))
+
+
+def check_lab_name(name: str) -> str:
+    if not LAB_NAME.fullmatch(name):
+        raise TwinError(f"'{name}' is not a lab name",
+                        "use a lower-case letter, then up to 30 lower-case letters, digits or dashes (e.g. s01)")
+    return name
+
+
+def named_labs() -> list[str]:
+    """Named labs with a record, i.e. up or half up (down removes the directory)."""
+    root = labs_dir()
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if (d / "lab.json").exists() and LAB_NAME.fullmatch(d.name))
 
 
 def cache_dir() -> Path:
@@ -23,6 +48,11 @@ def cache_dir() -> Path:
 @dataclass(frozen=True)
 class LabPaths:
     root: Path = field(default_factory=state_dir)
+
+    @classmethod
+    def of(cls, name: str) -> LabPaths:
+        """The default lab's paths for "", a named lab's otherwise."""
+        return cls() if name == "" else cls(labs_dir() / check_lab_name(name))
 
     @property
     def record(self) -> Path:

@@ -174,7 +174,7 @@ class Supervisor:
         with self.lock:
             if node.power_state() is PowerState.OFF:
                 raise TwinError(f"node '{name}' is powered off", f"power it on: pvelab twin power {name} on")
-            cgroups.freeze(name, frozen)
+            cgroups.freeze(node.spec.cgroup, frozen)
             events.record(self.paths.events, name, "frozen (hung: processes stopped, links up)"
                           if frozen else "thawed")
 
@@ -235,7 +235,7 @@ class Supervisor:
                 events.record(self.paths.events, name, "reboot requested by the node")
                 node.power_on()
             else:
-                cgroups.kill_all(name)
+                cgroups.kill_all(node.spec.cgroup)
                 events.record(self.paths.events, name, f"powered off (container exited {process.returncode})")
         now = time.monotonic()
         for service in self.services:

@@ -72,3 +72,26 @@ def test_a_node_gets_pves_management_bridge_in_its_interfaces_file() -> None:
     assert "iface eth1 inet static\n\taddress 198.18.1.12/24\n" in text
     assert "gateway" not in text  # a lab is routed nowhere
     assert [spec.node("pve2").address_ifname(link) for link in LINKS] == ["vmbr0", "eth1"]
+
+
+def test_named_labs_take_their_own_three_subnets_and_names() -> None:
+    default, first, last = LabSpec(), LabSpec(name="s01", slot=1), LabSpec(name="s99", slot=99, node_count=MAX_NODES)
+    assert first.node("pve1").link_addr(0) == "198.18.3.11" and first.node("pve1").bmc_addr == "198.18.5.11"
+    assert str(last.subnet(None)) == "198.19.43.0/24"  # slot 99: /24 number 3 * 99 + 2 = 299 of the /15
+    subnets = [spec.subnet(link) for spec in (default, first, last) for link in (*LINKS, None)]
+    assert len(set(subnets)) == len(subnets) and all(s.subnet_of(LAB_SPACE) for s in subnets)  # type: ignore[arg-type]
+    assert (first.prefix, first.bridge(0), first.node("pve2").netns, first.node("pve2").host_veth(1)) == \
+        ("pvl01", "pvl01-link0", "pvl01-pve2", "pvl012l1")
+    assert (default.node("pve2").cgroup, first.node("pve2").cgroup) == ("pve2", "pvl01-pve2")
+    names = [n.host_veth(link) for n in last.nodes for link in LINKS] + [last.bridge(link) for link in (*LINKS, None)]
+    assert max(len(name) for name in names) <= 15
+    assert "198.18.3.11\tpve1.pvelab.test pve1\n" in first.etc_hosts()
+
+
+def test_a_lab_spec_survives_its_record_and_refuses_a_slot_it_cannot_have() -> None:
+    spec = LabSpec(node_count=2, pve_version="8", name="s07", slot=7)
+    assert LabSpec.from_dict(spec.to_dict()) == spec
+    assert LabSpec.from_dict({"node_count": 3, "pve_version": "9"}) == LabSpec()  # records written before slots
+    for name, slot in (("s01", 0), ("", 3), ("s01", 100)):
+        with pytest.raises(TwinError, match="cannot take slot"):
+            LabSpec(name=name, slot=slot)
