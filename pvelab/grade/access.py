@@ -51,6 +51,7 @@ class ClusterAccess:
     drills: bool = False  # power actions allowed (pvelab grade --drills); otherwise status only
     evidence: list[Evidence] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)  # node -> certificate fingerprint seen
+    identities: dict[str, str] = field(default_factory=dict)  # what probes saw that names a cluster: kind -> value
     _clients: dict[str, Any] = field(default_factory=dict)
 
     def node_names(self) -> list[str]:
@@ -67,7 +68,10 @@ class ClusterAccess:
         for name in nodes:
             started = time.time()
             try:
-                answer = self._client(name).request("GET", path, params or None)
+                client = self._client(name)
+                if hasattr(client, "timeout"):
+                    client.timeout = self.timeout  # the current check's
+                answer = client.request("GET", path, params or None)
             except (ApiError, OSError, TimeoutError) as exc:
                 status = getattr(exc, "status", 595)
                 self.evidence.append(Evidence("api", name, f"GET {path}", started, time.time() - started, False,

@@ -76,6 +76,6 @@ def grade(args: argparse.Namespace) -> None:
                 if check.status not in ("passed", "skipped"):
                     print(f"  {check.status.upper():8} {check.check.title}: {check.message}"
                           + (f"\n           hint: {check.check.hint}" if check.check.hint else ""))
-    for fingerprint, ids in shared_identities(results).items():
-        print(f"WARNING: one cluster certificate ({fingerprint[:23]}...) is seen by {', '.join(ids)}", file=sys.stderr)
+    for shared in shared_identities(results):
+        print(f"WARNING: {shared}", file=sys.stderr)
     print(f"reports: {out}/report.html, gradebook.csv, junit.xml, students/*/results.json")

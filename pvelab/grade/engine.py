@@ -4,7 +4,7 @@ A check's status is one of: passed, partial, failed, blocked (a `requires` did n
 (version guard, a drill without --drills, or hidden from a self-check), unreachable (the cluster
 did not answer - not the same as wrong), error (the probe broke: the message says why). One
 cluster's trouble never stops or slows the others: each runs in its own thread and every request
-has the rubric's timeout."""
+has its check's timeout (timeout_s, or --timeout for all)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class StudentResult:
     pve_major: int | None
     fingerprints: dict[str, str]
     evidence: list[dict[str, Any]]
+    identities: dict[str, str] = field(default_factory=dict)  # cluster name, Ceph fsid... as probes saw them
 
     @property
     def score(self) -> float:
@@ -94,7 +95,7 @@ def grade_student(student: Student, rubric: Rubric, options: GradeOptions,
     for check in rubric.checks:
         results[check.id] = run_check(cx, student, check, options, results, reachable, major)
     return StudentResult(student, list(results.values()), started, time.time() - started, reachable, major,
-                         dict(cx.fingerprints), [e.as_dict() for e in cx.evidence])
+                         dict(cx.fingerprints), [e.as_dict() for e in cx.evidence], dict(cx.identities))
 
 
 def run_check(cx: ClusterAccess, student: Student, check: Check, options: GradeOptions,
@@ -111,6 +112,7 @@ def run_check(cx: ClusterAccess, student: Student, check: Check, options: GradeO
     if blocked:
         return CheckResult(check, "blocked", 0.0, f"blocked by {', '.join(blocked)}")
     began = time.monotonic()
+    cx.timeout = options.timeout or check.timeout_s  # each request of this check waits at most this long
     try:
         outcome = PROBES[check.probe](cx, {**student.params, **check.params})
     except Unreachable as exc:
@@ -131,10 +133,29 @@ def grade_class(students: list[Student], rubric: Rubric, options: GradeOptions,
         return [f.result() for f in futures]
 
 
-def shared_identities(results: list[StudentResult]) -> dict[str, list[str]]:
-    """Certificate fingerprints seen in more than one student's cluster: {fingerprint: [students]}."""
-    seen: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class SharedIdentity:
+    kind: str  # certificate, cluster name, ceph fsid
+    value: str
+    students: tuple[str, ...]
+
+    def __str__(self) -> str:
+        shown = f"{self.value[:23]}..." if self.kind == "certificate" else f"'{self.value}'"
+        return f"one {self.kind} ({shown}) is seen in the clusters of {', '.join(self.students)}"
+
+
+def shared_identities(results: list[StudentResult]) -> list[SharedIdentity]:
+    """What names one cluster, seen in several students' clusters: a node certificate or a Ceph fsid
+    (each unique to a cluster), or a cluster name when those students were given different names
+    (the same name everywhere, as a class often is, proves nothing)."""
+    seen: dict[tuple[str, str], list[StudentResult]] = {}
     for result in results:
-        for fingerprint in set(result.fingerprints.values()):
-            seen.setdefault(fingerprint, []).append(result.student.id)
-    return {fp: ids for fp, ids in seen.items() if len(ids) > 1}
+        found = {("certificate", fp) for fp in result.fingerprints.values()} | set(result.identities.items())
+        for key in sorted(found):
+            seen.setdefault(key, []).append(result)
+    shared = []
+    for (kind, value), holders in seen.items():
+        planned = {str(r.student.params.get("cluster_name", "")) for r in holders}
+        if len(holders) > 1 and (kind != "cluster name" or len(planned) == len(holders)):
+            shared.append(SharedIdentity(kind, value, tuple(r.student.id for r in holders)))
+    return shared

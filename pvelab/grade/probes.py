@@ -77,6 +77,7 @@ def cluster_name(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     entry = next((e for e in cluster_status(cx) if e.get("type") == "cluster"), None)
     if entry is None:
         return Outcome(0, 1, ["the nodes are in no cluster: create one (pvecm create)"], {"cluster": None})
+    cx.identities["cluster name"] = str(entry.get("name"))
     if wanted and entry.get("name") != wanted:
         return Outcome(0, 1, [f"the cluster is called '{entry.get('name')}', the lab asks for '{wanted}'"],
                        {"cluster": entry.get("name")})

@@ -5,8 +5,9 @@
     OUT/junit.xml                    one testsuite per student, one testcase per check (for CI)
     OUT/gradebook.csv                one row per student, a column per check
     OUT/report.html                  one self-contained page: class overview, then each student
-    OUT/manifest.json                sha256 of every file above, HMAC-SHA256-signed with the
-                                     instructor's key when one is given (manifest.json.hmac)
+    OUT/manifest.json                sha256 of every file above and what several students' clusters
+                                     share (a certificate, a cluster name...), HMAC-SHA256-signed
+                                     with the instructor's key when one is given (manifest.json.hmac)
 
 Files are written to a temporary directory and moved into place, so a run that fails writes nothing
 half."""
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from pvelab.grade.engine import StudentResult, shared_identities
+from pvelab.grade.engine import SharedIdentity, StudentResult, shared_identities
 from pvelab.grade.rubric import Rubric
 
 GRADESCOPE_STATUS = {"passed": "passed", "partial": "failed", "failed": "failed", "blocked": "failed",
@@ -95,7 +96,7 @@ def gradebook(results: list[StudentResult], rubric: Rubric) -> str:
     return out.getvalue()
 
 
-def page(results: list[StudentResult], rubric: Rubric, shared: dict[str, list[str]]) -> str:
+def page(results: list[StudentResult], rubric: Rubric, shared: list[SharedIdentity]) -> str:
     """One self-contained HTML page; the numbers come from the same results as the JSON and CSV."""
     esc = html.escape
     head = "".join(f'<th title="{esc(c.title)}">{esc(c.id)}</th>' for c in rubric.checks)
@@ -116,8 +117,7 @@ def page(results: list[StudentResult], rubric: Rubric, shared: dict[str, list[st
                        f"</h2><p>{r.score:g} of {r.max_score} points, graded in {r.seconds:.1f} s"
                        f"{'' if r.reachable else ' - <b>unreachable</b>'}</p><ul>{items}</ul>"
                        f'<p><a href="students/{esc(r.student.id)}/evidence.json">evidence</a></p></section>')
-    warning = "".join(f"<p class=warn>the same cluster certificate {esc(fp[:23])}... is seen by "
-                      f"{esc(', '.join(ids))}</p>" for fp, ids in shared.items())
+    warning = "".join(f"<p class=warn>{esc(str(s))}</p>" for s in shared)
     style = ("body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:2px 6px}.passed{background:#cfc}"
              ".partial{background:#ffc}.failed,.blocked{background:#fcc}.unreachable,.error{background:#ccc}"
              ".skipped{color:#888}.warn{color:#a00;font-weight:bold}")
@@ -139,10 +139,13 @@ def write_run(out: Path, results: list[StudentResult], rubric: Rubric, key: byte
             (folder / "evidence.json").write_text(json.dumps(r.evidence, indent=1, default=str) + "\n")
         (staging / "junit.xml").write_text(junit(results))
         (staging / "gradebook.csv").write_text(gradebook(results, rubric))
-        (staging / "report.html").write_text(page(results, rubric, shared_identities(results)))
+        shared = shared_identities(results)
+        (staging / "report.html").write_text(page(results, rubric, shared))
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         manifest = {"rubric": rubric.name, "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "files": {str(p.relative_to(staging)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}}
+                    "files": {str(p.relative_to(staging)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files},
+                    "shared_identities": [{"kind": s.kind, "value": s.value, "students": list(s.students)}
+                                          for s in shared]}
         text = json.dumps(manifest, indent=1, sort_keys=True) + "\n"
         (staging / "manifest.json").write_text(text)
         if key:

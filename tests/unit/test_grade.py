@@ -20,7 +20,7 @@ import pytest
 
 from pvelab.grade import probes
 from pvelab.grade.access import ClusterAccess
-from pvelab.grade.engine import GradeOptions, grade_class
+from pvelab.grade.engine import GradeOptions, StudentResult, grade_class, shared_identities
 from pvelab.grade.report import verify_manifest, write_run
 from pvelab.grade.roster import RosterError, Student, load_roster
 from pvelab.grade.rubric import RubricError, load_rubric
@@ -220,6 +220,43 @@ def test_one_hanging_cluster_does_not_delay_the_others(tmp_path: Path) -> None:
     assert [r.reachable for r in results] == [True, True, False]
     assert results[0].seconds < 1.0 and results[1].seconds < 1.0  # not waiting for s3
     assert took < 3 * 1.5 + 1  # s3: one try per node, each its own timeout, then every check unreachable at once
+
+
+def test_two_students_on_one_cluster_are_caught() -> None:
+    """A certificate is one cluster's, so sharing it is caught always; a cluster name only when the
+    students were given different names (a class that all use edu-cloud shares it innocently)."""
+    def result(sid: str, planned: str, certs: dict[str, str], name: str) -> Any:
+        student = Student(sid, (), params={"cluster_name": planned})
+        return StudentResult(student, [], 0.0, 0.0, True, 9, certs, [], {"cluster name": name})
+
+    results = [result("s1", "lab-s1", {"pve1": "AA:01"}, "lab-s1"), result("s2", "lab-s2", {"pve1": "AA:02"}, "lab-s1"),
+               result("s3", "lab-s3", {"pve1": "AA:01", "pve2": "AA:03"}, "lab-s3")]
+    assert [(s.kind, s.value, s.students) for s in shared_identities(results)] == [
+        ("certificate", "AA:01", ("s1", "s3")), ("cluster name", "lab-s1", ("s1", "s2"))]
+    same_plan = [result("s1", "edu-cloud", {"pve1": "1"}, "edu-cloud"), result("s2", "edu-cloud", {"pve1": "2"},
+                                                                                 "edu-cloud")]
+    assert shared_identities(same_plan) == []
+
+
+def test_each_check_waits_its_own_timeout(tmp_path: Path) -> None:
+    """timeout_s is per check: a slow check may wait longer without making every request wait as long."""
+    rules = rubric(tmp_path, RUBRIC.replace("    requires: [cluster.name]\n", "    requires: [cluster.name]\n"
+                                                                       "    timeout_s: 1\n"))
+    student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
+    cluster, seen = FakeCluster("lab-s1"), []
+
+    def ssh(address: str, command: str, timeout: float) -> tuple[int, str, str]:
+        seen.append(timeout)
+        return cluster.ssh(address, command, timeout)
+
+    def factory(s: Student, timeout: float) -> ClusterAccess:
+        return ClusterAccess(s, timeout, api_client=lambda node: FakeNode(cluster, node), ssh_runner=ssh)
+
+    result = grade_class([student], rules, GradeOptions(), factory)[0]
+    assert table([result])["s1"]["corosync.links"] == ("passed", 6) and seen == [1, 1, 1]  # not the rubric's 2
+    seen.clear()
+    grade_class([student], rules, GradeOptions(timeout=3), factory)
+    assert seen == [3, 3, 3]  # --timeout overrides every check's
 
 
 def test_the_outputs_agree_and_the_signed_manifest_catches_an_edit(tmp_path: Path,
