@@ -124,6 +124,16 @@ class ClusterAccess:
             raise Unreachable(f"SSH to {node} failed: {err.strip()}")
         return code, out, err
 
+    def ssh_any(self, command: str) -> tuple[int, str, str]:
+        """`command` on the first node that answers SSH (a cluster-wide view such as pvecm status)."""
+        last: Unreachable | None = None
+        for node in self.node_names():
+            try:
+                return self.ssh(node, command)
+            except Unreachable as exc:
+                last = exc
+        raise Unreachable(f"no node answered SSH ({command}): {last}")
+
     def _ssh(self, address: str, command: str, timeout: float) -> tuple[int, str, str]:
         access = self.student.access
         argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}"]

@@ -108,7 +108,7 @@ def run_check(cx: ClusterAccess, student: Student, check: Check, options: GradeO
         return CheckResult(check, "skipped", 0.0, f"not for PVE {major} (pve: {check.pve})")
     if not reachable:
         return CheckResult(check, "unreachable", 0.0, "the cluster did not answer the grader")
-    blocked = [r for r in check.requires if done[r].status != "passed"]
+    blocked = [r for r in check.requires if done[r].status not in ("passed", "partial")]
     if blocked:
         return CheckResult(check, "blocked", 0.0, f"blocked by {', '.join(blocked)}")
     began = time.monotonic()

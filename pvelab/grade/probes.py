@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pvelab.grade.access import ClusterAccess
+from pvelab.grade.access import ClusterAccess, Unreachable
 from pvelab.pve.cluster.pvecm_output import parse_cfgtool_status, parse_status
 
 
@@ -49,6 +49,22 @@ def items(results: dict[str, str | None]) -> Outcome:
     """{item: None if it holds, else the sentence saying what is wrong}."""
     problems = [p for p in results.values() if p]
     return Outcome(len(results) - len(problems), len(results), problems)
+
+
+def each_node(cx: ClusterAccess, judge: Callable[[str], str | None]) -> dict[str, str | None]:
+    """judge(node) for every node: a node that does not answer is that node's failed item (one node
+    down costs its share), unless no node answers: then the cluster is unreachable, not wrong."""
+    results: dict[str, str | None] = {}
+    silent = 0
+    for node in cx.node_names():
+        try:
+            results[node] = judge(node)
+        except Unreachable as exc:
+            silent += 1
+            results[node] = f"{node} did not answer the grader ({exc}): is it powered on and on the network?"
+    if silent == len(results):
+        raise Unreachable("no node answered")
+    return results
 
 
 # -- access ----------------------------------------------------------------------------------------
@@ -99,7 +115,7 @@ def nodes_online(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 @probe("cluster.quorate")
 def quorate(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Quorate, with every configured vote present and no `pvecm expected` override."""
-    code, out, _ = cx.ssh(cx.node_names()[0], "pvecm status")
+    code, out, _ = cx.ssh_any("pvecm status")
     status = parse_status(out)
     if not status.get("quorate"):
         return Outcome(0, 1, [f"no quorum: {status.get('total_votes')} of {status.get('expected_votes')} votes"],
@@ -114,25 +130,22 @@ def quorate(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 def corosync_links(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Each node has `links` (default 2) corosync links, all connected."""
     wanted = int(params.get("links", 2))
-    results: dict[str, str | None] = {}
-    for node in cx.node_names():
+
+    def judge(node: str) -> str | None:
         code, out, err = cx.ssh(node, "corosync-cfgtool -s")
         links = parse_cfgtool_status(out) if code == 0 else {}
         broken = [f"link{link} to node {peer} {state}" for link, peers in sorted(links.items())
                   for peer, state in sorted(peers.items()) if state not in ("localhost", "connected")]
         if len(links) < wanted:
-            results[node] = f"{node} has {len(links)} corosync link(s), the lab asks for {wanted}"
-        elif broken:
-            results[node] = f"{node}: " + "; ".join(broken)
-        else:
-            results[node] = None
-    return items(results)
+            return f"{node} has {len(links)} corosync link(s), the lab asks for {wanted}"
+        return f"{node}: " + "; ".join(broken) if broken else None
+    return items(each_node(cx, judge))
 
 
 @probe("qdevice.votes")
 def qdevice_votes(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """A QDevice adds its vote (pvecm status flags Qdevice)."""
-    code, out, _ = cx.ssh(cx.node_names()[0], "pvecm status")
+    code, out, _ = cx.ssh_any("pvecm status")
     status = parse_status(out)
     flags = status.get("flags") or []
     if "Qdevice" not in flags:
@@ -158,19 +171,19 @@ def storage_defined(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     elif missing:
         results["definition"] = (f"storage '{sid}' does not hold {', '.join(sorted(missing))} content: add it to the "
                                  "storage's content types (pvesm set --content)")
-    for node in cx.node_names():
+
+    def judge(node: str) -> str | None:
         listed = {s["storage"]: s for s in cx.api(f"/nodes/{node}/storage", node=node)}
         if not listed.get(sid, {}).get("active"):
-            results[node] = (f"storage '{sid}' is not active on {node}: is its directory mounted (a shared storage "
-                             "needs the mount on every node) and the storage enabled there?")
-            continue
+            return (f"storage '{sid}' is not active on {node}: is its directory mounted (a shared storage "
+                    "needs the mount on every node) and the storage enabled there?")
         isos = {v["volid"] for v in cx.api(f"/nodes/{node}/storage/{sid}/content", node=node, content="iso")} \
             if params.get("isos") else set()
         absent = [name for name in (str(i).rsplit("/", 1)[-1] for i in params.get("isos") or [])
                   if f"{sid}:iso/{name}" not in isos]
-        results[node] = (f"{node} does not see {', '.join(absent)} on storage '{sid}': copy it into the storage's "
-                         "template/iso/ directory" if absent else None)
-    return items(results)
+        return (f"{node} does not see {', '.join(absent)} on storage '{sid}': copy it into the storage's "
+                "template/iso/ directory" if absent else None)
+    return items({**results, **each_node(cx, judge)})
 
 
 @probe("guests.running")
@@ -282,14 +295,14 @@ def placed_on(nodes: Any) -> set[str]:
 def fencing_watchdog(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Every node's WATCHDOG_MODULE is `watchdog_module` (default ipmi_watchdog)."""
     wanted = str(params.get("watchdog_module", "ipmi_watchdog"))
-    results: dict[str, str | None] = {}
-    for node in cx.node_names():
+
+    def judge(node: str) -> str | None:
         code, out, _ = cx.ssh(node, "cat /etc/default/pve-ha-manager")
         found = re.findall(r"^\s*WATCHDOG_MODULE=(\S+)", out, re.M)
-        results[node] = None if found and found[-1] == wanted else (
+        return None if found and found[-1] == wanted else (
             f"{node}'s HA watchdog module is {found[-1] if found else 'softdog (the default)'}, not {wanted}: set "
             f"WATCHDOG_MODULE={wanted} in /etc/default/pve-ha-manager (or run the pve_fencing role), then reboot")
-    return items(results)
+    return items(each_node(cx, judge))
 
 
 @probe("fencing.bmc")

@@ -9,7 +9,8 @@ The YAML an instructor writes (one file per lab):
         title: Three nodes online
         points: 6
         partial: per_item                 # per_item (points spread over items) | all (all or nothing)
-        requires: [access.api]            # not run (0 points, "blocked by ...") unless these passed
+        requires: [access.api]            # not run (0 points, "blocked by ...") unless these passed, at
+                                          # least in part (one node down does not block the rest)
         pve: ">=9"                        # version guard: skipped on other versions
         hint: pvecm nodes lists the members  # shown to the student when it fails
         instructor_note: ...              # never shown to students

@@ -151,6 +151,8 @@ class FakeCluster:
 
     def ssh(self, address: str, command: str, timeout: float) -> tuple[int, str, str]:
         assert command == "corosync-cfgtool -s"
+        if f"pve{address.rsplit('.', 1)[1]}" in self.down:
+            return 255, "", f"ssh: connect to host {address} port 22: No route to host\n"
         return 0, self.cfgtool if address.endswith(".1") else CFGTOOL, ""  # a link down on the first node
 
 
@@ -197,6 +199,21 @@ def test_a_link_down_costs_that_nodes_share(tmp_path: Path) -> None:
     results = grade_class([student], rules, GradeOptions(), access_to({"s1": FakeCluster("lab-s1", links_ok=False)}))
     links = next(c for c in results[0].checks if c.check.id == "corosync.links")
     assert links.status == "partial" and links.score == 4 and "disconnected" in links.message
+
+
+def test_one_node_down_costs_its_share_and_blocks_nothing(tmp_path: Path) -> None:
+    """access.api is partial; what requires it still runs (partial meets `requires`); a per-node check
+    fails that node's item, not the whole check (unreachable is for a cluster that does not answer)."""
+    rules = rubric(tmp_path)
+    student = load_roster(write(tmp_path, "class.yml", ROSTER))[0]
+    cluster = FakeCluster("lab-s1", online=2)
+    cluster.down = {"pve3"}
+    result = grade_class([student], rules, GradeOptions(), access_to({"s1": cluster}))[0]
+    got = table([result])["s1"]
+    assert got == {"access.api": ("partial", 0), "cluster.name": ("passed", 2), "cluster.nodes_online": ("partial", 4),
+                   "corosync.links": ("partial", 4), "ha.placement": ("passed", 3)}
+    links = next(c for c in result.checks if c.check.id == "corosync.links")
+    assert "pve3 did not answer the grader" in links.message and result.reachable
 
 
 def test_a_broken_probe_is_an_error_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
