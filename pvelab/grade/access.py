@@ -53,6 +53,9 @@ class ClusterAccess:
     fingerprints: dict[str, str] = field(default_factory=dict)  # node -> certificate fingerprint seen
     identities: dict[str, str] = field(default_factory=dict)  # what probes saw that names a cluster: kind -> value
     _clients: dict[str, Any] = field(default_factory=dict)
+    # (channel, node) that did not connect once: later requests skip it at once, so a node that is off
+    # costs one timeout per channel, not one per check
+    _silent: set[tuple[str, str]] = field(default_factory=set)
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.student.nodes]
@@ -66,6 +69,9 @@ class ClusterAccess:
         nodes = [node] if node else self.node_names()
         last: Exception | None = None
         for name in nodes:
+            if ("api", name) in self._silent:
+                last = Unreachable(f"{name} did not answer the API earlier in this run")
+                continue
             started = time.time()
             try:
                 client = self._client(name)
@@ -77,6 +83,8 @@ class ClusterAccess:
                 self.evidence.append(Evidence("api", name, f"GET {path}", started, time.time() - started, False,
                                               str(exc)))
                 if status in UNREACHABLE_STATUSES or isinstance(exc, OSError | TimeoutError):
+                    if isinstance(exc, OSError | TimeoutError) or isinstance(exc.__cause__, OSError | TimeoutError):
+                        self._silent.add(("api", name))  # no connection (a proxied 595 is the node answering)
                     last = exc
                     continue
                 raise
@@ -112,15 +120,19 @@ class ClusterAccess:
     def ssh(self, node: str, command: str) -> tuple[int, str, str]:
         if command not in READ_ONLY_COMMANDS:
             raise ValueError(f"the grader runs only read-only commands, not {command!r}")
+        if ("ssh", node) in self._silent:
+            raise Unreachable(f"{node} did not answer SSH earlier in this run")
         started = time.time()
         try:
             code, out, err = (self.ssh_runner or self._ssh)(self.address(node), command, self.timeout)
         except (subprocess.TimeoutExpired, OSError) as exc:
             self.evidence.append(Evidence("ssh", node, command, started, time.time() - started, False, str(exc)))
+            self._silent.add(("ssh", node))
             raise Unreachable(f"{node} did not answer SSH ({command}) within {self.timeout:.0f} s") from exc
         self.evidence.append(Evidence("ssh", node, command, started, time.time() - started, code == 0,
                                       {"rc": code, "stdout": out, "stderr": err}))
         if code == 255:  # ssh's own failure: no connection, or the key was refused
+            self._silent.add(("ssh", node))
             raise Unreachable(f"SSH to {node} failed: {err.strip()}")
         return code, out, err
 
