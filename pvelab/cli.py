@@ -15,7 +15,7 @@ from pvelab import __version__
 from pvelab.errors import TwinError
 from pvelab.grade import cli as grade_cli
 from pvelab.grade.cli import GradeError
-from pvelab.twin.inventory import roster
+from pvelab.twin.inventory import class_roster, roster
 from pvelab.twin.lab import Lab, all_labs, stray_prefixes, sweep_prefix
 from pvelab.twin.spec import LINKS, LabSpec
 
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     command("inventory", cmd_inventory, "print the path of the Ansible inventory of the lab")
     roster = command("roster", cmd_roster, "print a grading roster (YAML) with the lab as one student's cluster")
     roster.add_argument("--student", help="the student id (default: the lab's name, or twin)")
+    roster.add_argument("--all", action="store_true",
+                        help="every named lab up on this host, each as a student named like its lab (a class)")
     roster.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a per-student value the rubric reads, e.g. cluster_name=edu-cloud")
     grade_cli.add_parser(top)
@@ -133,8 +135,15 @@ def cmd_roster(lab: Lab, args: argparse.Namespace) -> None:
     if bad:
         raise TwinError(f"--param takes KEY=VALUE, not {bad[0]!r}")
     params = dict(p.split("=", 1) for p in args.param)
-    student = args.student or lab.name or "twin"
-    print(yaml.safe_dump(roster(lab.require_record(), lab.paths, student, params), sort_keys=False), end="")
+    if args.all:
+        labs = [(each.name, record, each.paths) for each in all_labs()
+                if each.name and (record := each.record) is not None]
+        if not labs:
+            raise TwinError("no named lab is up", "start one per student: pvelab twin up --lab NAME")
+        data = class_roster(labs, params)
+    else:
+        data = roster(lab.require_record(), lab.paths, args.student or lab.name or "twin", params)
+    print(yaml.safe_dump(data, sort_keys=False), end="")
 
 
 def print_status(lab: Lab) -> None:

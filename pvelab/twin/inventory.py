@@ -51,13 +51,24 @@ def write_inventory(record: LabRecord, paths: LabPaths) -> None:
     paths.inventory.chmod(0o600)
 
 
+def grader_access(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
+    """How the grader reaches a lab: its API as root@pam, SSH with the lab's key, its BMCs."""
+    return {"api_user": "root@pam", "api_password": record.root_password, "ssh_user": "root",
+            "ssh_key_file": str(paths.ssh_key), "ssh_known_hosts_file": str(paths.known_hosts),
+            "bmc_user": BMC_USER, "bmc_password": record.bmc_password, "bmc_port": BMC_PORT}
+
+
+def student_entry(record: LabRecord, student: str, params: dict[str, str]) -> dict[str, Any]:
+    return {"id": student, "nodes": [{"name": n.name, "address": n.link_addr(0), "bmc": n.bmc_addr}
+                                     for n in record.spec.nodes], "params": dict(params)}
+
+
 def roster(record: LabRecord, paths: LabPaths, student: str, params: dict[str, str]) -> dict[str, Any]:
     """A grading roster with this lab as one student's cluster (for `pvelab grade`)."""
-    return {
-        "defaults": {"api_user": "root@pam", "api_password": record.root_password, "ssh_user": "root",
-                     "ssh_key_file": str(paths.ssh_key), "ssh_known_hosts_file": str(paths.known_hosts),
-                     "bmc_user": BMC_USER, "bmc_password": record.bmc_password, "bmc_port": BMC_PORT},
-        "students": [{"id": student, "nodes": [{"name": n.name, "address": n.link_addr(0), "bmc": n.bmc_addr}
-                                                for n in record.spec.nodes],
-                      "params": dict(params)}],
-    }
+    return {"defaults": grader_access(record, paths), "students": [student_entry(record, student, params)]}
+
+
+def class_roster(labs: list[tuple[str, LabRecord, LabPaths]], params: dict[str, str]) -> dict[str, Any]:
+    """A roster with each lab as one student (its name the student id), each with its own secrets."""
+    return {"students": [{**student_entry(record, name, params), **grader_access(record, paths)}
+                         for name, record, paths in labs]}
