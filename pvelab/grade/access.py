@@ -56,6 +56,7 @@ class ClusterAccess:
     # (channel, node) that did not connect once: later requests skip it at once, so a node that is off
     # costs one timeout per channel, not one per check
     _silent: set[tuple[str, str]] = field(default_factory=set)
+    _major: list[int | None] = field(default_factory=list)  # the PVE major, once read
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.student.nodes]
@@ -91,6 +92,13 @@ class ClusterAccess:
             self.evidence.append(Evidence("api", name, f"GET {path}", started, time.time() - started, True, answer))
             return answer
         raise Unreachable(f"no node answered GET {path}: {last}")
+
+    def pve_major(self) -> int | None:
+        """The PVE major the cluster reports (GET /version once per run); None if it names none."""
+        if not self._major:
+            major = str(self.api("/version").get("version", "")).partition(".")[0]
+            self._major.append(int(major) if major.isdigit() else None)
+        return self._major[0]
 
     def _client(self, node: str) -> Any:
         if node not in self._clients:

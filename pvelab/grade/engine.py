@@ -86,10 +86,10 @@ def grade_student(student: Student, rubric: Rubric, options: GradeOptions,
     major: int | None = None
     reachable = True
     try:
-        major = int(str(cx.api("/version").get("version", "")).split(".")[0])
+        major = cx.pve_major()
     except Unreachable:
         reachable = False
-    except Exception:  # noqa: BLE001 - an answer without a version: grade on, guards cannot apply
+    except Exception:  # noqa: BLE001 - an odd answer: grade on, version guards cannot apply
         major = None
     results: dict[str, CheckResult] = {}
     for check in rubric.checks:

@@ -266,7 +266,7 @@ def ha_placement_respected(cx: ClusterAccess, params: dict[str, Any]) -> Outcome
 @probe("ha.placement")
 def ha_placement(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """`sids` are placed on `nodes` (a node-affinity rule on PVE 9, an HA group on PVE 8)."""
-    major = int(str(cx.api("/version").get("version", "9")).split(".")[0])
+    major = cx.pve_major() or 9
     wanted_nodes = set(params.get("nodes") or [])
     results: dict[str, str | None] = {}
     if major >= 9:
