@@ -54,4 +54,13 @@ with zipfile.ZipFile(wheel) as archive:
 PY
   rm -rf "$wheel_dir"
 fi
+# Every node's systemd takes ~9 inotify instances and all nodes run as the host's root, whose default
+# allowance (128) ends at about 9 labs' worth of nodes: the 10th node set fails to boot. Raise it
+# (never lower it), now and across reboots, so a class of labs fits (pvelab/twin/lab.py checks it).
+INOTIFY_INSTANCES=2048
+if [ "$(sysctl -n fs.inotify.max_user_instances)" -lt "$INOTIFY_INSTANCES" ]; then
+  echo "setup: fs.inotify.max_user_instances = $INOTIFY_INSTANCES (for many lab nodes on one host)"
+  echo "fs.inotify.max_user_instances = $INOTIFY_INSTANCES" > /etc/sysctl.d/60-pvelab.conf
+  sysctl -q -w fs.inotify.max_user_instances="$INOTIFY_INSTANCES"
+fi
 echo "setup: done"

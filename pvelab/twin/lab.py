@@ -148,6 +148,8 @@ class Lab:
                 (", ..." if len(leftovers) > 4 else "") + ")",
                 f"remove it with: pvelab twin down{f' --lab {self.name}' if self.name else ''}")
         require_netns_support()
+        require_inotify_room(spec.node_count + sum(len(lab.require_record().spec.nodes) for lab in all_labs()
+                                                   if lab.name != self.name and lab.record is not None))
         if not other_labs_up(self.name):  # their BMCs hold UDP 623 on their own addresses
             require_ipmi_port()
 
@@ -453,6 +455,23 @@ def port_open(address: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+INOTIFY_PER_NODE = 10  # a booted node's systemd, journald, logind and dbus hold ~9 (measured)
+INOTIFY_SYSCTL = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def require_inotify_room(nodes: int) -> None:
+    """Every node runs as the host's root and its systemd takes inotify instances from root's allowance;
+    past it, a node's systemd cannot start and the node never answers. Refuse before booting."""
+    try:
+        limit = int(INOTIFY_SYSCTL.read_text())
+    except (OSError, ValueError):
+        return
+    if nodes * INOTIFY_PER_NODE > limit:
+        raise TwinError(f"{nodes} lab nodes need about {nodes * INOTIFY_PER_NODE} inotify instances, and this host "
+                        f"allows {limit} (fs.inotify.max_user_instances)",
+                        "run scripts/setup.sh (it raises the limit to 2048), or take a lab down")
 
 
 def require_ipmi_port(port: int = BMC_PORT) -> None:

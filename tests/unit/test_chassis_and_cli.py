@@ -141,3 +141,19 @@ def test_cli_says_when_the_host_allows_no_network_namespaces(no_lab_build, monke
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["pvelab: error: cannot create network namespaces here — run on a host (or a privileged "
                    "container) that allows 'ip netns add'"]
+
+
+def test_up_refuses_more_nodes_than_the_hosts_inotify_allowance(no_lab_build, monkeypatch, tmp_path, capsys):
+    """Past root's inotify allowance a node's systemd cannot start and the node never answers (measured:
+    the 10th lab of 3 nodes at the default 128); `up` says so before it boots anything."""
+    from pvelab.twin import lab as lab_module
+
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    monkeypatch.setattr(lab_module, "INOTIFY_SYSCTL", limit)
+    monkeypatch.setenv("PVELAB_LABS_DIR", str(tmp_path / "labs"))
+    monkeypatch.setattr(lab_module, "require_netns_support", lambda: None)
+    assert main(["twin", "up", "--nodes", "13"]) == ExitStatus.ERROR
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "13 lab nodes need about 130 inotify instances, and this host allows 128" in err[0]
+    assert "run scripts/setup.sh" in err[0]
