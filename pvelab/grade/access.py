@@ -4,7 +4,9 @@ answer makes the probe `Unreachable` - a different result from a wrong answer.""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,6 +59,9 @@ class ClusterAccess:
     # costs one timeout per channel, not one per check
     _silent: set[tuple[str, str]] = field(default_factory=set)
     _major: list[int | None] = field(default_factory=list)  # the PVE major, once read
+    # one SSH connection per node for the whole run (ssh's ControlMaster): each login costs the node a
+    # key exchange and a logind session, and a class's clusters may share the grader's CPUs
+    _ssh_control: list[str] = field(default_factory=list)
 
     def node_names(self) -> list[str]:
         return [n.name for n in self.student.nodes]
@@ -156,7 +161,10 @@ class ClusterAccess:
 
     def _ssh(self, address: str, command: str, timeout: float) -> tuple[int, str, str]:
         access = self.student.access
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}"]
+        if not self._ssh_control:
+            self._ssh_control.append(tempfile.mkdtemp(prefix="pvelab-grade-ssh-"))
+        argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(timeout)}", "-o", "ControlMaster=auto",
+                "-o", f"ControlPath={self._ssh_control[0]}/%C", "-o", "ControlPersist=60"]
         if access.get("ssh_key_file"):
             argv += ["-i", str(access["ssh_key_file"])]
         if access.get("ssh_known_hosts_file"):
@@ -164,6 +172,17 @@ class ClusterAccess:
         argv += [f"{access.get('ssh_user', 'root')}@{address}", command]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 2, check=False)
         return proc.returncode, proc.stdout, proc.stderr
+
+    def close(self) -> None:
+        """End the SSH connections this run opened (each master by its control socket) and remove them."""
+        if not self._ssh_control:
+            return
+        control = self._ssh_control.pop()
+        for node in self.student.nodes:
+            subprocess.run(["ssh", "-o", f"ControlPath={control}/%C", "-O", "exit",
+                            f"{self.student.access.get('ssh_user', 'root')}@{node.address}"],
+                           capture_output=True, timeout=10, check=False)
+        shutil.rmtree(control, ignore_errors=True)
 
     # -- IPMI (status queries only) ---------------------------------------------------------------------
     def ipmi(self, node: str, command: str, cipher_suite: int = 3) -> tuple[int, str, str]:

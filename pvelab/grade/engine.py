@@ -92,8 +92,11 @@ def grade_student(student: Student, rubric: Rubric, options: GradeOptions,
     except Exception:  # noqa: BLE001 - an odd answer: grade on, version guards cannot apply
         major = None
     results: dict[str, CheckResult] = {}
-    for check in rubric.checks:
-        results[check.id] = run_check(cx, student, check, options, results, reachable, major)
+    try:
+        for check in rubric.checks:
+            results[check.id] = run_check(cx, student, check, options, results, reachable, major)
+    finally:
+        cx.close()
     return StudentResult(student, list(results.values()), started, time.time() - started, reachable, major,
                          dict(cx.fingerprints), [e.as_dict() for e in cx.evidence], dict(cx.identities))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -138,6 +139,13 @@ def classroom() -> Iterator[dict[str, Lab]]:
             lab.down(quiet=True)
 
 
+def read_cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def grade(tmp_path: Path, roster: dict, out: str) -> tuple[int, Path, float]:
     (tmp_path / "rubric.yml").write_text(RUBRIC)
     (tmp_path / f"{out}.yml").write_text(yaml.safe_dump(roster))
@@ -178,6 +186,9 @@ def test_one_run_scores_each_lab_as_the_state_it_is_in(classroom: dict[str, Lab]
     print(f"graded 9 students in {took:.1f} s; complete alone {alone_s:.1f} s, in class {seconds['complete']:.1f} s, "
           f"unreachable {seconds['unreachable']:.1f} s")
     assert seconds["complete"] <= alone_s + TIMEOUT_S
+    # the run ended the SSH connections it kept open per node, and removed their sockets
+    assert not [p for p in Path("/proc").glob("[0-9]*") if b"pvelab-grade-ssh-" in read_cmdline(p)]
+    assert not list(Path(tempfile.gettempdir()).glob("pvelab-grade-ssh-*"))
     evidence = json.loads((out / "students" / "node-down" / "evidence.json").read_text())
     assert any(e["request"] == "GET /cluster/status" and e["ok"] for e in evidence)
     assert any(e["target"] == "pve3" and not e["ok"] for e in evidence)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def resolved(variables: dict[str, Any], name: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def access(node: str, cluster: dict[str, dict[str, Any]]) -> ClusterAccess:
+def access(node: str, cluster: dict[str, dict[str, Any]]) -> Iterator[ClusterAccess]:
     """This node's API and shell as the grader's probes read them (only this node: every node must agree)."""
     v = cluster[node]
     keys = {"api_user": resolved(v, "pve_api_user") or "root@pam",
@@ -59,7 +60,11 @@ def access(node: str, cluster: dict[str, dict[str, Any]]) -> ClusterAccess:
     student = Student(id=node, nodes=(NodeAddress(node, str(v.get("pve_api_host") or v["ansible_host"]),
                                                   v.get("bmc_address")),),
                       access={k: value for k, value in keys.items() if value is not None})
-    return ClusterAccess(student, timeout=30)
+    reader = ClusterAccess(student, timeout=30)
+    try:
+        yield reader
+    finally:
+        reader.close()  # its SSH connection
 
 
 # -- the checklist: one line per failed check, for people (verify.yml, the grader) ---------------
