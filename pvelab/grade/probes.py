@@ -230,10 +230,16 @@ def ha_started(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     return items(results)
 
 
+def node_priorities(nodes: Any) -> dict[str, int]:
+    """{node: priority} of a placement's nodes, given as a list or PVE's comma string of NODE[:PRIORITY]."""
+    entries = str(nodes or "").split(",") if isinstance(nodes, str | None) else [str(e) for e in nodes]
+    return {name: int(priority or 0) for name, _, priority in (e.strip().partition(":") for e in entries if e)}
+
+
 def expected_nodes(placement: dict[str, Any], node_status: dict[str, str]) -> set[str]:
     """Where the HA manager should run a placed guest: the online placement nodes of the highest
     priority (any online placement node without failback); any online node if none is and it is not strict."""
-    priority = {str(e).split(":")[0]: int(str(e).split(":")[1]) if ":" in str(e) else 0 for e in placement["nodes"]}
+    priority = node_priorities(placement["nodes"])
     online = {n for n in priority if node_status.get(n) == "online"}
     if not online:
         return set() if placement.get("strict") else {n for n, s in node_status.items() if s == "online"}
@@ -288,7 +294,7 @@ def ha_placement(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 
 
 def placed_on(nodes: Any) -> set[str]:
-    return {entry.split(":")[0] for entry in str(nodes or "").split(",") if entry}
+    return set(node_priorities(nodes))
 
 
 @probe("fencing.watchdog")
