@@ -80,6 +80,31 @@ def test_shadow_passwords_are_checked_with_libcrypt() -> None:
     assert shadow_crypt("s3cret", "!") == ""  # a locked account
 
 
+def test_logins_at_once_do_not_crash_the_api_server() -> None:
+    """crypt(3) keeps its result in a static buffer and ctypes drops the GIL during the call: without a
+    lock, threads checking yescrypt passwords at once crashed pveproxy with SIGSEGV (two graders
+    logging in together). Run in a child, so a crash is a failure here, not the end of the suite."""
+    import subprocess
+    import sys
+
+    script = (
+        "import ctypes, threading\n"
+        "from pvelab.pve.api.auth import _libcrypt, shadow_crypt\n"
+        "gensalt = _libcrypt().crypt_gensalt\n"
+        "gensalt.restype = ctypes.c_char_p\n"
+        "gensalt.argtypes = (ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int)\n"
+        "hashed = shadow_crypt('s3cret', gensalt(b'$y$', 0, None, 0).decode())\n"
+        "wrong = []\n"
+        "def login():\n"
+        "    for _ in range(20):\n"
+        "        if shadow_crypt('s3cret', hashed) != hashed: wrong.append(1)\n"
+        "threads = [threading.Thread(target=login) for _ in range(6)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "print(len(wrong))\n")
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert (child.returncode, child.stdout.strip()) == (0, "0"), child.stderr
+
+
 def test_returns_validation_finds_what_breaks_the_schema() -> None:
     from pvelab.pve.api.schema import endpoints, returns_problems
 

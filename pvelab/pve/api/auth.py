@@ -12,6 +12,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -80,10 +81,17 @@ def _libcrypt() -> ctypes.CDLL:
     return lib
 
 
+_CRYPT_LOCK = threading.Lock()
+
+
 def shadow_crypt(password: str, setting: str) -> str:
-    """crypt(3) of `password` with the method and salt of the shadow hash `setting` ("" if refused)."""
-    hashed = _libcrypt().crypt(password.encode(), setting.encode())
-    return hashed.decode() if hashed and not hashed.startswith(b"*") else ""
+    """crypt(3) of `password` with the method and salt of the shadow hash `setting` ("" if refused).
+    crypt(3) returns a static buffer and ctypes lets go of the GIL during the call, so two logins at
+    once in the API server's threads crashed it (SIGSEGV; PVE's pveproxy workers are processes): one
+    at a time."""
+    with _CRYPT_LOCK:
+        hashed = _libcrypt().crypt(password.encode(), setting.encode())
+        return hashed.decode() if hashed and not hashed.startswith(b"*") else ""
 
 
 def make_ticket(user: str) -> str:
