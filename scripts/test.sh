@@ -33,5 +33,5 @@ PVELAB_PVE_VERSION=9 pytest -v -rA --durations=25 "$@"
 echo "== pytest: the lab tests on PVE 8 nodes (Debian 12)"
 PVELAB_PVE_VERSION=8 pytest -v -rA --durations=25 -m lab --deselect tests/integration/test_molecule.py \
   --deselect tests/integration/test_twin_lab.py --deselect tests/integration/test_twin_teardown.py \
-  --deselect tests/integration/test_verify_checklist.py --deselect tests/integration/test_grade.py \
+  --deselect tests/integration/test_verify_checklist.py --deselect tests/integration/test_grade_class.py \
   tests/integration "$@"
