@@ -157,3 +157,21 @@ def test_up_refuses_more_nodes_than_the_hosts_inotify_allowance(no_lab_build, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "13 lab nodes need about 130 inotify instances, and this host allows 128" in err[0]
     assert "run scripts/setup.sh" in err[0]
+
+
+def test_named_labs_bad_names_and_an_empty_host_get_one_clear_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "lab"))
+    monkeypatch.setenv("PVELAB_LABS_DIR", str(tmp_path / "labs"))
+    assert main(["twin", "status", "--lab", "Class 1"]) == ExitStatus.ERROR
+    assert capsys.readouterr().err.strip() == ("pvelab: error: 'Class 1' is not a lab name — use a lower-case letter, "
+                                               "then up to 30 lower-case letters, digits or dashes (e.g. s01)")
+    assert main(["twin", "status", "--lab", "s01"]) == ExitStatus.ERROR
+    assert capsys.readouterr().err.strip() == "pvelab: error: no lab 's01' is up — start it: pvelab twin up --lab s01"
+    monkeypatch.setenv("PVELAB_LAB", "s02")  # the environment picks the lab as --lab does
+    assert main(["twin", "status"]) == ExitStatus.ERROR
+    assert "no lab 's02' is up" in capsys.readouterr().err
+    monkeypatch.delenv("PVELAB_LAB")
+    assert main(["twin", "list"]) == ExitStatus.OK
+    assert capsys.readouterr().out == "no lab is up\n"
+    assert main(["twin", "roster", "--all"]) == ExitStatus.ERROR
+    assert "no named lab is up" in capsys.readouterr().err
