@@ -34,7 +34,7 @@ from pvelab.twin.network import (
 )
 from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, MAX_SLOT, PREFIX, LabSpec, NodeSpec, prefix_of
-from pvelab.twin.state import LabPaths, LabRecord, labs_dir, named_labs
+from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir, named_labs
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
@@ -401,7 +401,7 @@ class Lab:
 def lab_dirs() -> list[str]:
     """Named labs that hold a directory (a slot, a record, or both)."""
     root = labs_dir()
-    return sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and LAB_NAME.fullmatch(d.name)) if root.is_dir() else []
 
 
 def prefix_in_use(prefix: str) -> bool:

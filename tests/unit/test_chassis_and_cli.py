@@ -171,6 +171,7 @@ def test_named_labs_bad_names_and_an_empty_host_get_one_clear_line(monkeypatch, 
     assert main(["twin", "status"]) == ExitStatus.ERROR
     assert "no lab 's02' is up" in capsys.readouterr().err
     monkeypatch.delenv("PVELAB_LAB")
+    (tmp_path / "labs" / "not a lab").mkdir(parents=True)  # a directory someone made there is not a lab
     assert main(["twin", "list"]) == ExitStatus.OK
     assert capsys.readouterr().out == "no lab is up\n"
     assert main(["twin", "roster", "--all"]) == ExitStatus.ERROR
