@@ -50,6 +50,19 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def udp_wildcard_bound(port: int, proc_net: str = "/proc/net") -> bool:
+    """Whether a socket holds UDP `port` on every address (0.0.0.0 or ::), which no lab's BMC can share."""
+    want = {f"{'0' * 8}:{port:04X}", f"{'0' * 32}:{port:04X}"}
+    for table in ("udp", "udp6"):
+        try:
+            with open(f"{proc_net}/{table}") as fh:
+                if any(line.split()[1] in want for line in fh.readlines()[1:]):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def udp_bound(address: str, port: int, proc_net_udp: str = "/proc/net/udp") -> bool:
     """Whether a socket in this network namespace is bound to UDP address:port (read from the kernel's
     table, where an address is little-endian hex: 198.18.2.12:623 is 0C0212C6:026F)."""

@@ -20,7 +20,7 @@ from pvelab.errors import TwinError
 from pvelab.poll import poll
 from pvelab.twin import bmc, cgroups, events, node_files
 from pvelab.twin.control import request
-from pvelab.twin.host import pid_alive, require_root, require_tools, run
+from pvelab.twin.host import pid_alive, require_root, require_tools, run, udp_wildcard_bound
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
 from pvelab.twin.latency import parse_delay
@@ -34,7 +34,7 @@ from pvelab.twin.network import (
 )
 from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
 from pvelab.twin.spec import BMC_PORT, LINKS, MAX_SLOT, PREFIX, LabSpec, NodeSpec, prefix_of
-from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir, named_labs
+from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
@@ -147,11 +147,10 @@ class Lab:
                 "a previous lab was not fully torn down (found: " + ", ".join(leftovers[:4]) +
                 (", ..." if len(leftovers) > 4 else "") + ")",
                 f"remove it with: pvelab twin down{f' --lab {self.name}' if self.name else ''}")
-        require_netns_support()
+        require_netns_support(spec.prefix)
         require_inotify_room(spec.node_count + sum(len(lab.require_record().spec.nodes) for lab in all_labs()
                                                    if lab.name != self.name and lab.record is not None))
-        if not other_labs_up(self.name):  # their BMCs hold UDP 623 on their own addresses
-            require_ipmi_port()
+        require_ipmi_port()
 
     def leftovers(self) -> list[str]:
         """What this lab made that is still there (other labs' objects have other prefixes)."""
@@ -408,12 +407,6 @@ def prefix_in_use(prefix: str) -> bool:
     return bool(existing_netns(prefix) or existing_links(prefix) or cgroups.groups(prefix))
 
 
-def other_labs_up(name: str) -> bool:
-    """Whether a lab other than `name` has a record (is up, or half up)."""
-    others = [n for n in named_labs() if n != name]
-    return bool(others) or (name != "" and LabPaths().record.exists())
-
-
 def all_labs() -> list[Lab]:
     """The default lab and every named one that holds a directory, for `list` and `down --all`."""
     return [Lab(), *(Lab.named(n) for n in lab_dirs())]
@@ -475,16 +468,13 @@ def require_inotify_room(nodes: int) -> None:
 
 
 def require_ipmi_port(port: int = BMC_PORT) -> None:
-    """BMC addresses are ours (made by up); fail early if something already owns UDP 623 on all addresses."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.bind(("0.0.0.0", port))
-    except OSError as exc:
+    """BMC addresses are ours (made by up); fail early if something owns UDP 623 on all addresses. Read
+    from the kernel's table, not by binding a probe, which other labs' BMCs (on their own addresses)
+    would refuse, and which two `up`s at once would race for."""
+    if udp_wildcard_bound(port):
         raise TwinError(
             f"UDP port {port} (IPMI) is already in use on this host, so the BMCs cannot listen",
-            f"stop the other IPMI service (see: ss -lunp | grep {port}), then run up again") from exc
-    finally:
-        probe.close()
+            f"stop the other IPMI service (see: ss -lunp | grep {port}), then run up again")
 
 
 def _is_our_supervisor(pid: int) -> bool:

@@ -131,8 +131,8 @@ class LabNetwork:
         return removed
 
 
-def require_netns_support() -> None:
-    probe = f"{PREFIX}-probe"
+def require_netns_support(prefix: str = PREFIX) -> None:
+    probe = f"{prefix}-probe"  # the lab's own, so labs coming up at once do not race for one name
     if not succeeds(["ip", "netns", "add", probe]):
         raise TwinError(
             "cannot create network namespaces here",

@@ -32,14 +32,6 @@ def check_lab_name(name: str) -> str:
     return name
 
 
-def named_labs() -> list[str]:
-    """Named labs with a record, i.e. up or half up (down removes the directory)."""
-    root = labs_dir()
-    if not root.is_dir():
-        return []
-    return sorted(d.name for d in root.iterdir() if (d / "lab.json").exists() and LAB_NAME.fullmatch(d.name))
-
-
 def cache_dir() -> Path:
     """Built node images; kept across labs so a second `up` does not rebuild."""
     return Path(os.environ.get("PVELAB_CACHE_DIR", "/var/cache/pvelab"))

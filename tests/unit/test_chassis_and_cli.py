@@ -152,7 +152,7 @@ def test_up_refuses_more_nodes_than_the_hosts_inotify_allowance(no_lab_build, mo
     limit.write_text("128\n")
     monkeypatch.setattr(lab_module, "INOTIFY_SYSCTL", limit)
     monkeypatch.setenv("PVELAB_LABS_DIR", str(tmp_path / "labs"))
-    monkeypatch.setattr(lab_module, "require_netns_support", lambda: None)
+    monkeypatch.setattr(lab_module, "require_netns_support", lambda prefix: None)
     assert main(["twin", "up", "--nodes", "13"]) == ExitStatus.ERROR
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "13 lab nodes need about 130 inotify instances, and this host allows 128" in err[0]
