@@ -22,7 +22,7 @@ from pvelab.twin.drive import (
 )
 from pvelab.twin.lab import Lab
 
-from .conftest import api, audit_cluster, check_every_get, guest_ids, wait_until
+from .conftest import api, audit_cluster, check_every_get, guest_ids, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -177,6 +177,8 @@ def test_backups_in_each_mode_and_a_restore_with_the_heartbeats(cluster: Lab) ->
     assert first_record.split()[0] == "0" and first_record.split()[3] == str(LIVE), first_record
 
 
+@pytest.mark.skipif(pve_version() != "9", reason="the scheduler and jobs.cfg are the same on 8 and 9: this minute-long "
+                                                "wait runs once per CI run, on PVE 9 nodes")
 def test_a_backup_job_runs_on_schedule_on_the_guests_node(cluster: Lab) -> None:
     client = api(cluster, "pve1")
     client.cluster.backup.post(id="every-minute", schedule="minutely", vmid=str(LIVE), storage=SHARED_STORAGE,
