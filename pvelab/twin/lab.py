@@ -108,7 +108,8 @@ class Lab:
         with open(labs_dir() / ".slots.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             taken = {Lab.named(n).reserved_slot() for n in lab_dirs()}
-            free = [k for k in range(1, MAX_SLOT + 1) if k not in taken and not prefix_in_use(prefix_of(k))]
+            busy = prefixes_in_use()
+            free = [k for k in range(1, MAX_SLOT + 1) if k not in taken and prefix_of(k) not in busy]
             if not free:
                 raise TwinError(f"all {MAX_SLOT} lab slots are taken", "take a lab down: pvelab twin down --lab NAME")
             self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -403,8 +404,9 @@ def lab_dirs() -> list[str]:
     return sorted(d.name for d in root.iterdir() if d.is_dir() and LAB_NAME.fullmatch(d.name)) if root.is_dir() else []
 
 
-def prefix_in_use(prefix: str) -> bool:
-    return bool(existing_netns(prefix) or existing_links(prefix) or cgroups.groups(prefix))
+def prefixes_in_use() -> set[str]:
+    """Prefixes of named labs that have a namespace, a link or a node cgroup on this host (read once)."""
+    return {p for p in named_prefixes_in_use() | {cgroups.lab_of(g) for g in cgroups.groups(None)} if p != PREFIX}
 
 
 def all_labs() -> list[Lab]:
@@ -416,8 +418,7 @@ def stray_prefixes() -> list[str]:
     """Prefixes of named labs' kernel objects that no lab directory claims (a lab whose state was
     deleted by hand): `down --all` removes them too."""
     claimed = {lab.prefix for lab in all_labs()}
-    found = named_prefixes_in_use() | {cgroups.lab_of(g) for g in cgroups.groups(None)}
-    return sorted(p for p in found if p != PREFIX and p not in claimed)
+    return sorted(p for p in prefixes_in_use() if p not in claimed)
 
 
 def sweep_prefix(prefix: str) -> list[str]:
