@@ -15,9 +15,11 @@ from pvelab import __version__
 from pvelab.errors import TwinError
 from pvelab.grade import cli as grade_cli
 from pvelab.grade.cli import GradeError
+from pvelab.twin import disks
 from pvelab.twin.inventory import class_roster, roster
 from pvelab.twin.lab import Lab, all_labs, stray_prefixes, sweep_prefix
 from pvelab.twin.spec import LINKS, LabSpec
+from pvelab.twin.state import labs_dir
 
 
 class ExitStatus(IntEnum):
@@ -46,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument("--pve-version", default="9", choices=["8", "9"],
                     help="PVE version the nodes present: 9 on Debian 13 (default), 8 on Debian 12")
+    up.add_argument("--osd-disks", type=int, default=1, metavar="N",
+                    help="data disks per node for Ceph OSDs, shown as /dev/sdb, ... (default 1)")
+    up.add_argument("--osd-size", default="16G", metavar="SIZE",
+                    help="size of each data disk, sparse on the host (default 16G)")
     down = command("down", cmd_down, "remove everything the lab made (safe to run twice)")
     down.add_argument("--all", action="store_true", help="take down every lab on this host, named or not")
     command("list", cmd_list, "a table of the labs on this host: the default one and the named ones")
@@ -88,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_up(lab: Lab, args: argparse.Namespace) -> None:
-    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version))
+    size = disks.parse_size(args.osd_size)
+    disks.check_layout(args.osd_disks, size)
+    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version, osd_disks=args.osd_disks, osd_size=size))
     print_status(lab)
 
 
@@ -103,6 +111,9 @@ def cmd_down(lab: Lab, args: argparse.Namespace) -> None:
             each.down()
     for prefix in stray_prefixes():
         print(f"stray {prefix}: removed: " + ", ".join(sweep_prefix(prefix)))
+    # a named lab's disks whose directory was deleted by hand
+    for removed in disks.detach_under(labs_dir(), deleted_only=True):
+        print(f"stray {removed}: detached")
 
 
 def cmd_list(_lab: Lab, _args: argparse.Namespace) -> None:

@@ -27,6 +27,10 @@ PACKAGES = (
     # guests: QEMU (TCG here) and what the tiny guest OS is made of (guest_os builds it into local:iso)
     "qemu-system-x86", "qemu-utils", "busybox-static", "linux-image-cloud-amd64", "xorriso", "zstd", "lzop",
     "lxc",  # containers (pct): Debian's LXC runs privileged containers inside the node
+    # Ceph from Debian (16.2 on bookworm, 18.2 on trixie): `pveceph install` finds it already there. OSDs are
+    # made by the PVE layer as raw bluestore (no LVM here), so ceph-volume is not needed; qemu-block-extra
+    # gives QEMU its librbd driver for disks on rbd storages.
+    "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "qemu-block-extra",
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pvelab.errors import TwinError
 from pvelab.poll import poll
-from pvelab.twin import bmc, cgroups, events, node_files
+from pvelab.twin import bmc, cgroups, disks, events, node_files
 from pvelab.twin.control import request
 from pvelab.twin.host import pid_alive, require_root, require_tools, run, udp_wildcard_bound
 from pvelab.twin.image import ensure_image
@@ -163,6 +163,7 @@ class Lab:
                 found.append("nft table")
             found += [f"process {p}" for p in cgroups.any_pids(prefix)]
         found += [f"mount {m}" for m in self.mounts()]
+        found += [f"loop device {dev}" for dev, _ in disks.loops_under(self.paths.root)]
         if self.paths.record.exists():
             found.append(f"lab record {self.paths.record}")
         return found
@@ -203,6 +204,7 @@ class Lab:
         if not paths.watchdog_fifo(node.name).exists():
             os.mkfifo(paths.watchdog_fifo(node.name), 0o600)
         ContainerNode(node, paths, image).attach_disk()
+        disks.create(paths.data_disks(node.name), record.spec.osd_disks, record.spec.osd_size)
         root = paths.rootfs(node.name)
         (root / "etc" / "hostname").write_text(f"{node.name}\n")
         (root / "etc" / "hosts").write_text(record.spec.etc_hosts())
@@ -290,6 +292,7 @@ class Lab:
         for mount in self.mounts():
             run(["umount", "--lazy", mount], check=False)
             removed.append(f"mount {mount}")
+        removed += disks.detach_under(self.paths.root)
         if prefix is not None:
             removed += LabNetwork.destroy_all(prefix)
             cgroups.remove_all(prefix)

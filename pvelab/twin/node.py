@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pvelab.errors import TwinError
 from pvelab.procfs import running_for
-from pvelab.twin import cgroups
+from pvelab.twin import cgroups, disks
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
 from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR
@@ -107,6 +107,7 @@ class ContainerNode:
             "--bind=/dev/net/tun",  # guests' NICs are TAP devices on vmbr0, as on PVE
             f"--bind-ro={PACKAGE_DIR}:{NODE_PACKAGE_DIR}",
             f"--bind={self.paths.shared_dir}:{NODE_SHARED_DIR}",  # what an NFS export would be: one tree, all nodes
+            *disks.binds(self.paths.data_disks(self.name)),  # /dev/sdb, ...: the node's data disks
         ]
 
     def launcher_argv(self) -> list[str]:

@@ -89,6 +89,8 @@ class LabSpec:
     pve_version: str = "9"
     name: str = ""  # "" is the default lab; others are named with --lab
     slot: int = 0
+    osd_disks: int = 1  # data disks per node, for Ceph OSDs (/dev/sdb, ...)
+    osd_size: int = 16 * 1024 ** 3  # bytes, sparse: Ceph OSDs under ~8 GiB die of ENOSPC under `rados bench`
     nodes: tuple[NodeSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -113,7 +115,8 @@ class LabSpec:
 
     def same_build(self, other: LabSpec) -> bool:
         """Whether `other` asks for this lab as it is (its slot is the lab's business, not the asker's)."""
-        return (self.node_count, self.pve_version, self.name) == (other.node_count, other.pve_version, other.name)
+        return ((self.node_count, self.pve_version, self.name, self.osd_disks, self.osd_size)
+                == (other.node_count, other.pve_version, other.name, other.osd_disks, other.osd_size))
 
     def node(self, name: str) -> NodeSpec:
         for node in self.nodes:
@@ -155,9 +158,11 @@ class LabSpec:
 
     def to_dict(self) -> dict[str, object]:
         return {"node_count": self.node_count, "pve_version": self.pve_version, "name": self.name,
-                "slot": self.slot}
+                "slot": self.slot, "osd_disks": self.osd_disks, "osd_size": self.osd_size}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> LabSpec:
         return cls(node_count=int(str(data["node_count"])), pve_version=str(data["pve_version"]),
-                   name=str(data.get("name", "")), slot=int(str(data.get("slot", 0))))
+                   name=str(data.get("name", "")), slot=int(str(data.get("slot", 0))),
+                   osd_disks=int(str(data.get("osd_disks", 0))),  # records from before data disks had none
+                   osd_size=int(str(data.get("osd_size", cls.osd_size))))

@@ -87,6 +87,10 @@ class LabPaths:
     def node_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
 
+    def data_disks(self, name: str) -> Path:
+        """The node's data disks (sparse files, shown to it as /dev/sdb, ...)."""
+        return self.node_dir(name) / "data-disks"
+
     def disk_upper(self, name: str) -> Path:
         return self.node_dir(name) / "disk" / "upper"
 

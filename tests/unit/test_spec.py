@@ -91,7 +91,11 @@ def test_named_labs_take_their_own_three_subnets_and_names() -> None:
 def test_a_lab_spec_survives_its_record_and_refuses_a_slot_it_cannot_have() -> None:
     spec = LabSpec(node_count=2, pve_version="8", name="s07", slot=7)
     assert LabSpec.from_dict(spec.to_dict()) == spec
-    assert LabSpec.from_dict({"node_count": 3, "pve_version": "9"}) == LabSpec()  # records written before slots
+    # records written before slots and data disks: the default lab, no data disks (its nodes booted without)
+    assert LabSpec.from_dict({"node_count": 3, "pve_version": "9"}) == LabSpec(osd_disks=0)
+    with_disks = LabSpec(osd_disks=2, osd_size=8 * 1024 ** 3)
+    assert LabSpec.from_dict(with_disks.to_dict()) == with_disks
+    assert not with_disks.same_build(LabSpec())
     for name, slot in (("s01", 0), ("", 3), ("s01", 100)):
         with pytest.raises(TwinError, match="cannot take slot"):
             LabSpec(name=name, slot=slot)
