@@ -10,7 +10,7 @@ from pathlib import Path
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm"}
+            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph"}
 # QEMU's -netdev scripts, where each PVE major version keeps them.
 BRIDGE_SCRIPTS = ("var/lib/qemu-server", "usr/libexec/qemu-server")
 
@@ -123,6 +123,17 @@ COROSYNC_DROPIN = """[Unit]
 ConditionPathExists=/etc/corosync/corosync.conf
 """
 
+# PVE's drop-ins for Ceph's units: /etc/pve/ceph.conf is there only once pmxcfs runs.
+CEPH_AFTER_PVE_CLUSTER = """[Unit]
+After=pve-cluster.service
+"""
+CEPH_UNITS = ("ceph-mon@", "ceph-mgr@", "ceph-osd@", "ceph-mds@")
+# What udev's Ceph rules do on a real node, for the twin's raw bluestore OSDs: the OSD's disk belongs
+# to ceph (the twin shows a node its disks as /dev/sdX, made anew at every boot).
+CEPH_OSD_DISK_OWNER = """[Service]
+ExecStartPre=+/bin/sh -c 'dev=$(readlink -f /var/lib/ceph/osd/ceph-%i/block) && chown ceph:ceph "$dev"'
+"""
+
 
 def command_script(module: str, function: str = "main") -> str:
     return f"#!/usr/bin/python3\nfrom {module} import {function}\n\nraise SystemExit({function}())\n"
@@ -148,6 +159,9 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files["etc/systemd/system/pve-ha-lrm.service"] = (PVE_HA_LRM_UNIT, 0o644)
     files["etc/default/pve-ha-manager"] = (PVE_HA_MANAGER_DEFAULT, 0o644)
     files["etc/systemd/system/corosync.service.d/pvelab.conf"] = (COROSYNC_DROPIN, 0o644)
+    for unit in CEPH_UNITS:
+        files[f"etc/systemd/system/{unit}.service.d/ceph-after-pve-cluster.conf"] = (CEPH_AFTER_PVE_CLUSTER, 0o644)
+    files["etc/systemd/system/ceph-osd@.service.d/pvelab-disk-owner.conf"] = (CEPH_OSD_DISK_OWNER, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
     return files
 

@@ -14,7 +14,7 @@ from pvelab.pve.refusal import Refusal
 # Every subsystem's API module, imported once so its @route handlers are registered.
 SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.guests.api",
                   "pvelab.pve.guests.lxc_api", "pvelab.pve.guests.jobs", "pvelab.pve.ha.api",
-                  "pvelab.pve.api.resources")
+                  "pvelab.pve.ceph.api", "pvelab.pve.api.resources")
 
 
 class ApiException(Exception):
