@@ -45,7 +45,12 @@ TYPES = {
                        ("images", "rootdir"), ("raw", "qcow2", "vmdk", "subvol"), True),
     "lvmthin": StorageType(("thinpool", "vgname"), ("bwlimit", "content", "disable", "nodes"),
                            frozenset({"images", "rootdir"}), ("images", "rootdir"), ("raw",), False),
+    # Ceph RBD; without monhost it is "pveceph managed": /etc/pve/ceph.conf, /etc/pve/priv/ceph/ID.keyring
+    "rbd": StorageType((), ("bwlimit", "content", "data-pool", "disable", "keyring", "krbd", "monhost", "namespace",
+                            "nodes", "pool", "username"),
+                       frozenset({"images", "rootdir"}), ("images",), ("raw",), False),
 }
+ALWAYS_SHARED = ("rbd",)  # PVE's RBD plugin is shared by nature: every node sees the same pool
 
 
 def parse(text: str) -> dict[str, dict[str, Any]]:
@@ -134,7 +139,7 @@ def is_enabled(options: dict[str, Any]) -> bool:
 
 
 def is_shared(options: dict[str, Any]) -> bool:
-    return str(options.get("shared", "0")) == "1"
+    return options.get("type") in ALWAYS_SHARED or str(options.get("shared", "0")) == "1"
 
 
 def available_on(options: dict[str, Any], node: str) -> bool:

@@ -10,6 +10,7 @@ directory, its size kept beside it (not enforced)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -249,7 +250,66 @@ class LvmThinBackend(Backend):
         return device
 
 
-BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend}
+class RbdBackend(Backend):
+    """A Ceph pool, through the `rbd` and `ceph` commands, as PVE's RBD plugin (krbd 0: QEMU opens the
+    images itself through librbd, so `path` is QEMU's rbd: file name, which is also what `pvesm path` prints)."""
+
+    @property
+    def pool(self) -> str:
+        return str(self.options.get("pool", "rbd"))
+
+    @property
+    def keyring(self) -> str:
+        return f"/etc/pve/priv/ceph/{self.id}.keyring"
+
+    def rbd(self, *args: str) -> str:
+        argv = ["rbd", "-p", self.pool, "-n", "client.admin", "--keyring", self.keyring, *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if proc.returncode != 0:
+            raise StorageError(f"rbd error: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
+        return proc.stdout
+
+    def status(self) -> dict[str, int]:
+        proc = subprocess.run(["ceph", "--connect-timeout", "5", "df", "--format", "json"], capture_output=True,
+                              text=True, timeout=20, check=False)
+        if proc.returncode != 0:
+            raise StorageError("got timeout")
+        for pool in json.loads(proc.stdout).get("pools", []):
+            if pool["name"] == self.pool:
+                used, avail = int(pool["stats"]["bytes_used"]), int(pool["stats"]["max_avail"])
+                return {"total": used + avail, "used": used, "avail": avail}
+        raise StorageError(f"pool '{self.pool}' does not exist")
+
+    def volumes(self) -> list[dict[str, Any]]:
+        found = []
+        for image in json.loads(self.rbd("ls", "-l", "--format", "json") or "[]"):
+            name = DISK_NAME.match(image.get("image", ""))
+            if name and "snapshot" not in image:
+                found.append({"volid": f"{self.id}:{image['image']}", "content": "images", "format": "raw",
+                              "size": int(image["size"]), "vmid": int(name.group(2))})
+        return found
+
+    def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        if fmt not in (None, "raw"):
+            raise StorageError(f"unsupported format '{fmt}'")
+        if name and not name.startswith(f"vm-{vmid}-"):
+            raise StorageError(f"illegal name '{name}' - should be 'vm-{vmid}-*'")
+        taken = {v["volid"].split(":", 1)[1] for v in self.volumes()}
+        name = name or free_disk_name(vmid, taken, None)
+        self.rbd("create", "--image-format", "2", "--size", f"{max(1, size_kib // 1024)}", name)
+        return f"{self.id}:{name}"
+
+    def alloc_rootdir(self, vmid: int, size_kib: int) -> str:
+        raise StorageError("containers on rbd need krbd, which this kernel does not have")
+
+    def free(self, volname: str) -> None:
+        self.rbd("rm", volname)
+
+    def path(self, volname: str) -> Path:
+        return Path(f"rbd:{self.pool}/{volname}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")
+
+
+BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend}
 
 
 def backend(storage_id: str, options: dict[str, Any]) -> Backend:
