@@ -139,6 +139,8 @@ ENDPOINTS = [
     ("DELETE", "/nodes/{node}/ceph/pool/{name}"),
     ("GET", "/nodes/{node}/ceph/pool/{name}/status"),
     ("GET", "/nodes/{node}/ceph/rules"),
+    ("POST", "/nodes/{node}/ceph/start"),
+    ("POST", "/nodes/{node}/ceph/stop"),
     ("GET", "/cluster/ceph"),
     ("GET", "/cluster/ceph/status"),
     ("GET", "/cluster/ceph/metadata"),

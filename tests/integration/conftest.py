@@ -108,7 +108,8 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
               "{rule}": next((r["rule"] for r in client.cluster.ha.rules.get()), None)
               if record.spec.pve_version != "8" else None,
               "{group}": next((g["group"] for g in client.cluster.ha.groups.get()), None)
-              if record.spec.pve_version == "8" else None}
+              if record.spec.pve_version == "8" else None,
+              "{name}": ceph_pool(client, node)}
     ct = next((str(c["vmid"]) for c in client.nodes(node).lxc.get()), None)
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
@@ -121,11 +122,23 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
         try:
             data = client(path.lstrip("/")).get()
         except ResourceException as exc:
-            if exc.status_code in (424, 501) or "ha groups have been migrated to rules" in str(exc):
-                continue  # PVE's own refusals (outside a cluster; HA groups on PVE 9)
+            if exc.status_code in (424, 501) or any(text in str(exc) for text in PVE_REFUSALS):
+                continue  # PVE's own refusals (outside a cluster; HA groups on PVE 9; Ceph not set up)
             raise
         answered[key] = returns_problems(endpoint.info.get("returns", {}), data)
     return answered
+
+
+def ceph_pool(client: Any, node: str) -> str | None:
+    """A Ceph pool's name, or None where Ceph is not set up (its GETs answer PVE's refusal then)."""
+    try:
+        return next((p["pool_name"] for p in client.nodes(node).ceph.pool.get()), None)
+    except Exception:  # noqa: BLE001 - any refusal means no pool to ask about
+        return None
+
+
+PVE_REFUSALS = ("ha groups have been migrated to rules", "pveceph configuration not initialized",
+                "rados_connect failed")
 
 
 def guest_ids(lab: Lab) -> dict[str, dict[str, Any]]:

@@ -125,3 +125,14 @@ def test_returns_validation_finds_what_breaks_the_schema() -> None:
                                                                           "totem": {}, "config_digest": "x",
                                                                           "extra": 1}))
     assert returns_problems(endpoints("9")["GET /cluster/config/totem"].info["returns"], None) == []  # PVE's null
+
+
+def test_a_property_named_like_a_placeholder_validates_every_key_of_a_map() -> None:
+    """/cluster/ceph/metadata's `mon` is {"{id}": {...}}: a map by daemon id, not a key named "{id}"."""
+    metadata = {"type": "object", "properties": {"mon": {"type": "object", "properties": {
+        "{id}": {"type": "object", "properties": {"hostname": {"type": "string"}}}}}}}
+    two = {"mon": {"pve1@pve1": {"hostname": "pve1"}, "pve2@pve2": {"hostname": "pve2"}}}
+    assert schema.returns_problems(metadata, two) == []
+    assert schema.returns_problems(metadata, {"mon": {}}) == []
+    assert schema.returns_problems(metadata, {"mon": {"pve1@pve1": {}}}) == [
+        "data.mon.pve1@pve1: required property 'hostname' is missing"]

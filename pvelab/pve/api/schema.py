@@ -216,6 +216,12 @@ def returns_problems(schema: dict[str, Any], value: Any, where: str = "data") ->
     problems: list[str] = []
     if kind == "object":
         properties = schema.get("properties") or {}
+        # A property named "{id}" stands for every key of the map (Ceph metadata by daemon id, say)
+        pattern = next((sub for name, sub in properties.items() if name.startswith("{") and name.endswith("}")), None)
+        if pattern is not None:
+            for key, item in value.items():
+                problems += returns_problems(pattern, item, f"{where}.{key}")
+            return problems
         for name, sub in properties.items():
             if name in value:
                 problems += returns_problems(sub, value[name], f"{where}.{name}")

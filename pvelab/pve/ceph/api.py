@@ -323,6 +323,35 @@ def pool_destroy(ctx: Context, params: dict[str, Any]) -> str:
                        lambda say: pools.destroy(params, say))
 
 
+# -- services -------------------------------------------------------------------------------------
+def unit_of(service: str) -> str:
+    """pveceph's service names as systemd units: ceph (all), mon, osd.3, mgr.pve1, ..."""
+    kind, _, ident = service.partition(".")
+    if kind == "ceph":
+        return "ceph.target"
+    return f"ceph-{kind}@{ident}" if ident else f"ceph-{kind}.target"
+
+
+def service_task(ctx: Context, params: dict[str, Any], action: str) -> str:
+    service = params.get("service") or "ceph.target"
+    unit = service if service == "ceph.target" else unit_of(service)
+    ceph_call(daemons.PATHS.check_inited)
+
+    def work(say: Any) -> None:
+        daemons.systemctl(action, unit, say)
+    return tasks.start(ctx.node, f"srv{action}", service, ctx.caller.name, work)
+
+
+@route("POST /nodes/{node}/ceph/start")
+def start_service(ctx: Context, params: dict[str, Any]) -> str:
+    return service_task(ctx, params, "start")
+
+
+@route("POST /nodes/{node}/ceph/stop")
+def stop_service(ctx: Context, params: dict[str, Any]) -> str:
+    return service_task(ctx, params, "stop")
+
+
 # -- cluster-wide ----------------------------------------------------------------------------------
 @route("GET /cluster/ceph")
 def cluster_index(_ctx: Context, _params: dict[str, Any]) -> list[dict[str, str]]:
@@ -336,6 +365,8 @@ def metadata(_ctx: Context, _params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"mon": {}, "mgr": {}, "mds": {}, "osd": [], "node": {}}
         for kind in ("mon", "mgr", "mds"):
             for item in rados.command([kind, "metadata"]) or []:
+                # Ceph gives memory sizes as strings; the schema has them as integers
+                item.update({k: int(v) for k, v in item.items() if k.endswith("_kb") and str(v).isdigit()})
                 out[kind][f"{item.get('name')}@{item.get('hostname')}"] = item
         out["osd"] = rados.command(["osd", "metadata"]) or []
         version = daemons.run(["ceph", "--version"]).strip()

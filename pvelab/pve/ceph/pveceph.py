@@ -30,6 +30,8 @@ USAGE = """USAGE: pveceph <COMMAND> [ARGS] [OPTIONS]
        pveceph pool ls  [OPTIONS]
        pveceph pool set <name> [OPTIONS]
        pveceph purge  [OPTIONS]
+       pveceph start  [OPTIONS]
+       pveceph stop  [OPTIONS]
        pveceph status"""
 ALIASES = {"createmon": ("mon", "create"), "destroymon": ("mon", "destroy"), "createmgr": ("mgr", "create"),
            "destroymgr": ("mgr", "destroy"), "createosd": ("osd", "create"), "destroyosd": ("osd", "destroy"),
@@ -96,6 +98,8 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return 0
     if command == "status":
         return status()
+    if command in ("start", "stop"):
+        return direct.run_task("POST", f"{base}/{command}", options)
     if command == "purge":
         daemons.purge(nodename(), options.get("logs") == "1", options.get("crash") == "1", print)
         return 0

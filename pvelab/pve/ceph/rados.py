@@ -26,7 +26,8 @@ def mon_configured() -> bool:
 
 def ceph(args: list[str], timeout: float = TIMEOUT, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `ceph ARGS` against the cluster; the raw result (the caller decides what failure means)."""
-    argv = ["ceph", "--connect-timeout", str(int(timeout)), *args]
+    # PVE's RADOS reads /etc/pve/ceph.conf itself: a node without the /etc/ceph link still reaches the cluster
+    argv = ["ceph", "--conf", PVE_CONF, "--connect-timeout", str(int(timeout)), *args]
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout + 10, check=False)
     except subprocess.TimeoutExpired as exc:

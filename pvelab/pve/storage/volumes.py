@@ -89,6 +89,9 @@ class Backend:
     def path(self, volname: str) -> Path:
         raise NotImplementedError
 
+    def exists(self, volname: str) -> bool:
+        return self.path(volname).exists()
+
 
 class DirBackend(Backend):
     @property
@@ -263,14 +266,16 @@ class RbdBackend(Backend):
         return f"/etc/pve/priv/ceph/{self.id}.keyring"
 
     def rbd(self, *args: str) -> str:
-        argv = ["rbd", "-p", self.pool, "-n", "client.admin", "--keyring", self.keyring, *args]
+        argv = ["rbd", "--conf", "/etc/pve/ceph.conf", "-p", self.pool, "-n", "client.admin", "--keyring", self.keyring,
+                *args]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         if proc.returncode != 0:
             raise StorageError(f"rbd error: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ''}")
         return proc.stdout
 
     def status(self) -> dict[str, int]:
-        proc = subprocess.run(["ceph", "--connect-timeout", "5", "df", "--format", "json"], capture_output=True,
+        proc = subprocess.run(["ceph", "--conf", "/etc/pve/ceph.conf", "--connect-timeout", "5", "df",
+                               "--format", "json"], capture_output=True,
                               text=True, timeout=20, check=False)
         if proc.returncode != 0:
             raise StorageError("got timeout")
@@ -305,6 +310,13 @@ class RbdBackend(Backend):
     def free(self, volname: str) -> None:
         self.rbd("rm", volname)
 
+    def exists(self, volname: str) -> bool:
+        try:
+            self.rbd("info", volname)
+        except StorageError:
+            return False
+        return True
+
     def path(self, volname: str) -> Path:
         return Path(f"rbd:{self.pool}/{volname}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")
 
@@ -320,6 +332,11 @@ def volume_backend(volid: str) -> tuple[Backend, str]:
     """The backend of the storage a volume ID names (from storage.cfg), and the volume's name on it."""
     storage_id, volname = parse_volume_id(volid)
     return backend(storage_id, get(storage_id)), volname
+
+
+def volume_exists(volid: str) -> bool:
+    store, volname = volume_backend(volid)
+    return store.exists(volname)
 
 
 def volume_path(volid: str) -> Path:
