@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from pvelab.twin.bmc import CIPHER_SUITE
+from pvelab.twin.disks import disk_names
 from pvelab.twin.spec import BMC_PORT, BMC_USER, LINKS
 from pvelab.twin.state import LabPaths, LabRecord
 
@@ -34,6 +35,8 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
                 "pve_version_expected": record.spec.pve_version,
                 # The management network's first three octets: guests take addresses .100 and up there.
                 "lab_guest_net": str(record.spec.subnet(0).network_address).rsplit(".", 1)[0],
+                # Each node's data disks (`up --osd-disks`), as a hardware inventory lists them for Ceph.
+                "lab_osd_devices": [f"/dev/{name}" for name in disk_names(record.spec.osd_disks)],
                 "bmc_user": BMC_USER,
                 "bmc_password": record.bmc_password,
                 "bmc_port": BMC_PORT,
