@@ -87,8 +87,7 @@ def check_new_values(options: dict[str, str], node: str) -> None:
             raise GuestError(f"storage '{sid}' does not support content-type '{content}'", param=key, status=400)
         if not NEW_DISK.match(file) and not NEW_CLOUDINIT.match(file):
             volname = parse_volume_id(file)[1]
-            path = backend(sid, storage).path(volname)
-            if not path.exists():
+            if not backend(sid, storage).exists(volname):
                 raise GuestError(f"volume '{file}' does not exist", param=key, status=400)
 
 

@@ -58,6 +58,13 @@ def volume_path(volid: str) -> str:
         raise GuestError(str(exc)) from exc
 
 
+def volume_exists(volid: str) -> bool:
+    try:
+        return volumes.volume_exists(volid)
+    except storage_config.StorageError as exc:
+        raise GuestError(str(exc)) from exc
+
+
 def command(vmid: int, conf: VmConfig) -> list[str]:
     return qemu_cmd.command(vmid, conf.main.options, volume_path, version.major())
 
@@ -163,7 +170,7 @@ def start(vmid: int, node: str, conf: VmConfig, log: Log, incoming: str | None =
             # source QEMU still has it open); a local one is made here, where it does not exist yet
             if not incoming or not os.path.exists(volume_path(file)):
                 write_cloudinit(vmid, options, file)
-        elif ":" in file and not os.path.exists(volume_path(file)):
+        elif ":" in file and not volume_exists(file):
             raise GuestError(f"volume '{file}' does not exist")
         elif ":" not in file and file != "none" and not os.path.exists(file):
             raise GuestError(f"{key}: unable to find '{file}'")
