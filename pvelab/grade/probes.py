@@ -394,3 +394,108 @@ def drill_failover(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
         return Outcome(0, 1, [f"{', '.join(moved)} did not run on another node within {limit:.0f} s of {victim}'s "
                               "power loss: is fencing working (watchdog, quorum of the others)?"])
     return Outcome(1, 1, [], {"node": victim, "guests": moved, "recovered_s": round(elapsed, 1)}, seconds=elapsed)
+
+
+# -- ceph --------------------------------------------------------------------------------------------
+CEPH_NOT_SET_UP = ("there is no Ceph on this cluster yet: install it (pveceph install), initialise it (pveceph init) "
+                   "and create monitors (pveceph mon create), or run the pve_ceph role")
+
+
+def ceph_status(cx: ClusterAccess) -> dict[str, Any] | None:
+    """Ceph's status through the first node that answers; None when Ceph is not set up there."""
+    try:
+        return dict(cx.api("/cluster/ceph/status"))
+    except Unreachable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PVE's refusal (not initialised, no monitor) is the answer
+        if any(text in str(exc) for text in ("not initialized", "rados_connect failed", "binary not installed")):
+            return None
+        raise
+
+
+@probe("ceph.health")
+def ceph_health(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Ceph reports HEALTH_OK (muted checks do not count, as in `ceph -s`); each firing check is an item."""
+    status = ceph_status(cx)
+    if status is None:
+        return Outcome(0, 1, [CEPH_NOT_SET_UP])
+    health = status.get("health") or {}
+    checks = {code: check for code, check in (health.get("checks") or {}).items() if not check.get("muted")}
+    if health.get("status") == "HEALTH_OK" or not checks:
+        return Outcome(1, 1, [], {"health": health.get("status")})
+    problems = [f"Ceph says {health.get('status')}: {check.get('summary', {}).get('message', code)} ({code}); "
+                "`ceph health detail` says which daemon or placement group" for code, check in sorted(checks.items())]
+    return Outcome(0, 1, problems, {"health": health.get("status"), "checks": sorted(checks)})
+
+
+@probe("ceph.mons_quorum")
+def ceph_mons_quorum(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """A monitor on each of `nodes` (default: every node), each in the quorum; an item per node."""
+    status = ceph_status(cx)
+    if status is None:
+        return Outcome(0, 1, [CEPH_NOT_SET_UP])
+    monmap = {m["name"]: m for m in cx.api(f"/nodes/{cx.node_names()[0]}/ceph/mon")} if status else {}
+    results: dict[str, str | None] = {}
+    for node in params.get("nodes") or cx.node_names():
+        if node not in monmap:
+            results[node] = f"{node} has no Ceph monitor: create one there (pveceph mon create on {node})"
+        elif not monmap[node].get("quorum"):
+            results[node] = (f"the monitor on {node} is not in the quorum: is {node} up, ceph-mon@{node} running "
+                             "(systemctl status ceph-mon@" + node + ") and its public network reachable?")
+        else:
+            results[node] = None
+    return items(results)
+
+
+@probe("ceph.osds_up_in")
+def ceph_osds_up_in(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Every OSD is up and in, and each of `nodes` (default: every node) has `per_node` (1) or more; an item each."""
+    status = ceph_status(cx)
+    if status is None:
+        return Outcome(0, 1, [CEPH_NOT_SET_UP])
+    tree = cx.api(f"/nodes/{cx.node_names()[0]}/ceph/osd")
+    leaves: list[dict[str, Any]] = []
+
+    def walk(entry: dict[str, Any]) -> None:
+        if entry.get("type") == "osd":
+            leaves.append(entry)
+        for child in entry.get("children", []):
+            walk(child)
+    walk(tree.get("root", {}))
+    results: dict[str, str | None] = {}
+    for osd in leaves:
+        name, host = f"osd.{osd['id']}", osd.get("host", "?")
+        if osd.get("status") != "up":
+            results[name] = (f"{name} on {host} is down: is {host} up and ceph-osd@{osd['id']} running there "
+                             f"(systemctl start ceph-osd@{osd['id']})?")
+        elif not osd.get("in"):
+            results[name] = f"{name} on {host} is up but out of the cluster: put it back with `ceph osd in {osd['id']}`"
+        else:
+            results[name] = None
+    per_node = int(params.get("per_node", 1))
+    for node in params.get("nodes") or cx.node_names():
+        count = sum(1 for osd in leaves if osd.get("host") == node)
+        results[f"{node} OSDs"] = None if count >= per_node else (
+            f"{node} has {count} OSD(s), the lab asks for {per_node}: create one on its data disk "
+            f"(pveceph osd create /dev/sdb on {node})")
+    return items(results)
+
+
+@probe("ceph.pool")
+def ceph_pool(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Pool `name` exists with `size` and `min_size` (when given)."""
+    status = ceph_status(cx)
+    if status is None:
+        return Outcome(0, 1, [CEPH_NOT_SET_UP])
+    name = str(params["name"])
+    pools = {p["pool_name"]: p for p in cx.api(f"/nodes/{cx.node_names()[0]}/ceph/pool")}
+    if name not in pools:
+        return Outcome(0, 1, [f"there is no Ceph pool '{name}': create it (pveceph pool create {name})"])
+    results: dict[str, str | None] = {}
+    for key in ("size", "min_size"):
+        if params.get(key) is not None:
+            have, want = pools[name].get(key), int(params[key])
+            results[key] = None if have == want else (
+                f"pool '{name}' has {key} {have}, the lab asks for {want}: "
+                f"pveceph pool set {name} --{key} {want}")
+    return items(results or {"exists": None})

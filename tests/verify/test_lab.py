@@ -13,6 +13,8 @@ import pytest
 from pvelab.grade.access import ClusterAccess
 from pvelab.grade.probes import PROBES
 
+from conftest import resolved
+
 BACKUP_MAX_AGE_H = 25  # a daily job plus an hour (role pve_backup's pve_backup_max_age)
 
 
@@ -70,3 +72,17 @@ def test_every_backup_job_guest_has_a_young_archive(access: ClusterAccess, node:
     for job in described(cluster, node, "pve_backup_jobs"):
         holds(access, "backup.recent", {"storage": job.get("storage"), "vmids": job.get("vmids") or [],
                                         "max_age_h": BACKUP_MAX_AGE_H})
+
+
+def test_ceph_is_healthy_with_its_monitors_osds_and_pools(access: ClusterAccess, node: str,
+                                                           cluster: dict[str, Any]) -> None:
+    variables = cluster[node]
+    if not variables.get("pve_ceph_enabled"):
+        pytest.skip("the inventory describes no Ceph")
+    holds(access, "ceph.mons_quorum", {"nodes": variables.get("pve_ceph_mons") or access.node_names()})
+    holds(access, "ceph.osds_up_in", {"per_node": len(resolved(variables, "pve_ceph_osd_devices") or [])})
+    for pool in [p for p in variables.get("pve_ceph_pools") or [] if p.get("state") != "absent"]:
+        holds(access, "ceph.pool", {k: pool[k] for k in ("name", "size", "min_size") if k in pool})
+        if pool.get("add_storages"):
+            holds(access, "storage.defined", {"storage": pool["name"], "type": "rbd"})
+    holds(access, "ceph.health", {})
