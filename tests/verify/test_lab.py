@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import resolved
 
 from pvelab.grade.access import ClusterAccess
 from pvelab.grade.probes import PROBES
-
-from conftest import resolved
 
 BACKUP_MAX_AGE_H = 25  # a daily job plus an hour (role pve_backup's pve_backup_max_age)
 
