@@ -91,7 +91,7 @@ def test_health_warnings_fail_with_cephs_words_but_muted_ones_do_not() -> None:
 
 
 def test_a_cluster_without_ceph_is_told_how_to_set_it_up() -> None:
-    answers = {**HEALTHY, "/cluster/ceph/status": ApiError(500, "pveceph configuration not initialized - "
-                                                                "missing '/etc/pve/ceph.conf', missing '/etc/pve/ceph'")}
+    refusal = "pveceph configuration not initialized - missing '/etc/pve/ceph.conf', missing '/etc/pve/ceph'"
+    answers = {**HEALTHY, "/cluster/ceph/status": ApiError(500, refusal)}
     outcome = run("ceph.health", answers)
     assert not outcome.ok and "pveceph init" in outcome.problems[0]
