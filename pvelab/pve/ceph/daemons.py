@@ -362,14 +362,14 @@ def osd_prepare(node: str, dev: str, local_ips: list[str]) -> str:
 def osd_create(dev: str, say: Say, crush_device_class: str | None = None) -> None:
     config = read_config().get("global", {})
     rados.command(["quorum_status"], rados.LONG_TIMEOUT)
+    say(f"create OSD on {dev} (bluestore)")
+    size = block_size(dev)
+    if size < MIN_OSD_BYTES:  # before anything is written: the refusal changes nothing
+        raise CephError(f"Device {dev} is not available for an OSD: Insufficient space (<5GB)")
     if not Path(BOOTSTRAP_OSD_KEYRING).exists() and config.get("auth_client_required", "cephx") != "none":
         key = rados.command(["auth", "get-or-create", "client.bootstrap-osd", "mon", "allow profile bootstrap-osd"],
                             rados.LONG_TIMEOUT, fmt=False)
         write_file(BOOTSTRAP_OSD_KEYRING, key + "\n")
-    say(f"create OSD on {dev} (bluestore)")
-    size = block_size(dev)
-    if size < MIN_OSD_BYTES:
-        raise CephError(f"Device {dev} is not available for an OSD: Insufficient space (<5GB)")
     say(f"wiping block device {dev}")
     run(["wipefs", "--all", dev], say)
     run(["dd", "if=/dev/zero", f"of={dev}", "bs=1M", f"count={min(size, WIPE_BYTES) // 1024 ** 2}",

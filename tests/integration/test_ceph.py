@@ -1,0 +1,196 @@
+"""Ceph on the twin, through pveceph as a student types it: real daemons (Debian's Ceph), PVE's
+messages and refusals (each refusal changes nothing), the API's answers validated against the schema,
+and a VM whose disk is an RBD image, live-migrated. One cluster per module, built step by step."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, ssh
+from pvelab.twin.lab import Lab
+from pvelab.twin.spec import LabSpec
+
+from .conftest import api, check_every_get, pve_version, wait_until
+
+pytestmark = pytest.mark.lab
+NODES = ("pve1", "pve2", "pve3")
+NOT_INITIALISED = "pveceph configuration not initialized - missing '/etc/pve/ceph.conf', missing '/etc/pve/ceph'"
+
+
+def run(lab: Lab, node: str, command: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return ssh(lab, node, command, timeout=timeout)
+
+
+def ceph_json(lab: Lab, command: str) -> dict:
+    done = run(lab, "pve1", f"ceph {command} --format json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def healthy(lab: Lab) -> bool:
+    status = ceph_json(lab, "status")
+    states = {s["state_name"] for s in status["pgmap"].get("pgs_by_state", [])}
+    return status["health"]["status"] == "HEALTH_OK" and states <= {"active+clean"}
+
+
+@pytest.fixture(scope="module")
+def cluster(lab: Lab) -> Lab:
+    password = lab.require_record().root_password
+    assert pvecm_create(lab, "pve1", "cephclu").returncode == 0
+    for node in ("pve2", "pve3"):
+        joined = pvecm_add(lab, node, "pve1", password, fingerprint(lab, "pve1"))
+        assert joined.returncode == 0, joined.stderr
+    return lab
+
+
+@pytest.fixture(scope="module")
+def before_init(cluster: Lab) -> dict[str, subprocess.CompletedProcess[str]]:
+    """What pveceph says before `pveceph init`."""
+    return {cmd: run(cluster, "pve2", f"pveceph {cmd}") for cmd in ("status", "mon create", "pool ls")}
+
+
+@pytest.fixture(scope="module")
+def one_mon(cluster: Lab, before_init: dict[str, subprocess.CompletedProcess[str]]) -> dict[str, str]:
+    """init on pve1 and its first monitor (with its manager), as a student starts."""
+    subnet = cluster.require_record().spec.subnet(0)
+    init = run(cluster, "pve1", f"pveceph init --network {subnet}")
+    assert init.returncode == 0 and init.stdout == "", init.stderr
+    created = run(cluster, "pve1", "pveceph mon create")
+    assert created.returncode == 0, created.stderr
+    return {"conf": run(cluster, "pve1", "cat /etc/pve/ceph.conf").stdout, "mon create": created.stdout,
+            "link": run(cluster, "pve1", "readlink /etc/ceph/ceph.conf").stdout.strip()}
+
+
+@pytest.fixture(scope="module")
+def ceph(cluster: Lab, one_mon: dict[str, str]) -> Lab:
+    """The course's Ceph: a monitor and manager per node, an OSD on each /dev/sdb, vmpool with its storage."""
+    for node in ("pve2", "pve3"):
+        for command in ("pveceph mon create", "pveceph mgr create"):
+            done = run(cluster, node, command)
+            assert done.returncode == 0, done.stderr
+    for node in NODES:
+        done = run(cluster, node, "pveceph osd create /dev/sdb")
+        assert done.returncode == 0 and "create OSD on /dev/sdb (bluestore)" in done.stdout, done.stderr
+    pool = run(cluster, "pve1", "pveceph pool create vmpool --pg_num 32 --add_storages 1")
+    assert pool.returncode == 0, pool.stderr
+    wait_until(lambda: healthy(cluster), 180, "HEALTH_OK with every PG active+clean")
+    return cluster
+
+
+def test_pveceph_before_init_says_what_is_missing(before_init: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    for command, done in before_init.items():
+        assert done.returncode == 255, command
+        assert done.stderr.strip() == NOT_INITIALISED, (command, done.stderr)
+
+
+def test_init_and_the_first_monitor_write_pves_files(cluster: Lab, one_mon: dict[str, str]) -> None:
+    conf = one_mon["conf"]
+    subnet = str(cluster.require_record().spec.subnet(0))
+    pve1 = cluster.require_record().spec.node("pve1").link_addr(0)
+    assert f"\tpublic_network = {subnet}\n" in conf and f"\tcluster_network = {subnet}\n" in conf
+    assert f"[mon.pve1]\n\tpublic_addr = {pve1}\n" in conf
+    assert re.search(rf"\tmon_host = {re.escape(pve1)}\n", conf)
+    assert "[client.crash]\n\tkeyring = /etc/pve/ceph/$cluster.$name.keyring\n" in conf
+    assert one_mon["link"] == "/etc/pve/ceph.conf"
+    out = one_mon["mon create"]
+    assert out.index("creating new monitor keyring") < out.index("created the first monitor, assume it's safe")
+    assert "creating manager directory '/var/lib/ceph/mgr/ceph-pve1'" in out  # the first monitor brings a manager
+    keyrings = run(cluster, "pve1", "ls /etc/pve/priv/ /etc/pve/ceph/").stdout.split()
+    assert {"ceph.client.admin.keyring", "ceph.mon.keyring", "ceph.client.crash.keyring"} <= set(keyrings)
+
+
+def test_the_last_monitor_cannot_go(cluster: Lab, one_mon: dict[str, str]) -> None:
+    refused = run(cluster, "pve1", "pveceph mon destroy pve1")
+    assert refused.returncode == 255 and "can't remove last monitor" in refused.stderr
+    assert "[mon.pve1]" in run(cluster, "pve1", "cat /etc/pve/ceph.conf").stdout  # nothing changed
+    assert ceph_json(cluster, "mon dump")["mons"][0]["name"] == "pve1"
+
+
+def test_the_course_ceph_reaches_health_ok_with_pves_outputs(ceph: Lab) -> None:
+    status = ceph_json(ceph, "status")
+    assert status["monmap"]["num_mons"] == 3 and sorted(status["quorum_names"]) == list(NODES)
+    assert status["osdmap"]["num_up_osds"] == status["osdmap"]["num_in_osds"] == 3
+    tree = ceph_json(ceph, "osd tree")
+    hosts = {n["name"] for n in tree["nodes"] if n["type"] == "host"}
+    assert hosts == set(NODES)  # one OSD per node: three copies on three hosts
+    listing = run(ceph, "pve1", "pveceph pool ls").stdout
+    assert listing.startswith("┌") and "│ vmpool " in listing and "Crush Rule Name" in listing
+    storage = run(ceph, "pve1", "cat /etc/pve/storage.cfg").stdout
+    assert "rbd: vmpool\n\tcontent rootdir,images\n\tkrbd 0\n\tpool vmpool\n" in storage
+    assert run(ceph, "pve2", "test -f /etc/pve/priv/ceph/vmpool.keyring").returncode == 0
+    for node in NODES:  # the RBD storage is active on every node
+        status_line = next(line for line in run(ceph, node, "pvesm status").stdout.splitlines()
+                           if line.startswith("vmpool "))
+        assert status_line.split()[1:3] == ["rbd", "active"], status_line
+
+
+def test_disks_list_shows_the_osd_disk(ceph: Lab) -> None:
+    disks = api(ceph, "pve2").nodes("pve2").disks.list.get()
+    sdb = next(d for d in disks if d["devpath"] == "/dev/sdb")
+    assert sdb["used"] == "ceph_bluestore" and sdb["osdid"] >= 0 and sdb["osdid-list"] == [sdb["osdid"]]
+    assert sdb["size"] == LabSpec().osd_size
+
+
+def test_refusals_change_nothing(ceph: Lab) -> None:
+    before = ceph_json(ceph, "osd dump")
+    in_use = run(ceph, "pve1", "pveceph osd create /dev/sdb")
+    assert in_use.returncode == 255 and in_use.stderr.strip() == "device '/dev/sdb' is already in use"
+    no_disk = run(ceph, "pve1", "pveceph osd create /dev/sdz")
+    assert no_disk.returncode == 255 and "not a valid block device" in no_disk.stderr
+    bad_pool = run(ceph, "pve1", "pveceph pool create badpool --size 2 --min_size 3")
+    assert "pool min_size must be between 1 and size, which is set to 2" in bad_pool.stderr
+    purge = run(ceph, "pve1", "pveceph purge")
+    assert purge.returncode == 255
+    assert purge.stderr.startswith("Unable to purge Ceph!\n\nTo continue:\n")
+    assert "- remove pools, this will !!DESTROY DATA!!" in purge.stderr
+    assert "- remove active OSD on pve1" in purge.stderr
+    assert "- remove other MONs, pve1 is not the last MON" in purge.stderr
+    after = ceph_json(ceph, "osd dump")
+    assert [p["pool_name"] for p in after["pools"]] == [p["pool_name"] for p in before["pools"]]
+    assert after["max_osd"] == before["max_osd"]
+    assert run(ceph, "pve1", "test -f /etc/pve/ceph.conf").returncode == 0
+    on_pve1 = next(n["children"][0] for n in ceph_json(ceph, "osd tree")["nodes"] if n["name"] == "pve1")
+    foreign = run(ceph, "pve2", f"pveceph osd destroy {on_pve1}")
+    assert foreign.returncode == 255 and f"OSD osd.{on_pve1} does not belong to node pve2!" in foreign.stderr
+
+
+def test_every_get_answers_as_the_schema_says(ceph: Lab) -> None:
+    answered = check_every_get(ceph, "pve2")
+    assert "GET /nodes/{node}/ceph/osd" in answered and "GET /cluster/ceph/metadata" in answered
+    assert {k: v for k, v in answered.items() if v} == {}
+
+
+def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
+    made = run(ceph, "pve1", "qm create 150 --memory 128 --scsi0 vmpool:1 --cdrom local:iso/pvelab-tiny.iso "
+                             "--net0 virtio,bridge=vmbr0 && qm start 150")
+    assert made.returncode == 0, made.stderr
+    assert "vm-150-disk-0" in run(ceph, "pve2", "rbd ls vmpool").stdout  # the image is in Ceph, seen from pve2
+    assert "file=rbd:vmpool/vm-150-disk-0:conf=/etc/pve/ceph.conf" in run(ceph, "pve1", "qm showcmd 150").stdout
+    moved = run(ceph, "pve1", "qm migrate 150 pve2 --online", timeout=300)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "copying local disk images" not in moved.stdout  # shared storage: only the memory moves
+    wait_until(lambda: "status: running" in run(ceph, "pve2", "qm status 150").stdout, 60, "vm 150 running on pve2")
+    assert run(ceph, "pve2", "qm stop 150 && qm destroy 150").returncode == 0
+    assert "vm-150-disk-0" not in run(ceph, "pve1", "rbd ls vmpool").stdout
+
+
+def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:
+    """A one-node lab with a 2 GiB disk: Ceph on a standalone node, and ceph-volume's size floor."""
+    small = Lab.named("cephsmall", log=print)
+    try:
+        small.up(LabSpec(node_count=1, pve_version=pve_version(), osd_size=2 * 1024 ** 3))
+        subnet = small.require_record().spec.subnet(0)
+        for command in (f"pveceph init --network {subnet}", "pveceph mon create"):
+            done = run(small, "pve1", command)
+            assert done.returncode == 0, done.stderr
+        refused = run(small, "pve1", "pveceph osd create /dev/sdb")
+        assert refused.returncode == 255 and "Insufficient space (<5GB)" in refused.stderr
+        assert run(small, "pve1", "ceph osd ls").stdout.strip() == ""  # no OSD was made
+        answered = check_every_get(small, "pve1")  # a standalone node's answers validate too
+        assert "GET /nodes/{node}/ceph/mon" in answered and {k: v for k, v in answered.items() if v} == {}
+    finally:
+        small.down(quiet=True)
