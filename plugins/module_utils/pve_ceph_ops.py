@@ -69,22 +69,28 @@ def ensure_init(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
 
 
 # -- monitors and managers -------------------------------------------------------------------------
-def daemon_list(api: PveApi, node: str, kind: str) -> list[dict[str, Any]]:
+def ceph_list(api: PveApi, node: str, path: str, check_mode: bool = False) -> list[dict[str, Any]]:
+    """A Ceph list (mon, mgr, pool); empty before the first monitor. Before init it is refused with the
+    fix, except in check mode, where an earlier task would have initialised Ceph: nothing exists yet."""
     try:
-        return list(api.get(f"/nodes/{node}/ceph/{kind}"))
+        return list(api.get(f"/nodes/{node}/ceph/{path}"))
     except PveError as exc:
-        if not_initialised(exc):
+        if not_initialised(exc) and not check_mode:
             raise PveError(init_hint(node)) from exc
-        if no_monitor(exc):
+        if no_monitor(exc) or not_initialised(exc):
             return []
         raise
+
+
+def daemon_list(api: PveApi, node: str, kind: str, check_mode: bool = False) -> list[dict[str, Any]]:
+    return ceph_list(api, node, kind, check_mode)
 
 
 def ensure_daemon(p: dict[str, Any], check_mode: bool, kind: str) -> dict[str, Any]:
     """A monitor (kind mon) or manager (mgr) on p['node'] with id p['id'] (default: the node's name)."""
     api, node = PveApi.from_params(p), p["node"]
     ident = p.get("id") or node
-    listed = {d["name"]: d for d in daemon_list(api, node, kind)}
+    listed = {d["name"]: d for d in daemon_list(api, node, kind, check_mode)}
     present = ident in listed
     result: dict[str, Any] = {"changed": False, "node": node, "id": ident}
     if (p["state"] == "present") == present:
@@ -155,7 +161,7 @@ def disk_entry(api: PveApi, node: str, dev: str) -> dict[str, Any]:
 
 def ensure_osd(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     api, node = PveApi.from_params(p), p["node"]
-    daemon_list(api, node, "mon")  # refuses before init, with the fix
+    daemon_list(api, node, "mon", check_mode)  # refuses before init, with the fix
     disk = disk_entry(api, node, p["dev"])
     osdid = int(disk.get("osdid", -1))
     result: dict[str, Any] = {"changed": False, "node": node, "dev": disk["devpath"], "osdid": osdid}
@@ -208,13 +214,12 @@ def current_pool(entry: dict[str, Any]) -> dict[str, Any]:
 
 def ensure_pool(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     api, node, name = PveApi.from_params(p), p["node"], p["name"]
-    daemon_list(api, node, "mon")
     wanted = pool_settings(p)
     size, min_size = wanted.get("size", 3), wanted.get("min_size", 2)
     if p["state"] == "present" and min_size > size:
         raise PveError(f"min_size {min_size} is larger than size {size}: a pool keeps at most size copies — "
                        "lower min_size (a 3-copy pool usually has min_size 2)")
-    pools = {e["pool_name"]: e for e in api.get(f"/nodes/{node}/ceph/pool")}
+    pools = {e["pool_name"]: e for e in ceph_list(api, node, "pool", check_mode)}
     storages = {s["storage"]: s for s in api.get("/storage")}
     result: dict[str, Any] = {"changed": False, "node": node, "name": name}
     if p["state"] == "absent":

@@ -15,6 +15,7 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
 from .conftest import api, check_every_get, pve_version, wait_until
+from .test_ansible_modules import api_args, module
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -54,15 +55,35 @@ def before_init(cluster: Lab) -> dict[str, subprocess.CompletedProcess[str]]:
 
 
 @pytest.fixture(scope="module")
-def one_mon(cluster: Lab, before_init: dict[str, subprocess.CompletedProcess[str]]) -> dict[str, str]:
+def modules_before_init(cluster: Lab) -> dict[str, dict]:
+    """The Ceph modules in check mode on a cluster without Ceph: what they would do, changing nothing."""
+    api1 = api_args(cluster, "pve1")
+    return {
+        "init": module(cluster, "pve_ceph", {**api1, "node": "pve1", "network": "198.18.0.0/24"}, check=True,
+                       diff=True),
+        "mon": module(cluster, "pve_ceph_mon", {**api1, "node": "pve2"}, check=True),
+        "osd": module(cluster, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"}, check=True),
+        "pool": module(cluster, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "add_storages": True},
+                       check=True),
+        "mon for real": module(cluster, "pve_ceph_mon", {**api1, "node": "pve2"}),
+        "conf": {"exists": run(cluster, "pve1", "test -e /etc/pve/ceph.conf").returncode == 0},
+    }
+
+
+@pytest.fixture(scope="module")
+def one_mon(cluster: Lab, before_init: dict[str, subprocess.CompletedProcess[str]],
+            modules_before_init: dict[str, dict]) -> dict[str, str]:
     """init on pve1 and its first monitor (with its manager), as a student starts."""
     subnet = cluster.require_record().spec.subnet(0)
     init = run(cluster, "pve1", f"pveceph init --network {subnet}")
     assert init.returncode == 0 and init.stdout == "", init.stderr
     created = run(cluster, "pve1", "pveceph mon create")
     assert created.returncode == 0, created.stderr
+    last = run(cluster, "pve1", "pveceph mon destroy pve1")  # the only monitor: refused, changing nothing
     return {"conf": run(cluster, "pve1", "cat /etc/pve/ceph.conf").stdout, "mon create": created.stdout,
-            "link": run(cluster, "pve1", "readlink /etc/ceph/ceph.conf").stdout.strip()}
+            "link": run(cluster, "pve1", "readlink /etc/ceph/ceph.conf").stdout.strip(),
+            "destroy last": f"{last.returncode} {last.stderr}",
+            "mons after": " ".join(m["name"] for m in ceph_json(cluster, "mon dump")["mons"])}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +108,37 @@ def test_pveceph_before_init_says_what_is_missing(before_init: dict[str, subproc
         assert done.stderr.strip() == NOT_INITIALISED, (command, done.stderr)
 
 
+def test_check_mode_before_init_tells_what_would_be_made_and_makes_nothing(modules_before_init: dict[str, dict]
+                                                                          ) -> None:
+    for name in ("init", "mon", "osd", "pool"):
+        assert not modules_before_init[name]["_failed"] and modules_before_init[name]["changed"], name
+    assert "initialised" in modules_before_init["init"]["_diff"]  # --diff shows what init would set
+    assert modules_before_init["conf"]["exists"] is False
+    really = modules_before_init["mon for real"]
+    assert really["_failed"] and "Ceph is not initialised on node 'pve2'" in really["msg"]
+    assert "run pve_ceph (pveceph init) first" in really["msg"]
+
+
+def test_the_modules_find_the_course_ceph_as_it_is_and_refuse_bad_input(ceph: Lab) -> None:
+    api1 = api_args(ceph, "pve1")
+    osd = module(ceph, "pve_ceph_osd", {**api1, "node": "pve2", "dev": "sdb"})
+    assert not osd["_failed"] and not osd["changed"] and osd["osdid"] >= 0
+    pool = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "size": 3, "min_size": 2,
+                                          "pg_num": 32, "add_storages": True})
+    assert not pool["_failed"] and not pool["changed"]
+    wider = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "min_size": 1}, check=True,
+                   diff=True)
+    assert wider["changed"] and "min_size" in wider["_diff"]
+    bad = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "other", "size": 2, "min_size": 3})
+    assert bad["_failed"] and "min_size 3 is larger than size 2" in bad["msg"]
+    last_mons = module(ceph, "pve_ceph_mon", {**api1, "node": "pve1", "state": "absent"}, check=True)
+    assert last_mons["changed"] and not last_mons["_failed"]  # three monitors: one may go
+    assert "other" not in [p["pool_name"] for p in ceph_json(ceph, "osd dump")["pools"]]  # nothing made
+    info = module(ceph, "pve_ceph_info", {**api1, "node": "pve3"})
+    assert info["health"] == "HEALTH_OK" and sorted(info["quorum"]) == list(NODES)
+    assert {o["host"] for o in info["osds"].values()} == set(NODES) and info["pools"]["vmpool"]["size"] == 3
+
+
 def test_init_and_the_first_monitor_write_pves_files(cluster: Lab, one_mon: dict[str, str]) -> None:
     conf = one_mon["conf"]
     subnet = str(cluster.require_record().spec.subnet(0))
@@ -103,11 +155,9 @@ def test_init_and_the_first_monitor_write_pves_files(cluster: Lab, one_mon: dict
     assert {"ceph.client.admin.keyring", "ceph.mon.keyring", "ceph.client.crash.keyring"} <= set(keyrings)
 
 
-def test_the_last_monitor_cannot_go(cluster: Lab, one_mon: dict[str, str]) -> None:
-    refused = run(cluster, "pve1", "pveceph mon destroy pve1")
-    assert refused.returncode == 255 and "can't remove last monitor" in refused.stderr
-    assert "[mon.pve1]" in run(cluster, "pve1", "cat /etc/pve/ceph.conf").stdout  # nothing changed
-    assert ceph_json(cluster, "mon dump")["mons"][0]["name"] == "pve1"
+def test_the_last_monitor_cannot_go(one_mon: dict[str, str]) -> None:
+    assert one_mon["destroy last"].startswith("255 ") and "can't remove last monitor" in one_mon["destroy last"]
+    assert "[mon.pve1]" in one_mon["conf"] and one_mon["mons after"] == "pve1"  # nothing changed
 
 
 def test_the_course_ceph_reaches_health_ok_with_pves_outputs(ceph: Lab) -> None:

@@ -1,5 +1,6 @@
-"""The molecule `ha` scenario end to end: twin up, site.yml, idempotence, verify, the failover drill
-(side_effect), verify again, twin down. It holds everything the `default` scenario does."""
+"""The molecule `ha` scenario end to end: twin up, site.yml, idempotence, verify, the failover and
+Ceph self-heal drills (side_effect), verify again, twin down. It holds everything the `default`
+scenario does."""
 
 from __future__ import annotations
 
@@ -44,5 +45,15 @@ def test_molecule_ha_scenario_passes_on_the_twin() -> None:
     kept = re.search(r"vm:110: a new boot,\S*\s+\S*\s*disk heartbeats (\d+) before, (\d+) after \(kept\)", output)
     assert kept and int(kept.group(2)) > int(kept.group(1)) and "(LOST)" not in output, output[-3000:]
     assert "vm:110 now runs on pve1 (failed back)" in output, output[-3000:]
+    # The Ceph drill: the OSD marked down after the heartbeat grace, the guest's writes going on with one
+    # copy gone, the PGs left degraded after the out (no 4th host), HEALTH_OK again after power-on.
+    down = int(re.search(r"OSD down at (\d+) s", output).group(1))  # type: ignore[union-attr]
+    assert 20 <= down <= 120, output[-3000:]
+    assert "(I/O continued)" in output and "(I/O STOPPED)" not in output, output[-3000:]
+    assert "still degraded: 3 hosts, failure domain host" in output, output[-3000:]
+    assert re.search(r"HEALTH_OK, every PG active\+clean at \d+ s \(\d+ s after power-on\)", output), output[-3000:]
+    assert "vm:112 after: the same boot" in output and "(kept and growing)" in output, output[-3000:]
+    print(*re.findall(r'"((?:power cut|monitor quorum|OSD (?:down|out)|PGs degraded|30 s after|powered on|HEALTH_OK|'
+                      r'vm:112)[^"]*)"', output), sep="\n")  # the Ceph drill's report, for the CI log
     print(*re.findall(r'"((?:power cut|HA fenced|its guests ran|vm:11\d|pve1 (?:was|back)|every guest)[^"]*)"', output),
           sep="\n")  # the drill's report, for the CI log
