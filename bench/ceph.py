@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.twin_up import MIB, pss_bytes
@@ -62,8 +63,8 @@ def ceph_pids(lab: Lab, node: str) -> dict[str, list[int]]:
         if not pid.isdigit():
             continue
         try:
-            comm = open(f"/proc/{pid}/comm").read().strip()
-            groups = open(f"/proc/{pid}/cgroup").read()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            groups = Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             continue
         if comm in found and f"/{cgroup}" in groups:
@@ -83,7 +84,7 @@ def memory(lab: Lab) -> str:
 
 def cpu_busy(seconds: float) -> float:
     def sample() -> tuple[int, int]:
-        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         return sum(fields), fields[3] + fields[4]
     total0, idle0 = sample()
     time.sleep(seconds)
