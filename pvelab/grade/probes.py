@@ -413,6 +413,13 @@ def ceph_status(cx: ClusterAccess) -> dict[str, Any] | None:
         raise
 
 
+def osd_leaves(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OSDs of a CRUSH tree as /nodes/{node}/ceph/osd nests it (root > host > osd)."""
+    if entry.get("type") == "osd":
+        return [entry]
+    return [leaf for child in entry.get("children", []) for leaf in osd_leaves(child)]
+
+
 @probe("ceph.health")
 def ceph_health(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Ceph reports HEALTH_OK (muted checks do not count, as in `ceph -s`); each firing check is an item."""
@@ -431,10 +438,9 @@ def ceph_health(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 @probe("ceph.mons_quorum")
 def ceph_mons_quorum(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """A monitor on each of `nodes` (default: every node), each in the quorum; an item per node."""
-    status = ceph_status(cx)
-    if status is None:
+    if ceph_status(cx) is None:
         return Outcome(0, 1, [CEPH_NOT_SET_UP])
-    monmap = {m["name"]: m for m in cx.api(f"/nodes/{cx.node_names()[0]}/ceph/mon")} if status else {}
+    monmap = {m["name"]: m for m in cx.api(f"/nodes/{cx.node_names()[0]}/ceph/mon")}
     results: dict[str, str | None] = {}
     for node in params.get("nodes") or cx.node_names():
         if node not in monmap:
@@ -450,18 +456,9 @@ def ceph_mons_quorum(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 @probe("ceph.osds_up_in")
 def ceph_osds_up_in(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Every OSD is up and in, and each of `nodes` (default: every node) has `per_node` (1) or more; an item each."""
-    status = ceph_status(cx)
-    if status is None:
+    if ceph_status(cx) is None:
         return Outcome(0, 1, [CEPH_NOT_SET_UP])
-    tree = cx.api(f"/nodes/{cx.node_names()[0]}/ceph/osd")
-    leaves: list[dict[str, Any]] = []
-
-    def walk(entry: dict[str, Any]) -> None:
-        if entry.get("type") == "osd":
-            leaves.append(entry)
-        for child in entry.get("children", []):
-            walk(child)
-    walk(tree.get("root", {}))
+    leaves = osd_leaves(cx.api(f"/nodes/{cx.node_names()[0]}/ceph/osd").get("root", {}))
     results: dict[str, str | None] = {}
     for osd in leaves:
         name, host = f"osd.{osd['id']}", osd.get("host", "?")
@@ -484,8 +481,7 @@ def ceph_osds_up_in(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
 @probe("ceph.pool")
 def ceph_pool(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     """Pool `name` exists with `size` and `min_size` (when given)."""
-    status = ceph_status(cx)
-    if status is None:
+    if ceph_status(cx) is None:
         return Outcome(0, 1, [CEPH_NOT_SET_UP])
     name = str(params["name"])
     pools = {p["pool_name"]: p for p in cx.api(f"/nodes/{cx.node_names()[0]}/ceph/pool")}

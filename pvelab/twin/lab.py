@@ -38,7 +38,7 @@ from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
-              "chroot")
+              "chroot", "losetup")
 SSH_WAIT = 180.0
 API_PORT = 8006
 
