@@ -17,7 +17,7 @@ options:
     description: The PVE node (as the cluster names it) the action runs on; the API at O(api_host) passes it on.
     type: str
     required: true
-extends_documentation_fragment: [pve, pve.attributes]
+extends_documentation_fragment: [pve, pve.info_attributes]
 notes:
   - Runs on the controller (delegate to localhost); needs proxmoxer.
 """
