@@ -108,6 +108,16 @@ def test_pveceph_before_init_says_what_is_missing(before_init: dict[str, subproc
         assert done.stderr.strip() == NOT_INITIALISED, (command, done.stderr)
 
 
+def test_pveceph_install_finds_ceph_there_and_asks_first_on_a_terminal(cluster: Lab) -> None:
+    release = "18.2 Reef" if pve_version() == "9" else "16.2 Pacific"  # Debian's, which the nodes run
+    plain = run(cluster, "pve3", "pveceph install")
+    assert plain.returncode == 0 and "WARN: Enterprise repository selected, but no active subscription!" in plain.stdout
+    assert plain.stdout.rstrip().endswith(f"installed Ceph {release} successfully!")
+    declined = run(cluster, "pve3", "echo n | script -qec 'pveceph install' /dev/null")
+    assert f"This will install Ceph {release} - continue (y/N)? " in declined.stdout
+    assert "Aborting installation as requested" in declined.stdout and declined.returncode != 0
+
+
 def test_check_mode_before_init_tells_what_would_be_made_and_makes_nothing(modules_before_init: dict[str, dict]
                                                                           ) -> None:
     for name in ("init", "mon", "osd", "pool"):
@@ -244,3 +254,19 @@ def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:
         assert "GET /nodes/{node}/ceph/mon" in answered and {k: v for k, v in answered.items() if v} == {}
     finally:
         small.down(quiet=True)
+
+
+def test_an_osd_is_taken_out_destroyed_wiped_and_made_again_by_the_module(ceph: Lab) -> None:
+    api1 = api_args(ceph, "pve1")
+    gone = module(ceph, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb", "state": "absent"})
+    assert not gone["_failed"] and gone["changed"], gone.get("msg")
+    log = "\n".join(gone["log"])
+    for line in (f"destroy OSD osd.{gone['osdid']}", f"Remove osd.{gone['osdid']} from the CRUSH map",
+                 f"Remove the osd.{gone['osdid']} authentication key.", "wipe disk/partition: /dev/sdb"):
+        assert line in log, log
+    sdb = next(d for d in api(ceph, "pve3").nodes("pve3").disks.list.get() if d["devpath"] == "/dev/sdb")
+    assert "used" not in sdb and sdb["osdid"] == -1  # wiped: free for a new OSD
+    assert "pve3" not in {n["name"] for n in ceph_json(ceph, "osd tree")["nodes"] if n.get("children")}
+    back = module(ceph, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"})
+    assert not back["_failed"] and back["changed"] and back["osdid"] >= 0, back.get("msg")
+    wait_until(lambda: healthy(ceph), 300, "HEALTH_OK again with the OSD made anew")

@@ -108,9 +108,12 @@ def ceph_version() -> list[int]:
 RELEASES = {16: "16.2 Pacific", 17: "17.2 Quincy", 18: "18.2 Reef", 19: "19.2 Squid"}
 
 
-def install(say: Say, repository: str = "enterprise") -> None:
-    """`pveceph install`: the node image carries Debian's Ceph already, so nothing is downloaded."""
+def install(say: Say, repository: str = "enterprise", confirm: Callable[[str], bool] | None = None) -> None:
+    """`pveceph install`: the node image carries Debian's Ceph already, so nothing is downloaded.
+    `confirm` asks as PVE asks on a terminal when no --version is given."""
     release = RELEASES.get(ceph_version()[0], "")
+    if confirm is not None and not confirm(f"This will install Ceph {release} - continue (y/N)? "):
+        raise CephError("Aborting installation as requested")
     if repository == "enterprise":
         say("WARN: Enterprise repository selected, but no active subscription!")
     elif repository == "no-subscription":

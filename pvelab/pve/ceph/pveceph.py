@@ -94,7 +94,10 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         direct.call("POST", f"{base}/init", options)
         return 0
     if command == "install":
-        daemons.install(print, options.get("repository", "enterprise"))
+        # PVE asks only on a terminal, and only when no --version was given
+        ask = None if options.get("version") or not sys.stdin.isatty() else \
+            (lambda question: input(question).strip().lower() in ("y", "yes"))
+        daemons.install(print, options.get("repository", "enterprise"), ask)
         return 0
     if command == "status":
         return status()
