@@ -196,6 +196,9 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(resp.status, body, resp.reason)
 
 
+HANDSHAKE_TIMEOUT = 30.0
+
+
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -204,13 +207,19 @@ class ApiServer(ThreadingHTTPServer):
         self.certs = CertReloader()
         super().__init__(("0.0.0.0", PORT), Handler)
 
-    def get_request(self) -> tuple[Any, Any]:
-        sock, addr = self.socket.accept()
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """TLS for one connection, in its own thread: a handshake in the accept loop (and the certificate
+        read from /etc/pve it needs) let one slow or stalled client hold up every other caller."""
+        request.settimeout(HANDSHAKE_TIMEOUT)
         try:
-            return self.certs.current().wrap_socket(sock, server_side=True), addr
+            tls = self.certs.current().wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
-            sock.close()
-            raise
+            return  # the client went away or spoke no TLS; the raw socket is closed after this
+        tls.settimeout(None)
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)
 
 
 PREPARE_TIMEOUT = 300.0
