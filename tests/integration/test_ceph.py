@@ -234,8 +234,21 @@ def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert "copying local disk images" not in moved.stdout  # shared storage: only the memory moves
     wait_until(lambda: "status: running" in run(ceph, "pve2", "qm status 150").stdout, 60, "vm 150 running on pve2")
-    assert run(ceph, "pve2", "qm stop 150 && qm destroy 150").returncode == 0
-    assert "vm-150-disk-0" not in run(ceph, "pve1", "rbd ls vmpool").stdout
+    # vzdump reads an RBD disk through QEMU (snapshot mode: the backup job; stop mode: qemu-img over librbd),
+    # qmrestore writes one back into a new RBD image
+    for mode in ("snapshot", "stop"):  # running, then stopped (the disk holds still for the comparison)
+        dumped = run(ceph, "pve2", f"vzdump 150 --storage local --mode {mode} --compress zstd", timeout=300)
+        assert dumped.returncode == 0, dumped.stdout + dumped.stderr
+        assert run(ceph, "pve2", "qm stop 150").returncode == 0
+    archive = run(ceph, "pve2", "ls -t /var/lib/vz/dump/ | grep '^vzdump-qemu-150-.*vma.zst$' | head -1").stdout.strip()
+    restored = run(ceph, "pve2", f"qmrestore /var/lib/vz/dump/{archive} 151 --storage vmpool", timeout=300)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "new volume ID is 'vmpool:vm-151-disk-0'" in restored.stdout
+    same = run(ceph, "pve2", "cmp <(rbd export vmpool/vm-150-disk-0 - 2>/dev/null) <(rbd export vmpool/vm-151-disk-0 - "
+                             "2>/dev/null) && echo same")
+    assert "same" in same.stdout  # the stopped VM's disk, restored bit for bit
+    assert run(ceph, "pve2", "qm destroy 150 && qm destroy 151").returncode == 0
+    assert "vm-15" not in run(ceph, "pve1", "rbd ls vmpool").stdout
 
 
 def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:

@@ -7,6 +7,7 @@ copies the disks as they were when it began)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
@@ -166,18 +167,46 @@ def disk_sources(vmid: int, options: dict[str, str], live: bool, temporaries: li
     disk as it was when the job began into a scratch file, while the guest goes on writing."""
     out = []
     for key, volid, _drive in disks_of(options):
-        path = Path(runtime.volume_path(volid)).resolve()
-        if live:
+        source = runtime.volume_path(volid)
+        network = is_network_volume(source)  # an RBD image: no file to read, QEMU's tools reach it
+        path = Path(source) if network else Path(source).resolve()
+        if live or network:
             scratch = Path(tempfile.mkstemp(prefix=f"vzdump-{vmid}-{key}-", dir="/var/tmp")[1])
             temporaries.append(scratch)
-            os.truncate(scratch, path.stat().st_size)  # the job writes into an image of the disk's size
+        if live:
+            os.truncate(scratch, volume_size(source))  # the job writes into an image of the disk's size
             qmp.command(vmid, "drive-backup", device=f"drive-{key}", target=str(scratch), sync="full",
                         format="raw", mode="existing")
             if poll(lambda: not qmp.command(vmid, "query-block-jobs") or None, timeout=600, interval=0.2) is None:
                 raise GuestError(f"backup of drive-{key} did not finish")
             path = scratch
+        elif network:
+            copy_image(source, str(scratch))
+            path = scratch
         out.append((key, path))
     return out
+
+
+def is_network_volume(path: str) -> bool:
+    return path.startswith("rbd:")
+
+
+def volume_size(path: str) -> int:
+    if not is_network_volume(path):
+        return Path(path).resolve().stat().st_size
+    info = subprocess.run(["qemu-img", "info", "--output=json", "-f", "raw", path], capture_output=True, text=True,
+                          check=False)
+    if info.returncode != 0:
+        raise GuestError(f"unable to read the size of '{path}': {info.stderr.strip()}")
+    return int(json.loads(info.stdout)["virtual-size"])
+
+
+def copy_image(source: str, target: str, existing: bool = False) -> None:
+    """A raw copy through qemu-img (it opens rbd: images through librbd); `existing`: into an allocated image."""
+    done = subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw", *(["-n"] if existing else []),
+                           source, target], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise GuestError(f"copying '{source}' failed: {done.stderr.strip()}")
 
 
 # -- restore --------------------------------------------------------------------------------------
@@ -195,12 +224,24 @@ def open_archive(path: Path) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
     return reader, reader.stdout
 
 
+def restore_target(target: str, name: str, size: int, network_targets: dict[Path, str]) -> Path:
+    """The file a restored disk is written into: the volume's own, or for an RBD image a scratch file
+    copied into it once complete (noted in `network_targets`)."""
+    if not is_network_volume(target):
+        return Path(target).resolve()
+    scratch = Path(tempfile.mkstemp(prefix=f"qmrestore-{name}-", dir="/var/tmp")[1])
+    os.truncate(scratch, size)
+    network_targets[scratch] = target
+    return scratch
+
+
 def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
     """qmrestore: a new VM `vmid` from the archive, its disks on `storage` (or where they were)."""
     path = archive_path(archive)
     if not path.exists():
         raise GuestError(f"unable to restore VM {vmid} - archive '{archive}' does not exist")
     reader, stream = open_archive(path)
+    network_targets: dict[Path, str] = {}  # scratch file -> the RBD image it is copied into at the end
     try:
         configs, devices, _ = vma.read_header(stream)
         old = parse(configs["qemu-server.conf"].decode())
@@ -215,15 +256,20 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
             log(f"new volume ID is '{volid}'")
             drive["file"] = volid
             options[key] = store.print_drive(drive)
-            targets[dev_id] = Path(runtime.volume_path(volid)).resolve()
+            targets[dev_id] = restore_target(runtime.volume_path(volid), f"{vmid}-{key}", device.size,
+                                             network_targets)
         with contextlib.ExitStack() as stack:
             handles = {dev_id: stack.enter_context(open(target, "r+b")) for dev_id, target in targets.items()}
             for dev_id, offset, data in vma.extents(stream):
                 handles[dev_id].seek(offset)
                 handles[dev_id].write(data)
+        for scratch, target in network_targets.items():
+            copy_image(str(scratch), target, existing=True)
     finally:
         stream.close()
         reader.wait()
+        for scratch in network_targets:
+            scratch.unlink(missing_ok=True)
     for key, drive in store.drives(options).items():
         if store.is_cloudinit(drive):
             sid = parse_volume_id(drive["file"])[0]
