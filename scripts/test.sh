@@ -1,37 +1,84 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: setup, lint, types, module docs, then pytest (unit tests and
-# the tests on real twin labs, including the molecule scenario).
+# The test suite, in two tiers (docs/testing.md says which to run when):
+#   ./scripts/test.sh           the whole suite, as CI runs it (about 45 min here)
+#   ./scripts/test.sh --quick   lint, types, module docs, unit tests and one small lab smoke test (≤ 5 min)
+# Extra arguments go to every pytest call of the lab parts (e.g. -x, -k NAME).
+# The lab tests build named labs of their own (pvelab-ci, pvelab-ci-*): a default lab, or a class of
+# named labs, that is up before this runs is still up and unchanged after it (the full tier proves it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tier=full
+if [ "${1:-}" = "--quick" ]; then
+  tier=quick
+  shift
+fi
+
+# Each part's time, printed at the end (also when a part fails), so a regression in time is seen.
+declare -a PARTS=()
+run_started=$SECONDS
+summary() {
+  local code=$?
+  # the labs made to prove users' labs are left alone go, whatever happened (never a user's own)
+  [ "$tier" = quick ] || [ ! -x .venv/bin/python ] || .venv/bin/python -m tests.user_labs cleanup || true
+  echo "== time per part (${tier} tier)"
+  for line in "${PARTS[@]}"; do echo "  $line"; done
+  printf '  %-58s %5d s\n' "total" $((SECONDS - run_started))
+  return $code
+}
+trap summary EXIT
+part() {  # part NAME COMMAND...: run a part, record its time
+  local name=$1 started=$SECONDS
+  shift
+  echo "== $name"
+  local code=0
+  "$@" || code=$?
+  PARTS+=("$(printf '%-58s %5d s%s' "$name" $((SECONDS - started)) "$([ $code -eq 0 ] || echo "  FAILED ($code)")")")
+  return $code
+}
+
 ./scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
-echo "== ruff"; ruff check .
-echo "== mypy"; mypy
-echo "== ansible-doc (every module's DOCUMENTATION/EXAMPLES/RETURN)"
-for module in library/*.py; do
-  name=$(basename "$module" .py)
-  ansible-doc -M library "$name" > /dev/null || { echo "ansible-doc failed for $name"; exit 1; }
-  echo "  $name ok"
-done
-echo "== ansible-lint (production profile)"; ansible-lint --offline --profile production roles playbooks molecule
-# The project stands alone: nothing reads files beside the repository. Proof: the unit tests pass
-# in a bare clone in an empty directory, where nothing sits beside it.
-echo "== standalone (unit tests in a clone with nothing beside it)"
-alone=$(mktemp -d)
-trap 'rm -rf "$alone"' EXIT
-git clone -q . "$alone/pvelab"
-(cd "$alone/pvelab" && "$OLDPWD/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit | tail -1)
-# The lab tests build their own labs in the one lab slot, so a lab left up (by the README's first
-# command, say) is taken down here, through the twin's own teardown.
-echo "== pvelab twin down (the lab tests need the lab slot)"; pvelab twin down
-# Real PVE 9 sits on Debian 13 and PVE 8 on Debian 12, and so do the twin's nodes: the lab tests run
-# once on each (what is version-blind only on 9, see below).
-echo "== pytest: unit tests, and the lab tests on PVE 9 nodes (Debian 13)"
-PVELAB_PVE_VERSION=9 pytest -v -rA --durations=25 "$@"
-# Tests of what does not depend on the PVE version (the twin's host-side hardware and teardown, the
-# verify checklist's format, the molecule scenario, the grader) run once, on 9, to keep CI near 45 min.
-echo "== pytest: the lab tests on PVE 8 nodes (Debian 12)"
-PVELAB_PVE_VERSION=8 pytest -v -rA --durations=25 -m lab --deselect tests/integration/test_molecule.py \
-  --deselect tests/integration/test_twin_lab.py --deselect tests/integration/test_twin_teardown.py \
-  --deselect tests/integration/test_verify_checklist.py --deselect tests/integration/test_grade_class.py \
-  tests/integration "$@"
+
+module_docs() {
+  for module in library/*.py; do
+    ansible-doc -M library "$(basename "$module" .py)" > /dev/null || { echo "ansible-doc failed for $module"; return 1; }
+  done
+  echo "  every module's DOCUMENTATION/EXAMPLES/RETURN parses ($(ls library/*.py | wc -l) modules)"
+}
+
+# The project stands alone: nothing reads files beside the repository. Proof: the unit tests run (once
+# per run) in a bare clone in an empty directory, where nothing sits beside it. The clone is of the
+# work tree as committed, so uncommitted changes are tested from a copy of the tree.
+unit_tests_alone() {
+  local alone
+  alone=$(mktemp -d)
+  git ls-files -z --cached --others --exclude-standard | (tar --null -T - -cf - 2>/dev/null) \
+    | (mkdir -p "$alone/pvelab" && tar -xf - -C "$alone/pvelab") || true
+  local code=0
+  (cd "$alone/pvelab" && "$OLDPWD/.venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit) || code=$?
+  rm -rf "$alone"
+  return $code
+}
+
+# Real PVE 9 sits on Debian 13 and PVE 8 on Debian 12, and so do the twin's nodes. The whole lab suite
+# runs on 9; on 8 the tests marked pve8 run (the version's own paths: versions, the API schema, cluster
+# forming, Ceph Pacific); what else differs by version is unit-tested against PVE 8 fixtures.
+lab_tests() {  # lab_tests VERSION MARKER [pytest args]
+  local version=$1 marker=$2
+  shift 2
+  PVELAB_PVE_VERSION=$version pytest -p no:cacheprovider -v -rA --durations=30 -m "$marker" tests/integration "$@"
+}
+
+part "ruff" ruff check .
+part "mypy" mypy
+part "module docs (ansible-doc on every module)" module_docs
+part "ansible-lint (production profile)" ansible-lint --offline --profile production roles playbooks molecule
+part "unit tests, in a clone with nothing beside it" unit_tests_alone
+if [ "$tier" = quick ]; then
+  part "lab smoke test (PVE 9 nodes)" lab_tests 9 "lab and smoke" "$@"
+  exit 0
+fi
+part "users' labs: record what is up before the lab tests" python -m tests.user_labs record
+part "lab tests on PVE 9 nodes (Debian 13), molecule included" lab_tests 9 "lab" "$@"
+part "lab tests marked pve8 on PVE 8 nodes (Debian 12)" lab_tests 8 "lab and pve8" "$@"
+part "users' labs: still up, quorate and unchanged" python -m tests.user_labs check

@@ -52,6 +52,18 @@ CUSTOMIZE = (
     # Installed but off, as on a PVE node: qdevice starts when `pvecm qdevice setup` asks; qnetd only
     # runs on the lab host chosen to be the QDevice server (`systemctl enable --now corosync-qnetd`).
     'chroot "$1" systemctl disable corosync-qdevice corosync-qnetd',
+    # ceph-osd pulls in nvme-cli, whose boot unit loads nvme-fabrics and connects nothing on a PVE node;
+    # this kernel has no such module, so the unit would fail on every boot: it runs only where NVMe-oF is.
+    "mkdir -p \"$1\"/etc/systemd/system/nvmf-autoconnect.service.d && "
+    "printf '[Unit]\\nConditionPathExists=/sys/module/nvme_fabrics\\n' "
+    "> \"$1\"/etc/systemd/system/nvmf-autoconnect.service.d/pvelab.conf",
+    # Debian 12's Ceph 16.2.15 warns POOL_TOO_MANY_PGS for every pool in pg_autoscale_mode warn (PVE's
+    # default) whose pg_num is already right ("has 32, should have 32"); the Ceph that PVE 8 ships (17.2,
+    # 18.2) warns only when they differ. The same one-word fix as later Ceph, where the file has the bug.
+    'f="$1"/usr/share/ceph/mgr/pg_autoscaler/module.py; [ ! -f "$f" ] || sed -i -z '
+    '"s/                else:\\n                    too_many.append(msg)/'
+    "                elif p['pg_num_final'] < p['pg_num_target']:\\n                    too_many.append(msg)/\" "
+    '"$f"',
     'rm -rf "$1"/var/cache/apt/archives/*.deb "$1"/var/lib/apt/lists/*',
 )
 

@@ -1,8 +1,14 @@
 """Real twin labs for the integration tests, always torn down, and the audits that run after every
-fault test (as pacemaker's CTS audits after each test): no test relies on what another left."""
+fault test (as pacemaker's CTS audits after each test): no test relies on what another left.
+
+The tests never touch a lab they did not make: every lab they build is a named one of their own
+(`pvelab-ci` by default, `$PVELAB_TEST_LAB` to choose), so the default lab, or a class of named labs,
+that a user brought up stays up and unchanged. PVELAB_LAB is set to that name for the whole run, so the
+CLI, the inventory plugin, molecule and ansible-playbook that the tests start all find the tests' lab."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -15,25 +21,69 @@ from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
+TEST_LAB = os.environ.get("PVELAB_TEST_LAB", "pvelab-ci")
 
-def start_lab(pve_version: str) -> Lab:
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_use_their_own_lab() -> Iterator[None]:
+    """Everything the lab tests start (the CLI, Ansible, molecule) finds the tests' lab, never the user's."""
+    before = os.environ.get("PVELAB_LAB")
+    os.environ["PVELAB_LAB"] = TEST_LAB
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PVELAB_LAB", None)
+        else:
+            os.environ["PVELAB_LAB"] = before
+
+
+def own_lab(name: str = TEST_LAB) -> Lab:
+    """A named lab of the tests' own. One left behind by an interrupted run is the tests' too: taken down."""
+    the_lab = Lab.named(name, log=print)
+    if the_lab.paths.root.exists() or the_lab.leftovers():
+        print(f"taking down the test lab '{name}' an earlier run left behind")
+        the_lab.down(quiet=True)
+    return the_lab
+
+
+def start_lab(pve_version: str, name: str = TEST_LAB, **spec: Any) -> Lab:
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (namespaces, bridges, mounts): run sudo ./scripts/test.sh")
-    the_lab = Lab(log=print)
-    if the_lab.leftovers():
-        pytest.fail("a lab (or its leftovers) is already on this machine; the tests need the lab slot: "
-                    "run `pvelab twin down` first")
+    the_lab = own_lab(name)
     try:
-        the_lab.up(LabSpec(node_count=3, pve_version=pve_version))
+        the_lab.up(LabSpec(node_count=spec.pop("node_count", 3), pve_version=pve_version, **spec))
     except BaseException:
         the_lab.down(quiet=True)
         raise
     return the_lab
 
 
+def lab_addr(lab: Lab, host: int, link: int | None = 0) -> str:
+    """Address `host` (the last octet) on one of the lab's links (None: the BMC network): link 0 is
+    vmbr0, the management LAN that guests join too. Labs differ only in their subnets, so tests name
+    hosts, not addresses."""
+    return str(lab.require_record().spec.subnet(link).network_address + host)
+
+
+def lab_subnet(lab: Lab, link: int = 0) -> ipaddress.IPv4Network:
+    return lab.require_record().spec.subnet(link)
+
+
+class GuestAddresses:
+    """Guests' addresses on the tests' lab's management LAN, by key ({vmid: last octet}): read when
+    used, since the lab's subnet is known only once it is up."""
+
+    def __init__(self, hosts: dict[int, int], name: str = TEST_LAB) -> None:
+        self.hosts, self.name = hosts, name
+
+    def __getitem__(self, key: int) -> str:
+        return lab_addr(Lab.named(self.name), self.hosts[key])
+
+
 def pve_version() -> str:
     """The PVE major every lab of this run presents: PVELAB_PVE_VERSION (8: Debian 12 nodes, 9: Debian
-    13 nodes), or the twin's default. scripts/test.sh runs the lab tests once for each."""
+    13 nodes), or the twin's default. scripts/test.sh runs the lab suite on 9 and the tests marked pve8 on 8."""
     version = os.environ.get("PVELAB_PVE_VERSION", LabSpec.pve_version)
     if version not in ("8", "9"):
         pytest.fail(f"PVELAB_PVE_VERSION is '{version}': use 8 or 9")

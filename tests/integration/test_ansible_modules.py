@@ -17,6 +17,8 @@ import pytest
 from pvelab.twin.drive import quorum_view
 from pvelab.twin.lab import Lab
 
+from .conftest import lab_addr
+
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -60,7 +62,7 @@ def modclu(lab: Lab) -> dict[str, Any]:
     """The module run as a playbook would: a check-mode preview on standalone pve1, the create, the same
     again, then pve2 joining through the API and pve3 over SSH. Each result, for the tests."""
     create = {**api_args(lab, "pve1"), "cluster_name": "modclu", "links": links(lab, "pve1")}
-    join = {"cluster_name": "modclu", "join_host": "198.18.0.11"}
+    join = {"cluster_name": "modclu", "join_host": lab_addr(lab, 11)}
     steps = {"preview": module(lab, "pve_cluster", create, check=True, diff=True),
              "info before": module(lab, "pve_cluster_info", api_args(lab, "pve1"))}
     steps["create"] = module(lab, "pve_cluster", create)
@@ -115,7 +117,7 @@ def test_cluster_info_reads_votes_and_links(lab: Lab, modclu: dict[str, Any]) ->
 
 
 def test_corosync_priorities_and_totem_then_no_change(lab: Lab, modclu: dict[str, Any]) -> None:
-    args = {"api_host": "198.18.0.11", **ssh_args(lab), "link_priorities": {"0": 5, "1": 25},
+    args = {"api_host": lab_addr(lab, 11), **ssh_args(lab), "link_priorities": {"0": 5, "1": 25},
             "totem": {"token": 4000}}
     preview = module(lab, "pve_corosync", args, check=True, diff=True)
     assert preview["changed"] is True and "+    knet_link_priority: 25" in preview["_diff"]
@@ -125,18 +127,18 @@ def test_corosync_priorities_and_totem_then_no_change(lab: Lab, modclu: dict[str
 
 
 def test_corosync_refuses_moving_every_link_of_a_node(lab: Lab, modclu: dict[str, Any]) -> None:
-    result = module(lab, "pve_corosync", {"api_host": "198.18.0.11", **ssh_args(lab),
-                                          "links": {"pve2": ["198.18.0.99", "198.18.1.99"]}})
+    result = module(lab, "pve_corosync", {"api_host": lab_addr(lab, 11), **ssh_args(lab),
+                                          "links": {"pve2": [lab_addr(lab, 99), lab_addr(lab, 99, 1)]}})
     assert result["_failed"] and "every link address of 'pve2' at once" in result["msg"]
 
 
 def test_quorum_needs_the_acknowledgement(lab: Lab, modclu: dict[str, Any]) -> None:
-    refused = module(lab, "pve_quorum", {"api_host": "198.18.0.13", **ssh_args(lab), "expected": 1})
+    refused = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1})
     assert refused["_failed"] and "accept_split_brain_risk: true" in refused["msg"]
-    same = module(lab, "pve_quorum", {"api_host": "198.18.0.13", **ssh_args(lab), "expected": 3,
+    same = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 3,
                                       "accept_split_brain_risk": True})
     assert same["changed"] is False
-    preview = module(lab, "pve_quorum", {"api_host": "198.18.0.13", **ssh_args(lab), "expected": 1,
+    preview = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1,
                                          "accept_split_brain_risk": True}, check=True)
     assert preview["changed"] is True and "would be set to 1" in preview["msg"]
     assert quorum_view(lab, "pve3")["expected_votes"] == 3  # check mode changed nothing

@@ -12,7 +12,7 @@ from pvelab.twin.lab import Lab
 
 from .conftest import api, check_every_get, pve_version
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.smoke, pytest.mark.pve8]
 
 
 def test_version_reports_the_chosen_pve_major(lab: Lab) -> None:

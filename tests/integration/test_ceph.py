@@ -14,10 +14,10 @@ from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, ssh
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
-from .conftest import api, check_every_get, pve_version, wait_until
+from .conftest import TEST_LAB, api, check_every_get, lab_subnet, own_lab, pve_version, wait_until
 from .test_ansible_modules import api_args, module
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.pve8]
 NODES = ("pve1", "pve2", "pve3")
 NOT_INITIALISED = "pveceph configuration not initialized - missing '/etc/pve/ceph.conf', missing '/etc/pve/ceph'"
 
@@ -59,7 +59,7 @@ def modules_before_init(cluster: Lab) -> dict[str, dict]:
     """The Ceph modules in check mode on a cluster without Ceph: what they would do, changing nothing."""
     api1 = api_args(cluster, "pve1")
     return {
-        "init": module(cluster, "pve_ceph", {**api1, "node": "pve1", "network": "198.18.0.0/24"}, check=True,
+        "init": module(cluster, "pve_ceph", {**api1, "node": "pve1", "network": str(lab_subnet(cluster))}, check=True,
                        diff=True),
         "mon": module(cluster, "pve_ceph_mon", {**api1, "node": "pve2"}, check=True),
         "osd": module(cluster, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"}, check=True),
@@ -253,7 +253,7 @@ def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
 
 def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:
     """A one-node lab with a 2 GiB disk: Ceph on a standalone node, and ceph-volume's size floor."""
-    small = Lab.named("cephsmall", log=print)
+    small = own_lab(f"{TEST_LAB}-ceph")
     try:
         small.up(LabSpec(node_count=1, pve_version=pve_version(), osd_size=2 * 1024 ** 3))
         subnet = small.require_record().spec.subnet(0)
@@ -270,9 +270,6 @@ def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:
 
 
 def test_an_osd_is_taken_out_destroyed_wiped_and_made_again_by_the_module(ceph: Lab) -> None:
-    if pve_version() == "8":
-        # Passed on Reef (PVE 9 nodes); failed once on Pacific in the last local CI run, not yet diagnosed
-        pytest.skip("OSD destroy and re-create through pve_ceph_osd is not yet checked on Pacific (PVE 8 nodes)")
     api1 = api_args(ceph, "pve1")
     gone = module(ceph, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb", "state": "absent"})
     assert not gone["_failed"] and gone["changed"], gone.get("msg")

@@ -15,9 +15,9 @@ from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 from tests.module_utils_path import PveApi
 
-from .conftest import api, audit_cluster, check_every_get, pve_version, wait_until
+from .conftest import api, audit_cluster, check_every_get, lab_addr, pve_version, wait_until
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.pve8]
 NODES = ("pve1", "pve2", "pve3")
 
 
@@ -32,13 +32,14 @@ def finished_task(lab: Lab, node: str, upid: str, timeout: float = 120) -> list[
 def apiclu(lab: Lab) -> dict[str, Any]:
     """pve1 creates apiclu through the API, pve2 and pve3 join through it; the UPIDs and task logs."""
     steps: dict[str, Any] = {}
-    upid = api(lab, "pve1").cluster.config.post(clustername="apiclu", link0="198.18.0.11", link1="198.18.1.11")
+    upid = api(lab, "pve1").cluster.config.post(clustername="apiclu", link0=lab_addr(lab, 11),
+                                                link1=lab_addr(lab, 11, 1))
     steps["create"] = (upid, finished_task(lab, "pve1", upid))
     fp = api(lab, "pve1").cluster.config.join.get()["nodelist"][0]["pve_fp"]
     for node, index in (("pve2", 2), ("pve3", 3)):
         upid = api(lab, node).cluster.config.join.post(
-            hostname="198.18.0.11", password=lab.require_record().root_password, fingerprint=fp,
-            link0=f"198.18.0.1{index}", link1=f"198.18.1.1{index}")
+            hostname=lab_addr(lab, 11), password=lab.require_record().root_password, fingerprint=fp,
+            link0=lab_addr(lab, 10 + index), link1=lab_addr(lab, 10 + index, 1))
         steps[node] = (upid, finished_task(lab, node, upid))
     return steps
 
@@ -81,10 +82,10 @@ def test_api_tokens_work_with_proxmoxer(lab: Lab, apiclu: dict[str, Any]) -> Non
     token = api(lab, "pve1").access.users("root@pam").token("ci").post(privsep=0)
     assert token["full-tokenid"] == "root@pam!ci"
     try:
-        by_token = ProxmoxAPI("198.18.0.12", user="root@pam", token_name="ci", token_value=token["value"],
+        by_token = ProxmoxAPI(lab_addr(lab, 12), user="root@pam", token_name="ci", token_value=token["value"],
                               verify_ssl=False, timeout=30)
         assert len(by_token.cluster.config.nodes.get()) == 3  # tokens live in /etc/pve: good on every node
-        bad = ProxmoxAPI("198.18.0.12", user="root@pam", token_name="ci", token_value="0" * 36, verify_ssl=False)
+        bad = ProxmoxAPI(lab_addr(lab, 12), user="root@pam", token_name="ci", token_value="0" * 36, verify_ssl=False)
         with pytest.raises(ResourceException) as err:
             bad.version.get()
         assert err.value.status_code == 401

@@ -13,11 +13,11 @@ from pvelab.twin.drive import SHARED_STORAGE, add_shared_storage, form_cluster, 
 from pvelab.twin.guest_os import CT_TEMPLATE_NAME
 from pvelab.twin.lab import Lab
 
-from .conftest import api, check_every_get, guest_ids, wait_until
+from .conftest import GuestAddresses, api, check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
 CT, BY_API, RESTORED = 200, 210, 220
-ADDRESS = {CT: "198.18.0.200", BY_API: "198.18.0.210"}
+ADDRESS = GuestAddresses({CT: 200, BY_API: 210})
 TEMPLATE = f"local:vztmpl/{CT_TEMPLATE_NAME}"
 
 

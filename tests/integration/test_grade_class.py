@@ -24,7 +24,7 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 from tests.grade_outputs import assert_outputs_agree
 
-from .conftest import pve_version, wait_until
+from .conftest import TEST_LAB, own_lab, pve_version, wait_until
 
 # Grading is version-blind at this layer (the version-guarded probes are unit-tested), and eight labs
 # are the dearest setup in the suite: this runs once per CI run, on PVE 9 nodes.
@@ -120,11 +120,7 @@ def classroom() -> Iterator[dict[str, Lab]]:
     """Eight named labs, each brought into its state; all torn down afterwards even when a test fails."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (namespaces, bridges, mounts): run sudo ./scripts/test.sh")
-    labs = {name: Lab.named(name, log=print) for name in STATES}
-    taken = [name for name, lab in labs.items() if lab.paths.root.exists()]
-    if taken:
-        pytest.fail(f"labs {', '.join(taken)} already exist on this machine: take them down first "
-                    f"(pvelab twin down --lab NAME)")
+    labs = {name: own_lab(f"{TEST_LAB}-{name}") for name in STATES}  # the tests' own labs, named by state
     spec = LabSpec(node_count=3, pve_version=pve_version())
     ensure_image(spec.pve_version)  # built once here, not by eight `up`s at once
 

@@ -22,12 +22,12 @@ from pvelab.twin.drive import (
 )
 from pvelab.twin.lab import Lab
 
-from .conftest import api, audit_cluster, check_every_get, guest_ids, pve_version, wait_until
+from .conftest import GuestAddresses, api, audit_cluster, check_every_get, guest_ids, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
 LIVE, LOCAL, BY_API, RESTORED = 110, 120, 130, 140
-ADDRESS = {LIVE: "198.18.0.110", LOCAL: "198.18.0.120", BY_API: "198.18.0.130"}
+ADDRESS = GuestAddresses({LIVE: 110, LOCAL: 120, BY_API: 130})
 
 
 def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:

@@ -23,12 +23,12 @@ from pvelab.twin.drive import (
 from pvelab.twin.ha_watch import HaWatch, manager_status, qemu_nodes
 from pvelab.twin.lab import Lab
 
-from .conftest import api, audit_cluster, check_every_get, wait_until
+from .conftest import GuestAddresses, api, audit_cluster, check_every_get, wait_until
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
 WEB, STICKY, BROKEN = 110, 111, 112
-ADDRESS = {WEB: "198.18.0.110", STICKY: "198.18.0.111"}
+ADDRESS = GuestAddresses({WEB: 110, STICKY: 111, BROKEN: 112})
 RECOVERY_LIMIT = 330  # s: PVE's worst case (a master failing, ~3 min) with room for a busy host
 
 
@@ -186,7 +186,7 @@ def test_maintenance_moves_guests_away_and_back(drill: Lab) -> None:
 
 def test_a_guest_that_cannot_start_ends_in_error_until_disabled(drill: Lab) -> None:
     cluster = drill
-    made = create_tiny_vm(cluster, "pve3", BROKEN, "198.18.0.112", disk_storage=SHARED_STORAGE,
+    made = create_tiny_vm(cluster, "pve3", BROKEN, ADDRESS[BROKEN], disk_storage=SHARED_STORAGE,
                           iso_storage=SHARED_STORAGE, start=False,
                           cloudinit_storage=SHARED_STORAGE)
     assert made.returncode == 0, made.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pvelab.twin.lab import Lab
+from .conftest import own_lab
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -20,15 +20,14 @@ RECOVERY_LIMIT_S = 330  # PVE's worst case: the CRM master itself loses power (~
 
 
 def test_molecule_ha_scenario_passes_on_the_twin() -> None:
-    if Lab().leftovers():
-        pytest.fail("a lab is up on this machine; molecule needs the lab slot: run `pvelab twin down`")
+    lab = own_lab()  # molecule's create and destroy run `pvelab twin up/down`, on $PVELAB_LAB: this lab
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     try:
         proc = subprocess.run(["molecule", "test", "-s", "ha"], cwd=REPO, env=env, capture_output=True, text=True,
                               timeout=2400, check=False)
     finally:
-        Lab().down(quiet=True)  # molecule's own destroy ran unless it crashed; never leave a lab behind
+        lab.down(quiet=True)  # molecule's own destroy ran unless it crashed; never leave a lab behind
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     for step in ("create", "converge", "idempotence", "check", "verify", "side_effect", "destroy"):

@@ -13,7 +13,7 @@ from pvelab.cli import ExitStatus, main
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, quorum_view, ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import audit_cluster, wait_until
+from .conftest import audit_cluster, lab_addr, wait_until
 
 pytestmark = pytest.mark.lab
 MEMBERS = ("pve1", "pve2")
@@ -35,7 +35,7 @@ def two_nodes(lab: Lab) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def qdevice(lab: Lab, two_nodes: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """`pvecm qdevice setup` on pve1, once; its output."""
-    out = ssh(lab, "pve1", "pvecm qdevice setup 198.18.0.13", timeout=120)
+    out = ssh(lab, "pve1", f"pvecm qdevice setup {lab_addr(lab, 13)}", timeout=120)
     for node in MEMBERS:
         wait_until(lambda n=node: quorum_view(lab, n).get("total_votes") == 3, 30, f"{node} counting the QDevice")
     return out
@@ -59,11 +59,11 @@ def test_qdevice_setup_adds_a_third_vote(lab: Lab, qdevice: subprocess.Completed
     for node in MEMBERS:
         assert "Qdevice" in quorum_view(lab, node)["flags"]
     conf = ssh(lab, "pve2", "cat /etc/pve/corosync.conf").stdout
-    assert "model: net" in conf and "host: 198.18.0.13" in conf and "algorithm: ffsplit" in conf
+    assert "model: net" in conf and f"host: {lab_addr(lab, 13)}" in conf and "algorithm: ffsplit" in conf
 
 
 def test_a_second_setup_is_refused(lab: Lab, qdevice: subprocess.CompletedProcess[str]) -> None:
-    out = ssh(lab, "pve1", "pvecm qdevice setup 198.18.0.13")
+    out = ssh(lab, "pve1", f"pvecm qdevice setup {lab_addr(lab, 13)}")
     assert out.returncode == 255 and "QDevice already configured!" in out.stderr
 
 

@@ -22,7 +22,7 @@ from pvelab.twin.bmc import BmcClient
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab, port_open
 
-from .conftest import audit_hardware, pve_version, wait_until
+from .conftest import audit_hardware, lab_addr, pve_version, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -174,7 +174,7 @@ def test_freeze_hangs_a_node_with_its_links_up(lab: Lab) -> None:
         hung = subprocess.run(lab.ssh_argv(lab.require_record().spec.node("pve1"), "true"),
                               capture_output=True, timeout=30, check=False)
         assert hung.returncode != 0
-        assert can_ping(lab, "pve2", "198.18.0.11")  # the kernel answers, its processes do not
+        assert can_ping(lab, "pve2", lab_addr(lab, 11))  # the kernel answers, its processes do not
     finally:
         assert main(["twin", "thaw", "pve1"]) == ExitStatus.OK
     assert ssh(lab, "pve1", "hostname").stdout.strip() == "pve1"
@@ -201,7 +201,8 @@ def test_unknown_node_gets_one_clear_line(lab: Lab, capsys: pytest.CaptureFixtur
 def test_status_and_inventory(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["twin", "status"]) == ExitStatus.OK
     out = capsys.readouterr().out
-    assert re.search(r"^pve2\s+on\s+198\.18\.0\.12\s+198\.18\.1\.12\s+198\.18\.2\.12\s+\d+s", out, re.M)
+    addresses = r"\s+".join(re.escape(lab_addr(lab, 12, link)) for link in (0, 1, None))
+    assert re.search(rf"^pve2\s+on\s+{addresses}\s+\d+s", out, re.M)
     assert main(["twin", "inventory"]) == ExitStatus.OK
     inventory = Path(capsys.readouterr().out.strip())
     ansible = subprocess.run([str(Path(os.sys.executable).parent / "ansible"), "-i", str(inventory), "pve_nodes",
