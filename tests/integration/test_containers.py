@@ -100,6 +100,27 @@ def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab) -> N
     assert int(heartbeats) >= 5
 
 
+def test_a_backup_job_for_all_guests_backs_up_the_container(cluster: Lab, container: dict[str, str]) -> None:
+    """`all 1` in jobs.cfg means every guest of each node, containers too: the container's node runs it."""
+    client = api(cluster, "pve1")
+    node = str(guest_ids(cluster)[str(CT)]["node"])
+    client.cluster.backup.post(id="all-minutely", schedule="minutely", all=1, storage=SHARED_STORAGE,
+                               mode="snapshot", compress="zstd")
+    try:
+        next_run = client.cluster.backup("all-minutely").get()["next-run"]
+
+        def job_tasks() -> list[dict[str, Any]]:
+            return [t for t in client.cluster.tasks.get() if t["type"] == "vzdump" and t["starttime"] >= next_run]
+
+        wait_until(lambda: any(t["status"] == "stopped" and t["node"] == node for t in job_tasks()), 130,
+                   f"the job's vzdump task on {node}")
+    finally:
+        client.cluster.backup("all-minutely").delete()
+    assert [t.get("exitstatus") for t in job_tasks() if t["node"] == node] == ["OK"]
+    listed = ssh(cluster, node, f"pvesm list {SHARED_STORAGE} --content backup").stdout
+    assert f"vzdump-lxc-{CT}-" in listed and ".tar.zst" in listed, listed
+
+
 def test_an_upload_lands_in_the_storage(cluster: Lab, tmp_path: Any) -> None:
     client = api(cluster, "pve1")
     template = tmp_path / "uploaded-ct_1.0_amd64.tar.gz"

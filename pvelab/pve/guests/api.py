@@ -514,8 +514,7 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
 @route("POST /nodes/{node}/vzdump")
 def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     """Back up this node's VMs given by `vmid` (or all of them); one task for the job, as vzdump."""
-    local = {**{vmid: "qemu" for vmid in store.guests_on(ctx.node)},
-             **{vmid: "lxc" for vmid in store.guests_on(ctx.node, "lxc")}}
+    local = store.kinds_on(ctx.node)
     wanted = sorted(local) if params.get("all") else \
         [int(v) for v in re.split(r"[,;\s]+", str(params.get("vmid") or "")) if v]
     if not wanted:

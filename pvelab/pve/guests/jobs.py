@@ -198,9 +198,9 @@ def job_delete(ctx: Context, params: dict[str, Any]) -> Any:
 
 # -- pvescheduler ---------------------------------------------------------------------------------
 def run_due(node: str, minute: int) -> list[str]:
-    """Start each enabled vzdump job due at `minute` for this node's guests; their UPIDs."""
+    """Start each enabled vzdump job due at `minute` for this node's guests (VMs and CTs); their UPIDs."""
     started = []
-    local = set(store.guests_on(node))
+    local = set(store.kinds_on(node))
     for job_id, job in read().items():
         if job["type"] != "vzdump" or job.get("enabled", "1") == "0" or not job.get("schedule"):
             continue

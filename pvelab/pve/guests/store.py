@@ -213,6 +213,11 @@ def size_text(count: int) -> str:
     return str(count)
 
 
+def kinds_on(node: str) -> dict[int, str]:
+    """Every guest of `node` by VMID, with its kind ("qemu" or "lxc"): what vzdump and its jobs cover."""
+    return {**{vmid: "qemu" for vmid in guests_on(node)}, **{vmid: "lxc" for vmid in guests_on(node, "lxc")}}
+
+
 def guests_on(node: str, kind: str = "qemu") -> dict[int, VmConfig]:
     """Every VM (or CT) config of `node`, by VMID (unreadable ones skipped)."""
     out: dict[int, VmConfig] = {}
