@@ -109,6 +109,19 @@ def test_pvesh_answers_like_the_api(lab: Lab, apiclu: dict[str, Any]) -> None:
     assert bad.returncode == 255 and "votes: value must have a minimum value of 1" in bad.stderr
 
 
+def test_pvesh_sends_a_call_for_another_node_to_that_node(lab: Lab, apiclu: dict[str, Any]) -> None:
+    """As PVE's pvesh (over SSH to the node): pve3's tasks asked on pve1 are pve3's; an unknown node fails."""
+    out = ssh(lab, "pve1", "pvesh get /nodes/pve3/tasks --output-format json")
+    assert out.returncode == 0, out.stderr
+    upids = {t["upid"] for t in json.loads(out.stdout)}
+    assert upids and all(u.startswith("UPID:pve3:") for u in upids) and apiclu["pve3"][0] in upids
+    table = ssh(lab, "pve1", "pvesh get /nodes/pve2/status")
+    assert table.returncode == 0 and "pve-manager/" in table.stdout, table.stderr
+    unknown = ssh(lab, "pve1", "pvesh get /nodes/pve9/status")
+    assert unknown.returncode == 255 and unknown.stdout == ""
+    assert unknown.stderr.startswith("hostname lookup 'pve9' failed - failed to get address info for: pve9: ")
+
+
 def test_writes_through_the_api_need_quorum(audited: Lab) -> None:
     audited.partition(["pve3"], None, "all")
     try:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pvelab.pve import version
-from pvelab.pve.cluster import members
+from pvelab.pve import members, version
 from pvelab.pve.guests import store
 from pvelab.pve.ha import cli, config, status
 from pvelab.pve.ha.config import Section, parse_sections, print_sections

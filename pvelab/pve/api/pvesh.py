@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from pvelab.procfs import nodename
+from pvelab.pve import remote, version
 from pvelab.pve.api import direct, schema
 from pvelab.pve.api.routes import ApiException
 
@@ -15,11 +17,14 @@ FORMATS = ("text", "json", "json-pretty", "yaml")
 
 
 def parse_args(argv: list[str]) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    noproxy = bool(argv) and argv[0] == "--noproxy"  # what a proxied call runs on the target node
+    argv = argv[1:] if noproxy else argv
     if len(argv) < 2 or argv[0] not in METHODS:
         raise SystemExit("usage: pvesh get|create|set|delete <api_path> [OPTIONS] [--output-format FORMAT]")
     method, path, rest = METHODS[argv[0]], "/" + argv[1].strip("/"), argv[2:]
     params: dict[str, Any] = {}
-    display: dict[str, Any] = {"output": "text", "border": True, "header": True}
+    display: dict[str, Any] = {"output": "text", "border": True, "header": True, "noproxy": noproxy,
+                               "command": argv[0]}
     i = 0
     while i < len(rest):
         arg = rest[i]
@@ -93,13 +98,57 @@ def render(data: Any, output: str, border: bool = True, header: bool = True) -> 
     return str(data)
 
 
+def proxy_node(method: str, path: str) -> str | None:
+    """The node a path names, when its method runs there (`proxyto`) and that is not this node."""
+    found = schema.match(version.major(), method, path)
+    if found is None:
+        return None
+    endpoint, values = found
+    node = values.get("node")
+    return node if endpoint.proxyto == "node" and node not in (None, "localhost", nodename()) else None
+
+
+def proxied(node: str, command: str, path: str, params: dict[str, Any]) -> Any:
+    """As PVE's pvesh: the same call made by pvesh on `node` over SSH, its JSON answer read back."""
+    try:
+        done = remote.run_on(node, ["pvesh", "--noproxy", command, path, "--output-format", "json",
+                                    *(word for key, value in params.items() for word in (f"--{key}", str(value)))])
+    except remote.LookupFailed as exc:
+        raise ApiException(500, str(exc)) from exc
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise ProxyFailed(done.returncode)
+    try:
+        return json.loads(done.stdout) if done.stdout.strip() else None
+    except ValueError:
+        sys.stdout.write(done.stdout)  # a task's log, which pvesh there printed as the task ran
+        return None
+
+
+class ProxyFailed(Exception):
+    """The proxied pvesh failed; it has printed its own error."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def main(argv: list[str] | None = None) -> int:
     method, path, params, display = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        data = direct.call(method, path, params)
-        if isinstance(data, str) and data.startswith("UPID:"):
+        node = proxy_node(method, path)
+        if node is not None:
+            if display["noproxy"]:
+                print("proxy loop detected - aborting", file=sys.stderr)
+                return direct.ERROR_EXIT
+            data = proxied(node, display["command"], path, params)
+        else:
+            data = direct.call(method, path, params)
+        if isinstance(data, str) and data.startswith("UPID:") and node is None:
             # like pvesh: a worker runs to its end before the command returns
             return 0 if direct.finish_task(data) else direct.ERROR_EXIT
+    except ProxyFailed as exc:
+        return exc.code
     except (schema.ParamError, ApiException) as exc:
         return direct.report(exc)
     text = render(data, display["output"], display["border"], display["header"])

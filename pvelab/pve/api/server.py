@@ -21,10 +21,9 @@ from typing import Any
 
 from pvelab.poll import poll
 from pvelab.procfs import nodename
-from pvelab.pve import certs, version
+from pvelab.pve import certs, remote, version
 from pvelab.pve.api import auth, schema
 from pvelab.pve.api.routes import ApiException, Context, handler_for
-from pvelab.pve.cluster.api import members
 
 PORT = 8006
 AUTH_FAILURE_DELAY = 3.0  # pveproxy answers 401 late, to slow down guessing
@@ -175,9 +174,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def proxy(self, method: str, node: str, raw: bytes) -> None:
         """Forward to the named node (its API trusts the same tickets); 595 if it cannot be reached."""
-        target = members().get("nodelist", {}).get(node, {}).get("ip")
-        if not target:
-            raise ApiException(500, f"hostname lookup '{node}' failed - failed to get address info for: {node}")
+        try:
+            target = remote.remote_node_ip(node)
+        except remote.LookupFailed as exc:
+            raise ApiException(500, str(exc)) from exc
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # node-to-node inside the cluster

@@ -9,13 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve import certs
+from pvelab.pve import certs, members
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.ceph import daemons, pools, rados
 from pvelab.pve.ceph.pool import PoolError
 from pvelab.pve.ceph.tools import PVE_CONF, CephError
-from pvelab.pve.cluster import members
 from pvelab.pve.refusal import Refusal
 
 FLAGS = {

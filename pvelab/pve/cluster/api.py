@@ -4,7 +4,6 @@ Every handler takes (ctx, params) and returns the `data` value."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -12,20 +11,17 @@ from typing import Any
 
 from pvelab.procfs import running_for
 from pvelab.pve import certs, version
+from pvelab.pve import members as pmxcfs_members
 from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.cluster import corosync_conf as cc
 from pvelab.pve.cluster import ops as cluster
 
-MEMBERS = Path("/etc/pve/.members")
 DATACENTER_CFG = Path("/etc/pve/datacenter.cfg")
 
 
 def members() -> dict[str, Any]:
-    try:
-        return dict(json.loads(MEMBERS.read_text()))
-    except (FileNotFoundError, ValueError):
-        return {}
+    return pmxcfs_members.read()
 
 
 def cluster_call(fn: Callable[[], Any]) -> Any:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pvelab.procfs import nodename
+from pvelab.pve import members
 from pvelab.pve.cluster import corosync_conf as cc
 from pvelab.pve.cluster import ops as cluster
 from pvelab.pve.cluster.ops import ClusterError, Log
@@ -107,10 +108,4 @@ def remove(log: Log) -> None:
 
 
 def cluster_members_online() -> list[str]:
-    import json
-
-    try:
-        members = json.loads(Path("/etc/pve/.members").read_text())
-    except (FileNotFoundError, ValueError):
-        return []
-    return [name for name, info in members.get("nodelist", {}).items() if info.get("online")]
+    return [name for name, info in (members.read().get("nodelist") or {}).items() if info.get("online")]

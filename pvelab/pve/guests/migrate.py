@@ -18,7 +18,7 @@ from typing import Any
 
 from pvelab.poll import poll
 from pvelab.procfs import nodename
-from pvelab.pve.cluster import members
+from pvelab.pve import members
 from pvelab.pve.guests import qmp, runtime, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config

@@ -16,8 +16,7 @@ from typing import Any
 
 from pvelab.poll import poll
 from pvelab.procfs import running_for
-from pvelab.pve import version
-from pvelab.pve.cluster import members
+from pvelab.pve import members, version
 from pvelab.pve.guests import qemu_cmd, qmp, store
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pvelab.pve.cluster import members
+from pvelab.pve import members
 from pvelab.pve.guests.config import ConfigError, Section, VmConfig, dump, parse
 from pvelab.pve.refusal import Refusal
 

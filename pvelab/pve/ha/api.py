@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pvelab.pve import version
+from pvelab.pve import members, version
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
-from pvelab.pve.cluster import members
 from pvelab.pve.guests import store
 from pvelab.pve.ha import config, status
 from pvelab.pve.ha.config import HaConfigError, Section

@@ -7,9 +7,8 @@ import json
 import sys
 from typing import Any
 
-from pvelab.pve import version
+from pvelab.pve import members, version
 from pvelab.pve.api import direct
-from pvelab.pve.cluster import members
 from pvelab.pve.ha import config, status
 from pvelab.pve.ha.api import resolve_sid
 from pvelab.pve.ha.config import HaConfigError

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve.cluster import members
+from pvelab.pve import members
 from pvelab.pve.ha import config
 from pvelab.pve.ha.env import Locks, NodeEnv, WatchdogClient, log, protected_lock, run_daemon, sleep_until
 from pvelab.pve.ha.manager import Manager, count_fenced_services

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from pvelab.pve import version
-from pvelab.pve.cluster import members
+from pvelab.pve import members, version
 from pvelab.pve.ha import config
 from pvelab.pve.ha.rules import CompiledRules, compile_rules
 

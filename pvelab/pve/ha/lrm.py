@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve.cluster import members
+from pvelab.pve import members
 from pvelab.pve.ha import config
 from pvelab.pve.ha.env import Locks, WatchdogClient, log, protected_lock, run_daemon, service_config, sleep_until
 from pvelab.pve.ha.manager import ERROR, ETRY_AGAIN, SUCCESS, count_active_services, count_fenced_services

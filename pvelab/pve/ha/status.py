@@ -8,8 +8,7 @@ import time
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve import version
-from pvelab.pve.cluster import members
+from pvelab.pve import members, version
 from pvelab.pve.ha import config
 from pvelab.pve.ha.env import service_config
 from pvelab.pve.ha.manager import count_active_services
