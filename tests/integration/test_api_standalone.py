@@ -1,12 +1,13 @@
 """The REST API of nodes outside any cluster, with proxmoxer, on nodes of the run's
-PVE version: version, logins, PVE's answers outside a cluster, parameter checks.
-Nothing here changes a node, so the tests hold in any order."""
+PVE version: version, logins, PVE's answers outside a cluster, parameter checks; and what a
+student sees first on a fresh node. Nothing here changes a node, so the tests hold in any order."""
 
 from __future__ import annotations
 
 import pytest
 from proxmoxer.core import AuthenticationError, ResourceException
 
+from pvelab.procfs import cpuinfo
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab
 
@@ -64,3 +65,17 @@ def test_every_get_answers_as_the_schema_says_on_a_standalone_node(lab: Lab) -> 
     assert {"GET /version", "GET /nodes/{node}/status", "GET /cluster/status", "GET /cluster/config/totem",
             "GET /cluster/config/nodes", "GET /nodes"} <= set(answered)
     assert {key: problems for key, problems in answered.items() if problems} == {}
+
+
+def test_a_fresh_node_shows_what_a_fresh_pve_node_shows(lab: Lab) -> None:
+    """No failed unit, PVE's package list with versions, the host's real CPU in the node's status."""
+    failed = ssh(lab, "pve1", "systemctl --failed --plain --no-legend")
+    assert failed.returncode == 0 and failed.stdout.strip() == "", failed.stdout
+    verbose = ssh(lab, "pve1", "pveversion -v").stdout.splitlines()
+    assert verbose[0].startswith(f"proxmox-ve: {pve_version()}.") and "(running kernel: " in verbose[0]
+    assert verbose[1].startswith(f"pve-manager: {pve_version()}.") and "(running version: " in verbose[1]
+    assert any(line.startswith("corosync: 3.") for line in verbose), verbose
+    assert any(line.startswith("pve-qemu-kvm: ") for line in verbose) and len(verbose) > 10, verbose
+    cpu = api(lab, "pve1").nodes("pve1").status.get()["cpuinfo"]
+    host = cpuinfo()
+    assert (cpu["model"], cpu["cpus"], cpu["mhz"]) == (host["model"], host["cpus"], host["mhz"]) != ("lab twin", 0, "0")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pvelab.procfs import running_for
+from pvelab.procfs import cpuinfo, running_for
 from pvelab.pve import certs, version
 from pvelab.pve import members as pmxcfs_members
 from pvelab.pve.api import auth, tasks
@@ -118,8 +118,7 @@ def node_status(ctx: Context, params: dict[str, Any]) -> Any:
     load = Path("/proc/loadavg").read_text().split()[:3]
     uname = os.uname()
     return {"uptime": node_uptime(), "loadavg": load, "kversion": f"{uname.sysname} {uname.release} {uname.version}",
-            "cpuinfo": {"cpus": os.cpu_count() or 1, "sockets": 1, "cores": os.cpu_count() or 1,
-                        "model": "lab twin", "mhz": "0", "hvm": "0", "flags": "", "user_hz": 100},
+            "cpuinfo": cpuinfo(),
             "cpu": 0.0, "wait": 0.0, "memory": node_memory(), "swap": {"total": 0, "used": 0, "free": 0},
             "ksm": {"shared": 0}, "pveversion": version.pveversion_line().split(" ")[0],
             "rootfs": node_rootfs(), "boot-info": {"mode": "legacy-bios"}, "current-kernel": {"release": uname.release,
