@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pvelab.pve.storage import config as storage_config
+
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
@@ -21,7 +23,7 @@ Before=corosync.service
 After=network.target
 
 [Service]
-ExecStart=/usr/bin/python3 -m pvelab.pve.cluster.cfs
+ExecStart=/usr/bin/python3 -m pvelab.pve.cluster.cfs_fuse
 ExecStartPost=/bin/sh -c 'for i in $(seq 100); do mountpoint -q /etc/pve && exit 0; sleep 0.1; done; exit 1'
 KillMode=mixed
 Restart=on-failure
@@ -163,6 +165,8 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
         files[f"etc/systemd/system/{unit}.service.d/ceph-after-pve-cluster.conf"] = (CEPH_AFTER_PVE_CLUSTER, 0o644)
     files["etc/systemd/system/ceph-osd@.service.d/pvelab-disk-owner.conf"] = (CEPH_OSD_DISK_OWNER, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
+    # as PVE's installer: the new node's storage.cfg, taken into /etc/pve when pmxcfs first starts
+    files["usr/share/pvelab/installer/etc-pve/storage.cfg"] = (storage_config.INSTALLER_DEFAULT, 0o644)
     return files
 
 

@@ -4,17 +4,13 @@ the server (and pvesh) only look handlers up. A handler takes (ctx, params) and 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pvelab.pve.api.auth import Caller
 from pvelab.pve.refusal import Refusal
-
-# Every subsystem's API module, imported once so its @route handlers are registered.
-SUBSYSTEM_APIS = ("pvelab.pve.cluster.api", "pvelab.pve.storage.api", "pvelab.pve.guests.api",
-                  "pvelab.pve.guests.lxc_api", "pvelab.pve.guests.jobs", "pvelab.pve.ha.api",
-                  "pvelab.pve.ceph.api", "pvelab.pve.api.resources")
 
 
 class ApiException(Exception):
@@ -56,9 +52,20 @@ def route(key: str) -> Callable[[Handler], Handler]:
 
 def handlers() -> dict[str, Handler]:
     """Every registered handler, by "METHOD /template"."""
-    for name in SUBSYSTEM_APIS:
-        importlib.import_module(name)
+    load_apis()
     return HANDLERS
+
+
+def load_apis() -> None:
+    """Import the API modules every package of the PVE layer names in its API_MODULES, so their @route
+    handlers register: the framework finds its subsystems and names none of them."""
+    import pvelab.pve as layer
+
+    for found in pkgutil.iter_modules(layer.__path__):
+        if found.ispkg and found.name != "api":
+            package = importlib.import_module(f"{layer.__name__}.{found.name}")
+            for module in getattr(package, "API_MODULES", ()):
+                importlib.import_module(f"{package.__name__}.{module}")
 
 
 def handler_for(method: str, template: str, path: str) -> Handler:

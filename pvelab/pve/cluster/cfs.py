@@ -16,20 +16,20 @@ import json
 import os
 import select
 import subprocess
-import sys
 import syslog
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from pvelab.procfs import nodename
 from pvelab.pve.cluster import corosync_conf
 from pvelab.pve.cluster.configdb import ConfigDB, OpError
 from pvelab.pve.cluster.dfsm import LocalWriter, Replicator
-from pvelab.pve.storage.config import INSTALLER_DEFAULT
 
 MOUNTPOINT = "/etc/pve"
+# Files PVE's installer writes into /etc/pve of a new node (storage.cfg): the twin's installer
+# (pvelab/twin/node_files.py) leaves them here, and a fresh standalone database takes them once.
+INSTALLER_FILES = Path("/usr/share/pvelab/installer/etc-pve")
 DB_FILE = Path("/var/lib/pve-cluster/config.db")
 COROSYNC_CONF = Path("/etc/corosync/corosync.conf")
 CPG_GROUP = "pvelab_dcdb_v1"
@@ -132,10 +132,17 @@ class ClusterFS:
                     self.writer.submit({"op": "mkdir", "path": path})
                 except OpError:
                     return
-        if self.db.get("storage.cfg") is None and not self.clustered:  # as PVE's installer leaves a node
-            with contextlib.suppress(OpError):
-                self.writer.submit({"op": "write", "path": "storage.cfg",
-                                    "data": base64.b64encode(INSTALLER_DEFAULT.encode()).decode()})
+        if not self.clustered:
+            self.seed_installer_files()
+
+    def seed_installer_files(self) -> None:
+        """What PVE's installer leaves in /etc/pve of a new node, written once (never over a user's file)."""
+        seeds = sorted(INSTALLER_FILES.iterdir()) if INSTALLER_FILES.is_dir() else []
+        for seed in seeds:
+            if self.db.get(seed.name) is None:
+                with contextlib.suppress(OpError, OSError):
+                    self.writer.submit({"op": "write", "path": seed.name,
+                                        "data": base64.b64encode(seed.read_bytes()).decode()})
 
     def changed(self, paths: set[str]) -> None:
         if "*" in paths or "corosync.conf" in paths:
@@ -196,25 +203,3 @@ def vmlist(db: ConfigDB) -> dict[str, dict[str, Any]]:
                 if name.endswith(".conf") and name[:-5].isdigit():
                     ids[name[:-5]] = {"node": node, "type": kind, "version": db.version}
     return ids
-
-
-def _fuse_main(cfs: ClusterFS, mountpoint: str) -> None:
-    from pvelab.pve.cluster.cfs_fuse import serve  # python3-fuse exists only inside the nodes
-
-    serve(cfs, mountpoint)
-
-
-def main() -> int:
-    syslog.openlog("pmxcfs", syslog.LOG_PID, syslog.LOG_DAEMON)
-    Path(MOUNTPOINT).mkdir(exist_ok=True)
-    cfs = ClusterFS(nodename())
-    log(f"starting ({'cluster' if cfs.clustered else 'local'} mode), {len(cfs.db.entries)} entries, "
-        f"version {cfs.db.version}")
-    if cfs.clustered:
-        cfs.changed({"corosync.conf"})
-    _fuse_main(cfs, MOUNTPOINT)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

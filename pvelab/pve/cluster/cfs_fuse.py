@@ -1,5 +1,6 @@
-"""The FUSE side of the cluster filesystem (python3-fuse, present only inside the nodes, so cfs
-imports this module when it mounts)."""
+"""The FUSE side of the cluster filesystem, and pmxcfs's entry point (pve-cluster.service runs
+`python3 -m pvelab.pve.cluster.cfs_fuse`): python3-fuse is present only inside the nodes, so the
+database and replication (cfs) know nothing of it."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import base64
 import errno
 import os
 import stat
+import sys
+import syslog
 import time
+from pathlib import Path
 from typing import Any
 
 import fuse
 
-from pvelab.pve.cluster.cfs import LINKS, START, VIRTUAL_FILES, WWW_DATA_GID, ClusterFS
+from pvelab.procfs import nodename
+from pvelab.pve.cluster.cfs import LINKS, MOUNTPOINT, START, VIRTUAL_FILES, WWW_DATA_GID, ClusterFS, log
 from pvelab.pve.cluster.configdb import OpError, is_lock
 
 fuse.fuse_python_api = (0, 2)
@@ -177,3 +182,20 @@ def serve(cfs: ClusterFS, mountpoint: str) -> None:
     server.multithreaded = True
     server.parse(args=[mountpoint, "-f", "-o", "allow_other,default_permissions,direct_io"], errex=1)
     server.main()
+
+
+def main() -> int:
+    """pmxcfs (pve-cluster.service): the cluster filesystem, mounted at /etc/pve and served until unmounted."""
+    syslog.openlog("pmxcfs", syslog.LOG_PID, syslog.LOG_DAEMON)
+    Path(MOUNTPOINT).mkdir(exist_ok=True)
+    cfs = ClusterFS(nodename())
+    log(f"starting ({'cluster' if cfs.clustered else 'local'} mode), {len(cfs.db.entries)} entries, "
+        f"version {cfs.db.version}")
+    if cfs.clustered:
+        cfs.changed({"corosync.conf"})
+    serve(cfs, MOUNTPOINT)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

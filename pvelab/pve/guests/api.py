@@ -14,10 +14,10 @@ from typing import Any
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
-from pvelab.pve.guests import backup, ct_backup, migrate, qmp, runtime, store
+from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.ha import redirect
+from pvelab.pve.guests.vm_ops import NEW_CLOUDINIT, NEW_DISK, allocate, start_vm, storage_of
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
@@ -27,11 +27,6 @@ NOT_CONFIG = ("node", "vmid", "digest", "delete", "revert", "skiplock", "force",
 # Options qemu-server changes on a running VM at once; the rest wait in [PENDING] for a restart.
 FAST_PLUG = ("name", "description", "onboot", "startup", "tags", "protection", "lock", "vmstatestorage",
              "hookscript", "shares", "boot", "tablet")
-NEW_DISK = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$", re.IGNORECASE)
-NEW_CLOUDINIT = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$", re.IGNORECASE)
-CLOUDINIT_KIB = 4 * 1024
-
-
 guest_call = refusing  # GuestError, StorageError and no quorum, as PVE answers them
 
 
@@ -64,13 +59,6 @@ def config_options(params: dict[str, Any]) -> dict[str, str]:
 
 
 # -- new disks, NICs and defaults (what qemu-server fills in) ---------------------------------------
-def storage_of(sid: str, node: str) -> dict[str, Any]:
-    options = storage_config.get(sid)  # "storage 'x' does not exist"
-    if not storage_config.available_on(options, node):
-        raise GuestError(f"storage '{sid}' is not available on node '{node}'")
-    return options
-
-
 def check_new_values(options: dict[str, str], node: str) -> None:
     """Refusals before anything is written: unknown storages, content the storage does not hold."""
     for key, value in options.items():
@@ -89,39 +77,6 @@ def check_new_values(options: dict[str, str], node: str) -> None:
             volname = parse_volume_id(file)[1]
             if not backend(sid, storage).exists(volname):
                 raise GuestError(f"volume '{file}' does not exist", param=key, status=400)
-
-
-def allocate(vmid: int, options: dict[str, str], node: str, log: Callable[[str], None]) -> dict[str, str]:
-    """New disks (`STORAGE:SIZE_GiB`), cloud-init drives and MAC addresses, as qemu-server makes them."""
-    out = dict(options)
-    for key, value in options.items():
-        if store.DRIVE_KEY.match(key):
-            drive = store.parse_drive(value)
-            file = drive.get("file", "")
-            if NEW_DISK.match(file):
-                sid, size = NEW_DISK.match(file).groups()  # type: ignore[union-attr]
-                kib = int(float(size) * 1024 * 1024)
-                volid = backend(sid, storage_of(sid, node)).alloc(vmid, None, kib, drive.get("format"))
-                drive.update(file=volid, size=store.size_text(kib * 1024))
-                drive.pop("format", None)
-                log(f"{key}: successfully created disk '{volid},size={drive['size']}'")
-            elif NEW_CLOUDINIT.match(file):
-                sid = NEW_CLOUDINIT.match(file).group(1)  # type: ignore[union-attr]
-                opts = storage_of(sid, node)
-                name = f"vm-{vmid}-cloudinit" + (".qcow2" if opts["type"] == "dir" else "")
-                volid = backend(sid, opts).alloc(vmid, name, CLOUDINIT_KIB, None)
-                drive.update(file=volid, media="cdrom")
-                log(f"{key}: successfully created disk '{volid},media=cdrom'")
-            elif store.is_cdrom(drive) and ":" in file:
-                sid, volname = parse_volume_id(file)
-                path = backend(sid, storage_of(sid, node)).path(volname)
-                drive.setdefault("size", store.size_text(path.stat().st_size) if path.exists() else "0")
-            out[key] = store.print_drive(drive)
-        elif key.startswith("net") and key[3:].isdigit():
-            net = store.parse_net(value)
-            net.setdefault("macaddr", store.random_mac())
-            out[key] = store.print_net(net)
-    return out
 
 
 def default_boot(options: dict[str, str]) -> str:
@@ -205,13 +160,13 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             raise GuestError("can't remove VM - protection mode enabled")
         if runtime.pid_of(vmid) is not None:
             raise GuestError(f"VM {vmid} is running - destroy failed")
-        return redirect.check_destroy(f"vm:{vmid}", "VM", vmid, bool(params.get("purge")))
+        return ha_hooks.ha().check_destroy(f"vm:{vmid}", "VM", vmid, bool(params.get("purge")))
 
     in_ha = guest_call(check)
 
     def work(log: Callable[[str], None]) -> None:
         if in_ha:
-            redirect.remove_resource(f"vm:{vmid}", "VM", vmid, log)
+            ha_hooks.ha().remove_resource(f"vm:{vmid}", "VM", vmid, log)
         with store.locked(vmid):
             conf = store.load(ctx.node, vmid)
             referenced = [d["file"] for d in store.drives(conf.main.options).values()
@@ -360,32 +315,7 @@ def vm_status_dir(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_status(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     conf = guest_call(lambda: store.load(ctx.node, vmid))
-    return {**runtime.status(vmid, conf), "ha": redirect.guest_status(f"vm:{vmid}")}
-
-
-def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | None = None,
-             skiplock: bool = False, config_node: str | None = None, paused: bool = False) -> None:
-    """Start the VM; an incoming migration reads the config where it still is (the source node)."""
-    runtime.check_quorum()
-    with store.locked(vmid):
-        conf = store.load(config_node or node, vmid)
-        if not skiplock:
-            store.check_lock(conf)
-        if conf.pending is not None and runtime.pid_of(vmid) is None and not incoming:
-            apply_pending(node, vmid, conf)
-        runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node, paused=paused)
-
-
-def apply_pending(node: str, vmid: int, conf: VmConfig) -> None:
-    """A stopped VM starts with its pending changes applied (qemu-server's vmconfig_apply_pending)."""
-    assert conf.pending is not None
-    for key in conf.pending.options.pop("delete", "").split(","):
-        conf.main.options.pop(key.lstrip("!"), None)
-    conf.main.options.update(conf.pending.options)
-    if conf.pending.description is not None:
-        conf.main.description = conf.pending.description
-    conf.pending = None
-    store.save(node, vmid, conf)
+    return {**runtime.status(vmid, conf), "ha": ha_hooks.ha().guest_status(f"vm:{vmid}")}
 
 
 def running_check(ctx: Context, vmid: int, skiplock: bool = False) -> VmConfig:
@@ -402,8 +332,8 @@ def vm_start(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     source = params.get("migratedfrom")
     guest_call(lambda: store.load(source or ctx.node, vmid))
-    if not source and redirect.redirected(ctx, f"vm:{vmid}"):
-        return redirect.start(ctx, f"vm:{vmid}", vmid, "VM")
+    if not source and ha_hooks.ha().redirected(ctx, f"vm:{vmid}"):
+        return ha_hooks.ha().start(ctx, f"vm:{vmid}", vmid, "VM")
     guest_call(runtime.check_quorum)
     incoming = guest_call(migrate.incoming_uri) if source else None
     receive_disks = bool(incoming and params.get("targetstorage"))
@@ -430,11 +360,11 @@ def vm_stop(ctx: Context, params: dict[str, Any]) -> Any:
             store.check_lock(conf)
 
     guest_call(check)
-    if not params.get("migratedfrom") and redirect.redirected(ctx, f"vm:{vmid}"):
+    if not params.get("migratedfrom") and ha_hooks.ha().redirected(ctx, f"vm:{vmid}"):
         if params.get("overrule-shutdown"):
             raise ApiException(400, "Parameter verification failed.",
                                {"overrule-shutdown": "Not applicable for HA resources."})
-        return redirect.stop(ctx, f"vm:{vmid}", vmid, "VM", 0)
+        return ha_hooks.ha().stop(ctx, f"vm:{vmid}", vmid, "VM", 0)
     timeout = float(params.get("timeout") or 10)
     return worker(ctx, "qmstop", vmid, lambda log: runtime.stop(vmid, log, timeout=timeout))
 
@@ -443,8 +373,8 @@ def vm_stop(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_shutdown(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: running_check(ctx, vmid, bool(params.get("skiplock"))))
-    if redirect.redirected(ctx, f"vm:{vmid}"):
-        return redirect.stop(ctx, f"vm:{vmid}", vmid, "VM", int(params.get("timeout") or 60))
+    if ha_hooks.ha().redirected(ctx, f"vm:{vmid}"):
+        return ha_hooks.ha().stop(ctx, f"vm:{vmid}", vmid, "VM", int(params.get("timeout") or 60))
     timeout = float(params.get("timeout") or 600)
     force = bool(params.get("forceStop"))
     return worker(ctx, "qmshutdown", vmid, lambda log: runtime.shutdown(vmid, log, timeout, force))
@@ -503,9 +433,9 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
     target = params["target"]
     if target == ctx.node:
         raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
-    if redirect.redirected(ctx, f"vm:{vmid}"):
+    if ha_hooks.ha().redirected(ctx, f"vm:{vmid}"):
         guest_call(lambda: migrate.node_ip(target))
-        return redirect.migrate(ctx, f"vm:{vmid}", vmid, "VM", target)
+        return ha_hooks.ha().migrate(ctx, f"vm:{vmid}", vmid, "VM", target)
     online = guest_call(lambda: migrate.check(ctx.node, vmid, target, params))
     return worker(ctx, "qmigrate", vmid, lambda log: migrate.migrate(ctx.node, vmid, target, online, params, log))
 

@@ -21,6 +21,7 @@ from pvelab.pve.guests import qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.guests.vm_ops import allocate, start_vm  # the API's own: quorum, pending changes
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id, volume_path
 
@@ -74,7 +75,6 @@ def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) ->
         if running and mode == "stop":
             info("restarting vm")
             store.set_lock(node, vmid, None)
-            from pvelab.pve.guests.api import start_vm  # the API's start: quorum, pending changes
             start_vm(node, vmid, lambda _line: None)
 
 
@@ -278,7 +278,6 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
             drive["file"] = backend(sid, opts).alloc(vmid, name, 4096, None)
             options[key] = store.print_drive(drive)
     if params.get("unique"):
-        from pvelab.pve.guests.api import allocate
         for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
             net = store.parse_net(options[key])
             net.pop("macaddr", None)

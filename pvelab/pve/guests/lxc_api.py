@@ -9,12 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import containers, ct_backup, migrate, store
+from pvelab.pve.guests import containers, ct_backup, ha_hooks, migrate, store
 from pvelab.pve.guests.api import config_options, guest_call, typed_options, worker
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.runtime import check_quorum
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.ha import redirect
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, volume_backend
 
@@ -151,13 +150,13 @@ def ct_destroy(ctx: Context, params: dict[str, Any]) -> Any:
         store.check_lock(conf, KIND)
         if containers.running(vmid):
             raise GuestError(f"CT {vmid} is running - destroy failed")
-        return redirect.check_destroy(f"ct:{vmid}", "CT", vmid, bool(params.get("purge")))
+        return ha_hooks.ha().check_destroy(f"ct:{vmid}", "CT", vmid, bool(params.get("purge")))
 
     in_ha = guest_call(check)
 
     def work(log: Callable[[str], None]) -> None:
         if in_ha:
-            redirect.remove_resource(f"ct:{vmid}", "CT", vmid, log)
+            ha_hooks.ha().remove_resource(f"ct:{vmid}", "CT", vmid, log)
         with store.locked(vmid, KIND):
             conf = store.load(ctx.node, vmid, KIND)
             for volid in containers.volumes_of(conf.main.options):
@@ -183,7 +182,7 @@ def ct_status(ctx: Context, params: dict[str, Any]) -> Any:
     conf = guest_call(lambda: store.load(ctx.node, vmid, KIND))
     current = containers.status(vmid, conf)
     current.pop("type", None)
-    return {**current, "ha": redirect.guest_status(f"ct:{vmid}")}
+    return {**current, "ha": ha_hooks.ha().guest_status(f"ct:{vmid}")}
 
 
 def start_ct(node: str, vmid: int, log: Callable[[str], None]) -> None:
@@ -198,8 +197,8 @@ def start_ct(node: str, vmid: int, log: Callable[[str], None]) -> None:
 def ct_start(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: store.load(ctx.node, vmid, KIND))
-    if redirect.redirected(ctx, f"ct:{vmid}"):
-        return redirect.start(ctx, f"ct:{vmid}", vmid, "CT")
+    if ha_hooks.ha().redirected(ctx, f"ct:{vmid}"):
+        return ha_hooks.ha().start(ctx, f"ct:{vmid}", vmid, "CT")
     guest_call(check_quorum)
     return worker(ctx, "vzstart", vmid, lambda log: start_ct(ctx.node, vmid, log))
 
@@ -209,8 +208,8 @@ def ct_stop(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     guest_call(lambda: store.check_lock(store.load(ctx.node, vmid, KIND), KIND) if not params.get("skiplock")
                else None)
-    if redirect.redirected(ctx, f"ct:{vmid}"):
-        return redirect.stop(ctx, f"ct:{vmid}", vmid, "CT", 0)
+    if ha_hooks.ha().redirected(ctx, f"ct:{vmid}"):
+        return ha_hooks.ha().stop(ctx, f"ct:{vmid}", vmid, "CT", 0)
     return worker(ctx, "vzstop", vmid, lambda log: containers.stop(vmid))
 
 
@@ -224,8 +223,8 @@ def ct_shutdown(ctx: Context, params: dict[str, Any]) -> Any:
             raise GuestError(f"CT {vmid} not running")
 
     guest_call(check)
-    if redirect.redirected(ctx, f"ct:{vmid}"):
-        return redirect.stop(ctx, f"ct:{vmid}", vmid, "CT", int(params.get("timeout") or 60))
+    if ha_hooks.ha().redirected(ctx, f"ct:{vmid}"):
+        return ha_hooks.ha().stop(ctx, f"ct:{vmid}", vmid, "CT", int(params.get("timeout") or 60))
     timeout, force = float(params.get("timeout") or 60), bool(params.get("forceStop"))
     return worker(ctx, "vzshutdown", vmid, lambda log: containers.shutdown(vmid, timeout, force))
 
@@ -248,9 +247,9 @@ def ct_migrate(ctx: Context, params: dict[str, Any]) -> Any:
     vmid, target = int(params["vmid"]), params["target"]
     if target == ctx.node:
         raise ApiException(400, "Parameter verification failed.", {"target": "target is local node."})
-    if redirect.redirected(ctx, f"ct:{vmid}"):
+    if ha_hooks.ha().redirected(ctx, f"ct:{vmid}"):
         guest_call(lambda: migrate.node_ip(target))
-        return redirect.migrate(ctx, f"ct:{vmid}", vmid, "CT", target)
+        return ha_hooks.ha().migrate(ctx, f"ct:{vmid}", vmid, "CT", target)
 
     def check() -> bool:
         check_quorum()

@@ -8,14 +8,17 @@ from typing import Any
 
 from pvelab.pve import members, version
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
-from pvelab.pve.guests import store
-from pvelab.pve.ha import config, status
+from pvelab.pve.guests import ha_hooks, store
+from pvelab.pve.ha import config, redirect, status
 from pvelab.pve.ha.config import HaConfigError, Section
 from pvelab.pve.ha.rules import from_rules
 
 RESOURCE_KEYS = ("state", "max_restart", "max_relocate", "failback", "group", "comment")
 INT_KEYS = ("max_restart", "max_relocate", "failback", "strict", "disable", "restricted", "nofailback")
 GROUPS_MIGRATED = "ha groups have been migrated to rules"
+
+# Guest commands on HA-managed guests go through HA (qm/pct start, stop, migrate, destroy).
+ha_hooks.register(redirect.HaRedirect())
 
 
 ha_call = refusing
