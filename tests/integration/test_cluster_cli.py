@@ -4,8 +4,12 @@ every fault test puts it back whole (all quorate, one corosync.conf), so tests h
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +115,29 @@ def test_expected_1_makes_an_isolated_node_writable_which_splits_the_brain(clust
     wait_until(lambda: quorum_view(cluster, "pve3").get("nodes") == 3, 60, "pve3 back in the membership")
     wait_until(lambda: len({ssh(cluster, n, "cat /etc/pve/split.txt").stdout for n in NODES}) == 1, 30,
                "one version of split.txt everywhere (the other side's write is lost)")
+
+
+def test_the_latency_drill_names_the_latency_at_which_a_node_is_declared_dead(cluster: Lab) -> None:
+    """playbooks/drills/corosync_latency.yml with short settings, on this cluster through the twin's
+    inventory: verify's latency check fails with its hint, pve3 is declared dead at some step, the
+    cluster settles once the delay goes."""
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    steps = '{"latency_steps_ms": [10, 400, 1000, 2000, 4000], "latency_hold": 10, "latency_node": "pve3"}'
+    playbook = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/drills/corosync_latency.yml"]
+    run = subprocess.run([*playbook, "-e", steps], cwd=repo, env=env, capture_output=True, text=True, timeout=900,
+                         check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    dead = re.search(r"pve3 was first declared dead at \+(\d+) ms of latency", out)
+    assert dead and int(dead.group(1)) > 10, out[-4000:]
+    assert re.search(r"\+10 ms: .*; pve3 quorate\b", out), out[-4000:]  # 10 ms is slow, not fatal
+    hint = r"verify's latency check at \+10 ms: FAIL pve1: latency from pve1 to pve3 .* over the 2(\.0)? ms"
+    assert re.search(hint, out), out[-4000:]
+    settled = re.search(r"the cluster settled (\d+) s later", out)
+    assert settled and int(settled.group(1)) < 180, out[-4000:]
+    print(*re.findall(r'"(\+\d+ ms: [^"]*|pve3 was first[^"]*|verify\'s latency[^"]*|the delay went[^"]*)"', out),
+          sep="\n")  # the drill's report, for the CI log
+    for node in NODES:
+        assert ssh(cluster, node, "true").returncode == 0
