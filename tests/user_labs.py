@@ -45,13 +45,24 @@ def snapshot(lab: Lab) -> dict[str, Any]:
                           "members": quorum_view(lab, n).get("nodes")} for n in nodes}}
 
 
-def bring_up(lab: Lab) -> None:
-    """What a user does first: a lab (one node is enough to prove it is left alone) and its cluster."""
+MARK = ".made-for-the-user-labs-proof"  # in a lab's state directory: this proof made it, it may go
+
+
+def bring_up(lab: Lab) -> bool:
+    """What a user does first: a lab (one node is enough to prove it is left alone) and its cluster.
+    False when the slot holds a broken lab that is not this proof's (it is left as it is)."""
+    if lab.leftovers():
+        if not (lab.paths.root / MARK).exists():
+            print(f"user_labs: {describe(lab.name)} is half there (not up, not gone): left alone, not used")
+            return False
+        lab.down(quiet=True)  # this proof's own, from an interrupted run
     lab.up(LabSpec(node_count=1))
+    (lab.paths.root / MARK).touch()
     made = pvecm_create(lab, "pve1", "users")
     if made.returncode != 0:
         lab.down(quiet=True)
         raise SystemExit(f"user_labs: pvecm create on the guard lab failed: {made.stderr.strip()}")
+    return True
 
 
 def record() -> int:
@@ -61,15 +72,19 @@ def record() -> int:
         made.append("")
     if not any(lab.name for lab in labs):
         made.append(GUARD_LAB)
-    for name in made:
+    for name in list(made):
         lab = Lab.named(name, log=print) if name else Lab(log=print)
         print(f"user_labs: no {'named' if name else 'default'} lab is up: bringing one up, as a user would")
-        bring_up(lab)
-        labs.append(lab)
-    state = {"made": made, "labs": {lab.name: snapshot(lab) for lab in labs}}
-    STATE.write_text(json.dumps(state, indent=1))
+        if bring_up(lab):
+            labs.append(lab)
+        else:
+            made.remove(name)
+    if not labs:
+        raise SystemExit("user_labs: no lab to prove anything with (see above)")
+    snapshots = {lab.name: snapshot(lab) for lab in labs}
+    STATE.write_text(json.dumps({"made": made, "labs": snapshots}, indent=1))
     for lab in labs:
-        print(f"user_labs: {describe(lab.name)} is up ({', '.join(state['labs'][lab.name]['nodes'])})"
+        print(f"user_labs: {describe(lab.name)} is up ({', '.join(snapshots[lab.name]['nodes'])})"
               + (" — made for this proof" if lab.name in made else " — the user's"))
     return 0
 
