@@ -1,6 +1,13 @@
 """Benchmark of a class hosted on one server: prints figures, asserts nothing.
 
-  sudo .venv/bin/python -m bench.class_labs [--max 16] [--idle 20] [--grade-at 1 4 8]
+  sudo .venv/bin/python -m bench.class_labs [--max 16] [--idle 20] [--grade-at 1 4 8] [--course]
+
+With --course every lab is the whole course lab, as a student gets it from the README's first
+command (`site.yml`: cluster, two links, Ceph HEALTH_OK, three TCG guests, two under HA, backups,
+fencing), and after each one the bench also prints the idle CPU per process kind (corosync, the
+TCG guests, the PVE layer's daemons, Ceph, the twin's BMCs and watchdogs), the quorum flaps seen in
+every lab's corosync journal over the idle window, and whether every lab's Ceph is HEALTH_OK; it
+stops at the first flap or a Ceph that is not HEALTH_OK.
 
 Brings up named 3-node labs (`pvelab twin up --lab`) one after another, each a formed, quorate
 cluster, and after each one measures the host: memory per idle lab (PSS of its nodes, BMCs and
@@ -17,6 +24,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +36,7 @@ import yaml
 from bench.twin_up import MIB, pss_bytes
 from pvelab.cli import main as pvelab
 from pvelab.twin import cgroups
-from pvelab.twin.drive import form_cluster, quorum_view
+from pvelab.twin.drive import form_cluster, quorum_view, ssh
 from pvelab.twin.inventory import class_roster
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
@@ -65,18 +75,83 @@ def cpu_busy(seconds: float) -> float:
 
 def lab_memory(lab: Lab) -> float:
     """MiB (PSS) of a lab's nodes, plus its supervisor and the BMCs and watchdogs it runs."""
+    return pss_bytes(lab_pids(lab)) / MIB
+
+
+def healthy(lab: Lab) -> bool:
+    view = quorum_view(lab, "pve1")
+    return view.get("quorate") is True and view.get("nodes") == 3
+
+
+# -- the whole course lab (--course) -----------------------------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+KINDS = (("corosync", "corosync"), ("qemu-system", "TCG guests"), ("ceph-", "Ceph"), ("pvelab.pve", "PVE layer"),
+         ("pve-ha-", "PVE layer"), ("watchdog-mux", "PVE layer"), ("pvelab.twin", "twin BMC/watchdog"),
+         ("ipmi_sim", "twin BMC/watchdog"))
+
+
+def build_course_lab(lab: Lab) -> None:
+    """The README's first command after `twin up`, on this lab: site.yml through the twin's inventory."""
+    env = dict(os.environ, PVELAB_LAB=lab.name, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    done = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/site.yml"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError("site.yml failed: " + done.stdout[-1500:])
+
+
+def lab_pids(lab: Lab) -> list[int]:
     spec = lab.require_record().spec
     pids = [p for node in spec.nodes for p in cgroups.pids(node.cgroup)]
     supervisor = int(lab.paths.supervisor_pid.read_text().split()[0])
     pids.append(supervisor)
     for task in Path(f"/proc/{supervisor}/task").glob("*"):
         pids += [int(c) for c in (task / "children").read_text().split()]
-    return pss_bytes(pids) / MIB
+    return pids
 
 
-def healthy(lab: Lab) -> bool:
-    view = quorum_view(lab, "pve1")
-    return view.get("quorate") is True and view.get("nodes") == 3
+def kind_of(pid: int) -> str:
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    return next((kind for mark, kind in KINDS if mark in comm or mark in cmdline), "other (systemd, sshd, ...)")
+
+
+def cpu_ticks(pids: list[int]) -> dict[int, tuple[str, int]]:
+    """{pid: (kind, utime + stime)} of the processes still there."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (kind_of(pid), int(fields[11]) + int(fields[12]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def idle_window(labs: list[Lab], seconds: float) -> tuple[float, dict[str, float]]:
+    """Host CPU busy (share of all CPUs) and each process kind's CPU (% of one core, per lab) over `seconds`."""
+    pids = [p for lab in labs for p in lab_pids(lab)]
+    before = cpu_ticks(pids)
+    busy = cpu_busy(seconds)
+    after = cpu_ticks(pids)
+    per_kind: dict[str, float] = {}
+    for pid, (kind, ticks) in after.items():
+        if pid in before:
+            per_kind[kind] = per_kind.get(kind, 0.0) + (ticks - before[pid][1])
+    hz = os.sysconf("SC_CLK_TCK")
+    return busy, {k: 100 * v / hz / seconds / len(labs) for k, v in sorted(per_kind.items(), key=lambda kv: -kv[1])}
+
+
+def flaps(lab: Lab, since: float) -> int:
+    """Membership changes corosync logged on every node since `since` (a quiet lab logs none)."""
+    total = 0
+    for node in lab.require_record().spec.nodes:
+        out = ssh(lab, node.name, f"journalctl -u corosync --since @{int(since)} -o cat --no-pager").stdout
+        total += out.count("A new membership")
+    return total
+
+
+def ceph_ok(lab: Lab) -> bool:
+    return ssh(lab, "pve1", "ceph health", timeout=30).stdout.startswith("HEALTH_OK")
 
 
 def grade(labs: list[Lab]) -> float:
@@ -94,11 +169,12 @@ def grade(labs: list[Lab]) -> float:
     return took
 
 
-def run(limit: int, idle: float, grade_at: list[int], pve_version: str) -> None:
+def run(limit: int, idle: float, grade_at: list[int], pve_version: str, course: bool) -> None:
     labs: list[Lab] = []
     rows: list[str] = []
     graded: dict[int, float] = {}
     stop = ""
+    whole = 0  # labs up at once with every lab healthy
     try:
         for k in range(1, limit + 1):
             lab = Lab.named(f"bench{k:02d}", log=lambda _msg: None)
@@ -108,13 +184,20 @@ def run(limit: int, idle: float, grade_at: list[int], pve_version: str) -> None:
             try:
                 lab.up(LabSpec(node_count=3, pve_version=pve_version))
                 labs.append(lab)
-                form_cluster(lab, "edu-cloud")
+                if course:
+                    build_course_lab(lab)
+                else:
+                    form_cluster(lab, "edu-cloud")
             except Exception as exc:  # noqa: BLE001 - the machine's limit is a figure, not a crash
-                stop = f"lab {k} did not come up as a cluster: {exc}"
+                stop = f"lab {k} did not come up as a {'course lab' if course else 'cluster'}: {exc}"
                 break
             ready = time.monotonic() - started
-            busy = cpu_busy(idle)
+            window_start = time.time()
+            busy, per_kind = idle_window(labs, idle)
             unhealthy = [each.name for each in labs if not healthy(each)]
+            if course:
+                unhealthy += [f"{each.name} (flapped {n}x)" for each in labs if (n := flaps(each, window_start))]
+                unhealthy += [f"{each.name} (Ceph not HEALTH_OK)" for each in labs if not ceph_ok(each)]
             memory = lab_memory(lab)
             if k in grade_at:
                 graded[k] = grade(labs)
@@ -122,9 +205,12 @@ def run(limit: int, idle: float, grade_at: list[int], pve_version: str) -> None:
                         f"{', '.join(unhealthy) or 'all quorate'}" + (f"  graded in {graded[k]:.1f} s" if k in graded
                                                                        else ""))
             print(rows[-1], flush=True)
+            print("      idle CPU per lab, % of one core: " + ", ".join(f"{kind} {pct:.1f}"
+                                                                      for kind, pct in per_kind.items()), flush=True)
             if unhealthy:
-                stop = f"with {k} labs, {', '.join(unhealthy)} lost quorum or a node over {idle:.0f} s idle"
+                stop = f"with {k} labs, {', '.join(unhealthy)} over {idle:.0f} s idle"
                 break
+            whole = k
             if mem_available() < MEMORY_FLOOR:
                 stop = f"with {k} labs, less than {MEMORY_FLOOR // MIB} MiB of memory is left"
                 break
@@ -134,6 +220,8 @@ def run(limit: int, idle: float, grade_at: list[int], pve_version: str) -> None:
         for lab in labs:
             lab.down(quiet=True)
     print(f"\nstopped: {stop}")
+    print(f"largest number of {'whole course labs' if course else 'labs'} that ran at once with no quorum flap"
+          + (" and Ceph HEALTH_OK in every lab" if course else "") + f": {whole}")
     if 1 in graded:
         for k, took in sorted(graded.items()):
             print(f"grading {k} lab(s): {took:.1f} s ({took / graded[1]:.2f}x one lab)")
@@ -145,10 +233,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--idle", type=float, default=20, help="seconds of idle CPU measured after each lab")
     parser.add_argument("--grade-at", type=int, nargs="*", default=[1, 4, 8], help="lab counts to grade at")
     parser.add_argument("--pve-version", default="9", choices=["8", "9"])
+    parser.add_argument("--course", action="store_true", help="each lab the whole course lab (site.yml)")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
     args = parse_args()
     print(" LAB  READY(s)  PSS(MiB)  CPU(%)  FREE(MiB)  HEALTH")
-    run(args.max, args.idle, sorted(args.grade_at), args.pve_version)
+    run(args.max, args.idle, sorted(args.grade_at), args.pve_version, args.course)

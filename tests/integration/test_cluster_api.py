@@ -17,7 +17,7 @@ from tests.module_utils_path import PveApi
 
 from .conftest import api, audit_cluster, check_every_get, lab_addr, pve_version, wait_until
 
-pytestmark = [pytest.mark.lab, pytest.mark.pve8]
+pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
 
 

@@ -124,7 +124,7 @@ def test_the_latency_drill_names_the_latency_at_which_a_node_is_declared_dead(cl
     repo = Path(__file__).resolve().parents[2]
     env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    steps = '{"latency_steps_ms": [10, 400, 1000, 2000, 4000], "latency_hold": 10, "latency_node": "pve3"}'
+    steps = '{"latency_steps_ms": [10, 800, 2000, 4000], "latency_hold": 10, "latency_node": "pve3"}'
     playbook = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/drills/corosync_latency.yml"]
     run = subprocess.run([*playbook, "-e", steps], cwd=repo, env=env, capture_output=True, text=True, timeout=900,
                          check=False)
