@@ -194,3 +194,23 @@ PVE_REFUSALS = ("ha groups have been migrated to rules", "pveceph configuration 
 def guest_ids(lab: Lab) -> dict[str, dict[str, Any]]:
     """pmxcfs's .vmlist as pve1 shows it: {vmid: {node, type, version}}."""
     return dict(json.loads(ssh(lab, "pve1", "cat /etc/pve/.vmlist").stdout)["ids"])
+
+
+def backup_job_run_once(lab: Lab, job_id: str, **options: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A minutely backup job, deleted as soon as its first run has started (so it runs exactly once,
+    however long that run takes): the job as /cluster/backup showed it, and its vzdump tasks, waited for."""
+    client = api(lab, "pve1")
+    client.cluster.backup.post(id=job_id, schedule="minutely", **options)
+    try:
+        job = dict(client.cluster.backup(job_id).get())
+
+        def job_tasks() -> list[dict[str, Any]]:
+            return [t for t in client.cluster.tasks.get()
+                    if t["type"] == "vzdump" and t["starttime"] >= job["next-run"]]
+
+        wait_until(lambda: bool(job_tasks()), 130, f"job {job_id}'s first run")
+    finally:
+        client.cluster.backup(job_id).delete()
+    wait_until(lambda: all(t["status"] == "stopped" for t in job_tasks()), 300, f"job {job_id}'s vzdump tasks")
+    return job, job_tasks()
+
