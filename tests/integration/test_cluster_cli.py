@@ -4,12 +4,9 @@ every fault test puts it back whole (all quorate, one corosync.conf), so tests h
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +16,7 @@ from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_add_over_ssh, pvecm_
 from pvelab.twin.lab import Lab
 
 from .conftest import audit_cluster, wait_until
+from .test_ansible_modules import BIN, REPO, ansible_env
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -121,13 +119,10 @@ def test_the_latency_drill_names_the_latency_at_which_a_node_is_declared_dead(cl
     """playbooks/drills/corosync_latency.yml with short settings, on this cluster through the twin's
     inventory: verify's latency check fails with its hint, pve3 is declared dead at some step, the
     cluster settles once the delay goes."""
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     steps = '{"latency_steps_ms": [10, 800, 2000, 4000], "latency_hold": 10, "latency_node": "pve3"}'
-    playbook = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/drills/corosync_latency.yml"]
-    run = subprocess.run([*playbook, "-e", steps], cwd=repo, env=env, capture_output=True, text=True, timeout=900,
-                         check=False)
+    playbook = [str(BIN / "ansible-playbook"), "playbooks/drills/corosync_latency.yml"]
+    run = subprocess.run([*playbook, "-e", steps], cwd=REPO, env=ansible_env(), capture_output=True, text=True,
+                         timeout=900, check=False)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-4000:]
     dead = re.search(r"pve3 was first declared dead at \+(\d+) ms of latency", out)

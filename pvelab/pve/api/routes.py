@@ -3,6 +3,7 @@ the server (and pvesh) only look handlers up. A handler takes (ctx, params) and 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -56,6 +57,7 @@ def handlers() -> dict[str, Handler]:
     return HANDLERS
 
 
+@functools.cache  # once per process: handlers() is on every request's path
 def load_apis() -> None:
     """Import the API modules every package of the PVE layer names in its API_MODULES, so their @route
     handlers register: the framework finds its subsystems and names none of them."""

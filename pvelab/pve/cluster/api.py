@@ -10,18 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.procfs import cpuinfo, running_for
-from pvelab.pve import certs, version
-from pvelab.pve import members as pmxcfs_members
+from pvelab.pve import certs, members, version
 from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.cluster import corosync_conf as cc
 from pvelab.pve.cluster import ops as cluster
 
 DATACENTER_CFG = Path("/etc/pve/datacenter.cfg")
-
-
-def members() -> dict[str, Any]:
-    return pmxcfs_members.read()
 
 
 def cluster_call(fn: Callable[[], Any]) -> Any:
@@ -47,7 +42,7 @@ def login(ctx: Context, params: dict[str, Any]) -> Any:
         raise ApiException(401, "authentication failure")  # answered late by reply_error, as pveproxy does
     data = {"username": user, "ticket": auth.make_ticket(user), "CSRFPreventionToken": auth.make_csrf(user),
             "cap": {}}
-    name = members().get("cluster", {}).get("name")
+    name = members.read().get("cluster", {}).get("name")
     if name:
         data["clustername"] = name
     return data
@@ -97,7 +92,7 @@ def node_memory() -> dict[str, int]:
 
 @route("GET /nodes")
 def nodes_index(ctx: Context, params: dict[str, Any]) -> Any:
-    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    nodelist = members.read().get("nodelist") or {ctx.node: {"online": 1}}
     out = []
     for name, info in sorted(nodelist.items()):
         entry: dict[str, Any] = {"node": name, "id": f"node/{name}", "type": "node", "level": "",
@@ -166,7 +161,7 @@ def _fingerprint(node: str) -> str | None:
 
 @route("GET /cluster/status")
 def cluster_status(ctx: Context, params: dict[str, Any]) -> Any:
-    info = members()
+    info = members.read()
     if "cluster" not in info:
         return [{"type": "node", "id": f"node/{ctx.node}", "name": ctx.node, "nodeid": 0, "ip": cluster.local_ip(),
                  "local": 1, "online": 1, "level": ""}]
@@ -227,7 +222,7 @@ def _conf_or_424() -> cc.Conf:
 def join_info(ctx: Context, params: dict[str, Any]) -> Any:
     conf = _conf_or_424()
     nodelist = []
-    online = members().get("nodelist", {})
+    online = members.read().get("nodelist", {})
     for node in cc.nodes(conf):
         entry: dict[str, Any] = {k: (int(v) if k in ("nodeid", "quorum_votes") else v) for k, v in node.items()}
         entry["pve_addr"] = online.get(node["name"], {}).get("ip") or node.get("ring0_addr", "")

@@ -21,6 +21,7 @@ from pvelab.procfs import nodename
 from pvelab.pve import members
 from pvelab.pve.guests import qmp, runtime, store
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.remote import ssh_command as ssh_to
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend, volume_path
 
@@ -38,8 +39,7 @@ def node_ip(node: str) -> str:
 
 def ssh_command(node: str) -> list[str]:
     """PVE's SSH to a cluster node (BatchMode, the node's name as host key alias)."""
-    return ["ssh", "-e", "none", "-o", "BatchMode=yes", "-o", f"HostKeyAlias={node}",
-            "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10", f"root@{node_ip(node)}"]
+    return ssh_to(node, node_ip(node))
 
 
 def remote(node: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

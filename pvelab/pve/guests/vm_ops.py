@@ -19,7 +19,6 @@ NEW_CLOUDINIT = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$", re.IGNOR
 CLOUDINIT_KIB = 4 * 1024
 
 
-
 def storage_of(sid: str, node: str) -> dict[str, Any]:
     options = storage_config.get(sid)  # "storage 'x' does not exist"
     if not storage_config.available_on(options, node):

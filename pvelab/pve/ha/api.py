@@ -18,7 +18,7 @@ INT_KEYS = ("max_restart", "max_relocate", "failback", "strict", "disable", "res
 GROUPS_MIGRATED = "ha groups have been migrated to rules"
 
 # Guest commands on HA-managed guests go through HA (qm/pct start, stop, migrate, destroy).
-ha_hooks.register(redirect.HaRedirect())
+ha_hooks.register(redirect)
 
 
 ha_call = refusing

@@ -5,12 +5,10 @@ HA's own LRM. Also the `ha` part of a guest's status and the `hastate` of /clust
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import Context
-from pvelab.pve.guests import ha_hooks
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.ha import config
 
@@ -89,28 +87,3 @@ def remove_resource(sid: str, what: str, vmid: int, log: Any) -> None:
         if entries.pop(sid, None) is not None:
             config.write_resources(entries)
     log(f"NOTE: removed {what} {vmid} from HA resource configuration.")
-
-
-class HaRedirect(ha_hooks.GuestHa):
-    """HA's answers to guest commands (the HA package's API registers them when it is loaded)."""
-
-    def redirected(self, ctx: Context, sid: str) -> bool:
-        return redirected(ctx, sid)
-
-    def guest_status(self, sid: str) -> dict[str, Any]:
-        return guest_status(sid)
-
-    def start(self, ctx: Context, sid: str, vmid: int, what: str) -> str:
-        return start(ctx, sid, vmid, what)
-
-    def stop(self, ctx: Context, sid: str, vmid: int, what: str, timeout: int) -> str:
-        return stop(ctx, sid, vmid, what, timeout)
-
-    def migrate(self, ctx: Context, sid: str, vmid: int, what: str, target: str) -> str:
-        return migrate(ctx, sid, vmid, what, target)
-
-    def check_destroy(self, sid: str, what: str, vmid: int, purge: bool) -> bool:
-        return check_destroy(sid, what, vmid, purge)
-
-    def remove_resource(self, sid: str, what: str, vmid: int, log: Callable[[str], None]) -> None:
-        remove_resource(sid, what, vmid, log)

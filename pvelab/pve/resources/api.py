@@ -12,10 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve import members
 from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
-from pvelab.pve.cluster.api import members, node_memory, node_rootfs, node_uptime
+from pvelab.pve.cluster.api import node_memory, node_rootfs, node_uptime
 from pvelab.pve.guests import api as guests_api
 from pvelab.pve.guests import lxc_api
 from pvelab.pve.guests import store as guest_store
@@ -44,7 +45,7 @@ def node_figures() -> dict[str, Any]:
 def per_node(ctx: Context, sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """{node: {"online": bool, "node": figures or None, "storage": {id: status} or None,
     "qemu"/"lxc": {vmid: status} or None}}; None where a node did not answer."""
-    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    nodelist = members.read().get("nodelist") or {ctx.node: {"online": 1}}
     out: dict[str, dict[str, Any]] = {}
     for name, info in sorted(nodelist.items()):
         online = bool(info.get("online")) or name == ctx.node
@@ -149,7 +150,7 @@ def nextid(ctx: Context, params: dict[str, Any]) -> Any:
 @route("GET /cluster/tasks")
 def cluster_tasks(ctx: Context, params: dict[str, Any]) -> Any:
     """Recent tasks of every node that answers (PVE keeps them in a cluster-wide task list)."""
-    nodelist = members().get("nodelist") or {ctx.node: {"online": 1}}
+    nodelist = members.read().get("nodelist") or {ctx.node: {"online": 1}}
     found = list(tasks.recent(ctx.node))
     for name, info in sorted(nodelist.items()):
         if name != ctx.node and info.get("online"):
