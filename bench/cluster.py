@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-import ansible.module_utils
-
+# The modules' own API client and task waiter, from the collection in this repository.
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from pvelab.poll import wait_for
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, quorum_view, ssh
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
-
-# The modules' own API client and task waiter, imported the way Ansible imports module_utils.
-ansible.module_utils.__path__.append(str(Path(__file__).resolve().parents[1] / "plugins" / "module_utils"))
-from ansible.module_utils.pve_api import PveApi  # noqa: E402
 
 NODES = ("pve1", "pve2", "pve3")
 

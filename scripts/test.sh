@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, in two tiers (docs/testing.md says which to run when):
 #   ./scripts/test.sh           the whole suite, as CI runs it (about 42 min here)
-#   ./scripts/test.sh --quick   lint, types, module docs, unit tests and one small lab smoke test (≤ 5 min)
+#   ./scripts/test.sh --quick   lint, types, the collection's ansible-test, unit tests, one small lab smoke test (≤ 5 min)
 # Extra arguments go to every pytest call of the lab parts (e.g. -x, -k NAME).
 # The lab tests build named labs of their own (pvelab-ci, pvelab-ci-*): a default lab, or a class of
 # named labs, that is up before this runs is still up and unchanged after it (the full tier proves it).
@@ -39,11 +39,20 @@ part() {  # part NAME COMMAND...: run a part, record its time
 ./scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-module_docs() {
-  for module in library/*.py; do
-    ansible-doc -M library "$(basename "$module" .py)" > /dev/null || { echo "ansible-doc failed for $module"; return 1; }
-  done
-  echo "  every module's DOCUMENTATION/EXAMPLES/RETURN parses ($(ls library/*.py | wc -l) modules)"
+# The collection as a user gets it: built (the module_utils that link into pvelab/ go in as files),
+# installed into an empty collections path, and checked there by ansible-test: sanity (documentation
+# against argument specs, imports with only ansible-core, pylint, pep8, yamllint, ...) and units.
+collection_tests() {
+  local out code=0
+  out=$(mktemp -d)
+  tests/ansible_test/prepare.sh
+  (cd ansible_collections/pvelab/pve && ansible-galaxy collection build --force --output-path "$out" > /dev/null) \
+    && (cd "$out" && ansible-galaxy collection install -p "$out/collections" "$out"/pvelab-pve-*.tar.gz > /dev/null) \
+    && (cd "$out/collections/ansible_collections/pvelab/pve" \
+        && ansible-test sanity --local --python 3.11 --color no \
+        && ansible-test units --local --python 3.11 --color no) || code=$?
+  rm -rf "$out"
+  return $code
 }
 
 # The project stands alone: nothing reads files beside the repository. Proof: the unit tests run (once
@@ -71,8 +80,8 @@ lab_tests() {  # lab_tests VERSION MARKER [pytest args]
 
 part "ruff" ruff check .
 part "mypy" mypy
-part "module docs (ansible-doc on every module)" module_docs
-part "ansible-lint (production profile)" ansible-lint --offline --profile production roles playbooks molecule
+part "ansible-lint (production profile)" ansible-lint --offline --profile production ansible_collections/pvelab/pve molecule
+part "the collection: built, installed, ansible-test sanity and units" collection_tests
 part "unit tests, in a clone with nothing beside it" unit_tests_alone
 if [ "$tier" = quick ]; then
   part "lab smoke test (PVE 9 nodes)" lab_tests 9 "lab and smoke" "$@"

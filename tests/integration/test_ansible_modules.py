@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pvelab.twin.drive import quorum_view
+from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 
 from .conftest import lab_addr
@@ -63,12 +63,13 @@ def modclu(lab: Lab) -> dict[str, Any]:
     again, then pve2 joining through the API and pve3 over SSH. Each result, for the tests."""
     create = {**api_args(lab, "pve1"), "cluster_name": "modclu", "links": links(lab, "pve1")}
     join = {"cluster_name": "modclu", "join_host": lab_addr(lab, 11)}
-    steps = {"preview": module(lab, "pve_cluster", create, check=True, diff=True),
-             "info before": module(lab, "pve_cluster_info", api_args(lab, "pve1"))}
-    steps["create"] = module(lab, "pve_cluster", create)
-    steps["create again"] = module(lab, "pve_cluster", create)
-    steps["api join"] = module(lab, "pve_cluster", {**api_args(lab, "pve2"), **join, "links": links(lab, "pve2")})
-    steps["ssh join"] = module(lab, "pve_cluster", {**api_args(lab, "pve3"), **ssh_args(lab), **join,
+    steps = {"preview": module(lab, "pvelab.pve.pve_cluster", create, check=True, diff=True),
+             "info before": module(lab, "pvelab.pve.pve_cluster_info", api_args(lab, "pve1"))}
+    steps["create"] = module(lab, "pvelab.pve.pve_cluster", create)
+    steps["create again"] = module(lab, "pvelab.pve.pve_cluster", create)
+    steps["api join"] = module(lab, "pvelab.pve.pve_cluster",
+                               {**api_args(lab, "pve2"), **join, "links": links(lab, "pve2")})
+    steps["ssh join"] = module(lab, "pvelab.pve.pve_cluster", {**api_args(lab, "pve3"), **ssh_args(lab), **join,
                                                     "join_method": "ssh", "links": links(lab, "pve3")})
     return steps
 
@@ -95,20 +96,20 @@ def test_join_through_the_api_and_over_ssh(lab: Lab, modclu: dict[str, Any]) -> 
 
 
 def test_a_node_of_another_cluster_is_refused_with_the_fix(lab: Lab, modclu: dict[str, Any]) -> None:
-    result = module(lab, "pve_cluster", {**api_args(lab, "pve2"), "cluster_name": "other"})
+    result = module(lab, "pvelab.pve.pve_cluster", {**api_args(lab, "pve2"), "cluster_name": "other"})
     assert result["_failed"]
     assert "pve2 is already a member of cluster 'modclu'" in result["msg"]
     assert "pvecm delnode" in result["msg"]
 
 
 def test_wrong_password_says_what_to_check(lab: Lab, modclu: dict[str, Any]) -> None:
-    result = module(lab, "pve_cluster_info", {**api_args(lab, "pve1"), "api_password": "wrong"})
+    result = module(lab, "pvelab.pve.pve_cluster_info", {**api_args(lab, "pve1"), "api_password": "wrong"})
     assert result["_failed"] and "authentication failure" in result["msg"]
     assert "check api_password" in result["msg"]
 
 
 def test_cluster_info_reads_votes_and_links(lab: Lab, modclu: dict[str, Any]) -> None:
-    info = module(lab, "pve_cluster_info", {**api_args(lab, "pve2"), **ssh_args(lab)})
+    info = module(lab, "pvelab.pve.pve_cluster_info", {**api_args(lab, "pve2"), **ssh_args(lab)})
     assert (info["cluster_name"], info["quorate"], info["expected_votes"], info["total_votes"]) == (
         "modclu", True, 3, 3)
     assert [n["name"] for n in info["nodes"]] == ["pve1", "pve2", "pve3"]
@@ -119,26 +120,26 @@ def test_cluster_info_reads_votes_and_links(lab: Lab, modclu: dict[str, Any]) ->
 def test_corosync_priorities_and_totem_then_no_change(lab: Lab, modclu: dict[str, Any]) -> None:
     args = {"api_host": lab_addr(lab, 11), **ssh_args(lab), "link_priorities": {"0": 5, "1": 25},
             "totem": {"token": 4000}}
-    preview = module(lab, "pve_corosync", args, check=True, diff=True)
+    preview = module(lab, "pvelab.pve.pve_corosync", args, check=True, diff=True)
     assert preview["changed"] is True and "+    knet_link_priority: 25" in preview["_diff"]
-    applied = module(lab, "pve_corosync", args)
+    applied = module(lab, "pvelab.pve.pve_corosync", args)
     assert applied["changed"] is True and applied["config_version"] == preview["config_version"], applied
-    assert module(lab, "pve_corosync", args)["changed"] is False
+    assert module(lab, "pvelab.pve.pve_corosync", args)["changed"] is False
 
 
 def test_corosync_refuses_moving_every_link_of_a_node(lab: Lab, modclu: dict[str, Any]) -> None:
-    result = module(lab, "pve_corosync", {"api_host": lab_addr(lab, 11), **ssh_args(lab),
+    result = module(lab, "pvelab.pve.pve_corosync", {"api_host": lab_addr(lab, 11), **ssh_args(lab),
                                           "links": {"pve2": [lab_addr(lab, 99), lab_addr(lab, 99, 1)]}})
     assert result["_failed"] and "every link address of 'pve2' at once" in result["msg"]
 
 
 def test_quorum_needs_the_acknowledgement(lab: Lab, modclu: dict[str, Any]) -> None:
-    refused = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1})
+    refused = module(lab, "pvelab.pve.pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1})
     assert refused["_failed"] and "accept_split_brain_risk: true" in refused["msg"]
-    same = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 3,
+    same = module(lab, "pvelab.pve.pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 3,
                                       "accept_split_brain_risk": True})
     assert same["changed"] is False
-    preview = module(lab, "pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1,
+    preview = module(lab, "pvelab.pve.pve_quorum", {"api_host": lab_addr(lab, 13), **ssh_args(lab), "expected": 1,
                                          "accept_split_brain_risk": True}, check=True)
     assert preview["changed"] is True and "would be set to 1" in preview["msg"]
     assert quorum_view(lab, "pve3")["expected_votes"] == 3  # check mode changed nothing
@@ -160,3 +161,96 @@ def verify(lab: Lab, *extra: str) -> subprocess.CompletedProcess[str]:
                            "--connection=ansible", f"--ansible-inventory={REPO / 'inventory' / 'twin'}",
                            "--hosts=pve_nodes", *extra], cwd=REPO, env=ansible_env(), capture_output=True, text=True,
                           timeout=600, check=False)
+
+
+USER_PLAYBOOK = """\
+# A user's own playbook: the collection by its fully qualified names, the connection set once.
+- name: A storage and a guest on the class cluster
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/pvelab.pve.api:
+      api_host: "{{ node_address }}"
+      api_password: "{{ root_password }}"
+  tasks:
+    - name: Read the cluster
+      pvelab.pve.pve_cluster_info:
+      register: cluster
+
+    - name: The VM gone first, when removing (its disk is on the storage)
+      pvelab.pve.pve_guest:
+        vmid: 150
+        state: absent
+      when: wanted == 'absent'
+
+    - name: A directory storage for guest disks
+      pvelab.pve.pve_storage:
+        storage: userdir
+        type: dir
+        path: /srv/userdir
+        content: [images]
+        nodes: [pve1]
+        state: "{{ wanted }}"
+
+    - name: A stopped VM with a small disk on it
+      pvelab.pve.pve_guest:
+        vmid: 150
+        node: pve1
+        name: user150
+        memory: 128
+        disk_storage: userdir
+        disk_size: 0.0625
+        state: "{{ wanted }}"
+      when: wanted == 'present'
+
+    - name: Say which cluster it was
+      ansible.builtin.debug:
+        msg: "cluster {{ cluster.cluster_name }} with {{ cluster.nodes | length }} nodes"
+"""
+
+
+def test_a_users_playbook_uses_the_installed_collection(lab: Lab, modclu: dict[str, Any], tmp_path: Path) -> None:
+    """The built collection installed into an empty collections path, and a playbook in an empty folder
+    outside the repository calling three modules by FQCN with one module_defaults group: no ansible.cfg,
+    library or plugin path of this repository is involved."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"))
+    built = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(tmp_path)],
+                           cwd=REPO / "ansible_collections" / "pvelab" / "pve", env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (tarball,) = tmp_path.glob("pvelab-pve-*.tar.gz")
+    installed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "-p",
+                                str(tmp_path / "collections"), str(tarball)], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=300, check=False)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    shipped = tmp_path / "collections" / "ansible_collections" / "pvelab" / "pve" / "plugins" / "module_utils"
+    assert not (shipped / "pvecm_output.py").is_symlink() and "def parse_status" in (
+        shipped / "pvecm_output.py").read_text()  # a real copy of the file pvelab/ shares, not a link
+    user_dir = tmp_path / "my-playbooks"
+    user_dir.mkdir()
+    (user_dir / "class.yml").write_text(USER_PLAYBOOK)
+    record = lab.require_record()
+
+    listed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", "pvelab.pve"], cwd=user_dir, env=env,
+                            capture_output=True, text=True, timeout=120, check=False).stdout
+    assert str(tmp_path / "collections") in listed and str(REPO) not in listed, listed  # only the installed copy
+
+    def play(wanted: str) -> str:
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "class.yml",
+                               "-e", f"node_address={record.spec.node('pve1').link_addr(0)}",
+                               "-e", f"root_password={record.root_password}", "-e", f"wanted={wanted}"],
+                              cwd=user_dir, env=env, capture_output=True, text=True, timeout=600, check=False)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    made = play("present")
+    assert "cluster modclu with 3 nodes" in made and re.search(r"localhost\s+: ok=\d+\s+changed=2\b", made), made
+    assert "dir: userdir" in ssh(lab, "pve2", "cat /etc/pve/storage.cfg").stdout
+    assert "scsi0: userdir:" in ssh(lab, "pve1", "cat /etc/pve/qemu-server/150.conf").stdout
+    again = play("present")
+    assert re.search(r"localhost\s+: ok=\d+\s+changed=0\b", again), again  # idempotent
+    play("absent")  # leaves the cluster as the other tests expect it
+    assert "userdir" not in ssh(lab, "pve1", "cat /etc/pve/storage.cfg").stdout
+    assert ssh(lab, "pve1", "test -e /etc/pve/qemu-server/150.conf").returncode != 0

@@ -59,13 +59,13 @@ def modules_before_init(cluster: Lab) -> dict[str, dict]:
     """The Ceph modules in check mode on a cluster without Ceph: what they would do, changing nothing."""
     api1 = api_args(cluster, "pve1")
     return {
-        "init": module(cluster, "pve_ceph", {**api1, "node": "pve1", "network": str(lab_subnet(cluster))}, check=True,
-                       diff=True),
-        "mon": module(cluster, "pve_ceph_mon", {**api1, "node": "pve2"}, check=True),
-        "osd": module(cluster, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"}, check=True),
-        "pool": module(cluster, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "add_storages": True},
-                       check=True),
-        "mon for real": module(cluster, "pve_ceph_mon", {**api1, "node": "pve2"}),
+        "init": module(cluster, "pvelab.pve.pve_ceph", {**api1, "node": "pve1", "network": str(lab_subnet(cluster))},
+                       check=True, diff=True),
+        "mon": module(cluster, "pvelab.pve.pve_ceph_mon", {**api1, "node": "pve2"}, check=True),
+        "osd": module(cluster, "pvelab.pve.pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"}, check=True),
+        "pool": module(cluster, "pvelab.pve.pve_ceph_pool",
+                       {**api1, "node": "pve1", "name": "vmpool", "add_storages": True}, check=True),
+        "mon for real": module(cluster, "pvelab.pve.pve_ceph_mon", {**api1, "node": "pve2"}),
         "conf": {"exists": run(cluster, "pve1", "test -e /etc/pve/ceph.conf").returncode == 0},
     }
 
@@ -131,20 +131,20 @@ def test_check_mode_before_init_tells_what_would_be_made_and_makes_nothing(modul
 
 def test_the_modules_find_the_course_ceph_as_it_is_and_refuse_bad_input(ceph: Lab) -> None:
     api1 = api_args(ceph, "pve1")
-    osd = module(ceph, "pve_ceph_osd", {**api1, "node": "pve2", "dev": "sdb"})
+    osd = module(ceph, "pvelab.pve.pve_ceph_osd", {**api1, "node": "pve2", "dev": "sdb"})
     assert not osd["_failed"] and not osd["changed"] and osd["osdid"] >= 0
-    pool = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "size": 3, "min_size": 2,
+    pool = module(ceph, "pvelab.pve.pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "size": 3, "min_size": 2,
                                           "pg_num": 32, "add_storages": True})
     assert not pool["_failed"] and not pool["changed"]
-    wider = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "min_size": 1}, check=True,
-                   diff=True)
+    wider = module(ceph, "pvelab.pve.pve_ceph_pool", {**api1, "node": "pve1", "name": "vmpool", "min_size": 1},
+                   check=True, diff=True)
     assert wider["changed"] and "min_size" in wider["_diff"]
-    bad = module(ceph, "pve_ceph_pool", {**api1, "node": "pve1", "name": "other", "size": 2, "min_size": 3})
+    bad = module(ceph, "pvelab.pve.pve_ceph_pool", {**api1, "node": "pve1", "name": "other", "size": 2, "min_size": 3})
     assert bad["_failed"] and "min_size 3 is larger than size 2" in bad["msg"]
-    last_mons = module(ceph, "pve_ceph_mon", {**api1, "node": "pve1", "state": "absent"}, check=True)
+    last_mons = module(ceph, "pvelab.pve.pve_ceph_mon", {**api1, "node": "pve1", "state": "absent"}, check=True)
     assert last_mons["changed"] and not last_mons["_failed"]  # three monitors: one may go
     assert "other" not in [p["pool_name"] for p in ceph_json(ceph, "osd dump")["pools"]]  # nothing made
-    info = module(ceph, "pve_ceph_info", {**api1, "node": "pve3"})
+    info = module(ceph, "pvelab.pve.pve_ceph_info", {**api1, "node": "pve3"})
     assert info["health"] == "HEALTH_OK" and sorted(info["quorum"]) == list(NODES)
     assert {o["host"] for o in info["osds"].values()} == set(NODES) and info["pools"]["vmpool"]["size"] == 3
 
@@ -271,7 +271,7 @@ def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:
 
 def test_an_osd_is_taken_out_destroyed_wiped_and_made_again_by_the_module(ceph: Lab) -> None:
     api1 = api_args(ceph, "pve1")
-    gone = module(ceph, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb", "state": "absent"})
+    gone = module(ceph, "pvelab.pve.pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb", "state": "absent"})
     assert not gone["_failed"] and gone["changed"], gone.get("msg")
     log = "\n".join(gone["log"])
     for line in (f"destroy OSD osd.{gone['osdid']}", f"Remove osd.{gone['osdid']} from the CRUSH map",
@@ -280,6 +280,6 @@ def test_an_osd_is_taken_out_destroyed_wiped_and_made_again_by_the_module(ceph: 
     sdb = next(d for d in api(ceph, "pve3").nodes("pve3").disks.list.get() if d["devpath"] == "/dev/sdb")
     assert "used" not in sdb and sdb["osdid"] == -1  # wiped: free for a new OSD
     assert "pve3" not in {n["name"] for n in ceph_json(ceph, "osd tree")["nodes"] if n.get("children")}
-    back = module(ceph, "pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"})
+    back = module(ceph, "pvelab.pve.pve_ceph_osd", {**api1, "node": "pve3", "dev": "/dev/sdb"})
     assert not back["_failed"] and back["changed"] and back["osdid"] >= 0, back.get("msg")
     wait_until(lambda: healthy(ceph), 300, "HEALTH_OK again with the OSD made anew")

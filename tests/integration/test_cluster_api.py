@@ -11,9 +11,9 @@ import pytest
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import ResourceException
 
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi  # the modules' own client
 from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
-from tests.module_utils_path import PveApi
 
 from .conftest import api, audit_cluster, check_every_get, lab_addr, pve_version, wait_until
 

@@ -142,15 +142,16 @@ def test_pve_storage_module_creates_changes_and_removes_a_storage(cluster: Lab) 
 
     share = {**api_args(cluster, "pve2"), "storage": "modshare", "type": "dir", "path": NODE_SHARED_DIR,
              "shared": True, "content": ["images", "backup"]}
-    preview = module(cluster, "pve_storage", share, check=True, diff=True)
+    preview = module(cluster, "pvelab.pve.pve_storage", share, check=True, diff=True)
     assert preview["changed"] is True and "modshare" not in ssh(cluster, "pve1", "cat /etc/pve/storage.cfg").stdout
-    made = module(cluster, "pve_storage", share)
+    made = module(cluster, "pvelab.pve.pve_storage", share)
     assert made["changed"] is True, made
     assert "dir: modshare\n\tpath /mnt/lab-shared\n" in ssh(cluster, "pve3", "cat /etc/pve/storage.cfg").stdout
-    assert module(cluster, "pve_storage", share)["changed"] is False
-    moved = module(cluster, "pve_storage", {**share, "path": "/srv/elsewhere"})
+    assert module(cluster, "pvelab.pve.pve_storage", share)["changed"] is False
+    moved = module(cluster, "pvelab.pve.pve_storage", {**share, "path": "/srv/elsewhere"})
     assert moved["_failed"] and "cannot change once it exists" in moved["msg"]
-    gone = module(cluster, "pve_storage", {**api_args(cluster, "pve1"), "storage": "modshare", "state": "absent"})
+    gone = module(cluster, "pvelab.pve.pve_storage",
+                  {**api_args(cluster, "pve1"), "storage": "modshare", "state": "absent"})
     assert gone["changed"] is True and "modshare" not in ssh(cluster, "pve2", "cat /etc/pve/storage.cfg").stdout
 
 

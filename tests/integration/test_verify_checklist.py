@@ -36,13 +36,13 @@ def test_a_node_left_out_gives_one_line_per_failed_check(lab: Lab) -> None:
     assert passed.returncode == 0, passed.stdout[-3000:]
     assert "0 failed" in (REPO / "reports" / "verify" / "checklist.txt").read_text()
 
-    removed = module(lab, "pve_cluster", {**api_args(lab, "pve1"), "cluster_name": "edu-cloud", "state": "absent",
-                                          "node": "pve3"})
+    removed = module(lab, "pvelab.pve.pve_cluster",
+                     {**api_args(lab, "pve1"), "cluster_name": "edu-cloud", "state": "absent", "node": "pve3"})
     assert removed["_failed"] and "still online" in removed["msg"]  # guarded
     assert lab.power("pve3", "off") == "off"
     wait_until(lambda: quorum_view(lab, "pve1").get("nodes") == 2, 30, "pve1 noticing pve3 is gone")
-    gone = module(lab, "pve_cluster", {**api_args(lab, "pve1"), "cluster_name": "edu-cloud", "state": "absent",
-                                       "node": "pve3"})
+    gone = module(lab, "pvelab.pve.pve_cluster",
+                  {**api_args(lab, "pve1"), "cluster_name": "edu-cloud", "state": "absent", "node": "pve3"})
     assert gone["changed"] is True and gone["membership"]["nodes"] == ["pve1", "pve2"], gone
     lab.power("pve3", "on")
     wait_until(lambda: lab.node_ready(lab.require_record().spec.node("pve3")), 90, "pve3 booting again")

@@ -19,10 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 def start_mux(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, Path]:
     device, sock, marker = tmp_path / "watchdog", tmp_path / "mux.sock", tmp_path / "mux.active"
     device.write_text("")
-    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import pvelab.pve.ha.watchdog_mux as w; "
+    # run from the tree under test: `python -c` imports from its working directory first
+    code = ("import pvelab.pve.ha.watchdog_mux as w; "
             f"w.DEVICE, w.SOCKET_PATH, w.ACTIVE_MARKER = {str(device)!r}, {str(sock)!r}, {str(marker)!r}; "
             "raise SystemExit(w.main())")
-    mux = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+    mux = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 10
     while not sock.exists():
         if time.monotonic() > deadline or mux.poll() is not None:

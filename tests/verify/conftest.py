@@ -21,7 +21,6 @@ from pvelab.grade.access import ClusterAccess
 from pvelab.grade.roster import NodeAddress, Student
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "plugins" / "module_utils"))  # the parsers the modules use
 os.environ.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))  # finds the twin's inventory plugin
 # testinfra runs ansible-inventory and ansible: take the ones installed beside this pytest
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

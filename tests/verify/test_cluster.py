@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pvecm_output import parse_cfgtool_status, parse_status
+from pvelab.pve.cluster.pvecm_output import parse_cfgtool_status, parse_status  # the parsers the modules ship
 
 MAX_LATENCY_MS = 2.0
 

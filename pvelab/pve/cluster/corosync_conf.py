@@ -99,7 +99,7 @@ def parse_link(text: str) -> tuple[str, int | None]:
     """`[address=]<IP>[,priority=<int>]` -> (address, priority)."""
     address, priority = "", None
     for part in text.split(","):
-        key, _, value = part.partition("=")
+        key, _sep, value = part.partition("=")
         if not value:
             key, value = "address", key
         if key == "address":
@@ -160,5 +160,3 @@ def without_node(conf: Conf, name: str) -> Conf:
 
 def link_numbers(conf: Conf) -> list[int]:
     return sorted(int(i.get("linknumber", 0)) for i in conf.get("totem", {}).get("interface", []))
-
-

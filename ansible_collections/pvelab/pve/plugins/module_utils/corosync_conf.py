@@ -1,0 +1,1 @@
+../../../../../pvelab/pve/cluster/corosync_conf.py

@@ -1,0 +1,155 @@
+"""A VM or CT through the API (/nodes/{node}/qemu, /nodes/{node}/lxc): what pve_guest compares, creates,
+changes, starts, stops and destroys, waiting for every task it starts. Refusals come before check mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
+
+API_KIND = {"vm": "qemu", "ct": "lxc"}
+# Options compared and changed on an existing guest (as its config spells them).
+CHANGEABLE = ("name", "hostname", "memory", "cores", "onboot", "description", "ipconfig0")
+
+
+def find(api: PveApi, vmid: int) -> dict[str, Any] | None:
+    """The guest's /cluster/resources entry (node, type, status), wherever it is in the cluster."""
+    return next((g for g in api.get("/cluster/resources", type="vm") if int(g["vmid"]) == vmid), None)
+
+
+def wanted_config(p: dict[str, Any]) -> dict[str, str]:
+    """The options of the guest the module manages, as PVE's config spells them."""
+    out: dict[str, str] = {}
+    if p.get("name") is not None:
+        out["name" if p["kind"] == "vm" else "hostname"] = p["name"]
+    for key in ("memory", "cores", "description"):
+        if p.get(key) is not None:
+            out[key] = str(p[key])
+    if p.get("onboot") is not None:
+        out["onboot"] = str(int(p["onboot"]))
+    if p.get("ipconfig0") is not None and p["kind"] == "vm":
+        out["ipconfig0"] = p["ipconfig0"]
+    return out
+
+
+def create_params(p: dict[str, Any]) -> dict[str, Any]:
+    """POST /nodes/{node}/qemu or /lxc parameters for a new guest, from the module's options."""
+    size = p.get("disk_size") or (0.0625 if p["kind"] == "vm" else 1)
+    if not p.get("disk_storage"):
+        raise PveError(f"guest {p['vmid']} does not exist yet: give disk_storage (and disk_size in GiB) to create it")
+    params: dict[str, Any] = dict(wanted_config(p))
+    if p["kind"] == "vm":
+        params.update(net0=f"virtio,bridge={p['bridge']}", scsihw="virtio-scsi-pci",
+                      scsi0=f"{p['disk_storage']}:{size}")
+        if p.get("iso"):
+            params["ide2"] = f"{p['iso']},media=cdrom"
+        if p.get("ipconfig0"):
+            params["ide0"] = f"{p.get('cloudinit_storage') or p['disk_storage']}:cloudinit"
+    else:
+        if not p.get("ostemplate"):
+            raise PveError(f"container {p['vmid']} does not exist yet: give ostemplate (e.g. "
+                           "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst) to create it")
+        net = f"name=eth0,bridge={p['bridge']}"
+        if p.get("ip"):
+            net += f",ip={p['ip']}"
+        params.update(ostemplate=p["ostemplate"], rootfs=f"{p['disk_storage']}:{size}", net0=net)
+        if p.get("password"):
+            params["password"] = p["password"]
+    params.update({k: str(v) for k, v in (p.get("options") or {}).items()})
+    return params
+
+
+def ensure_guest(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    api = PveApi.from_params(p)
+    vmid, kind = p["vmid"], p["kind"]
+    entry = find(api, vmid)
+    if entry is not None and entry.get("type") != API_KIND[kind]:
+        raise PveError(f"guest {vmid} exists as a {'VM' if entry.get('type') == 'qemu' else 'CT'}, not a "
+                       f"{kind.upper()}: choose another vmid, or kind: {'vm' if entry.get('type') == 'qemu' else 'ct'}")
+    if p["state"] == "absent":
+        return destroy(api, p, entry, check_mode)
+    if entry is None:
+        return create(api, p, check_mode)
+    node = str(entry["node"])
+    # An HA guest runs where HA places it (failover, failback, migrations): `node` is where it was made.
+    if p.get("node") and p["node"] != node and "hastate" not in entry:
+        raise PveError(f"guest {vmid} is on node '{node}', not '{p['node']}': migrate it (qm migrate) or leave node "
+                       "unset; this module does not move guests")
+    base = f"/nodes/{node}/{API_KIND[kind]}/{vmid}"
+    config = api.get(f"{base}/config")
+    want = wanted_config(p)
+    changes = {k: v for k, v in want.items() if str(config.get(k, "")) != v}
+    power = power_change(api, p, base, entry)
+    if not changes and power is None:
+        return {"changed": False, "vmid": vmid, "node": node, "status": entry.get("status")}
+    before = {k: str(config.get(k, "")) for k in changes}
+    result = {"changed": True, "vmid": vmid, "node": node,
+              "diff": {"before": {**before, **({"status": entry.get("status")} if power else {})},
+                       "after": {**changes, **({"status": power} if power else {})}}}
+    if check_mode:
+        what = [*([f"set {', '.join(sorted(changes))}"] if changes else []), *([power] if power else [])]
+        return {**result, "msg": f"guest {vmid} would be changed ({'; '.join(what)})", "status": entry.get("status")}
+    if changes:
+        api.put(f"{base}/config", digest=config.get("digest"), **changes)
+    if power:
+        run_task(api, node, f"{base}/status/{'start' if power == 'running' else 'stop'}", p)
+    return {**result, "status": power or entry.get("status")}
+
+
+def power_change(api: PveApi, p: dict[str, Any], base: str, entry: dict[str, Any]) -> str | None:
+    """'running' or 'stopped' when the guest must be started or stopped; refused for HA guests."""
+    wanted = {"started": "running", "stopped": "stopped"}.get(p["state"])
+    if wanted is None or entry.get("status") == wanted:
+        return None
+    if (api.get(f"{base}/status/current").get("ha") or {}).get("managed"):
+        raise PveError(f"guest {p['vmid']} is managed by HA, which starts and stops it: set its requested state "
+                       "with pve_ha_resource (resource_state: started or stopped) instead")
+    return wanted
+
+
+def create(api: PveApi, p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+    vmid, kind = p["vmid"], p["kind"]
+    if not p.get("node"):
+        raise PveError(f"guest {vmid} does not exist yet: give the node to create it on")
+    params = create_params(p)
+    status = "running" if p["state"] == "started" else "stopped"
+    shown = {k: v for k, v in params.items() if k != "password"}
+    result = {"changed": True, "vmid": vmid, "node": p["node"], "status": status,
+              "diff": {"before": {}, "after": {**shown, "status": status}}}
+    if check_mode:
+        return {**result, "msg": f"{kind.upper()} {vmid} would be created on node '{p['node']}'"}
+    base = f"/nodes/{p['node']}/{API_KIND[kind]}"
+    run_task(api, p["node"], base, p, vmid=vmid, **params)
+    if p["state"] == "started":
+        run_task(api, p["node"], f"{base}/{vmid}/status/start", p)
+    return result
+
+
+def destroy(api: PveApi, p: dict[str, Any], entry: dict[str, Any] | None, check_mode: bool) -> dict[str, Any]:
+    vmid = p["vmid"]
+    if entry is None:
+        return {"changed": False, "vmid": vmid}
+    node = str(entry["node"])
+    diff = {"before": {"status": entry.get("status")}, "after": {}}
+    result = {"changed": True, "vmid": vmid, "node": node, "diff": diff}
+    if check_mode:
+        return {**result, "msg": f"guest {vmid} would be {'stopped and ' if entry.get('status') == 'running' else ''}"
+                                 f"destroyed on node '{node}' (with its disks)"}
+    base = f"/nodes/{node}/{entry['type']}/{vmid}"
+    if entry.get("status") == "running":
+        if (api.get(f"{base}/status/current").get("ha") or {}).get("managed"):
+            raise PveError(f"guest {vmid} is managed by HA and running: remove it from HA (pve_ha_resource "
+                           "state: absent) or stop it through HA first")
+        run_task(api, node, f"{base}/status/stop", p)
+    upid = api.delete(base, purge=1)
+    api.wait_for_task(node, upid, p.get("task_timeout", 300))
+    return result
+
+
+def run_task(api: PveApi, node: str, path: str, p: dict[str, Any], **params: Any) -> list[str]:
+    upid = api.post(path, **params)
+    try:
+        return api.wait_for_task(node, upid, p.get("task_timeout", 300))
+    except PveError as exc:
+        raise PveError(str(exc), {"changed": True}) from exc

@@ -1,0 +1,1 @@
+../../../../../pvelab/pve/cluster/pvecm_output.py

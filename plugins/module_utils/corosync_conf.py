@@ -1,1 +1,0 @@
-../../pvelab/pve/cluster/corosync_conf.py

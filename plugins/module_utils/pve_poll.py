@@ -1,1 +1,0 @@
-../../pvelab/poll.py

@@ -1,1 +1,0 @@
-../../pvelab/pve/cluster/pvecm_output.py
