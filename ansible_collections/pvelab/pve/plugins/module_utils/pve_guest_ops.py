@@ -133,14 +133,16 @@ def destroy(api: PveApi, p: dict[str, Any], entry: dict[str, Any] | None, check_
     node = str(entry["node"])
     diff = {"before": {"status": entry.get("status")}, "after": {}}
     result = {"changed": True, "vmid": vmid, "node": node, "diff": diff}
-    if check_mode:
-        return {**result, "msg": f"guest {vmid} would be {'stopped and ' if entry.get('status') == 'running' else ''}"
-                                 f"destroyed on node '{node}' (with its disks)"}
     base = f"/nodes/{node}/{entry['type']}/{vmid}"
-    if entry.get("status") == "running":
-        if (api.get(f"{base}/status/current").get("ha") or {}).get("managed"):
-            raise PveError(f"guest {vmid} is managed by HA and running: remove it from HA (pve_ha_resource "
-                           "state: absent) or stop it through HA first")
+    running = entry.get("status") == "running"
+    # Refused before check mode returns, so --check says what a real run would do.
+    if running and (api.get(f"{base}/status/current").get("ha") or {}).get("managed"):
+        raise PveError(f"guest {vmid} is managed by HA and running: remove it from HA (pve_ha_resource "
+                       "state: absent) or stop it through HA first")
+    if check_mode:
+        return {**result, "msg": f"guest {vmid} would be {'stopped and ' if running else ''}"
+                                 f"destroyed on node '{node}' (with its disks)"}
+    if running:
         run_task(api, node, f"{base}/status/stop", p)
     upid = api.delete(base, purge=1)
     api.wait_for_task(node, upid, p.get("task_timeout", 300))

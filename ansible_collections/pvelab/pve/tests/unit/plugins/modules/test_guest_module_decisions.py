@@ -67,6 +67,7 @@ def test_stopped_stops_a_running_guest_once(world: FakeCluster) -> None:
 
 @pytest.mark.parametrize("given,message", [
     ({"vmid": 111, "state": "started", "_ha": True}, "managed by HA.*pve_ha_resource"),
+    ({"vmid": 110, "state": "absent", "_ha": True}, "guest 110 is managed by HA and running: remove it from HA"),
     ({"vmid": 200, "kind": "vm"}, "guest 200 exists as a CT, not a VM"),
     ({"vmid": 110, "node": "pve3"}, "guest 110 is on node 'pve1', not 'pve3'"),
     ({"vmid": 130, "node": "pve1"}, "give disk_storage"),
@@ -78,7 +79,7 @@ def test_refusals_come_before_check_mode(world: FakeCluster, given: dict[str, An
                                          check_mode: bool) -> None:
     given = dict(given)  # shared by both check_mode runs
     if given.pop("_ha", False):
-        world.guests[111]["ha"] = True
+        world.guests[given["vmid"]]["ha"] = True
     with pytest.raises(PveError, match=message):
         pve_guest_ops.ensure_guest(guest(**given), check_mode)
     assert world.changes() == []
