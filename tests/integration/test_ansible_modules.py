@@ -236,6 +236,9 @@ def test_a_users_playbook_uses_the_installed_collection(lab: Lab, modclu: dict[s
     listed = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "list", "pvelab.pve"], cwd=user_dir, env=env,
                             capture_output=True, text=True, timeout=120, check=False).stdout
     assert str(tmp_path / "collections") in listed and str(REPO) not in listed, listed  # only the installed copy
+    doc = subprocess.run([str(BIN / "ansible-doc"), "pvelab.pve.pve_cluster"], cwd=user_dir, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert doc.returncode == 0 and "api_host" in doc.stdout and "join_method" in doc.stdout, doc.stderr
 
     def play(wanted: str) -> str:
         proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "class.yml",
