@@ -47,9 +47,9 @@ def test_molecule_ha_scenario_passes_on_the_twin() -> None:
     # The Ceph drill: the OSD marked down after the heartbeat grace, the guest's writes going on with one
     # copy gone, the PGs left degraded after the out (no 4th host), HEALTH_OK again after power-on.
     down = int(re.search(r"OSD down at (\d+) s", output).group(1))  # type: ignore[union-attr]
-    # Peers report it osd_heartbeat_grace (20 s) after their last ping that got no answer, sent at most a
-    # round trip before the cut; seconds are rounded, so 19 s is still on time.
-    assert 19 <= down <= 120, output[-3000:]
+    # Peers report it about osd_heartbeat_grace (20 s) after the cut: 19 s seen in CI, 16.7 s in bench.ceph
+    # (a ping's deadline can start before the cut). Well above what an instant mark-down would show.
+    assert 10 <= down <= 120, output[-3000:]
     assert "(I/O continued)" in output and "(I/O STOPPED)" not in output, output[-3000:]
     assert "still degraded: 3 hosts, failure domain host" in output, output[-3000:]
     assert re.search(r"HEALTH_OK, every PG active\+clean at \d+ s \(\d+ s after power-on\)", output), output[-3000:]
