@@ -241,7 +241,9 @@ def test_a_users_playbook_uses_the_installed_collection(lab: Lab, modclu: dict[s
     assert doc.returncode == 0 and "api_host" in doc.stdout and "join_method" in doc.stdout, doc.stderr
 
     def play(wanted: str) -> str:
+        # the controller's Python, the one with proxmoxer (a user names theirs in the inventory the same way)
         proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", "class.yml",
+                               "-e", f"ansible_python_interpreter={sys.executable}",
                                "-e", f"node_address={record.spec.node('pve1').link_addr(0)}",
                                "-e", f"root_password={record.root_password}", "-e", f"wanted={wanted}"],
                               cwd=user_dir, env=env, capture_output=True, text=True, timeout=600, check=False)
