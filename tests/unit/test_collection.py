@@ -49,9 +49,9 @@ def test_no_short_module_role_or_filter_names_in_yaml() -> None:
     short_role = re.compile(r"^\s*(?:- role: |name: )(" + "|".join(ROLES) + r")\s*$", re.M)
     short_filter = re.compile(r"\|\s*(pvecm_status|pvecm_nodes|corosync_links|ha_failback_guests|guest_page|"
                               r"kept_entries)\b")
-    found = {str(p.relative_to(REPO)): hits for p in yaml_files()
-             if (hits := short_module.findall(p.read_text()) + short_role.findall(p.read_text())
-                 + short_filter.findall(p.read_text()))}
+    texts = {str(p.relative_to(REPO)): p.read_text() for p in yaml_files()}
+    found = {name: hits for name, text in texts.items()
+             if (hits := short_module.findall(text) + short_role.findall(text) + short_filter.findall(text))}
     assert found == {}
 
 
