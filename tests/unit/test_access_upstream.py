@@ -66,10 +66,7 @@ def test_every_upstream_permission_case_was_read() -> None:
 def test_upstream_permission_case(script: str, cfg_name: str, major: str, kind: str, who: str, path: str,
                                   expected: str) -> None:
     cfg = usercfg.parse((FIXTURES / cfg_name).read_text(), major)
-    if kind == "roles":
-        got = perms.roles(cfg, who, path)
-    else:
-        got = perms.Permissions(cfg).permissions(who, path)
+    got = perms.roles(cfg, who, path) if kind == "roles" else perms.Permissions(cfg).permissions(who, path)
     assert ",".join(sorted(got)) == expected
 
 

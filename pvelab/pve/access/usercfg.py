@@ -130,8 +130,6 @@ class UserConfig:
 def parse(text: str, major: str = "9") -> UserConfig:
     cfg = UserConfig(major=major)
     cfg.force_defaults()
-    warn = cfg.warnings.append
-    valid_privs = valid_privileges(major)
     for raw in (text or "").splitlines():
         line = raw.strip()
         if not line:
@@ -139,78 +137,84 @@ def parse(text: str, major: str = "9") -> UserConfig:
         data = [d.strip() for d in line.split(":")]
         while data and data[-1] == "":  # Perl's split drops trailing empty fields
             data.pop()
-        kind, data = data[0], data[1:] + [""] * 9
-        if kind == "user":
-            user, enable, expire, first, last, email, comment, keys = data[:8]
-            if valid_userid(user) is None:
-                warn(f"user config - ignore user '{user}' - invalid user name")
-                continue
-            expire = expire or "0"
-            if not expire.isdigit():
-                warn(f"user config - ignore user '{user}' - (illegal characters in expire '{expire}')")
-                continue
-            entry: dict[str, Any] = {"enable": 1 if enable and enable != "0" else 0, "email": email,
-                                     "expire": int(expire)}
-            for key, value in (("firstname", first), ("lastname", last), ("comment", comment)):
-                if value:
-                    entry[key] = decode_text(value)
-            if keys:
-                entry["keys"] = keys
-            cfg.users[user] = entry
-        elif kind == "group":
-            group, members, comment = data[:3]
-            if not GROUP_RE.match(group):
-                warn(f"user config - ignore group '{group}' - invalid characters in group name")
-                continue
-            found = cfg.groups.setdefault(group, {"users": set()})
-            if comment:
-                found["comment"] = decode_text(comment)
-            for user in split_list(members):
-                if valid_userid(user) is None:
-                    warn(f"user config - ignore invalid group member '{user}'")
-                    continue
-                if user in cfg.users:
-                    cfg.users[user].setdefault("groups", set()).add(group)
-                else:
-                    warn(f"user config - ignore invalid group member '{user}'")
-                found["users"].add(user)  # kept all the same: roles() counts it
-        elif kind == "role":
-            role, privs = data[:2]
-            if not ROLE_RE.match(role):
-                warn(f"user config - ignore role '{role}' - invalid characters in role name")
-                continue
-            known = cfg.roles.setdefault(role, set())
-            for priv in split_list(privs):
-                if priv in valid_privs:
-                    known.add(priv)
-                else:
-                    warn(f"user config - ignore invalid privilege '{priv}'")
-        elif kind == "acl":
-            parse_acl_line(cfg, data[:4])
-        elif kind == "pool":
-            parse_pool_line(cfg, data[:4])
-        elif kind == "token":
-            tokenid, expire, privsep, comment = data[:4]
-            parts = split_tokenid(tokenid)
-            if parts is None:
-                warn(f"user config - ignore invalid tokenid '{tokenid}'")
-                continue
-            expire = expire or "0"
-            if not expire.isdigit():
-                warn(f"user config - ignore token '{tokenid}' - (illegal characters in expire '{expire}')")
-                continue
-            owner = cfg.users.get(parts[0])
-            if owner is None:
-                warn(f"user config - ignore token '{tokenid}' - user does not exist")
-                continue
-            token = owner.setdefault("tokens", {}).setdefault(parts[1], {})
-            token.update(privsep=1 if privsep and privsep != "0" else 0, expire=int(expire))
-            if comment:
-                token["comment"] = decode_text(comment)
+        kind, fields = data[0], data[1:] + [""] * 9
+        reader = LINE_READERS.get(kind)
+        if reader is None:
+            cfg.warnings.append(f"user config - ignore config line: {line}")
         else:
-            warn(f"user config - ignore config line: {line}")
+            reader(cfg, fields)
     cfg.force_defaults()
     return cfg
+
+
+def parse_user_line(cfg: UserConfig, data: list[str]) -> None:
+    user, enable, expire, first, last, email, comment, keys = data[:8]
+    if valid_userid(user) is None:
+        cfg.warnings.append(f"user config - ignore user '{user}' - invalid user name")
+        return
+    expire = expire or "0"
+    if not expire.isdigit():
+        cfg.warnings.append(f"user config - ignore user '{user}' - (illegal characters in expire '{expire}')")
+        return
+    entry: dict[str, Any] = {"enable": 1 if enable and enable != "0" else 0, "email": email, "expire": int(expire)}
+    for key, value in (("firstname", first), ("lastname", last), ("comment", comment)):
+        if value:
+            entry[key] = decode_text(value)
+    if keys:
+        entry["keys"] = keys
+    cfg.users[user] = entry
+
+
+def parse_group_line(cfg: UserConfig, data: list[str]) -> None:
+    group, members, comment = data[:3]
+    if not GROUP_RE.match(group):
+        cfg.warnings.append(f"user config - ignore group '{group}' - invalid characters in group name")
+        return
+    found = cfg.groups.setdefault(group, {"users": set()})
+    if comment:
+        found["comment"] = decode_text(comment)
+    for user in split_list(members):
+        if valid_userid(user) is None:
+            cfg.warnings.append(f"user config - ignore invalid group member '{user}'")
+            continue
+        if user in cfg.users:
+            cfg.users[user].setdefault("groups", set()).add(group)
+        else:
+            cfg.warnings.append(f"user config - ignore invalid group member '{user}'")
+        found["users"].add(user)  # kept all the same: roles() counts it
+
+
+def parse_role_line(cfg: UserConfig, data: list[str]) -> None:
+    role, privs = data[:2]
+    if not ROLE_RE.match(role):
+        cfg.warnings.append(f"user config - ignore role '{role}' - invalid characters in role name")
+        return
+    known = cfg.roles.setdefault(role, set())
+    for priv in split_list(privs):
+        if priv in valid_privileges(cfg.major):
+            known.add(priv)
+        else:
+            cfg.warnings.append(f"user config - ignore invalid privilege '{priv}'")
+
+
+def parse_token_line(cfg: UserConfig, data: list[str]) -> None:
+    tokenid, expire, privsep, comment = data[:4]
+    parts = split_tokenid(tokenid)
+    if parts is None:
+        cfg.warnings.append(f"user config - ignore invalid tokenid '{tokenid}'")
+        return
+    expire = expire or "0"
+    if not expire.isdigit():
+        cfg.warnings.append(f"user config - ignore token '{tokenid}' - (illegal characters in expire '{expire}')")
+        return
+    owner = cfg.users.get(parts[0])
+    if owner is None:
+        cfg.warnings.append(f"user config - ignore token '{tokenid}' - user does not exist")
+        return
+    token = owner.setdefault("tokens", {}).setdefault(parts[1], {})
+    token.update(privsep=1 if privsep and privsep != "0" else 0, expire=int(expire))
+    if comment:
+        token["comment"] = decode_text(comment)
 
 
 def parse_acl_line(cfg: UserConfig, data: list[str]) -> None:
@@ -283,6 +287,11 @@ def parse_pool_line(cfg: UserConfig, data: list[str]) -> None:
             warn(f"user config - ignore invalid storage '{storage}' in pool '{pool}'")
             continue
         entry["storage"].add(storage)
+
+
+LINE_READERS = {"user": parse_user_line, "group": parse_group_line, "role": parse_role_line,
+                "acl": lambda cfg, data: parse_acl_line(cfg, data[:4]),
+                "pool": lambda cfg, data: parse_pool_line(cfg, data[:4]), "token": parse_token_line}
 
 
 def write(cfg: UserConfig) -> str:
