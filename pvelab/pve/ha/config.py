@@ -7,11 +7,10 @@ import contextlib
 import json
 import os
 import re
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve.cluster.locks import cfs_lock
 from pvelab.pve.refusal import Refusal
 
 PVE_DIR = Path("/etc/pve")
@@ -230,25 +229,6 @@ def datacenter_option(key: str) -> dict[str, str]:
     return {}
 
 
-@contextlib.contextmanager
-def domain_lock(timeout: float = 10.0) -> Iterator[None]:
-    """pve-cluster's cfs_lock_domain('ha'): a cluster-wide lock directory held while HA config changes."""
-    path = LOCK_DIR / "domain-ha"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            with contextlib.suppress(OSError):
-                os.utime(path, (0, 0))  # an unlock request: pmxcfs drops the lock if it is stale
-            if time.monotonic() > deadline:
-                raise HaConfigError("cfs-lock 'domain-ha' error: got lock request timeout") from None
-            time.sleep(0.2)
-        except PermissionError:
-            raise HaConfigError("cluster not ready - no quorum?") from None
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.rmdir()
+def domain_lock(timeout: float = 10.0) -> contextlib.AbstractContextManager[None]:
+    """pve-cluster's cfs_lock_domain('ha'): a cluster-wide lock held while HA config changes."""
+    return cfs_lock("domain-ha", timeout, HaConfigError)
