@@ -16,10 +16,46 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ENDPOINTS = [
     ("GET", "/version"),
+    # access control (issue 21)
+    ("GET", "/access"),
+    ("GET", "/access/ticket"),
     ("POST", "/access/ticket"),
+    ("PUT", "/access/password"),
+    ("GET", "/access/permissions"),
+    ("GET", "/access/acl"),
+    ("PUT", "/access/acl"),
+    ("GET", "/access/domains"),
+    ("POST", "/access/domains"),
+    ("GET", "/access/domains/{realm}"),
+    ("PUT", "/access/domains/{realm}"),
+    ("DELETE", "/access/domains/{realm}"),
+    ("GET", "/access/groups"),
+    ("POST", "/access/groups"),
+    ("GET", "/access/groups/{groupid}"),
+    ("PUT", "/access/groups/{groupid}"),
+    ("DELETE", "/access/groups/{groupid}"),
+    ("GET", "/access/roles"),
+    ("POST", "/access/roles"),
+    ("GET", "/access/roles/{roleid}"),
+    ("PUT", "/access/roles/{roleid}"),
+    ("DELETE", "/access/roles/{roleid}"),
+    ("GET", "/access/users"),
+    ("POST", "/access/users"),
+    ("GET", "/access/users/{userid}"),
+    ("PUT", "/access/users/{userid}"),
+    ("DELETE", "/access/users/{userid}"),
     ("GET", "/access/users/{userid}/token"),
+    ("GET", "/access/users/{userid}/token/{tokenid}"),
     ("POST", "/access/users/{userid}/token/{tokenid}"),
+    ("PUT", "/access/users/{userid}/token/{tokenid}"),
     ("DELETE", "/access/users/{userid}/token/{tokenid}"),
+    ("GET", "/pools"),
+    ("POST", "/pools"),
+    ("PUT", "/pools"),
+    ("DELETE", "/pools"),
+    ("GET", "/pools/{poolid}"),
+    ("PUT", "/pools/{poolid}"),
+    ("DELETE", "/pools/{poolid}"),
     ("GET", "/cluster/status"),
     ("GET", "/cluster/options"),
     ("PUT", "/cluster/options"),
@@ -147,7 +183,7 @@ ENDPOINTS = [
     ("GET", "/cluster/ceph/flags"),
     ("PUT", "/cluster/ceph/flags/{flag}"),
 ]
-KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken")
+KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken", "permissions")
 
 
 def index(tree: list[dict]) -> dict[str, dict]:

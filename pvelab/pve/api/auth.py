@@ -1,8 +1,8 @@
 """Who is calling: tickets (cookie PVEAuthCookie + CSRFPreventionToken) and API tokens.
 
 Tickets and CSRF tokens are signed with the cluster-wide secret in /etc/pve/priv/authkey.key,
-so a ticket from one node is good on every node of the cluster, as on PVE. Passwords are
-checked against the node's /etc/shadow (root@pam)."""
+so a ticket from one node is good on every node of the cluster, as on PVE. Who may log in, and
+with what, is access control's (pvelab.pve.access.guard, registered with routes.set_guard)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,13 @@ import ctypes
 import functools
 import hashlib
 import hmac
-import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from pvelab.pve import certs
 
 TICKET_LIFETIME = 7200
-TOKEN_FILE = Path("/etc/pve/priv/token.cfg")
 
 
 class AuthError(Exception):
@@ -56,21 +52,6 @@ def _key() -> bytes:
 
 def _sign(text: str) -> str:
     return base64.b64encode(hmac.new(_key(), text.encode(), hashlib.sha256).digest()).decode()
-
-
-def check_password(user: str, password: str) -> bool:
-    if user != "root@pam":
-        return False
-    if password.startswith("PVE:"):  # renewing with a valid ticket
-        try:
-            return verify_ticket(password) == user
-        except AuthError:
-            return False
-    for line in Path("/etc/shadow").read_text().splitlines():
-        name, hashed = line.split(":")[:2]
-        if name == "root":
-            return bool(hashed) and hmac.compare_digest(shadow_crypt(password, hashed), hashed)
-    return False
 
 
 @functools.cache
@@ -125,43 +106,3 @@ def verify_csrf(token: str, user: str) -> bool:
     except ValueError:
         return False
     return fresh and hmac.compare_digest(_sign(f"{stamp}:{user}"), signature)
-
-
-def _tokens() -> dict[str, str]:
-    try:
-        lines = TOKEN_FILE.read_text().splitlines()
-    except FileNotFoundError:
-        return {}
-    return dict(line.split(None, 1) for line in lines if line.strip())
-
-
-def verify_token(header_value: str) -> Caller:
-    """`USER@REALM!TOKENID=SECRET` (the part after `PVEAPIToken=`)."""
-    full, _, secret = header_value.partition("=")
-    user, _, tokenid = full.partition("!")
-    stored = _tokens().get(full)
-    if not tokenid or stored is None or not hmac.compare_digest(stored.strip(), secret.strip()):
-        raise AuthError("invalid token value!")
-    return Caller(user, tokenid)
-
-
-def create_token(user: str, tokenid: str) -> str:
-    tokens = _tokens()
-    full = f"{user}!{tokenid}"
-    if full in tokens:
-        raise AuthError("Token already exists.")
-    secret = str(uuid.UUID(bytes=secrets.token_bytes(16)))
-    tokens[full] = secret
-    TOKEN_FILE.write_text("".join(f"{k} {v}\n" for k, v in sorted(tokens.items())))
-    return secret
-
-
-def delete_token(user: str, tokenid: str) -> None:
-    tokens = _tokens()
-    if tokens.pop(f"{user}!{tokenid}", None) is None:
-        raise AuthError(f"no such token '{tokenid}' for user '{user}'")
-    TOKEN_FILE.write_text("".join(f"{k} {v}\n" for k, v in sorted(tokens.items())))
-
-
-def list_tokens(user: str) -> list[str]:
-    return [k.split("!", 1)[1] for k in _tokens() if k.startswith(f"{user}!")]

@@ -8,7 +8,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pvelab.pve.api.auth import Caller
 from pvelab.pve.refusal import Refusal
@@ -38,6 +38,35 @@ class Context:
     caller: Caller
     node: str  # this node's name
     ha: bool = False  # a call of the HA LRM (PVE's RPC environment 'ha'): never redirected to HA
+
+
+class Guard(Protocol):
+    """Who may call what: access control registers one (set_guard) when its API module loads; the
+    server asks it on every request, so the framework names no subsystem."""
+
+    def login(self, username: str, password: str) -> str:
+        """The user id a password (or a ticket being renewed) proves; AuthError otherwise."""
+
+    def token(self, value: str) -> Caller:
+        """The caller an API token (`USER@REALM!NAME=SECRET`) proves; AuthError otherwise."""
+
+    def still_valid(self, user: str) -> None:
+        """AuthError if the user of a ticket is gone, disabled or expired (checked on every call)."""
+
+    def check(self, caller: Caller, permissions: dict[str, Any] | None, params: dict[str, Any]) -> None:
+        """ApiException(403) unless the schema's `permissions` object lets the caller make this call."""
+
+
+GUARDS: list[Guard] = []
+
+
+def set_guard(guard: Guard) -> None:
+    GUARDS[:] = [guard]
+
+
+def guard() -> Guard | None:
+    load_apis()
+    return GUARDS[0] if GUARDS else None
 
 
 Handler = Callable[[Context, dict[str, Any]], Any]

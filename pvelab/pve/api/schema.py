@@ -37,6 +37,10 @@ class Endpoint:
         return bool(self.info.get("allowtoken", 1))
 
     @property
+    def permissions(self) -> dict[str, Any] | None:
+        return self.info.get("permissions")
+
+    @property
     def proxyto(self) -> str | None:
         return self.info.get("proxyto")
 

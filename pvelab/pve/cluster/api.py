@@ -11,7 +11,8 @@ from typing import Any
 
 from pvelab.procfs import cpuinfo, running_for
 from pvelab.pve import certs, members, version
-from pvelab.pve.api import auth, tasks
+from pvelab.pve.access import guard as access
+from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.cluster import corosync_conf as cc
 from pvelab.pve.cluster import ops as cluster
@@ -30,45 +31,6 @@ def cluster_call(fn: Callable[[], Any]) -> Any:
 
 def worker(ctx: Context, kind: str, ident: str, work: Callable[[Callable[[str], None]], None]) -> str:
     return tasks.start(ctx.node, kind, ident, ctx.caller.name, work)
-
-
-# -- access -------------------------------------------------------------------------------------
-@route("POST /access/ticket")
-def login(ctx: Context, params: dict[str, Any]) -> Any:
-    user = params["username"]
-    if "@" not in user and params.get("realm"):
-        user = f"{user}@{params['realm']}"
-    if not auth.check_password(user, params["password"]):
-        raise ApiException(401, "authentication failure")  # answered late by reply_error, as pveproxy does
-    data = {"username": user, "ticket": auth.make_ticket(user), "CSRFPreventionToken": auth.make_csrf(user),
-            "cap": {}}
-    name = members.read().get("cluster", {}).get("name")
-    if name:
-        data["clustername"] = name
-    return data
-
-
-@route("GET /access/users/{userid}/token")
-def token_index(ctx: Context, params: dict[str, Any]) -> Any:
-    return [{"tokenid": t, "privsep": 0} for t in auth.list_tokens(params["userid"])]
-
-
-@route("POST /access/users/{userid}/token/{tokenid}")
-def token_create(ctx: Context, params: dict[str, Any]) -> Any:
-    try:
-        secret = auth.create_token(params["userid"], params["tokenid"])
-    except auth.AuthError as exc:
-        raise ApiException(500, str(exc)) from exc
-    full = f"{params['userid']}!{params['tokenid']}"
-    return {"full-tokenid": full, "info": {"privsep": int(params.get("privsep", True))}, "value": secret}
-
-
-@route("DELETE /access/users/{userid}/token/{tokenid}")
-def token_delete(ctx: Context, params: dict[str, Any]) -> Any:
-    try:
-        auth.delete_token(params["userid"], params["tokenid"])
-    except auth.AuthError as exc:
-        raise ApiException(500, str(exc)) from exc
 
 
 # -- version, nodes -----------------------------------------------------------------------------
@@ -100,7 +62,7 @@ def nodes_index(ctx: Context, params: dict[str, Any]) -> Any:
         fp = _fingerprint(name)
         if fp:
             entry["ssl_fingerprint"] = fp
-        if name == ctx.node:
+        if name == ctx.node and access.allowed(ctx.caller.name, f"/nodes/{name}", ["Sys.Audit"]):
             mem = node_memory()
             entry.update({"uptime": node_uptime(), "maxcpu": os.cpu_count() or 1, "cpu": 0.0,
                           "maxmem": mem["total"], "mem": mem["used"]})
@@ -131,11 +93,23 @@ def node_rootfs() -> dict[str, int]:
 
 @route("GET /nodes/{node}/tasks")
 def task_index(ctx: Context, params: dict[str, Any]) -> Any:
-    return tasks.recent(ctx.node, int(params.get("limit", 50)))
+    found = tasks.recent(ctx.node, int(params.get("limit", 50)))
+    if access.allowed(ctx.caller.name, f"/nodes/{ctx.node}", ["Sys.Audit"]):
+        return found
+    return [t for t in found if t.get("user") == ctx.caller.name]  # one's own tasks only
+
+
+def task_owner_or_auditor(ctx: Context, upid: str) -> None:
+    """A task's status and log: its owner, or Sys.Audit on /nodes/<node>."""
+    fields = upid.split(":")
+    if len(fields) > 7 and fields[7] == ctx.caller.name:
+        return
+    access.require(ctx.caller.name, f"/nodes/{ctx.node}", ["Sys.Audit"])
 
 
 @route("GET /nodes/{node}/tasks/{upid}/status")
 def task_status(ctx: Context, params: dict[str, Any]) -> Any:
+    task_owner_or_auditor(ctx, params["upid"])
     try:
         return tasks.status(params["upid"])
     except tasks.TaskError as exc:
@@ -144,6 +118,7 @@ def task_status(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /nodes/{node}/tasks/{upid}/log")
 def task_log(ctx: Context, params: dict[str, Any]) -> Any:
+    task_owner_or_auditor(ctx, params["upid"])
     try:
         lines, _total = tasks.read_log(params["upid"], int(params.get("start", 0)), int(params.get("limit", 50)))
     except tasks.TaskError as exc:

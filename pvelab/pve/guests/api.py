@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve import version
+from pvelab.pve.access import guard as access
+from pvelab.pve.access import store as access_store
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store
@@ -98,7 +100,10 @@ def qemu_version() -> str:
 @route("GET /nodes/{node}/qemu")
 def vm_index(ctx: Context, params: dict[str, Any]) -> Any:
     out = []
+    may = access.checker_for(ctx.caller.name)
     for vmid, conf in store.guests_on(ctx.node).items():
+        if not may(f"/vms/{vmid}", ["VM.Audit"]):  # only VMs the caller may see (pool rights count)
+            continue
         current = runtime.status(vmid, conf)
         current.pop("ha", None)
         out.append(current)
@@ -110,6 +115,7 @@ def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     if params.get("archive"):
         return restore_vm(ctx, params)
+    access.require_guest_create(ctx.caller.name, vmid, params.get("pool"))
     options = config_options(params)
 
     def check() -> None:
@@ -134,6 +140,8 @@ def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
         except Exception:
             store.config_path(ctx.node, vmid).unlink(missing_ok=True)
             raise
+        if params.get("pool"):
+            access_store.add_vm_to_pool(vmid, params["pool"])
         if params.get("start"):
             start_vm(ctx.node, vmid, log)
 
@@ -183,6 +191,8 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
                         if volume.get("vmid") == vmid and volume["content"] == "images":
                             free_volume(volume["volid"], log)
             store.config_path(ctx.node, vmid).unlink()
+        if params.get("purge"):
+            access_store.remove_vm_access(vmid)
             runtime.cleanup(vmid)
 
     return worker(ctx, "qmdestroy", vmid, work)
@@ -450,6 +460,9 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     if not wanted:
         raise ApiException(400, "Parameter verification failed.",
                            {"vmid": "property is missing and it is not optional"})
+    for vmid in wanted:  # VM.Backup on every guest, and room on the backup storage
+        access.require_vm(ctx.caller.name, vmid, ["VM.Backup"])
+    access.require(ctx.caller.name, f"/storage/{params.get('storage', 'local')}", ["Datastore.AllocateSpace"])
     guest_call(lambda: backup.dump_dir(params.get("storage", "local"), ctx.node))
 
     def work(log: Callable[[str], None]) -> None:
@@ -476,6 +489,8 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
 
 def restore_vm(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
+    exists = store.config_path(ctx.node, vmid).exists()  # over an existing VM, VM.Backup is enough
+    access.require_guest_create(ctx.caller.name, vmid, params.get("pool"), ["VM.Backup"] if exists else None)
 
     def check() -> None:
         if not backup.archive_path(params["archive"]).exists():

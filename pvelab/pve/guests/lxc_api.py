@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from pvelab.pve.access import guard as access
+from pvelab.pve.access import store as access_store
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import containers, ct_backup, ha_hooks, migrate, store
 from pvelab.pve.guests.api import config_options, guest_call, typed_options, worker
@@ -53,7 +55,10 @@ def check_rootfs(options: dict[str, str], node: str) -> tuple[str, int]:
 @route("GET /nodes/{node}/lxc")
 def ct_index(ctx: Context, params: dict[str, Any]) -> Any:
     out = []
+    may = access.checker_for(ctx.caller.name)
     for vmid, conf in store.guests_on(ctx.node, KIND).items():
+        if not may(f"/vms/{vmid}", ["VM.Audit"]):
+            continue
         entry = containers.status(vmid, conf)
         entry.pop("ha", None)
         out.append(entry)
@@ -65,6 +70,7 @@ def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
     vmid = int(params["vmid"])
     if params.get("restore"):
         return restore_ct(ctx, params)
+    access.require_guest_create(ctx.caller.name, vmid, params.get("pool"))
     options = prepare_options(params)
     template = params["ostemplate"]
 
@@ -93,6 +99,8 @@ def ct_create(ctx: Context, params: dict[str, Any]) -> Any:
         except Exception:
             store.config_path(ctx.node, vmid, KIND).unlink(missing_ok=True)
             raise
+        if params.get("pool"):
+            access_store.add_vm_to_pool(vmid, params["pool"])
         if params.get("start"):
             start_ct(ctx.node, vmid, log)
 
@@ -165,6 +173,8 @@ def ct_destroy(ctx: Context, params: dict[str, Any]) -> Any:
                 log(f"Removed volume '{volid}'")
             store.config_path(ctx.node, vmid, KIND).unlink()
             subprocess.run(["rm", "-rf", str(containers.LXC_DIR / str(vmid))], check=False)
+        if params.get("purge"):
+            access_store.remove_vm_access(vmid)
 
     return worker(ctx, "vzdestroy", vmid, work)
 
@@ -276,6 +286,8 @@ def ct_migrate(ctx: Context, params: dict[str, Any]) -> Any:
 def restore_ct(ctx: Context, params: dict[str, Any]) -> Any:
     """`pct restore`: create_vm with `restore` set and the backup archive as `ostemplate`."""
     vmid = int(params["vmid"])
+    exists = store.config_path(ctx.node, vmid, KIND).exists()  # over an existing CT, VM.Backup is enough
+    access.require_guest_create(ctx.caller.name, vmid, params.get("pool"), ["VM.Backup"] if exists else None)
 
     def check() -> None:
         if not ct_backup.archive_path(params["ostemplate"]).exists():
@@ -291,6 +303,8 @@ def restore_ct(ctx: Context, params: dict[str, Any]) -> Any:
         except Exception:
             store.config_path(ctx.node, vmid, KIND).unlink(missing_ok=True)
             raise
+        if params.get("pool"):
+            access_store.add_vm_to_pool(vmid, params["pool"])
         if params.get("start"):
             start_ct(ctx.node, vmid, log)
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pvelab.pve import members
+from pvelab.pve.access import guard as access
+from pvelab.pve.access import store as access_store
 from pvelab.pve.api import auth, tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.apiclient import ApiError, PinnedClient
@@ -99,7 +102,37 @@ def resources(ctx: Context, params: dict[str, Any]) -> Any:
                 if status and status.get("active"):
                     entry.update(status="available", disk=int(status["used"]), maxdisk=int(status["total"]))
                 out.append(entry)
-    return out
+    if kind is None:
+        out += [{"id": f"pool/{pool}", "pool": pool, "type": "pool"} for pool in sorted(access_store.read().pools)]
+    return visible_to(ctx.caller.name, out)
+
+
+NODE_FIGURES = ("cpu", "maxcpu", "mem", "maxmem", "disk", "maxdisk", "uptime")
+
+
+def visible_to(who: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What PVE lists to a caller: every node (its figures only with Sys.Audit there), guests with
+    VM.Audit (their `pool` only with Pool.Audit on it), storages with Datastore.Audit, pools with
+    Pool.Audit."""
+    may = access.checker_for(who)
+    shown = (shown_entry(entry, may) for entry in entries)
+    return [entry for entry in shown if entry is not None]
+
+
+def shown_entry(entry: dict[str, Any], may: Callable[[str, list[str]], bool]) -> dict[str, Any] | None:
+    kind = entry["type"]
+    if kind == "node" and not may(f"/nodes/{entry['node']}", ["Sys.Audit"]):
+        return {k: v for k, v in entry.items() if k not in NODE_FIGURES}
+    if kind in ("qemu", "lxc"):
+        if not may(f"/vms/{entry['vmid']}", ["VM.Audit"]):
+            return None
+        if entry.get("pool") and not may(f"/pool/{entry['pool']}", ["Pool.Audit"]):
+            return {k: v for k, v in entry.items() if k != "pool"}
+    if kind == "storage" and not may(f"/storage/{entry['storage']}", ["Datastore.Audit"]):
+        return None
+    if kind == "pool" and not may(f"/pool/{entry['pool']}", ["Pool.Audit"]):
+        return None
+    return entry
 
 
 def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -108,10 +141,13 @@ def guest_entries(nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     ha_services = ha_config.manager_status().get("service_status") or {}
     ha_resources = ha_config.resources()
+    pools = access_store.read().vms
     for vmid, info in sorted(guest_store.vmlist().items()):
         kind, node = info.get("type", "qemu"), info["node"]
         entry: dict[str, Any] = {"id": f"{kind}/{vmid}", "type": kind, "vmid": vmid, "node": node,
                                  "template": 0, "status": "unknown"}
+        if vmid in pools:
+            entry["pool"] = pools[vmid]
         hastate = redirect.hastate(f"{'vm' if kind == 'qemu' else 'ct'}:{vmid}", ha_services, ha_resources)
         if hastate is not None:
             entry["hastate"] = hastate
@@ -157,4 +193,6 @@ def cluster_tasks(ctx: Context, params: dict[str, Any]) -> Any:
             with contextlib.suppress(ApiError, OSError, ValueError):
                 found += peer_get(info["ip"], f"/nodes/{name}/tasks")
     found.sort(key=lambda t: t["starttime"], reverse=True)
+    if not access.allowed(ctx.caller.name, "/", ["Sys.Audit"]):  # others' tasks need Sys.Audit on /
+        found = [t for t in found if t.get("user") == ctx.caller.name]
     return found

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve.access import guard as access
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.storage import config
@@ -45,9 +46,11 @@ def status_entry(storage_id: str, options: dict[str, Any]) -> dict[str, Any]:
 @route("GET /storage")
 def storage_index(ctx: Context, params: dict[str, Any]) -> Any:
     sections, current = config.read(), digest()
+    may = access.checker_for(ctx.caller.name)  # only storages the caller may see or use
     return [{"storage": sid, **{k: (1 if v is True else v) for k, v in opts.items()},
              "digest": current} for sid, opts in sections.items()
-            if not params.get("type") or opts["type"] == params["type"]]
+            if (not params.get("type") or opts["type"] == params["type"])
+            and may(f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"])]
 
 
 @route("GET /storage/{storage}")
@@ -143,8 +146,11 @@ def check_digest(given: str | None) -> None:
 @route("GET /nodes/{node}/storage")
 def node_storage_index(ctx: Context, params: dict[str, Any]) -> Any:
     out = []
+    may = access.checker_for(ctx.caller.name)
     for sid, options in config.read().items():
         if not config.available_on(options, ctx.node) or (params.get("storage") and sid != params["storage"]):
+            continue
+        if not may(f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"]):
             continue
         entry = status_entry(sid, options)
         wanted = [c for c in str(params.get("content") or "").split(",") if c]
@@ -224,17 +230,36 @@ def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
         entry = next((v for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), None)
         if entry is None:
             raise StorageError(f"volume '{sid}:{volname}' does not exist")
+        check_volume_access(ctx.caller.name, sid, entry.get("vmid"), entry.get("content"))
         return {"path": str(store.path(volname)), "size": entry["size"], "used": entry.get("used", entry["size"]),
                 "format": entry["format"]}
 
     return storage_call(info)
 
 
+def check_volume_access(who: str, sid: str, owner: Any, content: Any) -> None:
+    """PVE's check_volume_access: Datastore.Allocate on the storage, or Datastore.Audit/AllocateSpace
+    there and, for a guest's volume, a right on that guest."""
+    if access.allowed(who, f"/storage/{sid}", ["Datastore.Allocate"]):
+        return
+    access.require(who, f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"], any_of=True)
+    if owner and content in ("images", "rootdir", "backup"):
+        access.require_vm(who, int(owner), ["VM.Audit" if content != "backup" else "VM.Backup"])
+
+
 @route("DELETE /nodes/{node}/storage/{storage}/content/{volume}")
 def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
     sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
     store = storage_call(lambda: backend(sid, config.get(sid)))
-    owner = next((v.get("vmid") for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), None)
+    found: dict[str, Any] = next((v for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), {})
+    owner = found.get("vmid")
+    # Datastore.Allocate on the storage, or room on it for a backup of a VM the caller may back up
+    if not access.allowed(ctx.caller.name, f"/storage/{sid}", ["Datastore.Allocate"]):
+        if found.get("content") == "backup" and owner:
+            access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.AllocateSpace"])
+            access.require_vm(ctx.caller.name, int(owner), ["VM.Backup"])
+        else:
+            access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.Allocate"])
 
     def work(log: Callable[[str], None]) -> None:
         storage_call(lambda: store.free(volname))
