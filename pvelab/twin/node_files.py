@@ -12,7 +12,8 @@ from pvelab.pve.storage import config as storage_config
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph"}
+            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph",
+            "pveum": "pvelab.pve.access.pveum"}
 # QEMU's -netdev scripts, where each PVE major version keeps them.
 BRIDGE_SCRIPTS = ("var/lib/qemu-server", "usr/libexec/qemu-server")
 
