@@ -159,7 +159,11 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
               if record.spec.pve_version != "8" else None,
               "{group}": next((g["group"] for g in client.cluster.ha.groups.get()), None)
               if record.spec.pve_version == "8" else None,
-              "{name}": ceph_pool(client, node)}
+              "{name}": ceph_pool(client, node),
+              "{groupid}": next((g["groupid"] for g in client.access.groups.get()), None),
+              "{roleid}": "PVEAuditor", "{realm}": "pve",
+              "{tokenid}": next((t["tokenid"] for t in client.access.users("root@pam").token.get()), None),
+              "{poolid}": next((p["poolid"] for p in client.pools.get()), None)}
     ct = next((str(c["vmid"]) for c in client.nodes(node).lxc.get()), None)
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():

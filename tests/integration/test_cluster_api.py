@@ -134,3 +134,159 @@ def test_writes_through_the_api_need_quorum(audited: Lab) -> None:
         audited.heal()
     wait_until(lambda: api(audited, "pve3").cluster.options.get().get("description") == "written by the majority",
                60, "pve3 seeing the majority's write after heal")
+
+
+# -- access control: a class's accounts, as PVE checks them ------------------------------------------
+STUDENT_PASSWORD = "student1-pass"  # noqa: S105 - a lab account's password
+
+
+def wait_for_task(client: Any, node: str, upid: str, timeout: float = 60) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        found.update(client.nodes(node).tasks(upid).status.get())
+        return found.get("status") == "stopped"
+
+    wait_until(done, timeout, f"task {upid}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def classroom(lab: Lab, apiclu: dict[str, Any]) -> dict[str, Any]:
+    """A student limited to pool lab1 (VM 201 in it, VM 202 not), the grader's PVEAuditor token, a
+    privilege-separated token without ACLs and a user without any right, all made through the API."""
+    root = api(lab, "pve1")
+    root.pools.post(poolid="lab1", comment="student1's lab")
+    for vmid, pool in ((201, {"pool": "lab1"}), (202, {})):
+        assert wait_for_task(root, "pve1", root.nodes("pve1").qemu.post(vmid=vmid, memory=64, **pool))[
+            "exitstatus"] == "OK"
+    root.access.users.post(userid="student1@pve", password=STUDENT_PASSWORD)
+    root.access.acl.put(path="/pool/lab1", users="student1@pve", roles="PVEVMUser")
+    root.access.users.post(userid="grader@pve", comment="the grader")
+    grade = root.access.users("grader@pve").token("grade").post(privsep=1)
+    root.access.acl.put(path="/", users="grader@pve", roles="PVEAuditor")
+    root.access.acl.put(path="/", tokens="grader@pve!grade", roles="PVEAuditor")
+    bare = root.access.users("grader@pve").token("bare").post(privsep=1)
+    root.access.users.post(userid="stranger@pve", password=STUDENT_PASSWORD)
+    return {"grade": grade["value"], "bare": bare["value"]}
+
+
+def client_as(lab: Lab, node: str, user: str, password: str | None = None, token: tuple[str, str] | None = None
+              ) -> ProxmoxAPI:
+    address = lab.require_record().spec.node(node).link_addr(0)
+    if token:
+        return ProxmoxAPI(address, user=user, token_name=token[0], token_value=token[1], verify_ssl=False, timeout=30)
+    return ProxmoxAPI(address, user=user, password=password, verify_ssl=False, timeout=30)
+
+
+def test_a_pool_student_starts_and_stops_only_the_pools_guests(lab: Lab, classroom: dict[str, Any]) -> None:
+    student = client_as(lab, "pve1", "student1@pve", STUDENT_PASSWORD)
+    started = wait_for_task(student, "pve1", student.nodes("pve1").qemu(201).status.start.post())
+    assert started["exitstatus"] == "OK" and started["user"] == "student1@pve"
+    assert wait_for_task(student, "pve1", student.nodes("pve1").qemu(201).status.stop.post())["exitstatus"] == "OK"
+    with pytest.raises(ResourceException) as refused:
+        student.nodes("pve1").qemu(202).status.start.post()
+    assert refused.value.status_code == 403
+    assert "Permission check failed (/vms/202, VM.PowerMgmt)" in str(refused.value)
+    seen = {r["id"]: r for r in student.cluster.resources.get()}
+    assert "qemu/201" in seen and "qemu/202" not in seen and not any(i.startswith("storage/") for i in seen)
+    assert {r["node"] for r in seen.values() if r["type"] == "node"} == set(NODES)
+    assert all("maxmem" not in r for r in seen.values() if r["type"] == "node")  # no Sys.Audit: no figures
+    assert [vm["vmid"] for vm in student.nodes("pve1").qemu.get()] == [201]
+    everything = {r["id"] for r in api(lab, "pve2").cluster.resources.get()}
+    assert {"qemu/201", "qemu/202", "pool/lab1"} <= everything
+
+
+# Handlers of `user: all` methods that check for themselves, as the schema's descriptions say: the task
+# of another user needs Sys.Audit on its node (the sample task is root@pam's).
+HANDLER_CHECKS = {("GET", "/nodes/{node}/tasks/{upid}/status"): "Sys.Audit",
+                  ("GET", "/nodes/{node}/tasks/{upid}/log"): "Sys.Audit"}
+
+
+def test_the_permission_matrix_over_http(lab: Lab, classroom: dict[str, Any]) -> None:
+    """Every served method and path, called on pve1 as a user without rights, as a privilege-separated
+    token without ACLs and as the grader's PVEAuditor token: PVE's 403 exactly where the schema's
+    permissions say so (write methods open to `all` check in their handlers and refuse all three)."""
+    from pvelab.pve.api.schema import endpoints
+    from tests.access_matrix import AUDITOR_PRIVS, expected_allowed
+
+    root = api(lab, "pve1")
+    upid = next(t["upid"] for t in root.nodes("pve1").tasks.get() if ":root@pam:" in t["upid"])
+    values = {"node": "pve1", "vmid": "201", "storage": "local", "userid": "grader@pve", "tokenid": "grade",
+              "poolid": "lab1", "groupid": "nogroup", "roleid": "PVEAuditor", "realm": "pve", "upid": upid,
+              "volume": "local:iso/none.iso", "id": "nojob", "sid": "vm:201", "rule": "norule", "group": "nogroup",
+              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout"}
+    body = {"vmid": 299, "ostemplate": "local:vztmpl/none.tar.zst", "poolid": "lab1", "userid": "grader@pve",
+            "path": "/", "roles": "PVEAuditor", "users": "stranger@pve", "password": "new-password"}
+    callers = {"stranger@pve": (client_as(lab, "pve1", "stranger@pve", STUDENT_PASSWORD), frozenset()),
+               "grader@pve!bare": (client_as(lab, "pve1", "grader@pve", token=("bare", classroom["bare"])),
+                                   frozenset()),
+               "grader@pve!grade": (client_as(lab, "pve1", "grader@pve", token=("grade", classroom["grade"])),
+                                    AUDITOR_PRIVS[pve_version()])}
+    served = [e for e in endpoints(pve_version()).values()
+              if (e.permissions or {}).get("user") != "world"]  # the login box's calls need no credentials
+    wrong = []
+    for endpoint in served:
+        path = endpoint.template
+        for name, value in values.items():
+            path = path.replace(f"{{{name}}}", value)
+        for caller, (client, privs) in callers.items():
+            expected = expected_allowed(endpoint.permissions, privs)
+            if (endpoint.permissions or {}).get("user") == "all" and endpoint.method != "GET":
+                expected = False  # create, restore, vzdump, volume delete: none of the three may
+            handler_priv = HANDLER_CHECKS.get((endpoint.method, endpoint.template))
+            if handler_priv and handler_priv not in privs:
+                expected = False
+            if not endpoint.allowtoken and "!" in caller:
+                expected = False
+            try:
+                getattr(client(path.lstrip("/")), endpoint.method.lower())(
+                    **({} if endpoint.method in ("GET", "DELETE") else body))
+                allowed = True
+            except ResourceException as exc:
+                allowed = exc.status_code != 403
+            if allowed != expected:
+                wrong.append(f"{endpoint.method} {endpoint.template} as {caller}: "
+                             f"{'allowed' if allowed else '403'}, expected {'allowed' if expected else '403'}")
+    assert len(served) >= 150 and wrong == []
+    assert "qemu/299" not in {r["id"] for r in root.cluster.resources.get()}  # nothing was created
+
+
+def test_community_proxmox_access_modules_work_unchanged_with_a_token(lab: Lab, classroom: dict[str, Any]) -> None:
+    """proxmox_user_info, proxmox_domain_info and proxmox_group_info (community.proxmox 1.4.0), logged in
+    with the grader's PVEAuditor token, as their users most often connect."""
+    import os
+
+    from .test_ansible_modules import REPO, module
+
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    try:
+        login = {"api_host": lab.require_record().spec.node("pve2").link_addr(0), "api_user": "grader@pve",
+                 "api_token_id": "grade", "api_token_secret": classroom["grade"], "validate_certs": False}
+        users = module(lab, "community.proxmox.proxmox_user_info", login)
+        assert not users["_failed"], users
+        assert {"root@pam", "student1@pve", "grader@pve"} <= {u["userid"] for u in users["proxmox_users"]}
+        domains = module(lab, "community.proxmox.proxmox_domain_info", login)
+        assert not domains["_failed"] and {d["realm"] for d in domains["proxmox_domains"]} == {"pam", "pve"}, domains
+        api(lab, "pve1").access.groups.post(groupid="students", comment="the class")
+        groups = module(lab, "community.proxmox.proxmox_group_info", login)
+        assert not groups["_failed"] and "students" in {g["groupid"] for g in groups["proxmox_groups"]}, groups
+    finally:
+        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+
+
+def test_pveum_lists_the_class_and_a_deleted_token_stops_at_once(lab: Lab, classroom: dict[str, Any]) -> None:
+    listed = ssh(lab, "pve3", "pveum user list --output-format json")
+    assert listed.returncode == 0, listed.stderr
+    assert {"student1@pve", "grader@pve", "root@pam"} <= {u["userid"] for u in json.loads(listed.stdout)}
+    perms = ssh(lab, "pve3", "pveum user permissions student1@pve --path /vms/201")
+    assert "VM.PowerMgmt" in perms.stdout and "Permissions marked with '(*)'" in perms.stdout, perms.stderr
+    made = ssh(lab, "pve2", "pveum user token add grader@pve once --privsep 0 --output-format json")
+    secret = json.loads(made.stdout)["value"]
+    token = client_as(lab, "pve3", "grader@pve", token=("once", secret))
+    assert token.version.get()["release"]
+    assert ssh(lab, "pve1", "pveum user token delete grader@pve once").returncode == 0
+    with pytest.raises(ResourceException) as gone:
+        token.version.get()
+    assert gone.value.status_code == 401
+    assert "grader@pve!once" not in ssh(lab, "pve3", "cat /etc/pve/priv/token.cfg").stdout

@@ -18,6 +18,7 @@ from pvelab.pve.access import guard, pveum, store
 from pvelab.pve.api import auth, schema
 from pvelab.pve.api.routes import ApiException, Caller, Context, handler_for
 from pvelab.pve.cluster import locks
+from tests.access_matrix import AUDITOR_PRIVS, expected_allowed
 
 ROOT = Caller("root@pam")
 LINUX_SHADOW = "root:$5$saltsalt$Yy2.2bj3M1F.rK3w0GQ.zQuNbmDpFKjq4Lrl5a4b7e7:19000:0:99999:7:::\n"
@@ -198,28 +199,6 @@ def test_access_access_paths_pve9_adds_fabrics(node: str) -> None:
 
 
 # -- the permission matrix: every served endpoint, four callers, expectations from the schema alone --
-AUDITOR_PRIVS = {  # PVEAuditor as pve-access-control defines it (PVE 9 adds VM.GuestAgent.Audit)
-    "9": {"Datastore.Audit", "Mapping.Audit", "Pool.Audit", "SDN.Audit", "Sys.Audit", "VM.Audit",
-          "VM.GuestAgent.Audit"},
-    "8": {"Datastore.Audit", "Mapping.Audit", "Pool.Audit", "SDN.Audit", "Sys.Audit", "VM.Audit"},
-}
-
-
-def audit_passes(check: list[Any], privs: set[str]) -> bool:
-    """The schema's check expression for a caller holding `privs` on every path (and no user rights)."""
-    test = check[0]
-    if test == "and":
-        return all(audit_passes(c, privs) for c in check[1:])
-    if test == "or":
-        return any(audit_passes(c, privs) for c in check[1:])
-    if test == "perm":
-        wanted, any_of = check[2], "any" in check[3:]
-        return any(p in privs for p in wanted) if any_of else all(p in privs for p in wanted)
-    if test == "userid-group":  # any of the privileges on /access/groups lets every user through
-        return any(p in privs for p in check[1])
-    return False  # userid-param (self, Realm.AllocateUser) and perm-modify: not an auditor's
-
-
 def served(major: str) -> list[schema.Endpoint]:
     from pvelab.pve.api.routes import handlers
 
@@ -244,18 +223,10 @@ def test_the_permission_matrix_covers_every_served_endpoint(node: str) -> None:
     assert len(endpoints) >= 150
     wrong = []
     for endpoint in endpoints:
-        permissions = endpoint.permissions or {}
         params = {**sample_params(endpoint), "node": "pve1"}
-        open_to_all = permissions.get("user") in ("all", "world")
-        for caller, privs in ((stranger, set()), (bare, set()), (auditor, AUDITOR_PRIVS[node]), (ROOT, None)):
-            if privs is None:
-                expected = True
-            elif open_to_all:
-                expected = True  # the handler filters or checks on its own
-            elif not permissions.get("check"):
-                expected = False  # no permissions object: root only
-            else:
-                expected = audit_passes(permissions["check"], privs)
+        for caller, privs in ((stranger, frozenset()), (bare, frozenset()), (auditor, AUDITOR_PRIVS[node]),
+                              (ROOT, None)):
+            expected = expected_allowed(endpoint.permissions, privs)
             try:
                 guard.AccessGuard().check(caller, endpoint.permissions, params)
                 allowed = True
