@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -224,17 +225,29 @@ def real_volume_id(storage: str | None, volume: str) -> tuple[str, str]:
 
 @route("GET /nodes/{node}/storage/{storage}/content/{volume}")
 def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
+    sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
+    check_volume_access(ctx.caller.name, sid, *volume_kind(volname))  # before anything is read, as PVE
+
     def info() -> dict[str, Any]:
-        sid, volname = real_volume_id(params.get("storage"), params["volume"])
         store = backend(sid, config.get(sid))
         entry = next((v for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), None)
         if entry is None:
             raise StorageError(f"volume '{sid}:{volname}' does not exist")
-        check_volume_access(ctx.caller.name, sid, entry.get("vmid"), entry.get("content"))
         return {"path": str(store.path(volname)), "size": entry["size"], "used": entry.get("used", entry["size"]),
                 "format": entry["format"]}
 
     return storage_call(info)
+
+
+def volume_kind(volname: str) -> tuple[int | None, str]:
+    """(owning VMID, content type) as PVE's parse_volname reads them from a volume's name."""
+    backup = re.match(r"dump/vzdump-(?:qemu|lxc)-(\d+)-", volname)
+    if backup:
+        return int(backup.group(1)), "backup"
+    guest = re.search(r"(?:^|/)(?:vm|base|subvol)-(\d+)-", volname)
+    if guest:
+        return int(guest.group(1)), "images"
+    return None, volname.split("/", 1)[0]
 
 
 def check_volume_access(who: str, sid: str, owner: Any, content: Any) -> None:
@@ -250,16 +263,15 @@ def check_volume_access(who: str, sid: str, owner: Any, content: Any) -> None:
 @route("DELETE /nodes/{node}/storage/{storage}/content/{volume}")
 def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
     sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
-    store = storage_call(lambda: backend(sid, config.get(sid)))
-    found: dict[str, Any] = next((v for v in store.volumes() if v["volid"] == f"{sid}:{volname}"), {})
-    owner = found.get("vmid")
+    owner, content = volume_kind(volname)
     # Datastore.Allocate on the storage, or room on it for a backup of a VM the caller may back up
     if not access.allowed(ctx.caller.name, f"/storage/{sid}", ["Datastore.Allocate"]):
-        if found.get("content") == "backup" and owner:
+        if content == "backup" and owner:
             access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.AllocateSpace"])
             access.require_vm(ctx.caller.name, int(owner), ["VM.Backup"])
         else:
             access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.Allocate"])
+    store = storage_call(lambda: backend(sid, config.get(sid)))
 
     def work(log: Callable[[str], None]) -> None:
         storage_call(lambda: store.free(volname))
