@@ -32,6 +32,9 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
                 "ansible_python_interpreter": "/usr/bin/python3",
                 "pve_ssh_known_hosts_file": str(paths.known_hosts),
                 "pve_root_password": record.root_password,
+                **({"lab_student_password": record.student_password} if record.student_password else {}),
+                # Where the course lab keeps the grader's token secret (PVE shows it only once).
+                "lab_grader_token_file": str(paths.grader_token),
                 "pve_version_expected": record.spec.pve_version,
                 # The management network's first three octets: guests take addresses .100 and up there.
                 "lab_guest_net": str(record.spec.subnet(0).network_address).rsplit(".", 1)[0],
@@ -55,8 +58,15 @@ def write_inventory(record: LabRecord, paths: LabPaths) -> None:
 
 
 def grader_access(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
-    """How the grader reaches a lab: its API as root@pam, SSH with the lab's key, its BMCs."""
-    return {"api_user": "root@pam", "api_password": record.root_password, "ssh_user": "root",
+    """How the grader reaches a lab: its API with the read-only token the course lab made (PVEAuditor),
+    or as root@pam where there is none yet; SSH (read-only commands) with the lab's key; its BMCs."""
+    try:
+        full, _, secret = paths.grader_token.read_text().strip().rpartition("=")
+        user = full.partition("!")[0]
+        api: dict[str, Any] = {"api_user": user, "api_token_id": full, "api_token_secret": secret}
+    except FileNotFoundError:
+        api = {"api_user": "root@pam", "api_password": record.root_password}
+    return {**api, "ssh_user": "root",
             "ssh_key_file": str(paths.ssh_key), "ssh_known_hosts_file": str(paths.known_hosts),
             "bmc_user": BMC_USER, "bmc_password": record.bmc_password, "bmc_port": BMC_PORT}
 

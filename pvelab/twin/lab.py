@@ -175,6 +175,7 @@ class Lab:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         self.paths.root.chmod(0o700)
         record.save(self.paths)
+        self.paths.grader_token.unlink(missing_ok=True)  # a token of the lab that was here before
         self.make_ssh_key()
         self.paths.shared_dir.mkdir(exist_ok=True)
         self.log(f"wiring {spec.node_count} nodes on {spec.subnet(0)}, {spec.subnet(1)} and BMCs on "

@@ -63,6 +63,11 @@ class LabPaths:
         return self.root / "inventory.yml"
 
     @property
+    def grader_token(self) -> Path:
+        """The grader's read-only API token (`USER@REALM!TOKEN=SECRET`), kept by the course lab's playbook."""
+        return self.root / "grader-token"
+
+    @property
     def events(self) -> Path:
         """Hardware events a user can read: watchdog resets, power actions, faults injected."""
         return self.root / "events.log"
@@ -121,10 +126,11 @@ class LabRecord:
     root_password: str
     bmc_password: str
     image: str
+    student_password: str = ""  # the course lab's student account (labs made before it have none)
 
     @classmethod
     def new(cls, spec: LabSpec, image: str) -> LabRecord:
-        return cls(spec, secrets.token_urlsafe(12), secrets.token_urlsafe(12), image)
+        return cls(spec, secrets.token_urlsafe(12), secrets.token_urlsafe(12), image, secrets.token_urlsafe(12))
 
     def save(self, paths: LabPaths) -> None:
         data = {
@@ -132,6 +138,7 @@ class LabRecord:
             "root_password": self.root_password,
             "bmc_password": self.bmc_password,
             "image": self.image,
+            "student_password": self.student_password,
         }
         paths.root.mkdir(parents=True, exist_ok=True)
         tmp = paths.record.with_suffix(".tmp")
@@ -146,5 +153,6 @@ class LabRecord:
         except FileNotFoundError:
             return None
         return cls(
-            LabSpec.from_dict(data["spec"]), data["root_password"], data["bmc_password"], data["image"]
+            LabSpec.from_dict(data["spec"]), data["root_password"], data["bmc_password"], data["image"],
+            data.get("student_password", ""),
         )
