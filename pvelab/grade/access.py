@@ -98,6 +98,17 @@ class ClusterAccess:
             return answer
         raise Unreachable(f"no node answered GET {path}: {last}")
 
+    def write_refused(self, path: str, node: str | None = None) -> tuple[bool, str]:
+        """Whether the grader's own credentials are refused a write (PVE's 403), and what was answered.
+        The one non-GET call the grader makes, and only on a path whose handler changes nothing had it
+        been allowed (a guest that does not exist): it proves the grader cannot change a student's lab."""
+        name = node or self.node_names()[0]
+        try:
+            self._client(name).request("POST", path)
+        except ApiError as exc:
+            return exc.status == 403, f"{exc.status} {exc}"
+        return False, "allowed"
+
     def pve_major(self) -> int | None:
         """The PVE major the cluster reports (GET /version once per run); None if it names none."""
         if not self._major:

@@ -81,6 +81,51 @@ def access_api(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     return items(results)
 
 
+NO_SUCH_GUEST = 999999999  # the highest VMID PVE allows: the lab never has it
+
+
+@probe("access.read_only")
+def access_read_only(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """The grader's credentials read but cannot write: starting a guest (one that does not exist) is refused."""
+    node = cx.node_names()[0]
+    refused, answer = cx.write_refused(f"/nodes/{node}/qemu/{NO_SUCH_GUEST}/status/start", node=node)
+    return Outcome(1, 1) if refused else Outcome(0, 1, [
+        f"the grader's credentials may change the cluster (a guest start was answered '{answer}', not 403): grade "
+        "with a PVEAuditor token (pveum user token add grader@pve grade; pveum acl modify / --roles PVEAuditor "
+        "--tokens grader@pve!grade)"])
+
+
+@probe("access.accounts")
+def access_accounts(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """The lab's accounts: `users` exist and may log in, `pools` hold their guests, `acls` are granted."""
+    users = {u["userid"]: u for u in cx.api("/access/users")}
+    results: dict[str, str | None] = {}
+    for userid in params.get("users") or []:
+        user = users.get(userid)
+        results[f"user {userid}"] = (f"there is no user '{userid}': add it (pveum user add {userid})" if user is None
+                                     else f"user '{userid}' is disabled: pveum user modify {userid} --enable 1"
+                                     if not user.get("enable", 1) else None)
+    for pool in params.get("pools") or []:
+        poolid = pool["poolid"]
+        try:
+            members = {m.get("vmid") for m in cx.api(f"/pools/{poolid}")["members"]}
+        except Exception:  # noqa: BLE001 - a missing pool is PVE's 500, said as the fix
+            results[f"pool {poolid}"] = f"there is no pool '{poolid}': pveum pool add {poolid}"
+            continue
+        missing = sorted(set(pool.get("vms") or []) - members)
+        results[f"pool {poolid}"] = (f"pool '{poolid}' lacks guest {', '.join(map(str, missing))}: pveum pool modify "
+                                     f"{poolid} --vms {','.join(map(str, missing))}" if missing else None)
+    granted = {(e["path"], e["ugid"], e["roleid"]) for e in cx.api("/access/acl")}
+    for acl in params.get("acls") or []:
+        for ugid in [*(acl.get("users") or []), *(acl.get("groups") or []), *(acl.get("tokens") or [])]:
+            for role in acl["roles"]:
+                key = f"acl {acl['path']} {ugid} {role}"
+                results[key] = None if (acl["path"], ugid, role) in granted else (
+                    f"{ugid} lacks role {role} on {acl['path']}: pveum acl modify {acl['path']} --roles {role} "
+                    f"--{'tokens' if '!' in ugid else 'users' if '@' in ugid else 'groups'} {ugid}")
+    return items(results)
+
+
 # -- cluster ---------------------------------------------------------------------------------------
 def cluster_status(cx: ClusterAccess) -> list[dict[str, Any]]:
     return list(cx.api("/cluster/status"))

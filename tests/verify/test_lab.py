@@ -85,3 +85,29 @@ def test_ceph_is_healthy_with_its_monitors_osds_and_pools(access: ClusterAccess,
         if pool.get("add_storages"):
             holds(access, "storage.defined", {"storage": pool["name"], "type": "rbd"})
     holds(access, "ceph.health", {})
+
+
+def test_the_lab_accounts_are_as_described(access: ClusterAccess, node: str, cluster: dict[str, Any]) -> None:
+    users = [u["userid"] for u in described(cluster, node, "pve_access_users")]
+    pools = [p for p in cluster[node].get("pve_access_pools") or [] if p.get("state") != "absent"]
+    acls = [a for a in cluster[node].get("pve_access_acls") or [] if a.get("state") != "absent"]
+    holds(access, "access.accounts", {"users": users, "pools": pools, "acls": acls})
+
+
+def test_the_graders_token_reads_but_cannot_write(access: ClusterAccess, node: str, cluster: dict[str, Any]) -> None:
+    """With the token the course lab kept for the grader: this node's API answers, a write is refused."""
+    from pathlib import Path
+
+    from pvelab.grade.roster import Student
+
+    kept = cluster[node].get("lab_grader_token_file")
+    if not kept or not Path(kept).exists():
+        pytest.skip("the inventory keeps no grader token")
+    full, _, secret = Path(kept).read_text().strip().rpartition("=")
+    grader = ClusterAccess(Student(id=node, nodes=access.student.nodes, access={
+        "api_user": full.partition("!")[0], "api_token_id": full, "api_token_secret": secret}), timeout=30)
+    try:
+        assert grader.api("/cluster/status", node=node), f"{node}: the grader's token reads nothing"
+        holds(grader, "access.read_only", {})
+    finally:
+        grader.close()
