@@ -88,7 +88,7 @@ def over_http(lab_name: str, repeat: int) -> None:
 
     from pvelab.twin.lab import Lab
 
-    lab = Lab(lab_name)
+    lab = Lab.named(lab_name, log=lambda _msg: None)
     record = lab.require_record()
     address = record.spec.node("pve1").link_addr(0)
 

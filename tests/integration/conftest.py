@@ -139,6 +139,17 @@ def api(lab: Lab, node: str, password: str | None = None) -> Any:
                       verify_ssl=False, timeout=30)
 
 
+def client_as(lab: Lab, node: str, user: str, password: str | None = None, token: tuple[str, str] | None = None
+              ) -> Any:
+    """A proxmoxer client of `node`'s API as `user`, with a password or with a token (name, secret)."""
+    from proxmoxer import ProxmoxAPI
+
+    address = lab.require_record().spec.node(node).link_addr(0)
+    if token:
+        return ProxmoxAPI(address, user=user, token_name=token[0], token_value=token[1], verify_ssl=False, timeout=30)
+    return ProxmoxAPI(address, user=user, password=password, verify_ssl=False, timeout=30)
+
+
 def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     """GET every endpoint the twin serves on `node` (through its API, as proxmoxer does) and validate each
     answer against the schema's `returns`: {path: problems} for the ones answered; PVE's own refusals

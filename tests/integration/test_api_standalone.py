@@ -1,6 +1,8 @@
 """The REST API of nodes outside any cluster, with proxmoxer, on nodes of the run's
-PVE version: version, logins, PVE's answers outside a cluster, parameter checks; and what a
-student sees first on a fresh node. Nothing here changes a node, so the tests hold in any order."""
+PVE version: version, logins, PVE's answers outside a cluster, parameter checks, what a student
+sees first on a fresh node, and the permission matrix (every served method and path, three callers
+without write rights). Nothing here changes a node beyond the accounts the matrix adds, so the
+tests hold in any order."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pvelab.procfs import cpuinfo
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import api, check_every_get, pve_version
+from .conftest import api, check_every_get, client_as, pve_version
 
 pytestmark = [pytest.mark.lab, pytest.mark.smoke, pytest.mark.pve8]
 
@@ -79,3 +81,77 @@ def test_a_fresh_node_shows_what_a_fresh_pve_node_shows(lab: Lab) -> None:
     cpu = api(lab, "pve1").nodes("pve1").status.get()["cpuinfo"]
     host = cpuinfo()
     assert (cpu["model"], cpu["cpus"], cpu["mhz"]) == (host["model"], host["cpus"], host["mhz"]) != ("lab twin", 0, "0")
+
+
+STUDENT_PASSWORD = "stranger-pass"  # noqa: S105 - a lab account's password
+
+
+@pytest.fixture(scope="module")
+def accounts(lab: Lab) -> dict[str, str]:
+    """A user without any right, the grader's privsep PVEAuditor token, a privsep token without ACLs."""
+    root = api(lab, "pve1")
+    root.access.users.post(userid="stranger@pve", password=STUDENT_PASSWORD)
+    root.access.users.post(userid="grader@pve", comment="the grader")
+    grade = root.access.users("grader@pve").token("grade").post(privsep=1)
+    root.access.acl.put(path="/", users="grader@pve", roles="PVEAuditor")
+    root.access.acl.put(path="/", tokens="grader@pve!grade", roles="PVEAuditor")
+    bare = root.access.users("grader@pve").token("bare").post(privsep=1)
+    return {"grade": grade["value"], "bare": bare["value"]}
+
+
+# Handlers of `user: all` methods that check for themselves, as the schema's descriptions say: the task
+# of another user needs Sys.Audit on its node (the sample task is root@pam's); reading a volume needs a
+# right on its storage (the sample is an ISO volume, no guest's).
+HANDLER_CHECKS = {("GET", "/nodes/{node}/tasks/{upid}/status"): "Sys.Audit",
+                  ("GET", "/nodes/{node}/tasks/{upid}/log"): "Sys.Audit",
+                  ("GET", "/nodes/{node}/storage/{storage}/content/{volume}"): "Datastore.Audit"}
+
+
+def test_the_permission_matrix_over_http(lab: Lab, accounts: dict[str, str]) -> None:
+    """Every served method and path, called on pve1 as a user without rights, as a privilege-separated
+    token without ACLs and as the grader's PVEAuditor token: PVE's 403 exactly where the schema's
+    permissions say so (write methods open to `all` check in their handlers and refuse all three)."""
+    from pvelab.pve.api.schema import endpoints
+    from tests.access_matrix import AUDITOR_PRIVS, expected_allowed
+
+    upid = "UPID:pve1:00000001:00000001:00000001:qmstart:100:root@pam:"  # root's (the handler checks the owner)
+    values = {"node": "pve1", "vmid": "201", "storage": "local", "userid": "grader@pve", "tokenid": "grade",
+              "poolid": "lab1", "groupid": "nogroup", "roleid": "PVEAuditor", "realm": "pve", "upid": upid,
+              "volume": "local:iso%2Fnone.iso", "id": "nojob", "sid": "vm:201", "rule": "norule", "group": "nogroup",
+              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout"}
+    body = {"vmid": 299, "ostemplate": "local:vztmpl/none.tar.zst", "poolid": "lab1", "userid": "grader@pve",
+            "path": "/", "roles": "PVEAuditor", "users": "stranger@pve", "password": "new-password"}
+    callers = {"stranger@pve": (client_as(lab, "pve1", "stranger@pve", STUDENT_PASSWORD), frozenset()),
+               "grader@pve!bare": (client_as(lab, "pve1", "grader@pve", token=("bare", accounts["bare"])),
+                                   frozenset()),
+               "grader@pve!grade": (client_as(lab, "pve1", "grader@pve", token=("grade", accounts["grade"])),
+                                    AUDITOR_PRIVS[pve_version()])}
+    served = [e for e in endpoints(pve_version()).values()
+              if (e.permissions or {}).get("user") != "world"]  # the login box's calls need no credentials
+    wrong = []
+    for endpoint in served:
+        path = endpoint.template
+        for name, value in values.items():
+            path = path.replace(f"{{{name}}}", value)
+        for caller, (client, privs) in callers.items():
+            expected = expected_allowed(endpoint.permissions, privs)
+            if (endpoint.permissions or {}).get("user") == "all" and endpoint.method != "GET":
+                expected = False  # create, restore, vzdump, volume delete: none of the three may
+            handler_priv = HANDLER_CHECKS.get((endpoint.method, endpoint.template))
+            if handler_priv and handler_priv not in privs:
+                expected = False
+            if not endpoint.allowtoken and "!" in caller:
+                expected = False
+            try:
+                given = {k: v for k, v in body.items() if k in endpoint.properties}  # valid, so the handler runs
+                getattr(client(path.lstrip("/")), endpoint.method.lower())(
+                    **({} if endpoint.method in ("GET", "DELETE") else given))
+                allowed = True
+            except ResourceException as exc:
+                allowed = exc.status_code != 403
+            if allowed != expected:
+                wrong.append(f"{endpoint.method} {endpoint.template} as {caller}: "
+                             f"{'allowed' if allowed else '403'}, expected {'allowed' if expected else '403'}")
+    assert len(served) >= 150
+    assert wrong == [], "\n".join(wrong)
+    assert "qemu/299" not in {r["id"] for r in api(lab, "pve1").cluster.resources.get()}  # nothing was made
