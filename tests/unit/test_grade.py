@@ -20,7 +20,7 @@ from pvelab.grade import probes
 from pvelab.grade.access import ClusterAccess, Unreachable
 from pvelab.grade.engine import GradeOptions, StudentResult, grade_class, shared_identities
 from pvelab.grade.report import verify_manifest, write_run
-from pvelab.grade.roster import RosterError, Student, load_roster
+from pvelab.grade.roster import NodeAddress, RosterError, Student, load_roster
 from pvelab.grade.rubric import RubricError, load_rubric
 from pvelab.pve.apiclient import ApiError
 from tests.grade_outputs import assert_outputs_agree, browser_flags
@@ -455,3 +455,49 @@ def test_the_failover_drill_powers_off_times_the_recovery_and_powers_on_again(tm
     assert test["extra_data"]["facts"]["node"] == "pve1" and '"recovered_s": ' in test["output"]  # timing as evidence
     with pytest.raises(ValueError, match="only for status"):
         ClusterAccess(student, 1, ipmi_runner=ipmi).ipmi("pve1", "power off")
+
+
+class Writable(FakeNode):
+    """A node whose API answers a write as `status` (403 refused, 500 allowed but the guest is missing)."""
+
+    def __init__(self, cluster: FakeCluster, node: str, status: int) -> None:
+        super().__init__(cluster, node)
+        self.status = status
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        if method != "GET":
+            self.cluster.api.setdefault("_writes", []).append(path)
+            raise ApiError(self.status, "Permission check failed" if self.status == 403 else "no such VM")
+        return super().request(method, path, params)
+
+
+@pytest.mark.parametrize(("status", "ok"), [(403, True), (500, False)])
+def test_read_only_credentials_are_proven_by_a_refused_write(status: int, ok: bool) -> None:
+    cluster = FakeCluster("lab")
+    student = Student(id="s1", nodes=tuple(NodeAddress(f"pve{i}", f"198.18.0.1{i}", None) for i in (1, 2, 3)),
+                      access={"api_token_id": "grader@pve!grade", "api_token_secret": "x"})
+    cx = ClusterAccess(student, 1, api_client=lambda node: Writable(cluster, node, status))
+    outcome = probes.PROBES["access.read_only"](cx, {})
+    assert outcome.ok is ok and cluster.api["_writes"] == ["/nodes/pve1/qemu/999999999/status/start"]
+    assert ok or "grade with a PVEAuditor token" in outcome.problems[0]
+
+
+def test_the_accounts_probe_names_each_missing_piece_and_its_fix() -> None:
+    cluster = FakeCluster("lab")
+    cluster.api.update({
+        "/access/users": [{"userid": "student@pve", "enable": 1}, {"userid": "grader@pve", "enable": 0}],
+        "/pools/course": {"members": [{"vmid": 110}, {"vmid": 111}]},
+        "/access/acl": [{"path": "/pool/course", "ugid": "students", "roleid": "PVEVMUser", "type": "group"}],
+    })
+    student = Student(id="s1", nodes=(NodeAddress("pve1", "198.18.0.11", None),), access={"api_password": "x"})
+    cx = ClusterAccess(student, 1, api_client=lambda node: FakeNode(cluster, node))
+    outcome = probes.PROBES["access.accounts"](cx, {
+        "users": ["student@pve", "grader@pve", "ghost@pve"], "pools": [{"poolid": "course", "vms": [110, 111, 112]}],
+        "acls": [{"path": "/pool/course", "roles": ["PVEVMUser"], "groups": ["students"]},
+                 {"path": "/", "roles": ["PVEAuditor"], "tokens": ["grader@pve!grade"]}]})
+    assert (outcome.passed, outcome.total) == (2, 6)
+    assert sorted(outcome.problems) == sorted([
+        "user 'grader@pve' is disabled: pveum user modify grader@pve --enable 1",
+        "there is no user 'ghost@pve': add it (pveum user add ghost@pve)",
+        "pool 'course' lacks guest 112: pveum pool modify course --vms 112",
+        "grader@pve!grade lacks role PVEAuditor on /: pveum acl modify / --roles PVEAuditor --tokens grader@pve!grade"])
