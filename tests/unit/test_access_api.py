@@ -235,3 +235,21 @@ def test_the_permission_matrix_covers_every_served_endpoint(node: str) -> None:
             if allowed != expected:
                 wrong.append((endpoint.method, endpoint.template, caller.name, allowed))
     assert wrong == []
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pve" / "access"
+
+
+def test_a_user_cfg_written_by_pve_reads_and_writes_back_byte_for_byte(node: str) -> None:
+    from pvelab.pve.access import usercfg
+
+    text = (FIXTURES / "user.cfg").read_text()
+    cfg = usercfg.parse(text, node)
+    assert cfg.warnings == [] and usercfg.write(cfg) == text
+    assert cfg.users["alice@pve"]["lastname"] == "Müller" and cfg.vms == {100: "dev", 101: "dev"}
+    assert cfg.pools["dev"]["pools"] == {"dev/qa"} and cfg.users["alice@pve"]["tokens"]["monitoring"]["privsep"] == 1
+
+
+def test_pveum_user_list_on_a_fresh_node_is_pves_table(node: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert pveum.main(["user", "list"]) == 0
+    assert capsys.readouterr().out == (FIXTURES / "pveum-user-list.txt").read_text()
