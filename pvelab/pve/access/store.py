@@ -5,6 +5,7 @@ pve realm's passwords, SHA-256 crypt) and priv/token.cfg (token secrets, `USERID
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import secrets
 import string
@@ -37,21 +38,22 @@ class AccessError(Refusal):
 
 
 # -- user.cfg ---------------------------------------------------------------------------------------
-_parsed: dict[str, tuple[tuple[int, int, str], UserConfig]] = {}
+_parsed: dict[str, tuple[tuple[str, str], UserConfig]] = {}
 
 
 def read() -> UserConfig:
-    """user.cfg parsed (a fresh parse only when the file changed: every API call reads it)."""
+    """user.cfg parsed, parsed again only when its content changed (every API call reads it; the
+    file is read each time, so a change made on any node counts at once, whatever its mtime says)."""
     major = version.major()
     try:
-        stat = USER_CFG.stat()
-        key = (stat.st_mtime_ns, stat.st_size, major)
+        text = USER_CFG.read_text()
     except FileNotFoundError:
-        return usercfg.parse("", major)
+        text = ""
+    key = (hashlib.sha1(text.encode()).hexdigest(), major)
     cached = _parsed.get("user.cfg")
     if cached and cached[0] == key:
         return cached[1]
-    cfg = usercfg.parse(USER_CFG.read_text(), major)
+    cfg = usercfg.parse(text, major)
     _parsed["user.cfg"] = (key, cfg)
     return cfg
 
