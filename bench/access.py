@@ -14,6 +14,7 @@ Aims (issue 21): checks add < 10 % to a GET; a login with a 1,000-line user.cfg 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -110,7 +111,7 @@ def over_http(lab_name: str, repeat: int) -> None:
     try:
         print(f"over HTTPS on lab '{lab_name}' (median of {repeat}):")
         for name, api in callers.items():
-            get = timed(lambda api=api: api.nodes("pve1").qemu.get(), repeat)
+            get = timed(functools.partial(api.nodes("pve1").qemu.get), repeat)
             starts = []
             for _ in range(max(3, repeat // 10)):
                 started = time.perf_counter()
