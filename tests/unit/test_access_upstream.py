@@ -115,3 +115,42 @@ def test_every_parser_writer_case_with_text_was_read() -> None:
 @pytest.mark.parametrize(("name", "given", "expected"), ROUND_TRIPS, ids=[c[0] for c in ROUND_TRIPS])
 def test_user_cfg_written_back_as_pve_writes_it(name: str, given: str, expected: str) -> None:
     assert usercfg.write(usercfg.parse(given)) == expected
+
+
+def permission_dump_cases() -> list[tuple[str, str, str | None, str | None]]:
+    """api-get-permissions-test.pl: (rpcuser, userid param, expected: the user whose effective
+    permissions come back, or None when the call must fail)."""
+    text = (FIXTURES / "api-get-permissions-test.pl").read_text()
+    dumps = dict(re.findall(r"my \$(\w+) = \$rpcenv->get_effective_permissions\('([^']+)'\);", text))
+    cases = []
+    for block in re.split(r"\n    \{\n", text)[1:]:
+        block = block.split("\n    },")[0]
+        caller = re.search(r"rpcuser => '([^']+)'", block)
+        if caller is None:
+            continue
+        userid = re.search(r"userid => '([^']+)'", block)
+        result = re.search(r"result => \$(\w+)", block)
+        expected = None if "should_fail => 1" in block else dumps[result.group(1)] if result else None
+        cases.append((caller.group(1), userid.group(1) if userid else None, expected, block))
+    return [(c, u, e, "fails" if e is None else f"gets {e}") for c, u, e, _ in cases]
+
+
+DUMP_CASES = permission_dump_cases()
+
+
+def test_every_permission_dump_case_was_read() -> None:
+    assert len(DUMP_CASES) == 32 and sum(e is None for _, _, e, _ in DUMP_CASES) == 11
+
+
+@pytest.mark.parametrize(("caller", "userid", "expected", "outcome"), DUMP_CASES,
+                         ids=[f"{c[0]}:{c[1] or 'self'}:{c[3]}" for c in DUMP_CASES])
+def test_who_may_read_whose_permissions(caller: str, userid: str | None, expected: str | None, outcome: str) -> None:
+    from pvelab.pve.access import api as access_api
+
+    cfg = usercfg.parse((FIXTURES / "api-get-permissions-test.cfg").read_text())
+    if expected is None:
+        with pytest.raises(perms.PermissionDenied):
+            access_api.permissions_for(cfg, caller, userid, None)
+    else:
+        got = access_api.permissions_for(cfg, caller, userid, None)
+        assert got == access_api.effective_permissions(cfg, expected) and got  # nobody here holds nothing
