@@ -123,16 +123,16 @@ def permission_dump_cases() -> list[tuple[str, str, str | None, str | None]]:
     text = (FIXTURES / "api-get-permissions-test.pl").read_text()
     dumps = dict(re.findall(r"my \$(\w+) = \$rpcenv->get_effective_permissions\('([^']+)'\);", text))
     cases = []
-    for block in re.split(r"\n    \{\n", text)[1:]:
-        block = block.split("\n    },")[0]
+    for part in re.split(r"\n    \{\n", text)[1:]:
+        block = part.split("\n    },")[0]
         caller = re.search(r"rpcuser => '([^']+)'", block)
         if caller is None:
             continue
         userid = re.search(r"userid => '([^']+)'", block)
         result = re.search(r"result => \$(\w+)", block)
         expected = None if "should_fail => 1" in block else dumps[result.group(1)] if result else None
-        cases.append((caller.group(1), userid.group(1) if userid else None, expected, block))
-    return [(c, u, e, "fails" if e is None else f"gets {e}") for c, u, e, _ in cases]
+        cases.append((caller.group(1), userid.group(1) if userid else None, expected))
+    return [(c, u, e, "fails" if e is None else f"gets {e}") for c, u, e in cases]
 
 
 DUMP_CASES = permission_dump_cases()
