@@ -253,3 +253,22 @@ def test_a_user_cfg_written_by_pve_reads_and_writes_back_byte_for_byte(node: str
 def test_pveum_user_list_on_a_fresh_node_is_pves_table(node: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert pveum.main(["user", "list"]) == 0
     assert capsys.readouterr().out == (FIXTURES / "pveum-user-list.txt").read_text()
+
+
+def test_a_disabled_or_expired_user_cannot_log_in_and_its_ticket_stops(node: str) -> None:
+    call("POST", "/access/users", {"userid": "eve@pve", "password": "eve-password"})
+    assert guard.AccessGuard().login("eve@pve", "eve-password") == "eve@pve"
+    guard.AccessGuard().still_valid("eve@pve")
+    call("PUT", "/access/users/eve@pve", {"enable": 0})
+    with pytest.raises(auth.AuthError, match="authentication failure"):
+        guard.AccessGuard().login("eve@pve", "eve-password")
+    with pytest.raises(auth.AuthError, match="Authentication failed!"):
+        guard.AccessGuard().still_valid("eve@pve")
+    call("PUT", "/access/users/eve@pve", {"enable": 1, "expire": 1})  # expired in 1970
+    with pytest.raises(auth.AuthError):
+        guard.AccessGuard().login("eve@pve", "eve-password")
+    call("PUT", "/access/users/eve@pve", {"expire": 0})
+    ticket = auth.make_ticket("eve@pve")
+    assert guard.AccessGuard().login("eve@pve", ticket) == "eve@pve"  # a ticket renews itself
+    with pytest.raises(auth.AuthError):
+        guard.AccessGuard().login("root@pam", ticket)  # but is no one else's
