@@ -117,6 +117,10 @@ def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
         return restore_vm(ctx, params)
     access.require_guest_create(ctx.caller.name, vmid, params.get("pool"))
     options = config_options(params)
+    for drive in store.drives(options).values():  # new disks need room on their storage, as PVE checks
+        new_disk = NEW_DISK.match(drive.get("file", "")) or NEW_CLOUDINIT.match(drive.get("file", ""))
+        if new_disk:
+            access.require(ctx.caller.name, f"/storage/{new_disk.group(1)}", ["Datastore.AllocateSpace"])
 
     def check() -> None:
         if store.config_path(ctx.node, vmid).exists():
