@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, in two tiers (docs/testing.md says which to run when):
-#   ./scripts/test.sh           the whole suite, as CI runs it (about 42 min here)
+#   ./scripts/test.sh           the whole suite, as CI runs it (about 41 min here)
 #   ./scripts/test.sh --quick   lint, types, the collection's ansible-test, unit tests, one small lab smoke test (≤ 5 min)
 # Extra arguments go to every pytest call of the lab parts (e.g. -x, -k NAME).
 # The lab tests build named labs of their own (pvelab-ci, pvelab-ci-*): a default lab, or a class of
