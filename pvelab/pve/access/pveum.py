@@ -11,7 +11,7 @@ from typing import Any
 
 from pvelab.pve import version
 from pvelab.pve.api import direct, schema
-from pvelab.pve.api.pvesh import cell
+from pvelab.pve.api.pvesh import cell, table
 from pvelab.pve.api.routes import ApiException
 
 USAGE = """USAGE: pveum <COMMAND> [ARGS] [OPTIONS]
@@ -75,32 +75,9 @@ def text_table(rows: list[dict[str, Any]], props: dict[str, dict[str, Any]], bor
     rows sorted by the first column; integers right-aligned; box borders under a UTF-8 locale."""
     required = sorted(k for k, p in props.items() if not p.get("optional"))
     columns = required + sorted(k for k, p in props.items() if p.get("optional"))
-    right = {c for c in columns if props[c].get("type") == "integer"}
+    right = frozenset(i for i, c in enumerate(columns) if props[c].get("type") == "integer")
     cells = [[cell(r.get(c)) for c in columns] for r in sorted(rows, key=lambda r: str(r.get(columns[0], "")))]
-    widths = [max([len(c) if header else 0, *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-
-    def fit(text: str, i: int) -> str:
-        return text.rjust(widths[i]) if columns[i] in right else text.ljust(widths[i])
-
-    if not border:
-        lines = ([" ".join(fit(c, i) for i, c in enumerate(columns))] if header else [])
-        return "\n".join(lines + [" ".join(fit(v, i) for i, v in enumerate(row)) for row in cells])
-
-    def rule(left: str, fill: str, mid: str, end: str) -> str:
-        return left + mid.join(fill * (w + 2) for w in widths) + end
-
-    def line(values: list[str]) -> str:
-        return "│" + "│".join(f" {fit(v, i)} " for i, v in enumerate(values)) + "│"
-
-    out = [rule("┌", "─", "┬", "┐")]
-    if header:
-        out += [line(columns), rule("╞", "═", "╪", "╡")]
-    for i, row in enumerate(cells):
-        if i:
-            out.append(rule("├", "─", "┼", "┤"))
-        out.append(line(row))
-    out.append(rule("└", "─", "┴", "┘"))
-    return "\n".join(out)
+    return table(columns, cells, border, header, right)
 
 
 def show(data: Any, method: str, path: str, formats: dict[str, str]) -> None:

@@ -147,16 +147,24 @@ def parse(text: str, major: str = "9") -> UserConfig:
     return cfg
 
 
+def parsed_expire(cfg: UserConfig, what: str, value: str) -> int | None:
+    """An expiry (empty is 0); a line whose expiry is not a number is dropped, with PVE's warning."""
+    value = value or "0"
+    if not value.isdigit():
+        cfg.warnings.append(f"user config - ignore {what} - (illegal characters in expire '{value}')")
+        return None
+    return int(value)
+
+
 def parse_user_line(cfg: UserConfig, data: list[str]) -> None:
     user, enable, expire, first, last, email, comment, keys = data[:8]
     if valid_userid(user) is None:
         cfg.warnings.append(f"user config - ignore user '{user}' - invalid user name")
         return
-    expire = expire or "0"
-    if not expire.isdigit():
-        cfg.warnings.append(f"user config - ignore user '{user}' - (illegal characters in expire '{expire}')")
+    seconds = parsed_expire(cfg, f"user '{user}'", expire)
+    if seconds is None:
         return
-    entry: dict[str, Any] = {"enable": 1 if enable and enable != "0" else 0, "email": email, "expire": int(expire)}
+    entry: dict[str, Any] = {"enable": 1 if enable and enable != "0" else 0, "email": email, "expire": seconds}
     for key, value in (("firstname", first), ("lastname", last), ("comment", comment)):
         if value:
             entry[key] = decode_text(value)
@@ -203,16 +211,15 @@ def parse_token_line(cfg: UserConfig, data: list[str]) -> None:
     if parts is None:
         cfg.warnings.append(f"user config - ignore invalid tokenid '{tokenid}'")
         return
-    expire = expire or "0"
-    if not expire.isdigit():
-        cfg.warnings.append(f"user config - ignore token '{tokenid}' - (illegal characters in expire '{expire}')")
+    seconds = parsed_expire(cfg, f"token '{tokenid}'", expire)
+    if seconds is None:
         return
     owner = cfg.users.get(parts[0])
     if owner is None:
         cfg.warnings.append(f"user config - ignore token '{tokenid}' - user does not exist")
         return
     token = owner.setdefault("tokens", {}).setdefault(parts[1], {})
-    token.update(privsep=1 if privsep and privsep != "0" else 0, expire=int(expire))
+    token.update(privsep=1 if privsep and privsep != "0" else 0, expire=seconds)
     if comment:
         token["comment"] = decode_text(comment)
 

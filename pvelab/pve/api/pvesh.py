@@ -52,19 +52,25 @@ def cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def table(header: list[str], rows: list[list[str]], border: bool = True, show_header: bool = True) -> str:
-    """PVE's text output: box-drawn table, a double rule under the header, a rule between rows."""
+def table(header: list[str], rows: list[list[str]], border: bool = True, show_header: bool = True,
+          right: frozenset[int] = frozenset()) -> str:
+    """PVE's text output: box-drawn table, a double rule under the header, a rule between rows; the
+    columns in `right` (integers, in PVE's CLI formatter) right-aligned."""
     widths = [max([len(h) if show_header else 0, *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+
+    def fit(text: str, i: int) -> str:
+        return text.rjust(widths[i]) if i in right else text.ljust(widths[i])
+
     if not border:
-        lines = [" ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        lines = [" ".join(fit(c, i) for i, c in enumerate(row)).rstrip()
                  for row in ([header] if show_header else []) + rows]
         return "\n".join(lines)
 
-    def rule(left: str, fill: str, mid: str, right: str) -> str:
-        return left + mid.join(fill * (w + 2) for w in widths) + right
+    def rule(left: str, fill: str, mid: str, end: str) -> str:
+        return left + mid.join(fill * (w + 2) for w in widths) + end
 
     def line(row: list[str]) -> str:
-        return "│" + "│".join(f" {c.ljust(w)} " for c, w in zip(row, widths, strict=True)) + "│"
+        return "│" + "│".join(f" {fit(c, i)} " for i, c in enumerate(row)) + "│"
 
     out = [rule("┌", "─", "┬", "┐")]
     if show_header:
