@@ -12,6 +12,8 @@ description:
     not exist (C(/pools)). An ACL on C(/pool/POOLID) grants its roles on every member.
   - A guest is in one pool at most, so moving one from another pool needs O(allow_move).
   - PVE removes only empty pools.
+  - PVE lists only guests that exist as a pool's members, so give the VMIDs of existing guests (a
+    VMID without a guest would be added again on every run).
 version_added: "0.5.0"
 author: pvelab developers (!UNKNOWN)
 options:
