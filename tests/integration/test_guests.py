@@ -41,8 +41,21 @@ ADDRESS = GuestAddresses({LIVE: 110, LOCAL: 120, BY_API: 130})
 
 
 def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:
+    """Poll the task until it stops. A poll that gets no answer within the client's 30 s is asked again
+    (and said in the log): one CI run saw pve2's API give none for 30 s right after a VM start there,
+    not seen in other runs; a waiter keeps asking, as the modules' task waiter does."""
+    import requests
+
     client = api(lab, node)
-    wait_until(lambda: client.nodes(node).tasks(upid).status.get()["status"] == "stopped", 120, f"task {upid}")
+
+    def stopped() -> bool:
+        try:
+            return bool(client.nodes(node).tasks(upid).status.get()["status"] == "stopped")
+        except requests.exceptions.ReadTimeout:
+            print(f"\n{node}'s API gave no answer within 30 s while task {upid} ran (asked again)")
+            return False
+
+    wait_until(stopped, 120, f"task {upid}")
     return dict(client.nodes(node).tasks(upid).status.get())
 
 
