@@ -758,7 +758,7 @@ def update_pool(caller: str, params: dict[str, Any]) -> None:
         delete = flag(params.get("delete"))
         for text in split_list(params.get("vms")):
             vmid = int(text)
-            check_modify(check, caller, f"/vms/{vmid}")
+            check.check_perm_modify(caller, f"/vms/{vmid}")
             if delete:
                 if vmid not in pool["vms"]:
                     raise AccessError(f"VM {vmid} is not a pool member")
@@ -777,7 +777,7 @@ def update_pool(caller: str, params: dict[str, Any]) -> None:
             pool["vms"].add(vmid)
             cfg.vms[vmid] = poolid
         for storage in split_list(params.get("storage")):
-            check_modify(check, caller, f"/storage/{storage}")
+            check.check_perm_modify(caller, f"/storage/{storage}")
             if delete:
                 if storage not in pool["storage"]:
                     raise AccessError(f"Storage '{storage}' is not a pool member")
@@ -791,12 +791,6 @@ def update_pool(caller: str, params: dict[str, Any]) -> None:
         failing("update pools failed", lambda: store.update(update))
     except PermissionDenied as exc:
         raise ApiException(403, str(exc)) from exc
-
-
-def check_modify(check: Permissions, caller: str, path: str) -> None:
-    if not check.check_perm_modify(caller, path, noerr=True):
-        raise PermissionDenied(f"{path}, {'Permissions.Modify'}|"
-                               f"{'VM.Allocate' if path.startswith('/vms/') else 'Datastore.Allocate'}")
 
 
 def delete_pool(poolid: str, guests: set[int], storages: set[str]) -> None:

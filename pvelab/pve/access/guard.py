@@ -101,12 +101,8 @@ def require_vm(who: str, vmid: int, privs: list[str], pool: str | None = None) -
     """check_vm_perm: the given (or the VM's) pool first, then /vms/VMID."""
     if who == ROOT:
         return
-    check = Permissions(store.read())
-    pool = pool or check.cfg.vms.get(int(vmid))
-    if pool and check.check(who, f"/pool/{pool}", privs, noerr=True):
-        return
     try:
-        check.check(who, f"/vms/{vmid}", privs)
+        Permissions(store.read()).check_vm(who, vmid, privs, pool=pool)
     except PermissionDenied as exc:
         raise ApiException(403, str(exc)) from exc
 

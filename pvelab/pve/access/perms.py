@@ -152,9 +152,10 @@ class Permissions:
             raise PermissionDenied(f"{path}, {'|'.join(privs)}")
         raise PermissionDenied(f"{path}, {next(p for p in privs if p not in held)}")
 
-    def check_vm(self, who: str, vmid: int, privs: list[str], any_of: bool = False, noerr: bool = False) -> bool:
-        """check_vm_perm: the VM's pool first, then /vms/VMID."""
-        pool = self.cfg.vms.get(int(vmid))
+    def check_vm(self, who: str, vmid: int, privs: list[str], any_of: bool = False, noerr: bool = False,
+                 pool: str | None = None) -> bool:
+        """check_vm_perm: the given (or the VM's) pool first, then /vms/VMID."""
+        pool = pool or self.cfg.vms.get(int(vmid))
         if pool and self.check(who, f"/pool/{pool}", privs, any_of, noerr=True):
             return True
         return self.check(who, f"/vms/{vmid}", privs, any_of, noerr)
