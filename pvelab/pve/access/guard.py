@@ -123,10 +123,6 @@ def checker_for(who: str) -> Callable[[str, list[str]], bool]:
     return lambda path, privs: check.check(who, path, privs, any_of=True, noerr=True)
 
 
-def pool_of(vmid: int) -> str | None:
-    return store.read().vms.get(int(vmid))
-
-
 # The login answer's `cap`: what the GUI may show, per bucket (compute_api_permission).
 CAP_PATHS = ("/", "/nodes", "/access/groups", "/vms", "/storage", "/sdn", "/mapping")
 CAP_PREFIXES = {"vms": ("VM.",), "access": ("User.", "Group."), "storage": ("Datastore.",), "nodes": ("Sys.",),
