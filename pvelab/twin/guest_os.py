@@ -40,12 +40,17 @@ for i in $(seq 30); do  # until the NIC and a disk have appeared (at most 3 s)
 done
 fw() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/$1/raw" 2>/dev/null; }
 VMID=$(fw vmid); NAME=vm$VMID
-for dev in /dev/sr* /dev/sd* /dev/vd*; do  # the cloud-init drive, as PVE makes it (NoCloud, cidata)
-  [ -b "$dev" ] || continue
-  if mount -t iso9660 -o ro "$dev" /mnt/ci 2>/dev/null; then
-    if [ -f /mnt/ci/meta-data ]; then CIDEV=$dev; break; fi
-    umount /mnt/ci
-  fi
+# The cloud-init drive, as PVE makes it (NoCloud, cidata). Looked for again for up to 5 s: a CD drive's
+# ATAPI probe can trail the disk and the NIC, and its first read can fail (unit attention)
+for i in $(seq 25); do
+  for dev in /dev/sr* /dev/sd* /dev/vd*; do
+    [ -b "$dev" ] || continue
+    if mount -t iso9660 -o ro "$dev" /mnt/ci 2>/dev/null; then
+      if [ -f /mnt/ci/meta-data ]; then CIDEV=$dev; break; fi
+      umount /mnt/ci
+    fi
+  done
+  [ -n "$CIDEV" ] && break; sleep 0.2
 done
 for poll in /sys/block/sr*/events_poll_msecs; do  # no media-change polling of the CD drives: under
   [ -e "$poll" ] && echo 0 > "$poll"                   # TCG each poll is emulated ATAPI I/O
@@ -66,6 +71,7 @@ fi
 for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb; do  # the first disk that is not the cloud-init drive
   [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && DISK=$dev && break
 done
+echo "pvelab tiny guest: cloud-init drive ${CIDEV:-none}, heartbeat disk ${DISK:-none}" > /dev/console
 # The heartbeat log is raw on the disk (no filesystem to make, so a blank disk costs nothing): block 0
 # holds a count, record N (64 bytes, a line) sits at 4096 + 64 * N. At boot the count is advanced
 # past records written after it.
@@ -86,7 +92,7 @@ echo "Content-Type: text/plain"; echo
 echo "vmid: $VMID"; echo "name: $NAME"
 echo "node: \$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/node/raw 2>/dev/null)"
 echo "boot_id: $BOOT"; echo "uptime: \$(cut -d. -f1 /proc/uptime)"; echo "counter: \$n"
-echo "heartbeats: \$(cat /run/heartbeats)"
+echo "heartbeats: \$(cat /run/heartbeats)"; echo "disk: ${DISK:-none}"
 EOS
 chmod +x /www/cgi-bin/status
 echo '<a href="/cgi-bin/status">status</a>' > /www/index.html

@@ -19,7 +19,7 @@ from pvelab.procfs import running_for
 from pvelab.twin import cgroups, disks
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
-from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR
+from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR, NODE_THIN_POOL_DIR
 from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
@@ -94,6 +94,22 @@ class ContainerNode:
                    f"workdir={self.paths.disk_work(self.name)}")
         run(["mount", "-t", "overlay", "overlay", "-o", options, str(rootfs)])
 
+    def attach_thin_pool(self) -> None:
+        """The thin pool's directory; a node made before it had one keeps its volumes (moved out of
+        its overlay root, sparse as they were)."""
+        pool = self.paths.thin_pool(self.name)
+        if pool.is_dir():
+            return
+        old = self.paths.rootfs(self.name) / NODE_THIN_POOL_DIR.relative_to("/")
+        if not (old.is_dir() and any(old.iterdir())):
+            pool.mkdir(parents=True)
+            return
+        moving = pool.with_name(pool.name + ".moving")  # a copy cut short is begun again, the old one kept
+        run(["rm", "-rf", str(moving)])
+        run(["cp", "-a", "--sparse=always", str(old), str(moving)], timeout=3600)
+        moving.rename(pool)
+        run(["rm", "-rf", str(old)])
+
     # -- power ---------------------------------------------------------------------------------
     def nspawn_argv(self) -> list[str]:
         return [
@@ -107,6 +123,9 @@ class ContainerNode:
             "--bind=/dev/net/tun",  # guests' NICs are TAP devices on vmbr0, as on PVE
             f"--bind-ro={PACKAGE_DIR}:{NODE_PACKAGE_DIR}",
             f"--bind={self.paths.shared_dir}:{NODE_SHARED_DIR}",  # what an NFS export would be: one tree, all nodes
+            # local-lvm's volumes on the host's filesystem, not the overlay root: QEMU opens them with
+            # O_DIRECT and io_uring (cache=none), and only guests with disks there ever stalled on I/O in CI
+            f"--bind={self.paths.thin_pool(self.name)}:{NODE_THIN_POOL_DIR}",
             *disks.binds(self.paths.data_disks(self.name)),  # /dev/sdb, ...: the node's data disks
         ]
 
@@ -121,6 +140,7 @@ class ContainerNode:
         if self.power_state() is PowerState.ON:
             return
         self.attach_disk()
+        self.attach_thin_pool()
         self._set_links("up")
         console = open(self.paths.console_log(self.name), "ab")  # noqa: SIM115 - handed to the child
         with console:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.volumes import LVM_BACKING
 
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
+NODE_THIN_POOL_DIR = LVM_BACKING  # where local-lvm's volumes live (the twin mounts a directory of its own there)
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
             "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph",

@@ -96,6 +96,11 @@ class LabPaths:
         """The node's data disks (sparse files, shown to it as /dev/sdb, ...)."""
         return self.node_dir(name) / "data-disks"
 
+    def thin_pool(self, name: str) -> Path:
+        """The node's emulated LVM thin pool (`local-lvm`): a directory of its own, not its overlay root,
+        as PVE's pool is a volume beside the root filesystem."""
+        return self.node_dir(name) / "thin-pool"
+
     def disk_upper(self, name: str) -> Path:
         return self.node_dir(name) / "disk" / "upper"
 

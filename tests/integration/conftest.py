@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pvelab.poll import wait_for
-from pvelab.twin.drive import quorum_view, ssh
+from pvelab.twin.drive import guest_page, quorum_view, ssh
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
@@ -100,12 +100,24 @@ def lab() -> Iterator[Lab]:
         the_lab.down(quiet=True)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll until predicate() holds; return the seconds it took, or fail saying what never happened."""
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               explain: Callable[[], str] | None = None) -> float:
+    """Poll until predicate() holds; return the seconds it took, or fail saying what never happened
+    (and, given `explain`, what the lab shows then)."""
     try:
         return wait_for(predicate, timeout, what)
     except TimeoutError as exc:
-        pytest.fail(str(exc))
+        pytest.fail(str(exc) + (f"\n{explain()}" if explain else ""))
+
+
+def guest_state(lab: Lab, node: str, vmid: int, address: str) -> str:
+    """What a guest that does not do what a test waits for shows: its page, QEMU's view, its console
+    and the node's load."""
+    page = guest_page(address)
+    shown = ssh(lab, node, f"qm status {vmid} --verbose | grep -E '^(status|qmpstatus|lock|io-status)'; "
+                           f"echo '-- console'; tail -c 2000 /var/run/qemu-server/{vmid}.console; "
+                           "echo '-- load'; cat /proc/loadavg")
+    return f"VM {vmid} on {node}: page {page or 'not answering'}\n{shown.stdout}{shown.stderr}"
 
 
 def audit_hardware(lab: Lab) -> None:

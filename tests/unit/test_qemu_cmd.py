@@ -46,6 +46,15 @@ def test_the_twin_runs_the_same_command_under_tcg_without_pve_only_options() -> 
     assert all(a in runnable for a in untouched)
 
 
+def test_a_guest_without_a_serial_port_has_its_console_logged_and_one_with_a_port_keeps_it() -> None:
+    logged, notes = qemu_cmd.runnable(generated("simple1"), 8006, "pve1")
+    assert logged[-8:-4] == ["-chardev", "file,id=pvelab-console,path=/var/run/qemu-server/8006.console",
+            "-device", "isa-serial,chardev=pvelab-console"]
+    assert "/var/run/qemu-server/8006.console" in notes[-1]
+    own, _ = qemu_cmd.runnable(["/usr/bin/kvm", "-device", "isa-serial,chardev=serial0"], 8006, "pve1")
+    assert "pvelab-console" not in " ".join(own)
+
+
 def test_boot_order_and_legacy_boot_indexes() -> None:
     assert qemu_cmd.boot_indexes({"boot": "order=scsi0;ide2;net0"}) == {"scsi0": 100, "ide2": 101, "net0": 102}
     legacy = qemu_cmd.boot_indexes({"bootdisk": "scsi0", "ide2": "none,media=cdrom",

@@ -149,8 +149,8 @@ def command(vmid: int, options: dict[str, str], path_of: PathOf, major: str) -> 
 def runnable(argv: list[str], vmid: int, node: str) -> tuple[list[str], list[str]]:
     """The command as the twin runs it, and what was changed (for the task log). Debian's QEMU has
     no PVE patches and these machines no KVM: TCG instead of KVM, no `-id` (a PVE-only option),
-    the plain machine type, no KVM-only CPU flags, no vhost-net, no boot splash; fw_cfg tells the
-    tiny guest OS its VMID and node."""
+    the plain machine type, no KVM-only CPU flags, no vhost-net, no boot splash; the console of a
+    guest without a serial port goes to a file; fw_cfg tells the tiny guest OS its VMID and node."""
     out: list[str] = ["qemu-system-x86_64", "-accel", "tcg,tb-size=32"]
     changed = ["KVM is not available on this machine: running QEMU with TCG (software emulation)"]
     rewrite = {"-cpu": lambda a: ",".join(f for f in a.split(",") if f != "enforce" and not f.startswith("+kvm_")),
@@ -168,6 +168,15 @@ def runnable(argv: list[str], vmid: int, node: str) -> tuple[list[str], list[str
             out.append(rewrite[option](argv[i + 1]))
             i += 1
         i += 1
+    if not any(a.startswith("isa-serial,") for a in out):  # a guest without a serial port of its own:
+        # its console (ttyS0) is kept in a file, so a guest that never answers can be told from one that is slow
+        out += ["-chardev", f"file,id=pvelab-console,path={console_log(vmid)}", "-device",
+                "isa-serial,chardev=pvelab-console"]
+        changed.append(f"the guest's console (a serial port the config does not have) is logged to {console_log(vmid)}")
     out += ["-fw_cfg", f"name=opt/pvelab/vmid,string={vmid}", "-fw_cfg", f"name=opt/pvelab/node,string={node}"]
     return out, changed
+
+
+def console_log(vmid: int) -> str:
+    return f"{RUN}/{vmid}.console"
 
