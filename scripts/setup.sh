@@ -15,6 +15,7 @@ APT_PACKAGES=(
   openssh-client passwd util-linux fuse3 python3 python3-venv
   xorriso isolinux syslinux-common
   chromium  # the grader's HTML report is checked in a real headless browser
+  perl  # runs Proxmox's own Perl test files (tests/fixtures) against pvelab
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from pvelab.pve.api import direct, schema
+from pvelab.pve.api.routes import ApiException
 from pvelab.pve.guests import jobs
 
 JOBS_CFG = """vzdump: backup-3a6d0b6c-7b8e
@@ -73,3 +75,21 @@ def test_a_due_job_backs_up_the_nodes_vms_and_containers(options: str, backed_up
     monkeypatch.setattr(jobs.direct, "call", lambda method, path, params: calls.append((method, path, params)) or "U")
     assert jobs.run_due("pve1", int(at("2026-11-27 21:00"))) == ["U"]
     assert calls == [("POST", "/nodes/pve1/vzdump", {"mode": "snapshot", "storage": "local", "vmid": backed_up})]
+
+
+def test_a_jobs_retention_is_kept_as_a_string_and_answered_as_pves_object(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "JOBS_CFG", tmp_path / "jobs.cfg")
+    monkeypatch.setattr(direct.version, "major", lambda: "9")
+    direct.call("POST", "/cluster/backup", {"id": "keep2", "schedule": "21:00", "vmid": "110", "storage": "local",
+                                            "prune-backups": "keep-last=2,keep-daily=7"})
+    assert "\tprune-backups keep-last=2,keep-daily=7\n" in jobs.JOBS_CFG.read_text()
+    job = direct.call("GET", "/cluster/backup/keep2", {})
+    assert job["prune-backups"] == {"keep-last": 2, "keep-daily": 7}
+    returns = schema.endpoints("9")["GET /cluster/backup/{id}"].info["returns"]
+    assert schema.returns_problems(returns, job) == []
+    before = jobs.JOBS_CFG.read_text()
+    with pytest.raises(ApiException) as refused:
+        direct.call("PUT", "/cluster/backup/keep2", {"prune-backups": "keep-all=1,keep-last=1"})
+    assert refused.value.errors == {"prune-backups": "keep-all cannot be set together with other options."}
+    assert jobs.JOBS_CFG.read_text() == before

@@ -3,13 +3,17 @@ storage and on the emulated lvmthin, `pvesm status` against PVE's own output, an
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pvelab.pve.api import direct, schema
+from pvelab.pve.api import direct, schema, tasks
 from pvelab.pve.api.routes import ApiException
+from pvelab.pve.guests import backup
+from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config, pvesm, volumes
 from pvelab.pve.storage.config import INSTALLER_DEFAULT, StorageError
 
@@ -178,3 +182,147 @@ def test_alloc_list_and_status_through_the_api(node_storage: Path) -> None:
     assert (status["type"], status["active"], status["content"]) == ("lvmthin", 1, "images,rootdir")
     with pytest.raises(ApiException, match="storage 'nope' does not exist"):
         call("GET", "/nodes/pve1/storage/nope/status")
+
+
+# -- backups: listing, notes and protection, retention ------------------------------------------
+@pytest.fixture
+def backups(node_storage: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A dir storage `store` holding VM 110's backups of four days (with logs, notes and one
+    protected), one of CT 200, and a renamed archive; times in UTC as the names say."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(tasks, "TASK_DIR", tmp_path / "tasks")
+    call("POST", "/storage", storage="store", type="dir", path=str(tmp_path / "store"), content="backup")
+    dump = tmp_path / "store" / "dump"
+    dump.mkdir(parents=True)
+    for day in (1, 2, 3, 4):
+        stem = f"vzdump-qemu-110-2026_11_0{day}-10_00_00"
+        (dump / f"{stem}.vma.zst").write_bytes(b"x" * day)
+        (dump / f"{stem}.log").write_text("INFO: done\n")
+    (dump / "vzdump-qemu-110-2026_11_01-10_00_00.vma.zst.notes").write_text("before the upgrade\nsecond line\n")
+    (dump / "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst").write_bytes(b"kept")
+    (dump / "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst.protected").touch()
+    (dump / "vzdump-lxc-200-2026_11_01-10_00_00.tar.zst").write_bytes(b"ct")
+    (dump / "my-copy-of-110.vma.zst").write_bytes(b"renamed")
+    yield dump
+    monkeypatch.delenv("TZ")
+    time.tzset()
+
+
+def test_backups_are_listed_as_pves_dir_storage_lists_them(backups: Path) -> None:
+    listed = {v["volid"].split("/", 1)[1]: v for v in call("GET", "/nodes/pve1/storage/store/content")}
+    assert len(listed) == 7  # logs, notes and protection files are not backups
+    first = listed["vzdump-qemu-110-2026_11_01-10_00_00.vma.zst"]
+    assert (first["ctime"], first["subtype"], first["vmid"], first["format"], first["notes"]) == \
+        (1793527200, "qemu", 110, "vma.zst", "before the upgrade")
+    assert listed["vzdump-qemu-110-2026_10_01-10_00_00.vma.zst"]["protected"] == 1
+    assert "protected" not in first
+    assert listed["my-copy-of-110.vma.zst"]["subtype"] == "unknown"
+    assert listed["vzdump-lxc-200-2026_11_01-10_00_00.tar.zst"]["subtype"] == "lxc"
+
+
+def test_a_protected_backup_is_not_removed_until_unprotected_then_goes_with_its_log_and_notes(backups: Path
+                                                                                            ) -> None:
+    volume = "store:backup%2Fvzdump-qemu-110-2026_11_01-10_00_00.vma.zst"  # the '/' URL-encoded, as in a URL
+    call("PUT", f"/nodes/pve1/storage/store/content/{volume}", protected=1, notes="keep me")
+    assert (backups / "vzdump-qemu-110-2026_11_01-10_00_00.vma.zst.notes").read_text() == "keep me"
+    assert direct.finish_task(call("DELETE", f"/nodes/pve1/storage/store/content/{volume}")) is False
+    assert (backups / "vzdump-qemu-110-2026_11_01-10_00_00.vma.zst").exists()
+    call("PUT", f"/nodes/pve1/storage/store/content/{volume}", protected=0)
+    assert direct.finish_task(call("DELETE", f"/nodes/pve1/storage/store/content/{volume}")) is True
+    assert sorted(p.name for p in backups.glob("vzdump-qemu-110-2026_11_01*")) == []
+    with pytest.raises(ApiException, match="volume notes are not supported for PVE::Storage::LvmThinPlugin"):
+        call("PUT", "/nodes/pve1/storage/local-lvm/content/local-lvm:vm-100-disk-0", notes="x")
+    with pytest.raises(ApiException, match="only backups can have notes"):
+        call("PUT", "/nodes/pve1/storage/store/content/store:100%2Fvm-100-disk-0.raw", notes="x")
+
+
+def test_prune_dry_run_marks_as_pve_and_pvesm_prints_pves_preview(backups: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    marks = {e["volid"].split("/", 1)[1]: e["mark"] for e in
+             call("GET", "/nodes/pve1/storage/store/prunebackups", **{"prune-backups": "keep-last=2"})}
+    assert marks == {"vzdump-qemu-110-2026_11_04-10_00_00.vma.zst": "keep",
+                     "vzdump-qemu-110-2026_11_03-10_00_00.vma.zst": "keep",
+                     "vzdump-qemu-110-2026_11_02-10_00_00.vma.zst": "remove",
+                     "vzdump-qemu-110-2026_11_01-10_00_00.vma.zst": "remove",
+                     "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst": "protected",
+                     "vzdump-lxc-200-2026_11_01-10_00_00.tar.zst": "keep",
+                     "my-copy-of-110.vma.zst": "renamed"}
+    assert pvesm.main(["prune-backups", "store", "--dry-run", "--keep-last", "2", "--vmid", "110"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:3] == ["NOTE: this is only a preview and might not be what a subsequent",
+                       "prune call does if backups are removed/added in the meantime.", ""]
+    width = len("store:backup/vzdump-qemu-110-2026_10_01-10_00_00.vma.zst") + 1
+    assert out[3] == f"{'Backup':<{width}} {'Backup-ID':>15} {'Prune-Mark':>10}"
+    assert out[4] == f"{'store:backup/vzdump-qemu-110-2026_10_01-10_00_00.vma.zst':<{width}} {'qemu/110':>15} " \
+                     f"{'protected':>10}"
+    assert [line.split()[-1] for line in out[5:]] == ["remove", "remove", "keep", "keep"]
+
+
+def test_pruning_removes_what_the_policy_does_not_cover_and_nothing_else(backups: Path) -> None:
+    assert pvesm.main(["prune-backups", "store", "--keep-last", "1", "--type", "qemu", "--vmid", "110"]) == 0
+    left = sorted(p.name for p in backups.iterdir())
+    assert left == ["my-copy-of-110.vma.zst", "vzdump-lxc-200-2026_11_01-10_00_00.tar.zst",
+                    "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst",
+                    "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst.protected",
+                    "vzdump-qemu-110-2026_11_04-10_00_00.log", "vzdump-qemu-110-2026_11_04-10_00_00.vma.zst"]
+
+
+@pytest.mark.parametrize("given,message", [
+    ("keep-all=1,keep-last=2", "keep-all cannot be set together with other options."),
+    ("keep-lots=2", "unknown key 'keep-lots'"),
+    ("keep-last=two", "type check ('integer') failed - got 'two'"),
+])
+def test_bad_retention_is_refused_and_changes_nothing(backups: Path, given: str, message: str) -> None:
+    before = sorted(backups.iterdir())
+    for method, api_path in (("DELETE", "/nodes/pve1/storage/store/prunebackups"), ("PUT", "/storage/store")):
+        with pytest.raises(ApiException) as refused:
+            call(method, api_path, **{"prune-backups": given})
+        assert message in refused.value.errors["prune-backups"], (method, refused.value.errors)
+    assert sorted(backups.iterdir()) == before and "prune-backups" not in call("GET", "/storage/store")
+
+
+def test_without_options_the_storages_own_policy_applies_or_pve_says_there_is_none(backups: Path) -> None:
+    with pytest.raises(ApiException, match="no prune-backups options configured for storage 'store'"):
+        call("GET", "/nodes/pve1/storage/store/prunebackups")
+    call("PUT", "/storage/store", **{"prune-backups": "keep-daily=3"})
+    marks = [e["mark"] for e in call("GET", "/nodes/pve1/storage/store/prunebackups", vmid=110)]
+    assert sorted(marks) == ["keep", "keep", "keep", "protected", "remove"]  # the renamed one names no -110-
+
+
+def test_vzdump_adds_notes_protects_then_prunes_the_guests_older_backups(backups: Path) -> None:
+    lines: list[str] = []
+    params = {"storage": "store", "compress": "zstd", "prune-backups": "keep-last=2", "protected": 1,
+              "notes-template": "{{guestname}} on {{node}}\\n{{cluster}} \\\\ {{vmid}}"}
+    run = backup.BackupRun("pve1", 110, "qemu", params, "vma", lines.append)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    run.archive.write_bytes(b"new")
+    run.finish("web110")
+    assert Path(f"{run.archive}.notes").read_text() == "web110 on pve1\nstandalone node \\ 110"
+    assert Path(f"{run.archive}.protected").exists()
+    assert "INFO: prune older backups with retention: keep-last=2" in lines
+    removed = [line for line in lines if line.startswith("INFO: removing backup")]
+    assert removed == [f"INFO: removing backup 'store:backup/vzdump-qemu-110-2026_11_0{day}-10_00_00.vma.zst'"
+                       for day in (1, 2)]  # the new one is protected: it counts apart, as on PVE
+    assert "INFO: pruned 2 backup(s) not covered by keep-retention policy" in lines
+    assert sorted(p.name for p in backups.glob("vzdump-qemu-110-*.vma.zst")) == [
+        "vzdump-qemu-110-2026_10_01-10_00_00.vma.zst", "vzdump-qemu-110-2026_11_03-10_00_00.vma.zst",
+        "vzdump-qemu-110-2026_11_04-10_00_00.vma.zst", run.archive.name]
+
+
+def test_vzdump_keeps_everything_by_default_and_says_nothing_of_pruning(backups: Path) -> None:
+    lines: list[str] = []
+    run = backup.BackupRun("pve1", 110, "qemu", {"storage": "store", "compress": "zstd"}, "vma", lines.append)
+    run.archive.write_bytes(b"new")
+    run.finish("web110")
+    assert not any("prune" in line for line in lines) and len(list(backups.glob("vzdump-qemu-110-*.vma.zst"))) == 6
+
+
+@pytest.mark.parametrize("template,message", [
+    ("a\nb", "contains a line feed"),
+    ("{{guest}} \\t", "found unknown: escape sequence '\\t' at char 10, variable 'guest' at char 4"),
+])
+def test_a_bad_notes_template_is_refused_with_vzdumps_words(template: str, message: str) -> None:
+    with pytest.raises(GuestError) as refused:
+        backup.check_notes_template(template)
+    assert str(refused.value) == message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -53,7 +54,8 @@ def endpoints(major: str) -> dict[str, Endpoint]:
 
 
 def match(major: str, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
-    """The endpoint serving `method path`, with the values of the template's {placeholders}."""
+    """The endpoint serving `method path`, with the values of the template's {placeholders}
+    (URL-decoded: a volume's '/' comes as %2F)."""
     segments = path.strip("/").split("/")
     for endpoint in endpoints(major).values():
         if endpoint.method != method:
@@ -64,7 +66,7 @@ def match(major: str, method: str, path: str) -> tuple[Endpoint, dict[str, str]]
         values = {}
         for part, seg in zip(parts, segments, strict=True):
             if part.startswith("{") and part.endswith("}"):
-                values[part[1:-1]] = seg
+                values[part[1:-1]] = urllib.parse.unquote(seg)
             elif part != seg:
                 break
         else:

@@ -163,7 +163,6 @@ class Handler(BaseHTTPRequestHandler):
             if found is None:
                 raise ApiException(501, f"Method '{method} {path}' not implemented")
             endpoint, path_values = found
-            path_values = {k: urllib.parse.unquote(v) for k, v in path_values.items()}  # a volume's '/' as %2F
             params.update(path_values)
             # the login box's calls (`user: world`) need no credentials: the caller is nobody
             world = (endpoint.permissions or {}).get("user") == "world"

@@ -468,6 +468,9 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
         access.require_vm(ctx.caller.name, vmid, ["VM.Backup"])
     access.require(ctx.caller.name, f"/storage/{params.get('storage', 'local')}", ["Datastore.AllocateSpace"])
     guest_call(lambda: backup.dump_dir(params.get("storage", "local"), ctx.node))
+    guest_call(lambda: backup.retention(params))  # a bad policy or notes template is refused before any work
+    if params.get("notes-template"):
+        guest_call(lambda: backup.check_notes_template(str(params["notes-template"])))
 
     def work(log: Callable[[str], None]) -> None:
         options = " ".join(f"--{k} {v}" for k, v in sorted(params.items()) if k not in ("vmid", "node"))

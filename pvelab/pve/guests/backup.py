@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -17,13 +18,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from pvelab.poll import poll
+from pvelab.pve.cluster import corosync_conf
 from pvelab.pve.guests import qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.guests.vm_ops import allocate, start_vm  # the API's own: quorum, pending changes
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id, volume_path
+from pvelab.pve.storage import prune
+from pvelab.pve.storage.config import StorageError
+from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id, prune_backups, volume_path
 
 Log = Callable[[str], None]
 COMPRESSORS = {"zstd": (".zst", ["zstd", "-q", "-c"], ["zstd", "-q", "-d", "-c"]),
@@ -78,6 +82,42 @@ def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) ->
             start_vm(node, vmid, lambda _line: None)
 
 
+PVE_COROSYNC = Path("/etc/pve/corosync.conf")
+
+
+def retention(params: dict[str, Any]) -> dict[str, int]:
+    """The job's `prune-backups`, else the storage's, else keep-all (vzdump's default)."""
+    given = params.get("prune-backups") or storage_config.get(params.get("storage", "local")).get("prune-backups")
+    try:
+        return prune.parse_options(str(given)) if given else {"keep-all": 1}
+    except StorageError as exc:
+        raise GuestError(str(exc), param="prune-backups", status=400) from exc
+
+
+def check_notes_template(template: str) -> None:
+    """vzdump's rule: one line, escapes \\n and \\\\ only, variables cluster, guestname, node, vmid."""
+    if "\n" in template:
+        raise GuestError("contains a line feed", param="notes-template", status=400)
+    problems = [f"escape sequence '\\{m.group(1)}' at char {m.start()}"
+                for m in re.finditer(r"\\(.)", template) if m.group(1) not in ("n", "\\")]
+    problems += [f"variable '{m.group(1)}' at char {m.end() - len(m.group(1))}"  # where vzdump says it is
+                 for m in re.finditer(r"\{\{([^\s{}]+)\}\}", template)
+                 if m.group(1) not in ("cluster", "guestname", "node", "vmid")]
+    if problems:
+        raise GuestError(f"found unknown: {', '.join(problems)}", param="notes-template", status=400)
+
+
+def notes_from(template: str, node: str, vmid: int, guest_name: str) -> str:
+    check_notes_template(template)
+    try:
+        cluster = corosync_conf.cluster_name(corosync_conf.parse(PVE_COROSYNC.read_text())) or "standalone node"
+    except OSError:
+        cluster = "standalone node"
+    values = {"cluster": cluster, "guestname": guest_name, "node": node, "vmid": str(vmid)}
+    text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else "\\", template)
+    return re.sub(r"\{\{(cluster|guestname|node|vmid)\}\}", lambda m: values[m.group(1)], text)
+
+
 class BackupRun:
     """One guest's backup as vzdump writes it down: the archive's name and compressor from the
     job's options, INFO lines into the task log and the archive's own `.log`, and the closing lines
@@ -90,6 +130,7 @@ class BackupRun:
         stem = f"vzdump-{kind}-{vmid}-{time.strftime('%Y_%m_%d-%H_%M_%S')}"
         self.archive, self.log_file = self.dir / f"{stem}.{extension}{suffix}", self.dir / f"{stem}.log"
         self.vmid, self.began, self.log = vmid, time.monotonic(), log
+        self.node, self.kind, self.params = node, kind, params
         self.lines: list[str] = []
         self(f"Starting Backup of VM {vmid} ({kind})")
         self(f"Backup started at {time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -98,12 +139,36 @@ class BackupRun:
         self.lines.append(f"INFO: {line}")
         self.log(f"INFO: {line}")
 
+    def keep_policy(self, guest_name: str) -> None:
+        """After the archive, as vzdump: its notes, its protection, then the guest's older backups pruned."""
+        storage, volid = self.params.get("storage", "local"), f"{self.params.get('storage', 'local')}:backup/" \
+            f"{self.archive.name}"
+        store = backend(storage, storage_config.get(storage))
+        if self.params.get("notes-template"):
+            self("adding notes to backup")
+            try:
+                notes = notes_from(str(self.params["notes-template"]), self.node, self.vmid, guest_name)
+                store.set_attribute(volid.split(":", 1)[1], "notes", notes)
+            except (GuestError, StorageError, OSError) as exc:
+                self.log(f"WARN: unable to add notes - {exc}")
+        if str(self.params.get("protected", "0")) in ("1", "True", "true"):
+            self("marking backup as protected")
+            store.set_attribute(volid.split(":", 1)[1], "protected", 1)
+        keep = retention(self.params)
+        if keep.get("keep-all") or str(self.params.get("remove", "1")) in ("0", "False", "false"):
+            return
+        self(f"prune older backups with retention: {', '.join(f'{k}={v}' for k, v in sorted(keep.items()))}")
+        marked = prune_backups(storage, keep, self.vmid, self.kind, dry_run=False, log=self)
+        pruned = sum(1 for entry in marked if entry["mark"] == "remove")
+        self(f"pruned {pruned} backup(s)" + (" not covered by keep-retention policy" if pruned else ""))
+
     def config_text(self, conf: VmConfig) -> str:
         """The config as the archive keeps it: without the backup's own lock."""
         return dump(VmConfig(main=conf.main)).replace("lock: backup\n", "")
 
-    def finish(self) -> Path:
+    def finish(self, guest_name: str) -> Path:
         self(f"archive file size: {human(self.archive.stat().st_size)}")
+        self.keep_policy(guest_name)
         self(f"Finished Backup of VM {self.vmid} ({duration(self.began)})")
         self(f"Backup finished at {time.strftime('%Y-%m-%d %H:%M:%S')}")
         self.log_file.write_text("\n".join(self.lines) + "\n")
@@ -137,7 +202,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     if figures["read"]:
         share = figures["zero"] * 100 // figures["read"]
         info(f"backup is sparse: {human(figures['zero'])} ({share}%) total zero data")
-    return info.finish()
+    return info.finish(options.get("name") or f"VM {vmid}")
 
 
 def write_archive(archive: Path, compressor: list[str], sources: list[tuple[str, Path]], config_text: str

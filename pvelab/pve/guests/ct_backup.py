@@ -100,7 +100,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         if running and mode == "stop":
             info("restarting vm")
             containers.start(vmid, node, store.load(node, vmid, KIND), info)
-    return info.finish()
+    return info.finish(options.get("hostname") or f"CT {vmid}")
 
 
 def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:

@@ -7,6 +7,7 @@ Schedules are PVE calendar events in the forms the GUI offers: `21:00`, `mon..fr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -19,6 +20,8 @@ from pvelab.procfs import nodename
 from pvelab.pve.api import direct
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import store
+from pvelab.pve.storage import prune
+from pvelab.pve.storage.config import StorageError
 
 JOBS_CFG = Path("/etc/pve/jobs.cfg")
 STATE_DIR = Path("/var/lib/pve-manager/jobs")
@@ -122,6 +125,9 @@ def shown(job_id: str, job: dict[str, str]) -> dict[str, Any]:
                                              for k, v in job.items()}}
     if job.get("schedule"):
         out["next-run"] = next_event(job["schedule"], time.time())
+    if job.get("prune-backups"):  # a property string in jobs.cfg, an object in the API's answer (as PVE's)
+        with contextlib.suppress(StorageError):
+            out["prune-backups"] = prune.parse_options(job["prune-backups"])
     return out
 
 
@@ -134,6 +140,11 @@ def checked(params: dict[str, Any]) -> dict[str, str]:
     if "starttime" in options:
         options["schedule"] = f"{options.pop('dow')} {options.pop('starttime')}" if "dow" in options else \
             options.pop("starttime")
+    if "prune-backups" in options:
+        try:
+            prune.parse_options(options["prune-backups"])
+        except StorageError as exc:
+            raise ApiException(400, "Parameter verification failed.", {"prune-backups": str(exc)}) from exc
     if "schedule" in options:
         try:
             parse_schedule(options["schedule"])

@@ -14,9 +14,9 @@ from typing import Any
 from pvelab.pve.access import guard as access
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
-from pvelab.pve.storage import config
+from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.config import TYPES, StorageError
-from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_volume_id
+from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_volume_id, prune_backups
 
 # Parameters of POST/PUT /storage that are not storage options.
 NOT_OPTIONS = ("storage", "type", "digest", "delete")
@@ -122,6 +122,8 @@ def checked_options(kind: str, given: dict[str, Any]) -> dict[str, Any]:
     for name, value in given.items():
         if name not in allowed:
             raise StorageError(f"unexpected property '{name}'")  # PVE's check for options of another type
+        if name == "prune-backups":
+            prune.parse_options(str(value))  # PVE validates the format; the string is kept as given
         options[name] = (config.check_content(kind, str(value)) if name == "content" else
                          int(value) if isinstance(value, bool) else value)
     if options.get("disable") in (0, "0"):
@@ -241,7 +243,7 @@ def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
 
 def volume_kind(volname: str) -> tuple[int | None, str]:
     """(owning VMID, content type) as PVE's parse_volname reads them from a volume's name."""
-    backup = re.match(r"dump/vzdump-(?:qemu|lxc)-(\d+)-", volname)
+    backup = re.match(r"backup/vzdump-(?:qemu|lxc|openvz)-(\d+)-", volname)
     if backup:
         return int(backup.group(1)), "backup"
     guest = re.search(r"(?:^|/)(?:vm|base|subvol)-(\d+)-", volname)
@@ -278,6 +280,51 @@ def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
         log(f"Removed volume '{sid}:{volname}'")
 
     return tasks.start(ctx.node, "imgdel", f"{owner}@{sid}" if owner else sid, ctx.caller.name, work)
+
+
+@route("PUT /nodes/{node}/storage/{storage}/content/{volume}")
+def node_volume_update(ctx: Context, params: dict[str, Any]) -> Any:
+    """Notes and protection of a backup (PVE's updateattributes)."""
+    sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
+    check_volume_access(ctx.caller.name, sid, *volume_kind(volname))
+
+    def update() -> None:
+        store = backend(sid, config.get(sid))
+        for attribute in ("notes", "protected"):
+            if attribute in params:
+                store.set_attribute(volname, attribute, params[attribute])
+
+    storage_call(update)
+    return None
+
+
+def keep_options(params: dict[str, Any]) -> dict[str, int] | None:
+    """The call's `prune-backups`, parsed; None: the storage's own."""
+    given = params.get("prune-backups")
+    return None if given is None else storage_call(lambda: prune.parse_options(str(given)))
+
+
+@route("GET /nodes/{node}/storage/{storage}/prunebackups")
+def node_prune_dry_run(ctx: Context, params: dict[str, Any]) -> Any:
+    keep = keep_options(params)
+    vmid = int(params["vmid"]) if params.get("vmid") else None
+    return storage_call(lambda: prune_backups(params["storage"], keep, vmid, params.get("type"), dry_run=True))
+
+
+@route("DELETE /nodes/{node}/storage/{storage}/prunebackups")
+def node_prune(ctx: Context, params: dict[str, Any]) -> Any:
+    sid, keep = params["storage"], keep_options(params)
+    vmid = int(params["vmid"]) if params.get("vmid") else None
+    if vmid is not None:  # room on the storage and backing up that guest; else allocating on the storage
+        access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.AllocateSpace"])
+        access.require_vm(ctx.caller.name, vmid, ["VM.Backup"])
+    else:
+        access.require(ctx.caller.name, f"/storage/{sid}", ["Datastore.Allocate"])
+
+    def work(log: Callable[[str], None]) -> None:
+        storage_call(lambda: prune_backups(sid, keep, vmid, params.get("type"), dry_run=False, log=log))
+
+    return tasks.start(ctx.node, "prunebackups", f"{vmid}@{sid}" if vmid is not None else sid, ctx.caller.name, work)
 
 
 @route("POST /nodes/{node}/storage/{storage}/upload")

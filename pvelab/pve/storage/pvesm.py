@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import quote
 
 from pvelab.procfs import nodename
 from pvelab.pve import version
 from pvelab.pve.api import direct
-from pvelab.pve.storage import config
+from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.api import real_volume_id
 from pvelab.pve.storage.volumes import volume_path
 
@@ -19,6 +20,7 @@ USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm free <volume> [OPTIONS]
        pvesm list <storage> [OPTIONS]
        pvesm path <volume>
+       pvesm prune-backups <storage> [OPTIONS]
        pvesm remove <storage>
        pvesm set <storage> [OPTIONS]
        pvesm status [OPTIONS]"""
@@ -52,6 +54,32 @@ def print_content(items: list[dict[str, Any]]) -> None:
         print(row.format(i["volid"], i["format"], i["content"], i["size"]))
 
 
+def print_prune_list(items: list[dict[str, Any]]) -> None:
+    """pvesm prune-backups --dry-run as pve-storage prints it: by guest, oldest first."""
+    if not items:
+        print("No backups found")
+        return
+    print("NOTE: this is only a preview and might not be what a subsequent\n"
+          "prune call does if backups are removed/added in the meantime.\n")
+    width = max(len(i["volid"]) for i in items) + 1
+    print(f"{'Backup':<{width}} {'Backup-ID':>15} {'Prune-Mark':>10}")
+    for i in sorted(items, key=lambda i: (i.get("vmid") is not None, i.get("vmid") or 0, i["ctime"])):
+        backup_id = f"{i['type']}/{i['vmid']}" if i.get("vmid") is not None else i["type"]
+        print(f"{i['volid']:<{width}} {backup_id:>15} {i['mark']:>10}")
+
+
+def prune_backups(node: str, storage: str, options: dict[str, str]) -> int:
+    """pvesm's own method: the keep options one by one (--keep-last 2), or the storage's when none."""
+    dry_run = options.pop("dry-run", "0") not in ("0", "")
+    keep = {k: options.pop(k) for k in ("keep-all", *prune.OPTIONS) if k in options}
+    if keep:
+        options["prune-backups"] = ",".join(f"{k}={v}" for k, v in keep.items())
+    if dry_run:
+        print_prune_list(direct.call("GET", f"{node}/{storage}/prunebackups", options))
+        return 0
+    return direct.run_task("DELETE", f"{node}/{storage}/prunebackups", options)
+
+
 def run(command: str, args: list[str], options: dict[str, str]) -> int:
     node = f"/nodes/{nodename()}/storage"
     if command == "status":
@@ -67,7 +95,11 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     elif command == "free":
         (volume,) = args
         storage, volname = real_volume_id(options.pop("storage", None), volume)
-        return direct.run_task("DELETE", f"{node}/{storage}/content/{storage}:{volname}", options)
+        return direct.run_task("DELETE", f"{node}/{storage}/content/{quote(f'{storage}:{volname}', safe=':')}",
+                               options)
+    elif command == "prune-backups":
+        (storage,) = args
+        return prune_backups(node, storage, options)
     elif command == "path":
         (volume,) = args
         print(volume_path(volume))

@@ -15,9 +15,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve.storage import prune
 from pvelab.pve.storage.config import TYPES, StorageError, content_of, get
 
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
@@ -92,6 +94,13 @@ class Backend:
     def exists(self, volname: str) -> bool:
         return self.path(volname).exists()
 
+    def set_attribute(self, volname: str, attribute: str, value: Any) -> None:
+        """PVE's update_volume_attribute; only a directory's backups have notes and protection."""
+        if attribute == "notes":
+            plugin = {"lvmthin": "LvmThinPlugin", "rbd": "RBDPlugin"}.get(self.options["type"], "Plugin")
+            raise StorageError(f"volume notes are not supported for PVE::Storage::{plugin}")
+        raise StorageError(f"attribute '{attribute}' is not supported for storage type '{self.options['type']}'")
+
 
 class DirBackend(Backend):
     @property
@@ -115,7 +124,10 @@ class DirBackend(Backend):
                         found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk,
                                                  "rootdir" if name.group(3) == "subvol" else "images",
                                                  name.group(3) or "raw", int(name.group(2))))
-            elif content in ("iso", "vztmpl", "backup", "snippets", "import"):
+            elif content == "backup":
+                found += [self._backup_entry(item) for item in sorted(base.glob("*"))
+                          if item.is_file() and prune.BACKUP_FILE.match(item.name)]
+            elif content in ("iso", "vztmpl", "snippets", "import"):
                 for item in sorted(base.glob("*")):
                     if item.is_file() and not item.name.endswith((".log", ".notes", ".tmp")):
                         fmt = item.name.rsplit(".", 1)[-1] if content == "iso" else _archive_format(item.name)
@@ -123,6 +135,20 @@ class DirBackend(Backend):
                         found.append(self._entry(f"{content}/{item.name}", item, content, fmt,
                                                  int(vmid.group(1)) if vmid else None))
         return found
+
+    def _backup_entry(self, path: Path) -> dict[str, Any]:
+        """A backup as PVE's dir plugin lists it: the time from its name, its guest type, notes, protection."""
+        info = prune.archive_info(path.name)
+        vmid = re.search(rf"-([1-9][0-9]{{2,8}})-[^/]+\.{re.escape(_archive_format(path.name))}$", path.name)
+        entry = self._entry(f"backup/{path.name}", path, "backup", _archive_format(path.name),
+                            int(vmid.group(1)) if vmid else None)
+        entry.update(subtype=info.get("type", "unknown"), **({"ctime": info["ctime"]} if "ctime" in info else {}))
+        notes = Path(f"{path}.notes")
+        if notes.is_file():
+            entry["notes"] = (notes.read_text(errors="replace").splitlines() or [""])[0]
+        if protection_file(path).exists():
+            entry["protected"] = 1
+        return entry
 
     def _entry(self, volname: str, path: Path, content: str, fmt: str, vmid: int | None) -> dict[str, Any]:
         st = path.stat()
@@ -172,7 +198,33 @@ class DirBackend(Backend):
         path = self.path(volname)
         if not path.exists():
             raise StorageError(f"volume '{self.id}:{volname}' does not exist")
+        if protection_file(path).exists():
+            raise StorageError(f"cannot remove protected volume '{volname}' on '{self.id}'")
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if volname.startswith("backup/"):  # its log and notes go with it, as PVE's delete does
+            stem = re.match(r"(vzdump-\w+-\d+-\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})", path.name)
+            if stem:
+                Path(path.parent, f"{stem.group(1)}.log").unlink(missing_ok=True)
+            Path(f"{path}.notes").unlink(missing_ok=True)
+
+    def set_attribute(self, volname: str, attribute: str, value: Any) -> None:
+        if attribute == "notes" and not volname.startswith("backup/"):
+            raise StorageError("only backups can have notes")
+        if attribute == "protected" and not volname.startswith("backup/"):
+            raise StorageError(f"only backups support attribute '{attribute}'")
+        path = self.path(volname)
+        if not path.exists():
+            raise StorageError(f"volume '{self.id}:{volname}' does not exist")
+        if attribute == "notes":
+            notes = Path(f"{path}.notes")
+            notes.write_text(str(value)) if value not in (None, "") else notes.unlink(missing_ok=True)
+        elif attribute == "protected":
+            if value in (True, 1, "1"):
+                protection_file(path).touch()
+            else:
+                protection_file(path).unlink(missing_ok=True)
+        else:
+            super().set_attribute(volname, attribute, value)
 
     def path(self, volname: str) -> Path:
         content, _, rest = volname.partition("/")
@@ -343,6 +395,40 @@ def volume_path(volid: str) -> Path:
     """Where a volume is (`pvesm path`)."""
     store, volname = volume_backend(volid)
     return store.path(volname)
+
+
+def protection_file(archive: Path) -> Path:
+    """The file whose presence protects a backup (PVE's protection_file_path)."""
+    return Path(f"{archive}.protected")
+
+
+def prune_backups(storage_id: str, keep: dict[str, int] | None, vmid: int | None, kind: str | None,
+                  dry_run: bool, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """PVE::Storage::prune_backups: mark the storage's backups by `keep` (the storage's own
+    `prune-backups` when None) and, unless a dry run, remove those marked `remove`."""
+    options = get(storage_id)
+    if "backup" not in content_of(options):
+        raise StorageError(f"storage '{storage_id}' does not support backups")
+    if keep is None:
+        if "prune-backups" not in options:
+            raise StorageError(f"no prune-backups options configured for storage '{storage_id}'")
+        keep = prune.parse_options(str(options["prune-backups"]))
+    store = backend(storage_id, options)
+    backups = [b for b in store.volumes() if b["content"] == "backup" and (vmid is None or b.get("vmid") == vmid)]
+    marked = prune.marks(backups, keep, vmid, kind)
+    failed = False
+    for entry in marked if not dry_run else []:
+        if entry["mark"] != "remove":
+            continue
+        log(f"removing backup '{entry['volid']}'")
+        try:
+            store.free(entry["volid"].split(":", 1)[1])
+        except (StorageError, OSError) as exc:
+            log(f"error when removing backup '{entry['volid']}' - {exc}")
+            failed = True
+    if failed:
+        raise StorageError("error pruning backups - check log")
+    return marked
 
 
 def _archive_format(name: str) -> str:

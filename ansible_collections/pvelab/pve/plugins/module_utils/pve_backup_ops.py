@@ -11,19 +11,56 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
 
 # pve_backup_job options, as jobs.cfg spells them.
-JOB_OPTIONS = ("schedule", "storage", "mode", "compress", "node", "comment", "enabled", "mailto")
+JOB_OPTIONS = ("schedule", "storage", "mode", "compress", "node", "comment", "enabled", "mailto", "notes-template",
+               "protected")
+# What a backup keeps beside it (doc fragment pvelab.pve.backup_retention), in both modules' argument specs.
+RETENTION_ARGUMENT_SPEC: dict[str, Any] = {
+    "prune_backups": {"type": "dict", "options": {
+        "keep_all": {"type": "bool"}, "keep_last": {"type": "int"}, "keep_hourly": {"type": "int"},
+        "keep_daily": {"type": "int"}, "keep_weekly": {"type": "int"}, "keep_monthly": {"type": "int"},
+        "keep_yearly": {"type": "int"}}},
+    "protected": {"type": "bool"},
+    "notes_template": {"type": "str"},
+}
+KEEP_OPTIONS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+def retention(keep: dict[str, Any] | None, what: str) -> str | None:
+    """A prune_backups dict as PVE's property string (sorted; none above zero is keep-all=1, as PVE
+    stores it); None when not given. keep_all beside another option is refused, as PVE refuses it."""
+    if keep is None:
+        return None
+    given = {k: v for k, v in keep.items() if v is not None}
+    counts = {k: int(v) for k, v in given.items() if k in KEEP_OPTIONS}
+    if given.get("keep_all") and any(counts.values()):
+        raise PveError(f"{what}: prune_backups keep_all cannot be set together with other options - keep "
+                       "everything (keep_all) or give counts, not both")
+    if not any(counts.values()):
+        return "keep-all=1"
+    return ",".join(f"{k.replace('_', '-')}={v}" for k, v in sorted(counts.items()))
+
+
+def print_retention(value: Any) -> str:
+    """The API's prune-backups (an object on PVE's GET, a string on some) as retention() prints it."""
+    if isinstance(value, dict):
+        counts = {k: int(v) for k, v in value.items() if k != "keep-all" and int(v) > 0}
+        return ",".join(f"{k}={v}" for k, v in sorted(counts.items())) or "keep-all=1"
+    return str(value)
 
 
 def wanted_job(p: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key in JOB_OPTIONS:
-        value = p.get(key)
+        value = p.get(key.replace("-", "_"))
         if value is not None:
             out[key] = str(int(value)) if isinstance(value, bool) else str(value)
     if p.get("vmids"):
         out["vmid"] = ",".join(str(v) for v in sorted(p["vmids"]))
     if p.get("all_guests") is not None:
         out["all"] = str(int(p["all_guests"]))
+    keep = retention(p.get("prune_backups"), f"backup job '{p['id']}'")
+    if keep is not None:
+        out["prune-backups"] = keep
     return out
 
 
@@ -31,6 +68,8 @@ def current_job(entry: dict[str, Any]) -> dict[str, str]:
     out = {k: str(v) for k, v in entry.items() if k in (*JOB_OPTIONS, "vmid", "all")}
     if "vmid" in out:
         out["vmid"] = ",".join(sorted(out["vmid"].split(","), key=int))
+    if "prune-backups" in entry:
+        out["prune-backups"] = print_retention(entry["prune-backups"])
     return out
 
 
@@ -80,6 +119,7 @@ def ensure_job(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
 
 def run_backup(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     """vzdump now, on the node holding the guest; always a change (a new archive)."""
+    keep = retention(p.get("prune_backups"), f"backup of guest {p['vmid']}")
     api = PveApi.from_params(p)
     guest = next((g for g in api.get("/cluster/resources", type="vm") if int(g["vmid"]) == p["vmid"]), None)
     if guest is None:
@@ -95,6 +135,11 @@ def run_backup(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         return {**result, "msg": f"guest {p['vmid']} would be backed up on node '{node}' to '{p['storage']}' "
                                  f"({p['mode']} mode)"}
     params = {"vmid": p["vmid"], "storage": p["storage"], "mode": p["mode"], "compress": p["compress"]}
+    for key in ("protected", "notes_template"):
+        if p.get(key) is not None:
+            params[key.replace("_", "-")] = int(p[key]) if isinstance(p[key], bool) else p[key]
+    if keep is not None:
+        params["prune-backups"] = keep
     upid = api.post(f"/nodes/{node}/vzdump", **params)
     try:
         log = api.wait_for_task(node, upid, p["task_timeout"])

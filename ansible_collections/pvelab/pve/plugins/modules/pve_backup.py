@@ -45,6 +45,7 @@ options:
 extends_documentation_fragment:
   - pvelab.pve.api
   - pvelab.pve.attributes
+  - pvelab.pve.backup_retention
 notes:
   - Runs on the controller (delegate to localhost).
 seealso:
@@ -89,11 +90,12 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import (
     API_REQUIRED_ONE_OF,
     API_REQUIRED_TOGETHER,
 )
-from ansible_collections.pvelab.pve.plugins.module_utils.pve_backup_ops import run_backup
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_backup_ops import RETENTION_ARGUMENT_SPEC, run_backup
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_module import run_module
 
 ARGUMENT_SPEC = dict(
     API_ARGUMENT_SPEC,
+    **RETENTION_ARGUMENT_SPEC,
     vmid={"type": "int", "required": True},
     storage={"type": "str", "required": True},
     mode={"type": "str", "default": "snapshot", "choices": ["snapshot", "suspend", "stop"]},

@@ -60,6 +60,7 @@ options:
 extends_documentation_fragment:
   - pvelab.pve.api
   - pvelab.pve.attributes
+  - pvelab.pve.backup_retention
 notes:
   - Runs on the controller (delegate to localhost).
 seealso:
@@ -99,11 +100,12 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import (
     API_REQUIRED_ONE_OF,
     API_REQUIRED_TOGETHER,
 )
-from ansible_collections.pvelab.pve.plugins.module_utils.pve_backup_ops import ensure_job
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_backup_ops import RETENTION_ARGUMENT_SPEC, ensure_job
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_module import run_module
 
 ARGUMENT_SPEC = dict(
     API_ARGUMENT_SPEC,
+    **RETENTION_ARGUMENT_SPEC,
     id={"type": "str", "required": True},
     state={"type": "str", "default": "present", "choices": ["present", "absent"]},
     schedule={"type": "str"},

@@ -77,3 +77,34 @@ def test_max_age_backs_up_only_when_no_archive_is_that_young(world: FakeCluster)
     assert (fresh["changed"], fresh["archive"]) == (False, "labshare:backup/ct.tar.zst") and world.changes() == []
     stale = pve_backup_ops.run_backup(options(spec, vmid=110, storage="labshare", max_age=25), check_mode=True)
     assert stale["changed"] is True and "would be backed up" in stale["msg"]
+
+
+def test_a_jobs_retention_is_set_once_and_compared_as_pve_answers_it(world: FakeCluster) -> None:
+    spec = pve_backup_job.ARGUMENT_SPEC
+    job = {**JOB, "prune_backups": {"keep_daily": 7, "keep_last": 2}, "protected": False}
+    pve_backup_ops.ensure_job(options(spec, **job), check_mode=False)
+    assert world.changes()[-1][3]["prune-backups"] == "keep-daily=7,keep-last=2"
+    assert world.changes()[-1][3]["protected"] == "0"
+    assert pve_backup_ops.ensure_job(options(spec, **job), check_mode=False)["changed"] is False
+    # PVE's GET answers the retention as an object; zero counts alone are PVE's keep-all=1
+    assert pve_backup_ops.print_retention({"keep-last": 2, "keep-daily": "7", "keep-weekly": 0}) == \
+        "keep-daily=7,keep-last=2"
+    assert pve_backup_ops.retention({"keep_last": 0}, "job") == "keep-all=1"
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_keep_all_beside_a_count_is_refused_before_check_mode(world: FakeCluster, check_mode: bool) -> None:
+    job = {**JOB, "prune_backups": {"keep_all": True, "keep_last": 3}}
+    with pytest.raises(PveError, match="keep_all cannot be set together with other options"):
+        pve_backup_ops.ensure_job(options(pve_backup_job.ARGUMENT_SPEC, **job), check_mode)
+    assert world.changes() == []
+
+
+def test_a_backup_now_passes_its_retention_protection_and_notes(world: FakeCluster) -> None:
+    world.task_log = ["INFO: creating vzdump archive '/mnt/lab-shared/dump/vzdump-lxc-200-x.tar.zst'", "TASK OK"]
+    given = {"vmid": 200, "storage": "labshare", "prune_backups": {"keep_last": 2}, "protected": True,
+             "notes_template": "{{guestname}} before the drill"}
+    pve_backup_ops.run_backup(options(pve_backup.ARGUMENT_SPEC, **given), check_mode=False)
+    sent = world.changes()[-1][3]
+    assert (sent["prune-backups"], sent["protected"], sent["notes-template"]) == \
+        ("keep-last=2", 1, "{{guestname}} before the drill")
