@@ -27,6 +27,8 @@ def request(socket_path: Path, op: str, timeout: float = 60, **params: Any) -> d
         raise TwinError("the lab is not running (no supervisor answers)", "start it: pvelab twin up") from exc
     except TimeoutError as exc:
         raise TwinError(f"the lab supervisor did not answer '{op}' within {timeout:.0f} s") from exc
+    except (ConnectionResetError, BrokenPipeError) as exc:  # a supervisor ending (its lab going down) meanwhile
+        raise TwinError(f"the lab supervisor closed the connection during '{op}'") from exc
     if not reply:
         raise TwinError(f"the lab supervisor closed the connection during '{op}'")
     answer: dict[str, Any] = json.loads(reply)

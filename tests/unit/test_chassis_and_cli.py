@@ -79,6 +79,28 @@ def test_no_supervisor_means_no_lab(tmp_path):
     assert "not running" in err.value.cause and "pvelab twin up" in err.value.fix
 
 
+def test_a_supervisor_that_drops_the_connection_is_a_lab_going_down(tmp_path):
+    """`pvelab twin list` while a lab is torn down met a reset connection and crashed with a traceback."""
+    import socket
+    import threading
+    import time
+
+    path = tmp_path / "closing.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def reset_the_caller():
+        conn, _ = server.accept()
+        time.sleep(0.3)  # the request arrives and stays unread
+        conn.close()  # closed with unread data: the caller's read gets a reset, not an end of file
+
+    threading.Thread(target=reset_the_caller, daemon=True).start()
+    with pytest.raises(TwinError, match="closed the connection during 'ping'"):
+        request(path, "ping", timeout=5)
+    server.close()
+
+
 def test_cli_usage_errors_exit_2(capsys):
     assert main(["twin", "power", "pve1", "explode"]) == ExitStatus.USAGE
     assert main([]) == ExitStatus.USAGE

@@ -104,40 +104,38 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
 
 
 def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
-    """`pct restore VMID ARCHIVE --storage S`: a new root filesystem volume, the archive unpacked
-    into it, the CT's config from ./etc/vzdump/pct.conf."""
+    """`pct restore VMID ARCHIVE --storage S`: the CT's config from the archive's
+    ./etc/vzdump/pct.conf, a new root filesystem volume, the archive unpacked straight into it."""
     path = archive_path(archive)
     if not path.exists():
         raise GuestError(f"unable to restore CT {vmid} - archive '{archive}' does not exist")
-    unpacked = Path(tempfile.mkdtemp(prefix=f"restore-{vmid}-", dir="/var/tmp"))
-    try:
-        got = subprocess.run(["tar", "xpf", str(path), "--totals", "--sparse", "--numeric-owner", "-C",
-                              str(unpacked)], capture_output=True, text=True, check=False)
-        if got.returncode != 0:
-            raise GuestError(f"unable to restore CT {vmid} - {got.stderr.strip()}")
-        old = parse((unpacked / CONF_IN_ARCHIVE).read_text())
-        options = dict(old.main.options)
-        rootfs = store.parse_drive(options["rootfs"])
-        sid = params.get("storage") or parse_volume_id(rootfs["file"])[0]
-        storage = storage_config.get(sid)
-        if "rootdir" not in storage_config.content_of(storage):
-            raise GuestError(f"storage '{sid}' does not support container directories")
-        size_kib = store.size_bytes(rootfs.get("size", "4G"), "G") // 1024
-        volid = backend(sid, storage).alloc_rootdir(vmid, size_kib)
-        log(f"restoring '{path}' now..")
-        target = containers.volume_path(volid)
-        (unpacked / CONF_IN_ARCHIVE).unlink()
-        for item in unpacked.iterdir():
-            shutil.move(str(item), target / item.name)
-        log(next((line for line in got.stderr.splitlines() if line.startswith("Total bytes")), "restored"))
-        rootfs["file"] = volid
-        options["rootfs"] = store.print_drive(rootfs)
-        if params.get("unique"):
-            for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
-                net = store.parse_props(options[key])
-                net["hwaddr"] = store.random_mac()
-                options[key] = store.print_props(net)
-        options.pop("lock", None)
-        store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)), KIND)
-    finally:
-        shutil.rmtree(unpacked, ignore_errors=True)
+    conf_text = subprocess.run(["tar", "xOf", str(path), f"./{CONF_IN_ARCHIVE}"], capture_output=True, text=True,
+                               check=False)
+    if conf_text.returncode != 0:
+        raise GuestError(f"unable to restore CT {vmid} - {conf_text.stderr.strip()}")
+    old = parse(conf_text.stdout)
+    options = dict(old.main.options)
+    rootfs = store.parse_drive(options["rootfs"])
+    sid = params.get("storage") or parse_volume_id(rootfs["file"])[0]
+    storage = storage_config.get(sid)
+    if "rootdir" not in storage_config.content_of(storage):
+        raise GuestError(f"storage '{sid}' does not support container directories")
+    size_kib = store.size_bytes(rootfs.get("size", "4G"), "G") // 1024
+    volid = backend(sid, storage).alloc_rootdir(vmid, size_kib)
+    log(f"restoring '{path}' now..")
+    target = containers.volume_path(volid)
+    got = subprocess.run(["tar", "xpf", str(path), "--totals", "--sparse", "--numeric-owner", "-C", str(target)],
+                         capture_output=True, text=True, check=False)
+    if got.returncode != 0:
+        raise GuestError(f"unable to restore CT {vmid} - {got.stderr.strip()}")
+    (target / CONF_IN_ARCHIVE).unlink(missing_ok=True)
+    log(next((line for line in got.stderr.splitlines() if line.startswith("Total bytes")), "restored"))
+    rootfs["file"] = volid
+    options["rootfs"] = store.print_drive(rootfs)
+    if params.get("unique"):
+        for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
+            net = store.parse_props(options[key])
+            net["hwaddr"] = store.random_mac()
+            options[key] = store.print_props(net)
+    options.pop("lock", None)
+    store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)), KIND)
