@@ -187,17 +187,21 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
               "{roleid}": "PVEAuditor", "{realm}": "pve",
               "{tokenid}": next((t["tokenid"] for t in client.access.users("root@pam").token.get()), None),
               "{poolid}": next((p["poolid"] for p in client.pools.get()), None)}
+    values["{snapname}"] = next((s["name"] for s in client.nodes(node).qemu(values["{vmid}"]).snapshot.get()
+                                 if s["name"] != "current"), None) if values["{vmid}"] else None
     ct = next((str(c["vmid"]) for c in client.nodes(node).lxc.get()), None)
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
         these = {**values, "{vmid}": ct} if "/lxc/" in endpoint.template else values
         if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in these.items()):
             continue
-        path = endpoint.template
+        path, params = endpoint.template, {}
+        if path.endswith("/prunebackups"):  # a storage holding backups, and a policy to mark them by
+            these, params = {**these, "{storage}": "local"}, {"prune-backups": "keep-last=1"}
         for placeholder, value in these.items():
             path = path.replace(placeholder, value or "")
         try:
-            data = client(path.lstrip("/")).get()
+            data = client(path.lstrip("/")).get(**params)
         except ResourceException as exc:
             if exc.status_code in (424, 501) or any(text in str(exc) for text in PVE_REFUSALS):
                 continue  # PVE's own refusals (outside a cluster; HA groups on PVE 9; Ceph not set up)

@@ -5,6 +5,7 @@ PVE's refusals change nothing. One cluster per module."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -108,6 +109,29 @@ def test_a_backup_job_for_all_guests_backs_up_the_container(cluster: Lab, contai
     assert [(t["node"], t.get("exitstatus")) for t in ran] == [(node, "OK")]
     listed = ssh(cluster, node, f"pvesm list {SHARED_STORAGE} --content backup").stdout
     assert f"vzdump-lxc-{CT}-" in listed and ".tar.zst" in listed, listed
+
+
+def test_a_policy_of_keep_last_2_run_three_times_leaves_two_and_the_protected_one(cluster: Lab,
+                                                                                  container: dict[str, str]) -> None:
+    """vzdump as a job runs it (`--prune-backups keep-last=2`), three times after a protected backup
+    with notes: the CT's older backups on the storage go, the protected one stays and cannot be freed."""
+    node = str(guest_ids(cluster)[str(CT)]["node"])
+    first = ssh(cluster, node, f"vzdump {CT} --storage {SHARED_STORAGE} --mode suspend --protected 1 "
+                               "--notes-template '{{guestname}} before the drill'")
+    assert first.returncode == 0 and "marking backup as protected" in first.stdout, first.stdout + first.stderr
+    for _ in range(3):
+        time.sleep(1)  # one archive per second: vzdump names them by the second
+        out = ssh(cluster, node, f"vzdump {CT} --storage {SHARED_STORAGE} --mode suspend --prune-backups keep-last=2")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "INFO: prune older backups with retention: keep-last=2" in out.stdout, out.stdout
+    assert "INFO: pruned 1 backup(s) not covered by keep-retention policy" in out.stdout, out.stdout
+    backups = api(cluster, "pve1").nodes(node).storage(SHARED_STORAGE).content.get(content="backup", vmid=CT)
+    kept = [b for b in backups if b.get("protected")]
+    assert len(backups) == 3 and len(kept) == 1, backups
+    assert kept[0]["notes"] == f"ct{CT} before the drill"
+    refused = ssh(cluster, node, f"pvesm free {kept[0]['volid']}")
+    assert refused.returncode == 255 and "cannot remove protected volume" in refused.stdout + refused.stderr
+    wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, "CT 200 answering after its backups")
 
 
 def test_an_upload_lands_in_the_storage(cluster: Lab, tmp_path: Any) -> None:

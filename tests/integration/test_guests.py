@@ -232,6 +232,65 @@ def test_the_api_creates_starts_and_describes_a_vm_as_pve(cluster: Lab) -> None:
     assert problems == {}
 
 
+def test_a_snapshot_with_ram_brings_the_running_guest_back_where_it_was(cluster: Lab) -> None:
+    """VM 130 (pve2, its disk on local-lvm) runs on; a snapshot with its RAM, more heartbeats, a
+    rollback: the same boot, the counter and heartbeats of the snapshot's instant."""
+    wait_until(lambda: int(guest_page(ADDRESS[BY_API]).get("heartbeats", 0)) >= 3, 60, "VM 130's heartbeats")
+    made = ssh(cluster, "pve2", f"qm snapshot {BY_API} before --vmstate 1 --description 'before the change'")
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "saving VM state and RAM using storage 'local-lvm'" in made.stdout
+    taken = guest_page(ADDRESS[BY_API])
+    wait_until(lambda: int(guest_page(ADDRESS[BY_API]).get("heartbeats", 0)) >= int(taken["heartbeats"]) + 3, 30,
+               "three more heartbeats")
+    changed = guest_page(ADDRESS[BY_API])
+    tree = ssh(cluster, "pve2", f"qm listsnapshot {BY_API}").stdout.splitlines()
+    assert tree[0].startswith("`-> before ") and tree[0].endswith("before the change"), tree
+    assert tree[1].startswith(" `-> current ") and tree[1].endswith("You are here!"), tree
+    listed = api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot.get()
+    assert [(s["name"], s.get("vmstate"), s.get("parent")) for s in listed] == [("before", 1, None),
+                                                                               ("current", None, "before")]
+    rolled = ssh(cluster, "pve2", f"qm rollback {BY_API} before")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    wait_until(lambda: bool(guest_page(ADDRESS[BY_API])), 30, "VM 130 answering after the rollback")
+    back = guest_page(ADDRESS[BY_API])
+    assert back["boot_id"] == taken["boot_id"], "the rollback booted the guest instead of resuming it"
+    assert int(back["counter"]) < int(changed["counter"]) and int(back["heartbeats"]) < int(changed["heartbeats"])
+    assert "parent: before" in ssh(cluster, "pve2", f"qm config {BY_API}").stdout
+    # raw on a directory storage has no snapshots: PVE's refusal, and nothing changes
+    holder = owner(cluster, LIVE)
+    conf = ssh(cluster, holder, f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout
+    refused = ssh(cluster, holder, f"qm snapshot {LIVE} nope")
+    assert refused.returncode == 255 and "snapshot feature is not available" in refused.stdout + refused.stderr
+    assert ssh(cluster, holder, f"cat /etc/pve/qemu-server/{LIVE}.conf").stdout == conf
+    gone = ssh(cluster, "pve2", f"qm delsnapshot {BY_API} before")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    pool = ssh(cluster, "pve2", "ls /var/lib/pvelab/lvmthin/pve/data").stdout
+    assert f"snap_vm-{BY_API}-disk-0_before" not in pool and f"vm-{BY_API}-state-before" not in pool, pool
+
+
+def test_community_proxmox_snap_works_unchanged(cluster: Lab) -> None:
+    """proxmox_snap (community.proxmox 1.4.0) makes, keeps and removes a snapshot of the running VM 130."""
+    import os
+
+    from .test_ansible_modules import REPO, api_args, module
+
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    try:
+        auth = api_args(cluster, "pve1")
+        snap = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+                "validate_certs": False, "vmid": BY_API, "snapname": "by-module", "description": "from Ansible"}
+        made = module(cluster, "community.proxmox.proxmox_snap", snap)
+        assert made["changed"] and not made["_failed"], made
+        assert module(cluster, "community.proxmox.proxmox_snap", snap)["changed"] is False
+        listed = api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot("by-module").config.get()
+        assert listed["description"] == "from Ansible"
+        gone = module(cluster, "community.proxmox.proxmox_snap", {**snap, "state": "absent"})
+        assert gone["changed"] and not gone["_failed"], gone
+        assert [s["name"] for s in api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot.get()] == ["current"]
+    finally:
+        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+
+
 def test_no_start_without_quorum(audited: Lab) -> None:
     ssh(audited, "pve3", f"qm stop {LOCAL}")
     for node in ("pve1", "pve2"):

@@ -215,6 +215,11 @@ def free_volume(volid: str, log: Callable[[str], None]) -> None:
 @route("GET /nodes/{node}/qemu/{vmid}/config")
 def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
     conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    if params.get("snapshot"):  # a snapshot's config, with the file's digest (as qemu-server answers)
+        snap = conf.snapshots.get(params["snapshot"])
+        if snap is None:
+            raise ApiException(500, f"snapshot '{params['snapshot']}' does not exist")
+        conf = VmConfig(main=snap, digest=conf.digest)
     options = dict(conf.main.options)
     description = conf.main.description
     if not params.get("current") and conf.pending is not None:

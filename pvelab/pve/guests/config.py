@@ -105,7 +105,24 @@ def dump_section(section: Section, pending: bool = False) -> str:
     return out
 
 
+DRIVE_NAME = re.compile(r"^(?:ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
+
+
+def drive_file(value: str) -> str:
+    first = value.split(",", 1)[0]
+    return first.split("=", 1)[1] if first.startswith("file=") else first
+
+
 def dump(conf: VmConfig) -> str:
+    """The file's text. As qemu-server's write_vm_config, an `unusedN` naming a volume a drive of the
+    config (or of its pending changes) uses again is left out."""
+    used = {drive_file(v) for section in (conf.main, conf.pending) if section is not None
+            for k, v in section.options.items() if DRIVE_NAME.match(k)}
+    stale = [k for k, v in conf.main.options.items() if re.fullmatch(r"unused\d+", k) and v in used]
+    if stale:
+        conf = VmConfig(main=Section({k: v for k, v in conf.main.options.items() if k not in stale},
+                                     conf.main.description), pending=conf.pending, special=conf.special,
+                        snapshots=conf.snapshots, digest=conf.digest)
     out = dump_section(conf.main)
     if conf.pending is not None and (conf.pending.options or conf.pending.description is not None):
         out += "\n[PENDING]\n" + dump_section(conf.pending, pending=True)

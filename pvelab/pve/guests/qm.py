@@ -9,6 +9,7 @@ import select
 import socket
 import sys
 import termios
+import time
 import tty
 from typing import Any
 
@@ -22,16 +23,20 @@ from pvelab.pve.guests.store import GuestError
 USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
        qm config <vmid> [OPTIONS]
        qm create <vmid> [OPTIONS]
+       qm delsnapshot <vmid> <snapname> [OPTIONS]
        qm destroy <vmid> [OPTIONS]
        qm list  [OPTIONS]
+       qm listsnapshot <vmid>
        qm migrate <vmid> <target> [OPTIONS]
        qm pending <vmid>
        qm reboot <vmid> [OPTIONS]
        qm reset <vmid> [OPTIONS]
        qm resume <vmid> [OPTIONS]
+       qm rollback <vmid> <snapname> [OPTIONS]
        qm set <vmid> [OPTIONS]
        qm showcmd <vmid> [OPTIONS]
        qm shutdown <vmid> [OPTIONS]
+       qm snapshot <vmid> <snapname> [OPTIONS]
        qm start <vmid> [OPTIONS]
        qm status <vmid> [OPTIONS]
        qm stop <vmid> [OPTIONS]
@@ -118,6 +123,39 @@ def terminal(vmid: int, iface: str) -> int:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
+def print_snapshot_tree(snapshots: list[dict[str, Any]]) -> None:
+    """pve-guest-common's print_snapshot_tree: children under their parent, oldest first, `current` last."""
+    by_name = {s["name"]: dict(s) for s in snapshots}
+    roots: list[str] = []
+    for item in snapshots:
+        parent = item.get("parent")
+        if parent and parent in by_name:
+            by_name[parent].setdefault("children", []).append(item["name"])
+        else:
+            roots.append(item["name"])
+
+    def when(name: str) -> tuple[int, int]:
+        snaptime = by_name[name].get("snaptime")
+        return (1, 0) if snaptime is None or by_name[name]["name"] == "current" else (0, int(snaptime))
+
+    def show(prefix: str, name: str) -> None:
+        item = by_name[name]
+        description = (item.get("description") or "no-description").split("\n")[0]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["snaptime"])) \
+            if name != "current" and item.get("snaptime") is not None else ""
+        width = max(30 - len(prefix), 0)
+        print(f"{prefix} {name:<{width}} {stamp:<23} {description}")
+        for child in sorted(item.get("children", []), key=when):
+            show(f" {prefix}", child)
+
+    for root in sorted(roots, key=when):
+        show("`->", root)
+
+
+SNAPSHOT_TASKS = {"snapshot": ("POST", "/snapshot"), "rollback": ("POST", "/snapshot/{snapname}/rollback"),
+                  "delsnapshot": ("DELETE", "/snapshot/{snapname}")}
+
+
 def run(command: str, args: list[str], options: dict[str, str]) -> int:
     base = f"/nodes/{nodename()}/qemu"
     if command == "list":
@@ -125,6 +163,11 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return 0
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
+    if command in SNAPSHOT_TASKS:
+        vmid, snapname = args
+        method, path = SNAPSHOT_TASKS[command]
+        params = {**options, **({"snapname": snapname} if command == "snapshot" else {})}
+        return direct.run_task(method, f"{base}/{vmid}{path.format(snapname=snapname)}", params)
     (vmid,) = args
     if command == "set":
         direct.call("PUT", f"{base}/{vmid}/config", options)
@@ -133,6 +176,8 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         for key in sorted(config):
             if key != "digest":
                 print(f"{key}: {encode_text(config[key]) if key == 'description' else config[key]}")
+    elif command == "listsnapshot":
+        print_snapshot_tree(direct.call("GET", f"{base}/{vmid}/snapshot", options))
     elif command == "pending":
         print_pending(direct.call("GET", f"{base}/{vmid}/pending", options))
     elif command == "status":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -25,7 +26,9 @@ from pvelab.pve.storage.config import TYPES, StorageError, content_of, get
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
 DEV = Path("/dev")
 VOLUME_ID = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.IGNORECASE)
-DISK_NAME = re.compile(r"^(vm|base|subvol)-(\d+)-(?:disk-\d+|cloudinit)(?:\.(raw|qcow2|vmdk|subvol))?$")  # PVE's
+# PVE's volume names: disks, cloud-init drives, and the RAM of snapshots taken with vmstate
+DISK_NAME = re.compile(r"^(vm|base|subvol)-(\d+)-(?:disk-\d+|cloudinit|state-[A-Za-z][A-Za-z0-9_\-]*)"
+                       r"(?:\.(raw|qcow2|vmdk|subvol))?$")
 # Where each content type lives below a dir storage's path (PVE's default content-dirs).
 DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
                "backup": "dump", "snippets": "snippets", "import": "import"}
@@ -93,6 +96,28 @@ class Backend:
 
     def exists(self, volname: str) -> bool:
         return self.path(volname).exists()
+
+    # -- snapshots of a volume (pve-storage's volume_snapshot*; the guest's QEMU is not involved) ----------
+    def can_snapshot(self, volname: str) -> bool:
+        """PVE's volume_has_feature('snapshot')."""
+        return False
+
+    def snapshot(self, volname: str, snap: str) -> None:
+        raise StorageError("can't snapshot this image format")
+
+    def snapshot_delete(self, volname: str, snap: str) -> None:
+        raise StorageError("can't delete snapshot for this image format")
+
+    def snapshot_rollback(self, volname: str, snap: str) -> None:
+        raise StorageError("can't rollback snapshot for this image format")
+
+    def state_writer(self, volname: str) -> str:
+        """A shell command that writes a VM's saved state (QEMU's migration stream on stdin) into the volume."""
+        return f"dd of={shlex.quote(str(self.path(volname)))} bs=1M conv=notrunc status=none"  # keeps its size
+
+    def state_reader(self, volname: str) -> str:
+        """A shell command that prints the saved state back, for QEMU's -incoming."""
+        return f"cat {shlex.quote(str(self.path(volname)))}"
 
     def set_attribute(self, volname: str, attribute: str, value: Any) -> None:
         """PVE's update_volume_attribute; only a directory's backups have notes and protection."""
@@ -207,6 +232,28 @@ class DirBackend(Backend):
                 Path(path.parent, f"{stem.group(1)}.log").unlink(missing_ok=True)
             Path(f"{path}.notes").unlink(missing_ok=True)
 
+    def can_snapshot(self, volname: str) -> bool:
+        return volname.endswith(".qcow2")  # raw files have no snapshots on a directory, as on PVE
+
+    def _qemu_img_snapshot(self, flag: str, volname: str, snap: str, what: str) -> None:
+        if not self.can_snapshot(volname):
+            super().snapshot(volname, snap)
+        done = subprocess.run(["qemu-img", "snapshot", flag, snap, str(self.path(volname))], capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise StorageError(f"command '/usr/bin/qemu-img snapshot {flag} {snap} {self.path(volname)}' failed: "
+                               f"exit code {done.returncode}" + (f" ({what}: {done.stderr.strip()})"
+                                                                  if done.stderr.strip() else ""))
+
+    def snapshot(self, volname: str, snap: str) -> None:
+        self._qemu_img_snapshot("-c", volname, snap, "create")
+
+    def snapshot_delete(self, volname: str, snap: str) -> None:
+        self._qemu_img_snapshot("-d", volname, snap, "delete")
+
+    def snapshot_rollback(self, volname: str, snap: str) -> None:
+        self._qemu_img_snapshot("-a", volname, snap, "rollback")
+
     def set_attribute(self, volname: str, attribute: str, value: Any) -> None:
         if attribute == "notes" and not volname.startswith("backup/"):
             raise StorageError("only backups can have notes")
@@ -292,8 +339,48 @@ class LvmThinBackend(Backend):
             raise StorageError(f"lvremove '{vg}/{volname}' error:   Failed to find logical volume \"{vg}/{volname}\"")
         backing = self.pool / volname
         shutil.rmtree(backing) if backing.is_dir() else backing.unlink()
+        for snap in self.pool.glob(f"snap_{volname}_*"):  # its snapshots go with it, as thin snapshots' LVs do
+            snap.unlink()
         (self.pool / f".{volname}.size").unlink(missing_ok=True)
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
+
+    # Thin snapshots are emulated (no device-mapper): a snapshot is a sparse copy of the volume's
+    # file, named as PVE names the LV (snap_VOLNAME_SNAP); a rollback copies it back. Taken while the
+    # guest is paused (see guests/snapshot.py), so it is what the disk held at that instant.
+    def _snap_file(self, volname: str, snap: str) -> Path:
+        return self.pool / f"snap_{volname}_{snap}"
+
+    def can_snapshot(self, volname: str) -> bool:
+        return not (self.pool / volname).is_dir()  # a CT's rootfs directory is not a thin volume here
+
+    def _copy(self, source: Path, target: Path) -> None:
+        done = subprocess.run(["cp", "--sparse=always", str(source), str(target)], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            raise StorageError(f"lvcreate snapshot '{target.name}' error: {done.stderr.strip()}")
+
+    def snapshot(self, volname: str, snap: str) -> None:
+        if not self.can_snapshot(volname):
+            super().snapshot(volname, snap)
+        target = self._snap_file(volname, snap)
+        if target.exists():
+            vg = self.options["vgname"]
+            raise StorageError(f"lvcreate '{vg}/{target.name}' error:   Logical Volume \"{target.name}\" already "
+                               f"exists in volume group \"{vg}\"")
+        self._copy(self.pool / volname, target)
+
+    def snapshot_delete(self, volname: str, snap: str) -> None:
+        self._snap_file(volname, snap).unlink(missing_ok=True)
+
+    def snapshot_rollback(self, volname: str, snap: str) -> None:
+        source = self._snap_file(volname, snap)
+        if not source.exists():
+            vg = self.options["vgname"]
+            raise StorageError(f"lvremove '{vg}/{source.name}' error:   Failed to find logical volume "
+                               f"\"{vg}/{source.name}\"")
+        partial = self.pool / f".{volname}.rollback"
+        self._copy(source, partial)
+        partial.replace(self.pool / volname)
 
     def path(self, volname: str) -> Path:
         """/dev/VG/LV, linked to its backing file (activated) when the volume exists; /dev is per boot."""
@@ -360,6 +447,7 @@ class RbdBackend(Backend):
         raise StorageError("containers on rbd need krbd, which this kernel does not have")
 
     def free(self, volname: str) -> None:
+        self.rbd("snap", "purge", volname)  # PVE's RBD plugin purges an image's snapshots first
         self.rbd("rm", volname)
 
     def exists(self, volname: str) -> bool:
@@ -368,6 +456,29 @@ class RbdBackend(Backend):
         except StorageError:
             return False
         return True
+
+    def can_snapshot(self, volname: str) -> bool:
+        return True
+
+    def snapshot(self, volname: str, snap: str) -> None:
+        self.rbd("snap", "create", f"{volname}@{snap}")
+
+    def snapshot_delete(self, volname: str, snap: str) -> None:
+        self.rbd("snap", "rm", f"{volname}@{snap}")
+
+    def snapshot_rollback(self, volname: str, snap: str) -> None:
+        self.rbd("snap", "rollback", f"{volname}@{snap}")
+
+    def _rbd_shell(self, *args: str) -> str:
+        return shlex.join(["rbd", "--conf", "/etc/pve/ceph.conf", "-p", self.pool, "-n", "client.admin",
+                           "--keyring", self.keyring, *args])
+
+    def state_writer(self, volname: str) -> str:
+        self.rbd("rm", volname)  # `rbd import` makes the image afresh, the size of the state
+        return self._rbd_shell("import", "-", volname)
+
+    def state_reader(self, volname: str) -> str:
+        return self._rbd_shell("export", volname, "-")
 
     def path(self, volname: str) -> Path:
         return Path(f"rbd:{self.pool}/{volname}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")

@@ -53,6 +53,8 @@ class FakeCluster:
     # backup archives: {storage: [{volid, vmid, ctime}]}, as GET .../storage/{storage}/content lists them
     archives: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     task_log: list[str] = field(default_factory=lambda: ["...", "TASK OK"])
+    # snapshots: {vmid: {name: {description, vmstate}}}, as GET .../snapshot lists them (with `current` last)
+    snapshots: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def form(self, name: str, *nodes: str) -> FakeCluster:
         for node in nodes:
@@ -101,6 +103,9 @@ class FakeApi:
         if path == "/cluster/resources":
             return [{"vmid": v, "id": f"{g['type']}/{v}", **{k: g[k] for k in ("type", "node", "status")},
                      **({"hastate": "started"} if g.get("ha") else {})} for v, g in self.world.guests.items()]
+        if path.startswith("/nodes/") and path.endswith("/snapshot"):
+            taken = self.world.snapshots.get(int(path.split("/")[4]), {})
+            return [*({"name": n, **s} for n, s in taken.items()), {"name": "current", "description": "You are here!"}]
         if path.startswith("/nodes/") and ("/qemu/" in path or "/lxc/" in path):
             guest = self.world.guests[int(path.split("/")[4])]
             if path.endswith("/config"):
@@ -132,6 +137,11 @@ class FakeApi:
             node, kind = path.split("/")[2], path.split("/")[3]
             self.world.guests[int(params["vmid"])] = {"type": kind, "node": node, "status": "stopped", "config": {
                 k: v for k, v in params.items() if k != "vmid"}}
+        elif path.endswith("/snapshot"):
+            self.world.snapshots.setdefault(int(path.split("/")[4]), {})[params["snapname"]] = {
+                "description": params.get("description", ""), "vmstate": int(params.get("vmstate", 0))}
+        elif path.endswith("/rollback"):
+            pass
         elif "/status/" in path:
             action = path.rsplit("/", 1)[1]
             self.world.guests[int(path.split("/")[4])]["status"] = "running" if action == "start" else "stopped"
@@ -153,6 +163,9 @@ class FakeApi:
     def put(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "PUT", path, params))
         changes = {k: v for k, v in params.items() if k not in ("digest", "delete", "type")}
+        if "/snapshot/" in path:
+            self.world.snapshots[int(path.split("/")[4])][path.split("/")[6]].update(changes)
+            return
         if path.endswith("/config"):
             self.world.guests[int(path.split("/")[4])]["config"].update(changes)
             return
@@ -178,6 +191,9 @@ class FakeApi:
         if path.startswith("/cluster/backup/"):
             del self.world.backup_jobs[path.rsplit("/", 1)[1]]
             return
+        if path.startswith("/nodes/") and "/snapshot/" in path:
+            del self.world.snapshots[int(path.split("/")[4])][path.rsplit("/", 1)[1]]
+            return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:qmdelsnapshot::root@pam:"
         if path.startswith("/nodes/"):
             del self.world.guests[int(path.rsplit("/", 1)[1])]
             return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:qmdestroy::root@pam:"

@@ -1,0 +1,85 @@
+"""Benchmark of VM snapshots: prints figures, asserts nothing.
+
+  sudo .venv/bin/python -m bench.snapshots [--lab bench-snapshots]
+
+On a one-node lab of its own (PVE 9 node), a running tiny guest (256 MiB, a 64 MiB disk) per storage
+type - `qcow2` on a `dir` storage and the emulated `local-lvm` - and for each: `qm snapshot` without
+and with `--vmstate`, `qm rollback` to the snapshot with RAM until the guest answers again, `qm
+delsnapshot`, beside a plain copy of the same volume (`cp --sparse`, `qemu-img convert`). Times are
+wall clock over SSH, as a student sees them. RBD is measured in bench/ceph.py's lab only when Ceph is
+up (not here: a one-node Ceph takes longer to build than everything measured).
+Aim (issue 22): snapshot and rollback of the tiny guest within a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+from pvelab.poll import wait_for
+from pvelab.twin.drive import create_tiny_vm, guest_page, ssh
+from pvelab.twin.lab import Lab
+from pvelab.twin.spec import LabSpec
+
+STORAGES = {"qcow2 on dir": "qdir", "local-lvm (emulated thin)": "local-lvm"}  # qdir: a dir storage, format qcow2
+
+
+def run(lab: Lab, command: str) -> float:
+    """Seconds `command` took on pve1 (over SSH); a failure stops the bench."""
+    started = time.monotonic()
+    done = ssh(lab, "pve1", command, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{command}: {done.stdout}{done.stderr}")
+    return time.monotonic() - started
+
+
+def heartbeats(address: str) -> Callable[[], bool]:
+    return lambda: int(guest_page(address).get("heartbeats", 0)) >= 3
+
+
+def answering(address: str) -> Callable[[], bool]:
+    return lambda: bool(guest_page(address))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab", default="bench-snapshots")
+    args = parser.parse_args()
+    lab = Lab.named(args.lab, log=lambda _msg: None)
+    if lab.leftovers():
+        print(f"lab '{args.lab}' is up on this machine; take it down first (pvelab twin down --lab {args.lab})")
+        return 1
+    figures: dict[str, dict[str, float]] = {}
+    try:
+        lab.up(LabSpec(node_count=1))
+        run(lab, "pvesm add dir qdir --path /var/lib/qdir --content images --format qcow2")
+        subnet = lab.require_record().spec.subnet(0)
+        for n, (label, storage) in enumerate(STORAGES.items()):
+            vmid, address = 150 + n, str(subnet.network_address + 150 + n)
+            create_tiny_vm(lab, "pve1", vmid, address, disk_storage=storage)
+            wait_for(heartbeats(address), 120, f"VM {vmid} heartbeats")
+            volid = ssh(lab, "pve1", f"qm config {vmid} | sed -n 's/^scsi0: \\([^,]*\\),.*/\\1/p'").stdout.strip()
+            path = ssh(lab, "pve1", f"pvesm path {volid}").stdout.strip()
+            figures[label] = {"snapshot": run(lab, f"qm snapshot {vmid} plain"),
+                              "snapshot with RAM": run(lab, f"qm snapshot {vmid} withram --vmstate 1")}
+            time.sleep(3)
+            started = time.monotonic()
+            run(lab, f"qm rollback {vmid} withram")
+            wait_for(answering(address), 60, f"VM {vmid} answering after the rollback")
+            figures[label]["rollback with RAM, to an answer"] = time.monotonic() - started
+            figures[label]["delete (with RAM)"] = run(lab, f"qm delsnapshot {vmid} withram")
+            figures[label]["plain copy of the volume"] = run(
+                lab, f"qemu-img convert -O raw {path} /var/tmp/copy.raw && rm /var/tmp/copy.raw")
+    finally:
+        lab.down(quiet=True)
+    print("\nsnapshots of the tiny guest (256 MiB RAM, 64 MiB disk) under TCG, PVE 9 node, wall clock over SSH")
+    steps = list(next(iter(figures.values())))
+    print(f"  {'':<34}" + "".join(f"{label:>28}" for label in figures))
+    for step in steps:
+        print(f"  {step:<34}" + "".join(f"{figures[label][step]:>26.2f} s" for label in figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
