@@ -17,7 +17,7 @@ from pathlib import Path
 from pvelab.errors import TwinError
 from pvelab.twin import guest_os
 from pvelab.twin.host import require_tools
-from pvelab.twin.state import cache_dir
+from pvelab.twin.state import cache_dir, labs_dir, state_dir
 
 DEBIAN_SUITE = {"8": "bookworm", "9": "trixie"}  # PVE major -> the Debian release it is built on
 PACKAGES = (
@@ -96,14 +96,41 @@ def mmdebstrap_argv(pve_version: str, target: Path) -> list[str]:
 RECIPE_FILE = ".pvelab-recipe.json"  # in each image: what it was built from
 
 
+def images_in_use(mountinfo: Path = Path("/proc/self/mountinfo")) -> set[Path]:
+    """Images a lab still needs: the one each lab's record names (its nodes' disks sit on it, powered
+    on or not) and every overlay's lower directory mounted now."""
+    used: set[Path] = set()
+    records = [state_dir() / "lab.json", *labs_dir().glob("*/lab.json")]
+    for record in records:
+        try:
+            used.add(Path(json.loads(record.read_text())["image"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    try:
+        for line in mountinfo.read_text().splitlines():
+            if " - overlay " in line:
+                used.update(Path(part.split("=", 1)[1]) for part in line.split(" - overlay ")[1].split(",")
+                            if part.startswith("lowerdir="))
+    except OSError:
+        pass
+    return used
+
+
 def prune_older_images(keep: Path, suite: str, log: Callable[[str], None]) -> None:
-    """Images are ~0.4 GiB each: once a new one for a Debian release is built, the older ones go."""
+    """Images are ~0.4 GiB each: once a new one for a Debian release is built, the older ones go -
+    except those a lab still uses (a running lab's nodes have their root on it: deleting it would
+    pull the files from under them, as a test run building a newer image once did to a lab beside it)."""
+    in_use = images_in_use()
     for other in keep.parent.iterdir():
         try:
             built_from = json.loads((other / RECIPE_FILE).read_text())
         except (OSError, ValueError):
             continue  # not an image this code built (or one being built)
         if other != keep and built_from.get("suite") == suite:
+            if other in in_use:
+                log(f"kept the older {suite} node image {other.name}: a lab uses it (it goes when a newer "
+                    "image is built after that lab is down)")
+                continue
             shutil.rmtree(other, ignore_errors=True)
             log(f"removed the older {suite} node image {other.name}")
 

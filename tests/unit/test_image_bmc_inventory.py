@@ -107,3 +107,25 @@ def test_a_new_image_replaces_older_ones_of_its_debian_release_only(tmp_path):
     (tmp_path / "foreign").mkdir()  # no recipe: not ours to remove
     image.prune_older_images(tmp_path / "new9", "trixie", log=lambda _msg: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "new9", "old8"]
+
+
+def test_an_older_image_a_lab_still_uses_is_kept(tmp_path, monkeypatch):
+    """A test run (or a second lab) building a newer image must not pull an image from under a lab:
+    one named by a lab's record, or mounted as an overlay's lower directory, stays."""
+    import json
+
+    images = tmp_path / "images"
+    for name in ("old9", "older9", "mounted9", "new9"):
+        (images / name).mkdir(parents=True)
+        (images / name / image.RECIPE_FILE).write_text(json.dumps({"suite": "trixie"}))
+    monkeypatch.setenv("PVELAB_STATE_DIR", str(tmp_path / "default-lab"))
+    monkeypatch.setenv("PVELAB_LABS_DIR", str(tmp_path / "labs"))
+    (tmp_path / "labs" / "class1").mkdir(parents=True)
+    (tmp_path / "labs" / "class1" / "lab.json").write_text(json.dumps({"image": str(images / "old9")}))
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"101 30 0:52 / /var/lib/pvelab/labs/x/nodes/pve1/rootfs rw,relatime - overlay overlay "
+                         f"rw,lowerdir={images / 'mounted9'},upperdir=/u,workdir=/w\n")
+    assert image.images_in_use(mountinfo) == {images / "old9", images / "mounted9"}
+    monkeypatch.setattr(image, "images_in_use", lambda: {images / "old9", images / "mounted9"})
+    image.prune_older_images(images / "new9", "trixie", log=lambda _msg: None)
+    assert sorted(p.name for p in images.iterdir()) == ["mounted9", "new9", "old9"]
