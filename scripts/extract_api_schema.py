@@ -112,7 +112,8 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/qemu/{vmid}/status/resume"),
     ("GET", "/nodes/{node}/qemu/{vmid}/migrate"),
     ("POST", "/nodes/{node}/qemu/{vmid}/migrate"),
-    # snapshots (issue 22)
+    # snapshots and disks (issue 22)
+    ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),

@@ -75,10 +75,11 @@ def create_tiny_vm(lab: Lab, node: str, vmid: int, address: str, disk_storage: s
                           f"--ipconfig0 ip={address}/24 --tablet 0 --start {int(start)}", timeout=120)
 
 
-def guest_page(address: str) -> dict[str, str]:
-    """The tiny guest's status page as {field: value}; {} while it does not answer."""
+def guest_page(address: str, page: str = "status") -> dict[str, str]:
+    """A page of the tiny guest as {field: value} (`status`; `disk`: its heartbeat disk's size as it
+    sees it); {} while it does not answer."""
     try:
-        with urllib.request.urlopen(f"http://{address}/cgi-bin/status", timeout=2) as answer:
+        with urllib.request.urlopen(f"http://{address}/cgi-bin/{page}", timeout=2) as answer:
             return dict(line.split(": ", 1) for line in answer.read().decode().splitlines() if ": " in line)
     except OSError:
         return {}

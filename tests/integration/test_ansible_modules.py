@@ -36,7 +36,7 @@ def module(lab: Lab, name: str, args: dict[str, Any], check: bool = False, diff:
     argv += ["--check"] if check else []
     argv += ["--diff"] if diff else []
     proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600,
-                          check=False)
+                          check=False, stdin=subprocess.DEVNULL)  # ansible refuses a non-blocking stdin
     head, sep, body = proc.stdout.partition("localhost | ")
     assert sep, proc.stdout + proc.stderr
     status, _, payload = body.partition(" => ")

@@ -268,6 +268,33 @@ def test_a_snapshot_with_ram_brings_the_running_guest_back_where_it_was(cluster:
     assert f"snap_vm-{BY_API}-disk-0_before" not in pool and f"vm-{BY_API}-state-before" not in pool, pool
 
 
+def test_an_online_resize_is_seen_by_the_running_guest(cluster: Lab) -> None:
+    """VM 130 runs with its disk on local-lvm: `qm resize +32M`, then community.proxmox's proxmox_disk
+    to 128M; the guest's disk grows each time (after a rescan, as on any Linux guest)."""
+    import os
+
+    from .test_ansible_modules import REPO, api_args, module
+
+    assert int(guest_page(ADDRESS[BY_API], "disk").get("bytes", 0)) == 64 << 20
+    grown = ssh(cluster, "pve2", f"qm resize {BY_API} scsi0 +32M")
+    assert grown.returncode == 0, grown.stdout + grown.stderr
+    assert f"scsi0: local-lvm:vm-{BY_API}-disk-0,size=96M" in ssh(cluster, "pve2", f"qm config {BY_API}").stdout
+    assert int(guest_page(ADDRESS[BY_API], "disk")["bytes"]) == 96 << 20
+    refused = ssh(cluster, "pve2", f"qm resize {BY_API} scsi0 32M")
+    assert refused.returncode == 255 and "shrinking disks is not supported" in refused.stdout + refused.stderr
+    auth = api_args(cluster, "pve1")
+    disk = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+            "validate_certs": False, "vmid": BY_API, "disk": "scsi0", "size": "128M", "state": "resized"}
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
+    try:
+        resized = module(cluster, "community.proxmox.proxmox_disk", disk)
+        assert resized["changed"] and not resized["_failed"], resized
+        assert module(cluster, "community.proxmox.proxmox_disk", disk)["changed"] is False
+    finally:
+        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    assert int(guest_page(ADDRESS[BY_API], "disk")["bytes"]) == 128 << 20
+
+
 def test_community_proxmox_snap_works_unchanged(cluster: Lab) -> None:
     """proxmox_snap (community.proxmox 1.4.0) makes, keeps and removes a snapshot of the running VM 130."""
     import os

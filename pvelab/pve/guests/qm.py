@@ -24,6 +24,7 @@ USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
        qm config <vmid> [OPTIONS]
        qm create <vmid> [OPTIONS]
        qm delsnapshot <vmid> <snapname> [OPTIONS]
+       qm disk resize <vmid> <disk> <size> [OPTIONS]
        qm destroy <vmid> [OPTIONS]
        qm list  [OPTIONS]
        qm listsnapshot <vmid>
@@ -31,6 +32,7 @@ USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
        qm pending <vmid>
        qm reboot <vmid> [OPTIONS]
        qm reset <vmid> [OPTIONS]
+       qm resize <vmid> <disk> <size> [OPTIONS]
        qm resume <vmid> [OPTIONS]
        qm rollback <vmid> <snapname> [OPTIONS]
        qm set <vmid> [OPTIONS]
@@ -163,6 +165,11 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return 0
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
+    if command == "disk" and args[:1] == ["resize"]:  # `qm disk resize` is `qm resize`, as on PVE 8 and 9
+        command, args = "resize", args[1:]
+    if command == "resize":
+        vmid, disk, size = args
+        return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})
     if command in SNAPSHOT_TASKS:
         vmid, snapname = args
         method, path = SNAPSHOT_TASKS[command]

@@ -111,6 +111,29 @@ class Backend:
     def snapshot_rollback(self, volname: str, snap: str) -> None:
         raise StorageError("can't rollback snapshot for this image format")
 
+    # -- size ------------------------------------------------------------------------------------
+    def size(self, volname: str) -> int:
+        """The volume's size in bytes (PVE's volume_size_info): what a guest sees, not what it takes."""
+        path = self.path(volname)
+        if str(path).endswith(".qcow2"):
+            info = subprocess.run(["qemu-img", "info", "--output=json", "-U", str(path)], capture_output=True,
+                                  text=True, check=False)
+            if info.returncode != 0:
+                raise StorageError(f"Could not determine current size of volume '{self.id}:{volname}'")
+            return int(json.loads(info.stdout)["virtual-size"])
+        return Path(path).resolve().stat().st_size
+
+    def resize(self, volname: str, size: int) -> None:
+        """Grow a volume no QEMU holds (a running VM's QEMU resizes its own through block_resize)."""
+        path = self.path(volname)
+        if str(path).endswith(".qcow2"):
+            done = subprocess.run(["qemu-img", "resize", "-f", "qcow2", str(path), str(size)], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode != 0:
+                raise StorageError(f"qemu-img resize failed: {done.stderr.strip()}")
+            return
+        os.truncate(Path(path).resolve(), size)
+
     def state_writer(self, volname: str) -> str:
         """A shell command that writes a VM's saved state (QEMU's migration stream on stdin) into the volume."""
         return f"dd of={shlex.quote(str(self.path(volname)))} bs=1M conv=notrunc status=none"  # keeps its size
@@ -472,6 +495,12 @@ class RbdBackend(Backend):
     def _rbd_shell(self, *args: str) -> str:
         return shlex.join(["rbd", "--conf", "/etc/pve/ceph.conf", "-p", self.pool, "-n", "client.admin",
                            "--keyring", self.keyring, *args])
+
+    def size(self, volname: str) -> int:
+        return int(json.loads(self.rbd("info", "--format", "json", volname))["size"])
+
+    def resize(self, volname: str, size: int) -> None:
+        self.rbd("resize", "--size", f"{size // 1024}K", volname)
 
     def state_writer(self, volname: str) -> str:
         self.rbd("rm", volname)  # `rbd import` makes the image afresh, the size of the state

@@ -1,0 +1,79 @@
+"""A VM's disks changed in place: `qm resize` / `qm disk resize` and PUT /nodes/{node}/qemu/{vmid}/resize,
+as qemu-server's resize_vm does it (a task; only growing; a running VM's QEMU grows the volume itself
+through block_resize, so the guest sees the new size at once)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pvelab.pve.access import guard as access
+from pvelab.pve.api import tasks
+from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.guests import qmp, runtime, store
+from pvelab.pve.guests.api import guest_call
+from pvelab.pve.guests.config import VmConfig
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage.volumes import parse_volume_id, volume_backend
+
+Log = Callable[[str], None]
+SIZE = re.compile(r"^(\+)?(\d+(?:\.\d+)?)([KMGT])?$")
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def new_size(text: str, current: int) -> int:
+    """qemu-server's reading of `size`: bytes, or K/M/G/T; a leading + adds to the current size."""
+    found = SIZE.match(text)
+    if not found:  # the schema's pattern lets none through; qemu-server says the same if one did
+        raise GuestError("internal error")
+    grown = int(float(found.group(2)) * UNITS[found.group(3) or ""])
+    return current + grown if found.group(1) else grown
+
+
+def resize(node: str, vmid: int, disk: str, size_text: str, digest: str | None, skiplock: bool, caller: str,
+           log: Log) -> None:
+    with store.locked(vmid):
+        conf: VmConfig = store.load(node, vmid)
+        if digest and digest != conf.digest:
+            raise GuestError("checksum mismatch (file change by other user?)")
+        if not skiplock:
+            store.check_lock(conf)
+        if disk not in conf.main.options:
+            raise GuestError(f"disk '{disk}' does not exist")
+        drive = store.parse_drive(conf.main.options[disk])
+        volid = drive.get("file", "")
+        if not volid:
+            raise GuestError(f"disk '{disk}' has no associated volume")
+        if store.is_cdrom(drive):
+            raise GuestError("you can't resize a cdrom")
+        storage_id, _volname = parse_volume_id(volid)
+        access.require(caller, f"/storage/{storage_id}", ["Datastore.AllocateSpace"])
+        backend, volname = volume_backend(volid)
+        current = backend.size(volname)
+        wanted = new_size(size_text, current)
+        if wanted < current:
+            raise GuestError("shrinking disks is not supported")
+        if wanted == current:
+            return
+        if runtime.pid_of(vmid) is not None:  # QEMU grows the image it holds, and tells the guest
+            qmp.command(vmid, "block_resize", device=f"drive-{disk}", size=wanted, timeout=60)
+        else:
+            backend.resize(volname, wanted)
+        drive["size"] = store.size_text(wanted)
+        conf.main.options[disk] = store.print_drive(drive)
+        store.save(node, vmid, conf)
+
+
+@route("PUT /nodes/{node}/qemu/{vmid}/resize")
+def vm_resize(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    if params.get("skiplock") and ctx.caller.name != "root@pam":
+        raise ApiException(400, "Parameter verification failed.", {"skiplock": "Only root may use this option."})
+    guest_call(lambda: store.load(ctx.node, vmid))
+
+    def work(log: Log) -> None:
+        guest_call(lambda: resize(ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"),
+                                  bool(params.get("skiplock")), ctx.caller.name, log))
+
+    return tasks.start(ctx.node, "resize", str(vmid), ctx.caller.name, work)

@@ -1,0 +1,62 @@
+"""`qm resize` without a lab: qemu-server's reading of sizes, growing a stopped VM's raw volume on a dir
+storage (the file), the config's size= as PVE prints it, and the refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pvelab.pve.guests import disk_api, runtime, store
+from pvelab.pve.guests.store import GuestError
+from pvelab.pve.storage import config
+
+VM = """boot: order=scsi0
+ide2: none,media=cdrom
+memory: 256
+scsi0: store:150/vm-150-disk-0.raw,size=64M
+"""
+
+
+@pytest.mark.parametrize(("given", "current", "expected"), [
+    ("+32M", 64 << 20, 96 << 20), ("1G", 64 << 20, 1 << 30), ("+0.5G", 1 << 30, 3 << 29), ("4096", 0, 4096),
+])
+def test_sizes_are_read_as_qemu_server_reads_them(given: str, current: int, expected: int) -> None:
+    assert disk_api.new_size(given, current) == expected
+
+
+@pytest.fixture
+def vm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cfg = tmp_path / "storage.cfg"
+    cfg.write_text(f"dir: store\n\tpath {tmp_path / 'store'}\n\tcontent images\n\n")
+    monkeypatch.setattr(config, "STORAGE_CFG", cfg)
+    monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
+    monkeypatch.setattr(store, "LOCK_DIR", tmp_path / "locks")
+    monkeypatch.setattr(runtime, "pid_of", lambda vmid: None)
+    images = tmp_path / "store" / "images" / "150"
+    images.mkdir(parents=True)
+    with open(images / "vm-150-disk-0.raw", "wb") as raw:
+        raw.truncate(64 << 20)
+    conf = tmp_path / "nodes" / "pve1" / "qemu-server" / "150.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(VM)
+    return images
+
+
+def test_a_stopped_vms_raw_disk_grows_and_its_config_says_so(vm: Path) -> None:
+    disk_api.resize("pve1", 150, "scsi0", "+32M", None, False, "root@pam", print)
+    assert (vm / "vm-150-disk-0.raw").stat().st_size == 96 << 20
+    assert "scsi0: store:150/vm-150-disk-0.raw,size=96M\n" in store.config_path("pve1", 150).read_text()
+
+
+@pytest.mark.parametrize(("disk", "size", "message"), [
+    ("scsi0", "32M", "shrinking disks is not supported"),
+    ("scsi5", "+1G", "disk 'scsi5' does not exist"),
+    ("ide2", "+1G", "you can't resize a cdrom"),
+])
+def test_refusals_change_nothing(vm: Path, disk: str, size: str, message: str) -> None:
+    before = store.config_path("pve1", 150).read_text()
+    with pytest.raises(GuestError, match=message):
+        disk_api.resize("pve1", 150, disk, size, None, False, "root@pam", print)
+    assert store.config_path("pve1", 150).read_text() == before
+    assert (vm / "vm-150-disk-0.raw").stat().st_size == 64 << 20
