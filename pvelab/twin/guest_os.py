@@ -252,16 +252,7 @@ echo "vmid: $PVELAB_VMID"; echo "name: \$(hostname)"; echo "node: $PVELAB_NODE"
 echo "boot_id: $BOOT"; echo "uptime: \$((\$(date +%s) - $STARTED))"; echo "counter: \$n"
 echo "heartbeats: \$(wc -l < $HB)"
 EOS
-# the heartbeat disk's size as the guest sees it (a SCSI disk learns a new size on a rescan, as
-# `echo 1 > /sys/block/sdX/device/rescan` does on any Linux guest after an online resize)
-cat > /www/cgi-bin/disk <<EOS
-#!/bin/sh
-echo "Content-Type: text/plain"; echo
-d=${DISK#/dev/}
-[ -n "\$d" ] && [ -e /sys/block/\$d/device/rescan ] && echo 1 > /sys/block/\$d/device/rescan
-echo "disk: ${DISK:-none}"; echo "bytes: \$(( \$(cat /sys/block/\$d/size 2>/dev/null || echo 0) * 512 ))"
-EOS
-chmod +x /www/cgi-bin/status /www/cgi-bin/disk
+chmod +x /www/cgi-bin/status
 httpd -p 80 -h /www
 trap 'exit 0' TERM INT PWR USR1 USR2
 mkfifo /run/tick; exec 4<>/run/tick
