@@ -388,6 +388,7 @@ class Node:
 
     def __init__(self, node: str) -> None:
         self.node = node
+        self.paused: set[int] = set()  # guests this snapshot paused (a guest paused by its user stays so)
 
     def now(self) -> int:
         return int(time.time())
@@ -424,8 +425,9 @@ class Node:
 
     def before_volume_snapshots(self, vmid: int, snap: dict[str, str], running: bool, log: Log) -> None:
         """The guest paused while its volumes are snapshotted, so every disk (and the RAM) is of one instant."""
-        if running:
+        if running and qmp.command(vmid, "query-status").get("status") == "running":
             qmp.command(vmid, "stop")
+            self.paused.add(vmid)
 
     def after_volume_snapshots(self, vmid: int, snap: dict[str, str], running: bool, log: Log) -> None:
         """The RAM written to its volume while the guest is still paused (QEMU's migration stream, which
@@ -448,7 +450,9 @@ class Node:
                         raise GuestError(f"unable to save VM state and RAM - {why}")
                     time.sleep(0.2)
         finally:
-            qmp.command(vmid, "cont")
+            if vmid in self.paused:
+                self.paused.discard(vmid)
+                qmp.command(vmid, "cont")
 
     def volume_snapshot(self, vmid: int, key: str, volid: str, snapname: str, running: bool, log: Log) -> None:
         store_, volname, _options = volume_of(volid)
