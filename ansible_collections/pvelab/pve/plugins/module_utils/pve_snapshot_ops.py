@@ -35,8 +35,8 @@ def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         if name not in listed:
             return result
         after = [n for n in names if n != name]
-        changed = {**result, "changed": True, "snapshots": after, "diff": {"before": {"snapshots": names},
-                                                                         "after": {"snapshots": after}}}
+        diff = {"before": {"snapshots": names}, "after": {"snapshots": after}}
+        changed = {**result, "changed": True, "snapshots": after, "diff": diff}
         if check_mode:
             return {**changed, "msg": f"snapshot '{name}' of guest {vmid} would be removed"}
         upid = api.delete(f"{base}/{name}", **({"force": 1} if p.get("force") else {}))
@@ -51,8 +51,8 @@ def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
             api.put(f"{base}/{name}/config", description=p["description"])
         return changed
     after = sorted([*names, name])
-    changed = {**result, "changed": True, "snapshots": after, "diff": {"before": {"snapshots": names},
-                                                                     "after": {"snapshots": after}}}
+    diff = {"before": {"snapshots": names}, "after": {"snapshots": after}}
+    changed = {**result, "changed": True, "snapshots": after, "diff": diff}
     if check_mode:
         return {**changed, "msg": f"snapshot '{name}' of guest {vmid} would be taken"
                                   + (" with its RAM" if p.get("vmstate") else "")}

@@ -14,8 +14,8 @@ from ansible_collections.pvelab.pve.tests.unit.plugins.fake_pve import FakeApi, 
 
 
 def options(**given: Any) -> dict[str, Any]:
-    return module_params(pve_snapshot.ARGUMENT_SPEC, **{"api_host": "198.18.0.11", "api_password": "pw",
-                                                         "vmid": 110, "name": "before", **given})
+    given = {"api_host": "198.18.0.11", "api_password": "pw", "vmid": 110, "name": "before", **given}
+    return module_params(pve_snapshot.ARGUMENT_SPEC, **given)
 
 
 @pytest.fixture
