@@ -74,3 +74,12 @@ def test_property_strings_read_and_print_as_pve_writes_them() -> None:
     assert [store.size_bytes(t) for t in ("1G", "64M", "12K", "1000", "0.5G")] == [1 << 30, 64 << 20, 12288, 1000,
                                                                                   1 << 29]
     assert store.size_bytes("4", "G") == 4 << 30 and store.size_bytes("8G", "G") == 8 << 30
+
+
+def test_a_qcow2_volume_is_opened_as_qcow2_though_the_drive_names_no_format() -> None:
+    """qemu-server reads the format from the volume's name: QEMU opening a qcow2 image as raw would show
+    the guest the image's own layout (and QEMU refuses internal snapshots of it)."""
+    args = qemu_cmd.drive_args("scsi0", {"file": "qdir:150/vm-150-disk-0.qcow2"}, lambda v: f"/img/{v}", 100)
+    assert "format=qcow2" in args[1] and "format=raw" not in args[1]
+    raw = qemu_cmd.drive_args("scsi1", {"file": "local-lvm:vm-150-disk-1"}, lambda v: f"/dev/pve/{v}", None)
+    assert "format=raw" in raw[1]

@@ -55,8 +55,11 @@ def drive_args(key: str, drive: dict[str, str], path_of: PathOf, bootindex: int 
     if file != "none":
         path = path_of(file) if ":" in file else file
         spec = f"file={path},if=none,id=drive-{key}"
+        # the format from the drive, else from the volume's name (qemu-server's parse_volname): a
+        # qcow2 image opened as raw would show the guest the image's own layout
+        fmt = drive.get("format") or next((f for f in ("qcow2", "vmdk") if file.endswith(f".{f}")), "raw")
         spec += ",media=cdrom,aio=io_uring" if cdrom else \
-            f",format={drive.get('format', 'raw')},cache={drive.get('cache', 'none')},aio=io_uring,detect-zeroes=on"
+            f",format={fmt},cache={drive.get('cache', 'none')},aio=io_uring,detect-zeroes=on"
         args += ["-drive", spec]
     if bus == "ide":
         kind = "ide-cd" if cdrom else "ide-hd"
