@@ -141,19 +141,18 @@ class BackupRun:
 
     def keep_policy(self, guest_name: str) -> None:
         """After the archive, as vzdump: its notes, its protection, then the guest's older backups pruned."""
-        storage, volid = self.params.get("storage", "local"), f"{self.params.get('storage', 'local')}:backup/" \
-            f"{self.archive.name}"
+        storage, volname = self.params.get("storage", "local"), f"backup/{self.archive.name}"
         store = backend(storage, storage_config.get(storage))
         if self.params.get("notes-template"):
             self("adding notes to backup")
             try:
                 notes = notes_from(str(self.params["notes-template"]), self.node, self.vmid, guest_name)
-                store.set_attribute(volid.split(":", 1)[1], "notes", notes)
+                store.set_attribute(volname, "notes", notes)
             except (GuestError, StorageError, OSError) as exc:
                 self.log(f"WARN: unable to add notes - {exc}")
         if str(self.params.get("protected", "0")) in ("1", "True", "true"):
             self("marking backup as protected")
-            store.set_attribute(volid.split(":", 1)[1], "protected", 1)
+            store.set_attribute(volname, "protected", 1)
         keep = retention(self.params)
         if keep.get("keep-all") or str(self.params.get("remove", "1")) in ("0", "False", "false"):
             return

@@ -105,7 +105,7 @@ def dump_section(section: Section, pending: bool = False) -> str:
     return out
 
 
-DRIVE_NAME = re.compile(r"^(?:ide|sata|scsi|virtio|efidisk|tpmstate)\d+$")
+DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)(\d+)$")  # a config's drives (ide2, scsi0, ...)
 
 
 def drive_file(value: str) -> str:
@@ -117,7 +117,7 @@ def dump(conf: VmConfig) -> str:
     """The file's text. As qemu-server's write_vm_config, an `unusedN` naming a volume a drive of the
     config (or of its pending changes) uses again is left out."""
     used = {drive_file(v) for section in (conf.main, conf.pending) if section is not None
-            for k, v in section.options.items() if DRIVE_NAME.match(k)}
+            for k, v in section.options.items() if DRIVE_KEY.match(k)}
     stale = [k for k, v in conf.main.options.items() if re.fullmatch(r"unused\d+", k) and v in used]
     if stale:
         conf = VmConfig(main=Section({k: v for k, v in conf.main.options.items() if k not in stale},

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve.access import guard as access
-from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import qmp, runtime, store
-from pvelab.pve.guests.api import guest_call
+from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.storage.volumes import parse_volume_id, volume_backend
+from pvelab.pve.storage.volumes import volume_backend
 
 Log = Callable[[str], None]
 SIZE = re.compile(r"^(\+)?(\d+(?:\.\d+)?)([KMGT])?$")
@@ -47,9 +46,8 @@ def resize(node: str, vmid: int, disk: str, size_text: str, digest: str | None, 
             raise GuestError(f"disk '{disk}' has no associated volume")
         if store.is_cdrom(drive):
             raise GuestError("you can't resize a cdrom")
-        storage_id, _volname = parse_volume_id(volid)
-        access.require(caller, f"/storage/{storage_id}", ["Datastore.AllocateSpace"])
         backend, volname = volume_backend(volid)
+        access.require(caller, f"/storage/{backend.id}", ["Datastore.AllocateSpace"])
         current = backend.size(volname)
         wanted = new_size(size_text, current)
         if wanted < current:
@@ -71,9 +69,6 @@ def vm_resize(ctx: Context, params: dict[str, Any]) -> Any:
     if params.get("skiplock") and ctx.caller.name != "root@pam":
         raise ApiException(400, "Parameter verification failed.", {"skiplock": "Only root may use this option."})
     guest_call(lambda: store.load(ctx.node, vmid))
-
-    def work(log: Log) -> None:
-        guest_call(lambda: resize(ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"),
-                                  bool(params.get("skiplock")), ctx.caller.name, log))
-
-    return tasks.start(ctx.node, "resize", str(vmid), ctx.caller.name, work)
+    return worker(ctx, "resize", vmid, lambda log: resize(
+        ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"), bool(params.get("skiplock")),
+        ctx.caller.name, log))

@@ -136,15 +136,15 @@ def print_snapshot_tree(snapshots: list[dict[str, Any]]) -> None:
         else:
             roots.append(item["name"])
 
-    def when(name: str) -> tuple[int, int]:
+    def when(name: str) -> tuple[int, int]:  # `current` has no snaptime: it sorts last
         snaptime = by_name[name].get("snaptime")
-        return (1, 0) if snaptime is None or by_name[name]["name"] == "current" else (0, int(snaptime))
+        return (1, 0) if snaptime is None else (0, int(snaptime))
 
     def show(prefix: str, name: str) -> None:
         item = by_name[name]
         description = (item.get("description") or "no-description").split("\n")[0]
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["snaptime"])) \
-            if name != "current" and item.get("snaptime") is not None else ""
+            if item.get("snaptime") is not None else ""
         width = max(30 - len(prefix), 0)
         print(f"{prefix} {name:<{width}} {stamp:<23} {description}")
         for child in sorted(item.get("children", []), key=when):

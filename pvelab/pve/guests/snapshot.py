@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pvelab.poll import poll
@@ -23,7 +23,7 @@ from pvelab.pve.guests.store import GuestError
 from pvelab.pve.guests.vm_ops import start_vm
 from pvelab.pve.refusal import Refusal
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import Backend, backend, parse_volume_id
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
 Log = Callable[[str], None]
 # The order qemu-server walks a config's drives (valid_drive_names)
@@ -92,10 +92,6 @@ def add_unused(options: dict[str, str], volid: str) -> None:
     options[key] = volid
 
 
-def check_lock(conf: VmConfig) -> None:
-    store.check_lock(conf)
-
-
 def is_template(conf: VmConfig) -> bool:
     return conf.main.options.get("template") == "1"
 
@@ -106,7 +102,6 @@ class Vm:
 
     node: str
     vmid: int
-    unused_cloudinit: list[str] = field(default_factory=list)
 
     def update(self, change: Callable[[VmConfig], Any]) -> Any:
         """Read, change, write under the lock; a change that raises writes nothing (as PVE's lock_config)."""
@@ -127,7 +122,7 @@ def prepare(vm: Vm, snapname: str, save_vmstate: bool, comment: str | None, worl
     def change(conf: VmConfig) -> dict[str, str]:
         if is_template(conf):
             raise GuestError("you can't take a snapshot if it's a template")
-        check_lock(conf)
+        store.check_lock(conf)
         conf.main.options["lock"] = "snapshot"
         if snapname in conf.snapshots:
             raise GuestError(f"snapshot name '{snapname}' already used")
@@ -295,7 +290,7 @@ def delete(vm: Vm, snapname: str, force: bool, world: World, log: Log, made: dic
 
 
 def _set_lock(conf: VmConfig, lock: str) -> None:
-    check_lock(conf)
+    store.check_lock(conf)
     conf.main.options["lock"] = lock
 
 
@@ -322,7 +317,7 @@ def rollback(vm: Vm, snapname: str, world: World, log: Log) -> None:
             world.rollback_possible(volid, snapname)
         if snap.options.get("snapstate"):
             raise GuestError(f"unable to rollback to incomplete snapshot (snapstate = {snap.options['snapstate']})")
-        check_lock(conf)
+        store.check_lock(conf)
         world.stop(vm.vmid, log)
         if world.running(vm.vmid):
             raise GuestError(f"unable to rollback vm {vm.vmid}: vm is running")
@@ -335,10 +330,10 @@ def rollback(vm: Vm, snapname: str, world: World, log: Log) -> None:
         if conf.main.options.get("lock") != "rollback":
             raise GuestError("got wrong lock")
         del conf.main.options["lock"]
-        unused = [volid for _key, volid in volumes(conf.main.options)
-                  if volid not in {v for _k, v in volumes(snap.options)}]
-        for volid in unused:
-            add_unused(conf.main.options, volid)
+        kept_by_snapshot = {volid for _key, volid in volumes(snap.options)}
+        for _key, volid in volumes(conf.main.options):
+            if volid not in kept_by_snapshot:
+                add_unused(conf.main.options, volid)
         kept = {k: v for k, v in conf.main.options.items() if re.fullmatch(r"unused\d+", k)}
         conf.main.options = {**kept, **copy_config(snap.options), "parent": snapname}
         options = conf.main.options
@@ -360,13 +355,6 @@ def rollback(vm: Vm, snapname: str, world: World, log: Log) -> None:
 
 
 # -- the node itself --------------------------------------------------------------------------------
-def volume_of(volid: str) -> tuple[Backend, str, dict[str, Any]]:
-    """(backend, volume name, storage options) of a volume ID."""
-    sid, volname = parse_volume_id(volid)
-    options = storage_config.get(sid)
-    return backend(sid, options), volname, options
-
-
 def vmstate_storage(options: dict[str, str]) -> str:
     """qemu-server's find_vmstate_storage: `vmstatestorage`, else a shared storage the VM's disks
     use, else a local one (file-based storages first), else `local`."""
@@ -374,8 +362,8 @@ def vmstate_storage(options: dict[str, str]) -> str:
         return options["vmstatestorage"]
     shared = local = None
     for _key, volid in volumes(options):
-        sid = volid.split(":", 1)[0]
-        _store, _name, storage = volume_of(volid)
+        sid = parse_volume_id(volid)[0]
+        storage = storage_config.get(sid)
         if storage.get("shared") in (1, "1", True):
             shared = sid if shared is None or storage.get("path") else shared
         else:
@@ -398,11 +386,11 @@ class Node:
 
     def activate_storages(self, options: dict[str, str], with_vmstate: bool) -> None:
         for _key, volid in volumes(options):  # a storage that is gone is said at once
-            volume_of(volid)
+            volume_backend(volid)
 
     def can_snapshot(self, conf: dict[str, str]) -> bool:
         for _key, volid in volumes(conf):
-            store_, volname, _options = volume_of(volid)
+            store_, volname = volume_backend(volid)
             if not store_.can_snapshot(volname):
                 return False
         return True
@@ -434,7 +422,7 @@ class Node:
         is what qemu-server's savevm writes too), then the guest resumed."""
         try:
             if snap.get("vmstate"):
-                store_, volname, _options = volume_of(snap["vmstate"])
+                store_, volname = volume_backend(snap["vmstate"])
                 log(f"saving VM state and RAM using storage '{snap['vmstate'].split(':', 1)[0]}'")
                 began = time.monotonic()
                 qmp.command(vmid, "migrate", uri=f"exec:{store_.state_writer(volname)}")
@@ -455,7 +443,7 @@ class Node:
                 qmp.command(vmid, "cont")
 
     def volume_snapshot(self, vmid: int, key: str, volid: str, snapname: str, running: bool, log: Log) -> None:
-        store_, volname, _options = volume_of(volid)
+        store_, volname = volume_backend(volid)
         if running and volname.endswith(".qcow2"):  # QEMU holds the image: it takes the internal snapshot
             log("internal qemu snapshot")
             qmp.command(vmid, "blockdev-snapshot-internal-sync", device=f"drive-{key}", name=snapname, timeout=60)
@@ -463,7 +451,7 @@ class Node:
             store_.snapshot(volname, snapname)
 
     def volume_snapshot_delete(self, vmid: int, key: str | None, volid: str, snapname: str, running: bool) -> None:
-        store_, volname, _options = volume_of(volid)
+        store_, volname = volume_backend(volid)
         if running and key and volname.endswith(".qcow2"):
             qmp.command(vmid, "blockdev-snapshot-delete-internal-sync", device=f"drive-{key}", name=snapname,
                         timeout=60)
@@ -471,14 +459,14 @@ class Node:
             store_.snapshot_delete(volname, snapname)
 
     def rollback_possible(self, volid: str, snapname: str) -> None:
-        volume_of(volid)
+        volume_backend(volid)
 
     def volume_rollback(self, volid: str, snapname: str) -> None:
-        store_, volname, _options = volume_of(volid)
+        store_, volname = volume_backend(volid)
         store_.snapshot_rollback(volname, snapname)
 
     def free_vmstate(self, volid: str) -> None:
-        store_, volname, _options = volume_of(volid)
+        store_, volname = volume_backend(volid)
         store_.free(volname)
 
     def free_volume(self, volid: str) -> None:
@@ -489,7 +477,7 @@ class Node:
 
     def start_with_state(self, vmid: int, vmstate: str, log: Log) -> None:
         """The VM started from the saved RAM (as qemu-server's vm_start with a statefile): it resumes."""
-        store_, volname, _options = volume_of(vmstate)
+        store_, volname = volume_backend(vmstate)
         start_vm(self.node, vmid, log, incoming=f"exec:{store_.state_reader(volname)}")
         # the RAM was saved with the guest paused (so the disks match it), and QEMU keeps that state
         # on loading it: once loaded, the guest runs on, as it does on PVE after a rollback with RAM

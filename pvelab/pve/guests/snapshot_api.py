@@ -10,7 +10,7 @@ from pvelab.pve.access import guard as access
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import snapshot, store
 from pvelab.pve.guests.api import guest_call, typed_options, worker
-from pvelab.pve.guests.config import NOT_OPTIONS
+from pvelab.pve.guests.config import NOT_OPTIONS, Section
 
 Log = Callable[[str], None]
 
@@ -18,6 +18,15 @@ Log = Callable[[str], None]
 def vm_here(ctx: Context, vmid: int) -> snapshot.Vm:
     guest_call(lambda: store.load(ctx.node, vmid))  # PVE's "Configuration file ... does not exist"
     return snapshot.Vm(ctx.node, vmid)
+
+
+def snapshot_section(ctx: Context, params: dict[str, Any]) -> Section:
+    """The snapshot the path names, or PVE's "snapshot '...' does not exist"."""
+    conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
+    snap = conf.snapshots.get(params["snapname"])
+    if snap is None:
+        raise ApiException(500, f"snapshot '{params['snapname']}' does not exist")
+    return snap
 
 
 @route("GET /nodes/{node}/qemu/{vmid}/snapshot")
@@ -55,18 +64,13 @@ def snapshot_create(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /nodes/{node}/qemu/{vmid}/snapshot/{snapname}")
 def snapshot_index(ctx: Context, params: dict[str, Any]) -> Any:
-    conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
-    if params["snapname"] not in conf.snapshots:
-        raise ApiException(500, f"snapshot '{params['snapname']}' does not exist")
+    snapshot_section(ctx, params)
     return [{"cmd": "rollback"}, {"cmd": "config"}]
 
 
 @route("GET /nodes/{node}/qemu/{vmid}/snapshot/{snapname}/config")
 def snapshot_config(ctx: Context, params: dict[str, Any]) -> Any:
-    conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
-    snap = conf.snapshots.get(params["snapname"])
-    if snap is None:
-        raise ApiException(500, f"snapshot '{params['snapname']}' does not exist")
+    snap = snapshot_section(ctx, params)
     out = typed_options({k: v for k, v in snap.options.items() if k not in NOT_OPTIONS})
     if snap.description:
         out["description"] = snap.description

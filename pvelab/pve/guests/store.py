@@ -9,13 +9,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import random
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pvelab.pve import members
-from pvelab.pve.guests.config import ConfigError, Section, VmConfig, dump, parse
+from pvelab.pve.guests.config import DRIVE_KEY, ConfigError, Section, VmConfig, dump, parse
 from pvelab.pve.refusal import Refusal
 
 T = TypeVar("T")
@@ -23,7 +22,6 @@ NODES_DIR = Path("/etc/pve/nodes")
 VMLIST = Path("/etc/pve/.vmlist")
 LOCK_DIR = Path("/var/lock/qemu-server")
 LXC_LOCK_DIR = Path("/run/lock/lxc")
-DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)(\d+)$")
 NET_MODELS = ("virtio", "e1000", "e1000e", "e1000-82540em", "e1000-82544gc", "e1000-82545em", "rtl8139",
               "vmxnet3", "i82551", "i82557b", "i82559er", "ne2k_isa", "ne2k_pci", "pcnet")
 

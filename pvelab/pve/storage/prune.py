@@ -57,11 +57,6 @@ def validated(options: dict[str, int]) -> dict[str, int]:
     return rest
 
 
-def print_options(options: dict[str, int]) -> str:
-    """The property string, keys sorted as PVE prints them."""
-    return ",".join(f"{k}={v}" for k, v in sorted(options.items()))
-
-
 def archive_info(name: str) -> dict[str, Any]:
     """Type, VMID and time of a backup archive from its file name ({} when it is no vzdump archive)."""
     base = name.rsplit("/", 1)[-1]

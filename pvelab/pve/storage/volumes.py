@@ -186,10 +186,9 @@ class DirBackend(Backend):
 
     def _backup_entry(self, path: Path) -> dict[str, Any]:
         """A backup as PVE's dir plugin lists it: the time from its name, its guest type, notes, protection."""
-        info = prune.archive_info(path.name)
-        vmid = re.search(rf"-([1-9][0-9]{{2,8}})-[^/]+\.{re.escape(_archive_format(path.name))}$", path.name)
-        entry = self._entry(f"backup/{path.name}", path, "backup", _archive_format(path.name),
-                            int(vmid.group(1)) if vmid else None)
+        info, fmt = prune.archive_info(path.name), _archive_format(path.name)
+        vmid = re.search(rf"-([1-9][0-9]{{2,8}})-[^/]+\.{re.escape(fmt)}$", path.name)
+        entry = self._entry(f"backup/{path.name}", path, "backup", fmt, int(vmid.group(1)) if vmid else None)
         entry.update(subtype=info.get("type", "unknown"), **({"ctime": info["ctime"]} if "ctime" in info else {}))
         notes = Path(f"{path}.notes")
         if notes.is_file():
