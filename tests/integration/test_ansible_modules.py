@@ -29,13 +29,19 @@ def ansible_env() -> dict[str, str]:
                 PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", ANSIBLE_NOCOLOR="1")
 
 
-def module(lab: Lab, name: str, args: dict[str, Any], check: bool = False, diff: bool = False) -> dict[str, Any]:
+# community.proxmox 1.4.0 as setup.sh unpacks it: the collection users already have
+COMMUNITY_COLLECTIONS = REPO / ".venv" / "collections"
+
+
+def module(lab: Lab, name: str, args: dict[str, Any], check: bool = False, diff: bool = False,
+           collections: Path | None = None) -> dict[str, Any]:
     """Run one module on the controller, as the roles do: its result, with the printed diff as `_diff`
-    and whether it failed as `_failed`."""
+    and whether it failed as `_failed`; `collections`: where Ansible finds collections besides ours."""
     argv = [str(BIN / "ansible"), "localhost", "-m", name, "-a", json.dumps(args)]
     argv += ["--check"] if check else []
     argv += ["--diff"] if diff else []
-    proc = subprocess.run(argv, cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600,
+    env = {**ansible_env(), **({"ANSIBLE_COLLECTIONS_PATH": str(collections)} if collections else {})}
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
                           check=False, stdin=subprocess.DEVNULL)  # ansible refuses a non-blocking stdin
     head, sep, body = proc.stdout.partition("localhost | ")
     assert sep, proc.stdout + proc.stderr
@@ -259,3 +265,8 @@ def test_a_users_playbook_uses_the_installed_collection(lab: Lab, modclu: dict[s
     play("absent")  # leaves the cluster as the other tests expect it
     assert "userdir" not in ssh(lab, "pve1", "cat /etc/pve/storage.cfg").stdout
     assert ssh(lab, "pve1", "test -e /etc/pve/qemu-server/150.conf").returncode != 0
+
+
+def community_module(lab: Lab, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A community.proxmox module, unchanged, against the lab."""
+    return module(lab, name, args, collections=COMMUNITY_COLLECTIONS)

@@ -190,24 +190,18 @@ def test_a_pool_student_starts_and_stops_only_the_pools_guests(lab: Lab, classro
 def test_community_proxmox_access_modules_work_unchanged_with_a_token(lab: Lab, classroom: dict[str, Any]) -> None:
     """proxmox_user_info, proxmox_domain_info and proxmox_group_info (community.proxmox 1.4.0), logged in
     with the grader's PVEAuditor token, as their users most often connect."""
-    import os
+    from .test_ansible_modules import community_module
 
-    from .test_ansible_modules import REPO, module
-
-    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
-    try:
-        login = {"api_host": lab.require_record().spec.node("pve2").link_addr(0), "api_user": "grader@pve",
-                 "api_token_id": "grade", "api_token_secret": classroom["grade"], "validate_certs": False}
-        users = module(lab, "community.proxmox.proxmox_user_info", login)
-        assert not users["_failed"], users
-        assert {"root@pam", "student1@pve", "grader@pve"} <= {u["userid"] for u in users["proxmox_users"]}
-        domains = module(lab, "community.proxmox.proxmox_domain_info", login)
-        assert not domains["_failed"] and {d["realm"] for d in domains["proxmox_domains"]} == {"pam", "pve"}, domains
-        api(lab, "pve1").access.groups.post(groupid="students", comment="the class")
-        groups = module(lab, "community.proxmox.proxmox_group_info", login)
-        assert not groups["_failed"] and "students" in {g["groupid"] for g in groups["proxmox_groups"]}, groups
-    finally:
-        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    login = {"api_host": lab.require_record().spec.node("pve2").link_addr(0), "api_user": "grader@pve",
+             "api_token_id": "grade", "api_token_secret": classroom["grade"], "validate_certs": False}
+    users = community_module(lab, "community.proxmox.proxmox_user_info", login)
+    assert not users["_failed"], users
+    assert {"root@pam", "student1@pve", "grader@pve"} <= {u["userid"] for u in users["proxmox_users"]}
+    domains = community_module(lab, "community.proxmox.proxmox_domain_info", login)
+    assert not domains["_failed"] and {d["realm"] for d in domains["proxmox_domains"]} == {"pam", "pve"}, domains
+    api(lab, "pve1").access.groups.post(groupid="students", comment="the class")
+    groups = community_module(lab, "community.proxmox.proxmox_group_info", login)
+    assert not groups["_failed"] and "students" in {g["groupid"] for g in groups["proxmox_groups"]}, groups
 
 
 def test_pveum_lists_the_class_and_a_deleted_token_stops_at_once(lab: Lab, classroom: dict[str, Any]) -> None:

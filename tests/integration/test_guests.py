@@ -271,9 +271,7 @@ def test_a_snapshot_with_ram_brings_the_running_guest_back_where_it_was(cluster:
 def test_an_online_resize_is_seen_by_the_running_guest(cluster: Lab) -> None:
     """VM 130 runs with its disk on local-lvm: `qm resize +32M`, then community.proxmox's proxmox_disk
     to 128M; the guest's disk grows each time (after a rescan, as on any Linux guest)."""
-    import os
-
-    from .test_ansible_modules import REPO, api_args, module
+    from .test_ansible_modules import api_args, community_module
 
     assert int(guest_page(ADDRESS[BY_API], "disk").get("bytes", 0)) == 64 << 20
     grown = ssh(cluster, "pve2", f"qm resize {BY_API} scsi0 +32M")
@@ -285,37 +283,27 @@ def test_an_online_resize_is_seen_by_the_running_guest(cluster: Lab) -> None:
     auth = api_args(cluster, "pve1")
     disk = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
             "validate_certs": False, "vmid": BY_API, "disk": "scsi0", "size": "128M", "state": "resized"}
-    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
-    try:
-        resized = module(cluster, "community.proxmox.proxmox_disk", disk)
-        assert resized["changed"] and not resized["_failed"], resized
-        assert module(cluster, "community.proxmox.proxmox_disk", disk)["changed"] is False
-    finally:
-        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    resized = community_module(cluster, "community.proxmox.proxmox_disk", disk)
+    assert resized["changed"] and not resized["_failed"], resized
+    assert community_module(cluster, "community.proxmox.proxmox_disk", disk)["changed"] is False
     assert int(guest_page(ADDRESS[BY_API], "disk")["bytes"]) == 128 << 20
 
 
 def test_community_proxmox_snap_works_unchanged(cluster: Lab) -> None:
     """proxmox_snap (community.proxmox 1.4.0) makes, keeps and removes a snapshot of the running VM 130."""
-    import os
+    from .test_ansible_modules import api_args, community_module
 
-    from .test_ansible_modules import REPO, api_args, module
-
-    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
-    try:
-        auth = api_args(cluster, "pve1")
-        snap = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
-                "validate_certs": False, "vmid": BY_API, "snapname": "by-module", "description": "from Ansible"}
-        made = module(cluster, "community.proxmox.proxmox_snap", snap)
-        assert made["changed"] and not made["_failed"], made
-        assert module(cluster, "community.proxmox.proxmox_snap", snap)["changed"] is False
-        listed = api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot("by-module").config.get()
-        assert listed["description"] == "from Ansible"
-        gone = module(cluster, "community.proxmox.proxmox_snap", {**snap, "state": "absent"})
-        assert gone["changed"] and not gone["_failed"], gone
-        assert [s["name"] for s in api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot.get()] == ["current"]
-    finally:
-        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    auth = api_args(cluster, "pve1")
+    snap = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+            "validate_certs": False, "vmid": BY_API, "snapname": "by-module", "description": "from Ansible"}
+    made = community_module(cluster, "community.proxmox.proxmox_snap", snap)
+    assert made["changed"] and not made["_failed"], made
+    assert community_module(cluster, "community.proxmox.proxmox_snap", snap)["changed"] is False
+    listed = api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot("by-module").config.get()
+    assert listed["description"] == "from Ansible"
+    gone = community_module(cluster, "community.proxmox.proxmox_snap", {**snap, "state": "absent"})
+    assert gone["changed"] and not gone["_failed"], gone
+    assert [s["name"] for s in api(cluster, "pve1").nodes("pve2").qemu(BY_API).snapshot.get()] == ["current"]
 
 
 def test_no_start_without_quorum(audited: Lab) -> None:
@@ -351,33 +339,27 @@ def test_a_powered_off_node_takes_its_guests_with_it(audited: Lab) -> None:
 
 def test_community_proxmox_vm_modules_work_unchanged(cluster: Lab) -> None:
     """proxmox_kvm and proxmox_vm_info (community.proxmox 1.4.0, unpacked by setup.sh) against the twin."""
-    import os
+    from .test_ansible_modules import api_args, community_module
 
-    from .test_ansible_modules import REPO, api_args, module
-
-    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".venv" / "collections")
-    try:
-        auth = api_args(cluster, "pve1")
-        login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
-                 "validate_certs": False}
-        vm = {**login, "node": "pve3", "vmid": 150, "name": "kvm150", "memory": 256, "scsihw": "virtio-scsi-pci",
-              "net": {"net0": "virtio,bridge=vmbr0"}, "scsi": {"scsi0": "local-lvm:0.0625"},
-              "ide": {"ide2": f"{SHARED_STORAGE}:iso/pvelab-tiny.iso,media=cdrom"}, "tablet": False}
-        made = module(cluster, "community.proxmox.proxmox_kvm", vm)
-        assert made["changed"] and not made["_failed"], made
-        assert made["devices"]["scsi0"] == "local-lvm:vm-150-disk-0" and made["mac"]["net0"].startswith("BC:24:11:")
-        assert module(cluster, "community.proxmox.proxmox_kvm", vm)["changed"] is False
-        started = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
-                                                                     "state": "started"})
-        assert started["changed"] and not started["_failed"], started
-        info = module(cluster, "community.proxmox.proxmox_vm_info", {**login, "vmid": 150})
-        assert [(v["node"], v["status"]) for v in info["proxmox_vms"]] == [("pve3", "running")], info
-        stopped = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
-                                                                     "state": "stopped", "force": True})
-        assert stopped["changed"] and not stopped["_failed"], stopped
-        gone = module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
-                                                                  "state": "absent"})
-        assert gone["changed"] and not gone["_failed"], gone
-        assert "150" not in guest_ids(cluster)
-    finally:
-        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    auth = api_args(cluster, "pve1")
+    login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+             "validate_certs": False}
+    vm = {**login, "node": "pve3", "vmid": 150, "name": "kvm150", "memory": 256, "scsihw": "virtio-scsi-pci",
+          "net": {"net0": "virtio,bridge=vmbr0"}, "scsi": {"scsi0": "local-lvm:0.0625"},
+          "ide": {"ide2": f"{SHARED_STORAGE}:iso/pvelab-tiny.iso,media=cdrom"}, "tablet": False}
+    made = community_module(cluster, "community.proxmox.proxmox_kvm", vm)
+    assert made["changed"] and not made["_failed"], made
+    assert made["devices"]["scsi0"] == "local-lvm:vm-150-disk-0" and made["mac"]["net0"].startswith("BC:24:11:")
+    assert community_module(cluster, "community.proxmox.proxmox_kvm", vm)["changed"] is False
+    started = community_module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                           "state": "started"})
+    assert started["changed"] and not started["_failed"], started
+    info = community_module(cluster, "community.proxmox.proxmox_vm_info", {**login, "vmid": 150})
+    assert [(v["node"], v["status"]) for v in info["proxmox_vms"]] == [("pve3", "running")], info
+    stopped = community_module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                           "state": "stopped", "force": True})
+    assert stopped["changed"] and not stopped["_failed"], stopped
+    gone = community_module(cluster, "community.proxmox.proxmox_kvm", {**login, "node": "pve3", "vmid": 150,
+                                                                        "state": "absent"})
+    assert gone["changed"] and not gone["_failed"], gone
+    assert "150" not in guest_ids(cluster)

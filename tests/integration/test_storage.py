@@ -157,28 +157,21 @@ def test_pve_storage_module_creates_changes_and_removes_a_storage(cluster: Lab) 
 
 def test_community_proxmox_storage_modules_work_unchanged(cluster: Lab) -> None:
     """The collection users already have (community.proxmox 1.4.0, unpacked by setup.sh) against the twin."""
-    import os
+    from .test_ansible_modules import COMMUNITY_COLLECTIONS, api_args, community_module
 
-    from .test_ansible_modules import REPO, api_args, module
-
-    collections = REPO / ".venv" / "collections"
-    assert (collections / "ansible_collections" / "community" / "proxmox").is_dir(), "run scripts/setup.sh"
-    os.environ["ANSIBLE_COLLECTIONS_PATH"] = str(collections)
-    try:
-        auth = api_args(cluster, "pve1")
-        login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
-                 "validate_certs": False}
-        storages = module(cluster, "community.proxmox.proxmox_storage_info", login)
-        assert not storages["_failed"], storages
-        assert sorted(s["storage"] for s in storages["proxmox_storages"]) == ["local", "local-lvm"]
-        content = module(cluster, "community.proxmox.proxmox_storage_contents_info",
-                         {**login, "storage": "local", "node": "pve1"})
-        assert not content["_failed"], content
-        assert any(v["volid"] == "local:iso/pvelab-tiny.iso" for v in content["proxmox_storage_content"])
-        join = module(cluster, "community.proxmox.proxmox_cluster_join_info", login)
-        assert not join["_failed"] and join["cluster_join"]["nodelist"], join
-    finally:
-        os.environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
+    assert (COMMUNITY_COLLECTIONS / "ansible_collections" / "community" / "proxmox").is_dir(), "run scripts/setup.sh"
+    auth = api_args(cluster, "pve1")
+    login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+             "validate_certs": False}
+    storages = community_module(cluster, "community.proxmox.proxmox_storage_info", login)
+    assert not storages["_failed"], storages
+    assert sorted(s["storage"] for s in storages["proxmox_storages"]) == ["local", "local-lvm"]
+    content = community_module(cluster, "community.proxmox.proxmox_storage_contents_info",
+                               {**login, "storage": "local", "node": "pve1"})
+    assert not content["_failed"], content
+    assert any(v["volid"] == "local:iso/pvelab-tiny.iso" for v in content["proxmox_storage_content"])
+    join = community_module(cluster, "community.proxmox.proxmox_cluster_join_info", login)
+    assert not join["_failed"] and join["cluster_join"]["nodelist"], join
 
 
 def test_vmlist_and_nextid_see_guest_configs_on_any_node(cluster: Lab) -> None:
