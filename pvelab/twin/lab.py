@@ -272,8 +272,12 @@ class Lab:
                 f"root@{node.link_addr(0)}", *command]
 
     def node_ready(self, node: NodeSpec) -> bool:
-        if not (port_open(node.link_addr(0), 22) and port_open(node.link_addr(0), API_PORT)):
-            return False  # a node is ready when its API listens too, as a booted PVE node is
+        # A node is ready when its API listens too, as a booted PVE node is. SSH is asked by logging in,
+        # never by a bare connect: OpenSSH 9.8+ (PVE 9's) counts each connection that never authenticates
+        # against its source (PerSourcePenalties noauth:1s, enforced from 15 s), and a poll of port 22
+        # got the host itself refused ("kex_exchange_identification: Connection closed by remote host").
+        if not port_open(node.link_addr(0), API_PORT):
+            return False
         proc = subprocess.run(self.ssh_argv(node, "true", connect_timeout=2), capture_output=True, check=False,
                               timeout=15)
         return proc.returncode == 0

@@ -62,6 +62,15 @@ def test_nodes_run_a_real_systemd_with_sshd(lab: Lab) -> None:
     assert out.stdout.split() == ["systemd", "active"]
 
 
+def test_readiness_polls_leave_the_host_welcome_at_sshd(lab: Lab) -> None:
+    # OpenSSH 9.8+ refuses a source after ~15 connections that never log in (PerSourcePenalties); a
+    # readiness poll that only connected to port 22 locked the host out of a PVE 9 node mid-setup
+    node = lab.require_record().spec.node("pve1")
+    assert all(lab.node_ready(node) for _ in range(20))
+    out = ssh(lab, "pve1", "echo still-welcome")
+    assert out.returncode == 0 and out.stdout.strip() == "still-welcome", out.stderr
+
+
 def test_ipmi_power_off_and_on_through_the_bmc(lab: Lab) -> None:
     addr = lab.require_record().spec.node("pve2").link_addr(0)
     boot_before = lab.boot_id("pve2")
