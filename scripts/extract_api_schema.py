@@ -114,6 +114,10 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/qemu/{vmid}/migrate"),
     # snapshots and disks (issue 22)
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/template"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/clone"),
+    ("GET", "/nodes/{node}/qemu/{vmid}/feature"),
+    ("POST", "/nodes/{node}/qemu/{vmid}/move_disk"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("POST", "/nodes/{node}/qemu/{vmid}/snapshot"),
     ("GET", "/nodes/{node}/qemu/{vmid}/snapshot/{snapname}"),

@@ -16,6 +16,7 @@ APT_PACKAGES=(
   xorriso isolinux syslinux-common
   chromium  # the grader's HTML report is checked in a real headless browser
   perl  # runs Proxmox's own Perl test files (tests/fixtures) against pvelab
+  qemu-utils  # qemu-img: the unit tier makes real qcow2 images (linked clones, copies)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

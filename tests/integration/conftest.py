@@ -198,6 +198,8 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
         path, params = endpoint.template, {}
         if path.endswith("/prunebackups"):  # a storage holding backups, and a policy to mark them by
             these, params = {**these, "{storage}": "local"}, {"prune-backups": "keep-last=1"}
+        if path.endswith("/feature"):  # the feature asked about is required
+            params = {"feature": "clone"}
         for placeholder, value in these.items():
             path = path.replace(placeholder, value or "")
         try:

@@ -172,6 +172,12 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             raise GuestError("can't remove VM - protection mode enabled")
         if runtime.pid_of(vmid) is not None:
             raise GuestError(f"VM {vmid} is running - destroy failed")
+        if conf.main.options.get("template") == "1":  # a base image a linked clone reads stays
+            for drive in store.drives(conf.main.options).values():
+                if ":" in drive.get("file", "") and not store.is_cdrom(drive):
+                    storage, volname = volume_backend(drive["file"])
+                    if storage.base_in_use(volname):
+                        raise GuestError(f"base volume '{drive['file']}' is still in use by linked cloned")
         return ha_hooks.ha().check_destroy(f"vm:{vmid}", "VM", vmid, bool(params.get("purge")))
 
     in_ha = guest_call(check)
@@ -181,10 +187,7 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             ha_hooks.ha().remove_resource(f"vm:{vmid}", "VM", vmid, log)
         with store.locked(vmid):
             conf = store.load(ctx.node, vmid)
-            referenced = [d["file"] for d in store.drives(conf.main.options).values()
-                          if ":" in d.get("file", "") and not store.is_cdrom(d) or store.is_cloudinit(d)]
-            referenced += [v for k, v in conf.main.options.items() if k.startswith("unused")]
-            for volid in referenced:
+            for volid in owned_volumes(conf):
                 free_volume(volid, log)
             if params.get("destroy-unreferenced-disks", True):
                 for sid, options in storage_config.read().items():
@@ -200,6 +203,13 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
             runtime.cleanup(vmid)
 
     return worker(ctx, "qmdestroy", vmid, work)
+
+
+def owned_volumes(conf: VmConfig) -> list[str]:
+    """The volumes a VM's config names as its own: disks, cloud-init drives, unusedN."""
+    referenced = [d["file"] for d in store.drives(conf.main.options).values()
+                  if ":" in d.get("file", "") and not store.is_cdrom(d) or store.is_cloudinit(d)]
+    return referenced + [v for k, v in conf.main.options.items() if k.startswith("unused")]
 
 
 def free_volume(volid: str, log: Callable[[str], None]) -> None:
@@ -504,15 +514,26 @@ def restore_vm(ctx: Context, params: dict[str, Any]) -> Any:
     exists = store.config_path(ctx.node, vmid).exists()  # over an existing VM, VM.Backup is enough
     access.require_guest_create(ctx.caller.name, vmid, params.get("pool"), ["VM.Backup"] if exists else None)
 
+    replaced: list[VmConfig] = []
+
     def check() -> None:
         if not backup.archive_path(params["archive"]).exists():
             raise GuestError(f"unable to restore VM {vmid} - archive '{params['archive']}' does not exist")
+        if exists and params.get("force"):  # qemu-server's checks before it overwrites a VM
+            if runtime.pid_of(vmid) is not None:
+                raise GuestError(f"unable to restore VM {vmid} - vm is running")
+            old = store.load(ctx.node, vmid)
+            if old.main.options.get("template") == "1":
+                raise GuestError(f"unable to restore VM {vmid} - vm is a template")
+            replaced.append(old)
 
     guest_call(runtime.check_quorum)
     guest_call(lambda: store.reserve(ctx.node, vmid, "qemu", f"unable to restore VM {vmid} - ", check,
                                      force=bool(params.get("force"))))
 
     def work(log: Callable[[str], None]) -> None:
+        for volid in owned_volumes(replaced[0]) if replaced else []:  # the VM restored over loses its disks
+            free_volume(volid, log)
         try:
             backup.restore(ctx.node, vmid, params["archive"], params, log)
         except Exception:

@@ -21,9 +21,11 @@ from pvelab.pve.guests.qemu_cmd import RUN
 from pvelab.pve.guests.store import GuestError
 
 USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
+       qm clone <vmid> <newid> [OPTIONS]
        qm config <vmid> [OPTIONS]
        qm create <vmid> [OPTIONS]
        qm delsnapshot <vmid> <snapname> [OPTIONS]
+       qm disk move <vmid> <disk> [<storage>] [OPTIONS]
        qm disk resize <vmid> <disk> <size> [OPTIONS]
        qm destroy <vmid> [OPTIONS]
        qm list  [OPTIONS]
@@ -43,6 +45,7 @@ USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
        qm status <vmid> [OPTIONS]
        qm stop <vmid> [OPTIONS]
        qm suspend <vmid> [OPTIONS]
+       qm template <vmid> [OPTIONS]
        qm terminal <vmid> [OPTIONS]
        qm unlock <vmid>"""
 # Subcommands that are an API call starting a task: (method, path below /nodes/NODE/qemu).
@@ -165,8 +168,18 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return 0
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
-    if command == "disk" and args[:1] == ["resize"]:  # `qm disk resize` is `qm resize`, as on PVE 8 and 9
-        command, args = "resize", args[1:]
+    if command == "disk" and args[:1] in (["resize"], ["move"]):  # `qm disk resize` is `qm resize`, as on PVE
+        command, args = args[0], args[1:]
+    if command in ("move", "move-disk", "move_disk"):  # qm disk move and its aliases
+        vmid, disk, *storage = args
+        params = {**options, "disk": disk, **({"storage": storage[0]} if storage else {})}
+        return direct.run_task("POST", f"{base}/{vmid}/move_disk", params)
+    if command == "clone":
+        vmid, newid = args
+        return direct.run_task("POST", f"{base}/{vmid}/clone", {**options, "newid": newid})
+    if command == "template":
+        (vmid,) = args
+        return direct.run_task("POST", f"{base}/{vmid}/template", options)
     if command == "resize":
         vmid, disk, size = args
         return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})

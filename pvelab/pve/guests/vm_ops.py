@@ -65,6 +65,8 @@ def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | N
     runtime.check_quorum()
     with store.locked(vmid):
         conf = store.load(config_node or node, vmid)
+        if conf.main.options.get("template") == "1":
+            raise GuestError("you can't start a vm if it's a template")
         if not skiplock:
             store.check_lock(conf)
         if conf.pending is not None and runtime.pid_of(vmid) is None and not incoming:

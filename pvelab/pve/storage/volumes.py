@@ -29,6 +29,23 @@ VOLUME_ID = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)$", re.IGNORECASE)
 # PVE's volume names: disks, cloud-init drives, and the RAM of snapshots taken with vmstate
 DISK_NAME = re.compile(r"^(vm|base|subvol)-(\d+)-(?:disk-\d+|cloudinit|state-[A-Za-z][A-Za-z0-9_\-]*)"
                        r"(?:\.(raw|qcow2|vmdk|subvol))?$")
+# A linked clone on a directory: BASEVMID/BASENAME/VMID/NAME, its qcow2 backed by ../BASEVMID/BASENAME
+LINKED_DIR_VOLUME = re.compile(r"^(\d+)/([^/\s]+)/(\d+)/([^/\s]+)$")
+# Features per storage type (pve-storage's volume_has_feature tables): for a volume that is a base
+# (template) image, the current image, or a snapshot of it; the formats that have the feature.
+ANY_FORMAT = {"raw", "qcow2", "vmdk", "subvol"}
+DIR_FEATURES = {"snapshot": {"current": {"qcow2"}, "snap": {"qcow2"}},
+                "clone": {"base": {"qcow2", "raw", "vmdk"}},
+                "template": {"current": ANY_FORMAT},
+                "copy": {"base": {"qcow2", "raw", "vmdk"}, "current": {"qcow2", "raw", "vmdk"}, "snap": {"qcow2"}},
+                "sparseinit": {"base": {"qcow2", "raw", "vmdk"}, "current": {"qcow2", "raw", "vmdk"}},
+                "rename": {"current": {"qcow2", "raw", "vmdk"}}}
+BLOCK_FEATURES = {"snapshot": {"current": ANY_FORMAT, "snap": ANY_FORMAT},  # lvmthin's has no 'snap' entry
+                  "clone": {"base": ANY_FORMAT, "snap": ANY_FORMAT},
+                  "template": {"current": ANY_FORMAT},
+                  "copy": {"base": ANY_FORMAT, "current": ANY_FORMAT, "snap": ANY_FORMAT},
+                  "sparseinit": {"base": ANY_FORMAT, "current": ANY_FORMAT},
+                  "rename": {"current": ANY_FORMAT}}
 # Where each content type lives below a dir storage's path (PVE's default content-dirs).
 DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
                "backup": "dump", "snippets": "snippets", "import": "import"}
@@ -61,6 +78,22 @@ def tree_usage(path: Path) -> int:
     """Bytes the files below a directory take (a container's root filesystem)."""
     return sum(disk_usage(Path(d, f)) for d, _, files in os.walk(path) for f in files
                if not os.path.islink(os.path.join(d, f)))
+
+
+def qcow2_backing(path: Path) -> str | None:
+    """A qcow2 image's backing file as its header names it (what `qemu-img info` reads, without a process)."""
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(20)
+            if len(header) < 20 or header[:4] != b"QFI\xfb":
+                return None
+            offset, size = int.from_bytes(header[8:16], "big"), int.from_bytes(header[16:20], "big")
+            if not offset or not 0 < size < 1024:
+                return None
+            fh.seek(offset)
+            return fh.read(size).decode(errors="replace")
+    except OSError:
+        return None
 
 
 def disk_usage(path: Path) -> int:
@@ -96,6 +129,51 @@ class Backend:
 
     def exists(self, volname: str) -> bool:
         return self.path(volname).exists()
+
+    # -- what a volume is, and can do -------------------------------------------------------------
+    FEATURES: dict[str, dict[str, set[str]]] = {}
+
+    def image_name(self, volname: str) -> str:
+        """The volume's own name, without the base image a linked clone names before it."""
+        return volname.rsplit("/", 1)[-1]
+
+    def base_of(self, volname: str) -> str | None:
+        """The base image's name a linked clone's volume name carries (PVE's parse_volname basename)."""
+        return None
+
+    def volume_format(self, volname: str) -> str:
+        return "raw"
+
+    def is_base(self, volname: str) -> bool:
+        return self.image_name(volname).startswith("base-")
+
+    def has_feature(self, feature: str, volname: str, snap: str | None = None) -> bool:
+        """PVE's volume_has_feature: snapshot, clone, template, copy, sparseinit, rename."""
+        key = "snap" if snap else "base" if self.is_base(volname) else "current"
+        return self.volume_format(volname) in self.FEATURES.get(feature, {}).get(key, set())
+
+    def base_in_use(self, volname: str) -> bool:
+        """PVE's volume_is_base_and_used: a linked clone on this storage names this base image."""
+        if not self.is_base(volname):
+            return False
+        name = self.image_name(volname)
+        return any(self.base_of(v["volid"].split(":", 1)[1]) == name for v in self.volumes())
+
+    def check_base_unused(self, volname: str) -> None:
+        if self.base_in_use(volname):
+            raise StorageError(f"base volume '{volname}' is still in use by linked clones")
+
+    def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
+        """Where qemu-img reads a snapshot of the volume, and the options it needs for that."""
+        raise StorageError("can't read a snapshot of this image format")
+
+    def create_base(self, volname: str) -> str:
+        """PVE's create_base: the volume becomes a read-only base image (vm- renamed base-)."""
+        raise StorageError("this storage type does not support create_base")
+
+    def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
+        """PVE's clone_image: a linked clone of a base image (or of a snapshot) for `vmid`."""
+        raise StorageError("this storage type does not support clone_image")
 
     # -- snapshots of a volume (pve-storage's volume_snapshot*; the guest's QEMU is not involved) ----------
     def can_snapshot(self, volname: str) -> bool:
@@ -151,6 +229,8 @@ class Backend:
 
 
 class DirBackend(Backend):
+    FEATURES = DIR_FEATURES
+
     @property
     def root(self) -> Path:
         return Path(self.options["path"])
@@ -169,9 +249,13 @@ class DirBackend(Backend):
                 for disk in sorted(base.glob("*/*")):
                     name = DISK_NAME.match(disk.name)
                     if name and (disk.is_file() or name.group(3) == "subvol"):
-                        found.append(self._entry(f"{disk.parent.name}/{disk.name}", disk,
-                                                 "rootdir" if name.group(3) == "subvol" else "images",
-                                                 name.group(3) or "raw", int(name.group(2))))
+                        parent = qcow2_backing(disk) if name.group(3) == "qcow2" else None
+                        linked = re.match(r"^\.\./(\d+)/([^/]+\.(?:raw|qcow2|vmdk))$", parent or "")
+                        volname = (f"{linked.group(1)}/{linked.group(2)}/" if linked else "") + \
+                            f"{disk.parent.name}/{disk.name}"
+                        entry = self._entry(volname, disk, "rootdir" if name.group(3) == "subvol" else "images",
+                                            name.group(3) or "raw", int(name.group(2)))
+                        found.append({**entry, "parent": parent} if parent else entry)
             elif content == "backup":
                 found += [self._backup_entry(item) for item in sorted(base.glob("*"))
                           if item.is_file() and prune.BACKUP_FILE.match(item.name)]
@@ -245,6 +329,7 @@ class DirBackend(Backend):
         path = self.path(volname)
         if not path.exists():
             raise StorageError(f"volume '{self.id}:{volname}' does not exist")
+        self.check_base_unused(volname)
         if protection_file(path).exists():
             raise StorageError(f"cannot remove protected volume '{volname}' on '{self.id}'")
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -256,6 +341,50 @@ class DirBackend(Backend):
 
     def can_snapshot(self, volname: str) -> bool:
         return volname.endswith(".qcow2")  # raw files have no snapshots on a directory, as on PVE
+
+    def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
+        return str(self.path(volname)), ["-l", f"snapshot.name={snap}"]
+
+    def volume_format(self, volname: str) -> str:
+        name = DISK_NAME.match(self.image_name(volname))
+        return (name.group(3) if name else None) or "raw"
+
+    def base_of(self, volname: str) -> str | None:
+        linked = LINKED_DIR_VOLUME.match(volname)
+        return linked.group(2) if linked else None
+
+    def create_base(self, volname: str) -> str:
+        if self.is_base(volname):
+            raise StorageError("create_base not possible with base image")
+        path = self.path(volname)
+        name = self.image_name(volname)
+        new_volname = volname[: -len(name)] + name.replace("vm-", "base-", 1)
+        new_path = self.path(new_volname)
+        if new_path.exists():
+            raise StorageError(f"file '{new_path}' already exists")
+        path.rename(new_path)
+        # PVE also tries `chattr +i`; left out here, as an immutable file would outlive the lab's teardown
+        new_path.chmod(0o444)  # nobody should write anything
+        return new_volname
+
+    def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
+        if snap:
+            raise StorageError("this storage type does not support clone_image on snapshot")
+        if self.volume_format(volname) == "subvol":
+            raise StorageError("this storage type does not support clone_image on subvolumes")
+        if not self.is_base(volname):
+            raise StorageError("clone_image only works on base images")
+        base_vmid, base_name = volname.split("/")[-2:]
+        directory = self.root / "images" / str(vmid)
+        directory.mkdir(parents=True, exist_ok=True)
+        taken = {p.name for p in directory.iterdir()}
+        name = free_disk_name(vmid, taken, "qcow2")
+        done = subprocess.run(["qemu-img", "create", "-f", "qcow2", "-F", self.volume_format(volname),
+                               "-b", f"../{base_vmid}/{base_name}", name], cwd=directory, capture_output=True,
+                              text=True, check=False)  # relative, as PVE's: the storage may be mounted elsewhere
+        if done.returncode != 0:
+            raise StorageError(f"qemu-img create failed: {done.stderr.strip()}")
+        return f"{base_vmid}/{base_name}/{vmid}/{name}"
 
     def _qemu_img_snapshot(self, flag: str, volname: str, snap: str, what: str) -> None:
         if not self.can_snapshot(volname):
@@ -296,6 +425,9 @@ class DirBackend(Backend):
             super().set_attribute(volname, attribute, value)
 
     def path(self, volname: str) -> Path:
+        linked = LINKED_DIR_VOLUME.match(volname)
+        if linked and DISK_NAME.match(linked.group(2)) and DISK_NAME.match(linked.group(4)):
+            return self.root / "images" / linked.group(3) / linked.group(4)
         content, _, rest = volname.partition("/")
         if content.isdigit() and DISK_NAME.match(rest):
             return self.root / "images" / content / rest
@@ -305,6 +437,8 @@ class DirBackend(Backend):
 
 
 class LvmThinBackend(Backend):
+    FEATURES = {**BLOCK_FEATURES, "snapshot": {"current": ANY_FORMAT}}
+
     @property
     def pool(self) -> Path:
         return LVM_BACKING / self.options["vgname"] / self.options["thinpool"]
@@ -394,6 +528,37 @@ class LvmThinBackend(Backend):
     def snapshot_delete(self, volname: str, snap: str) -> None:
         self._snap_file(volname, snap).unlink(missing_ok=True)
 
+    # A base image is the volume renamed and made read-only; a linked clone of it (or of a snapshot)
+    # is, like a thin snapshot's LV, a volume of its own from then on: here a sparse copy.
+    def create_base(self, volname: str) -> str:
+        if self.is_base(volname):
+            raise StorageError("create_base not possible with base image")
+        for snap in self.pool.glob(f"snap_{volname}_*"):  # PVE's own spelling of "snapshot"
+            raise StorageError(f"unable to create base volume - found snaphost '{snap.name}'")
+        new_name = volname.replace("vm-", "base-", 1)
+        (self.pool / volname).rename(self.pool / new_name)
+        (self.pool / new_name).chmod(0o444)  # lvchange -pr: read-only
+        (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
+        self.path(new_name)
+        return new_name
+
+    def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
+        return str(self._snap_file(volname, snap)), []
+
+    def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
+        if snap:
+            source = self._snap_file(volname, snap)
+        elif not self.is_base(volname):
+            raise StorageError("clone_image only works on base images")
+        else:
+            source = self.pool / volname
+        name = free_disk_name(vmid, {p.name for p in self.pool.iterdir()}, None)
+        target = self.pool / name
+        self._copy(source, target)
+        target.chmod(0o644)  # -prw
+        self.path(name)
+        return name
+
     def snapshot_rollback(self, volname: str, snap: str) -> None:
         source = self._snap_file(volname, snap)
         if not source.exists():
@@ -421,6 +586,42 @@ class RbdBackend(Backend):
     @property
     def pool(self) -> str:
         return str(self.options.get("pool", "rbd"))
+
+    FEATURES = BLOCK_FEATURES
+
+    def base_of(self, volname: str) -> str | None:
+        parts = volname.split("/")
+        return parts[0] if len(parts) == 2 else None
+
+    def create_base(self, volname: str) -> str:
+        if self.is_base(volname):
+            raise StorageError("create_base not possible with base image")
+        name = self.image_name(volname)
+        new_name = name.replace("vm-", "base-", 1)
+        self.rbd("rename", name, new_name)
+        self.rbd("snap", "create", f"{new_name}@__base__")
+        self.rbd("snap", "protect", f"{new_name}@__base__")  # a clone's parent snapshot must be protected
+        base = self.base_of(volname)
+        return f"{base}/{new_name}" if base else new_name
+
+    def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
+        image = self.image_name(volname)
+        return f"rbd:{self.pool}/{image}@{snap}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}", []
+
+    def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
+        if not self.is_base(volname) and not snap:
+            raise StorageError(f"{volname} is not a base image and snapname is not provided")
+        name = self.image_name(volname)
+        if snap:
+            try:
+                self.rbd("snap", "protect", f"{name}@{snap}")
+            except StorageError as exc:
+                if "already protected" not in str(exc):
+                    raise
+        taken = {v["volid"].split(":", 1)[1].rsplit("/", 1)[-1] for v in self.volumes()}
+        new_name = free_disk_name(vmid, taken, None)
+        self.rbd("clone", f"{self.pool}/{name}@{snap or '__base__'}", f"{self.pool}/{new_name}")
+        return new_name if snap else f"{name}/{new_name}"
 
     @property
     def keyring(self) -> str:
@@ -451,8 +652,14 @@ class RbdBackend(Backend):
         for image in json.loads(self.rbd("ls", "-l", "--format", "json") or "[]"):
             name = DISK_NAME.match(image.get("image", ""))
             if name and "snapshot" not in image:
-                found.append({"volid": f"{self.id}:{image['image']}", "content": "images", "format": "raw",
-                              "size": int(image["size"]), "vmid": int(name.group(2))})
+                parent = image.get("parent") or {}
+                linked = parent.get("image", "").startswith("base-") and parent.get("snapshot") == "__base__"
+                volname = f"{parent['image']}/{image['image']}" if linked else image["image"]
+                entry = {"volid": f"{self.id}:{volname}", "content": "images", "format": "raw",
+                         "size": int(image["size"]), "vmid": int(name.group(2))}
+                if parent:
+                    entry["parent"] = f"{parent.get('image')}@{parent.get('snapshot')}"
+                found.append(entry)
         return found
 
     def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
@@ -469,12 +676,17 @@ class RbdBackend(Backend):
         raise StorageError("containers on rbd need krbd, which this kernel does not have")
 
     def free(self, volname: str) -> None:
-        self.rbd("snap", "purge", volname)  # PVE's RBD plugin purges an image's snapshots first
-        self.rbd("rm", volname)
+        self.check_base_unused(volname)
+        name = self.image_name(volname)
+        for snap in json.loads(self.rbd("snap", "ls", "--format", "json", name) or "[]"):
+            if str(snap.get("protected")) == "true":
+                self.rbd("snap", "unprotect", f"{name}@{snap['name']}")
+        self.rbd("snap", "purge", name)  # PVE's RBD plugin purges an image's snapshots first
+        self.rbd("rm", name)
 
     def exists(self, volname: str) -> bool:
         try:
-            self.rbd("info", volname)
+            self.rbd("info", self.image_name(volname))
         except StorageError:
             return False
         return True
@@ -483,23 +695,23 @@ class RbdBackend(Backend):
         return True
 
     def snapshot(self, volname: str, snap: str) -> None:
-        self.rbd("snap", "create", f"{volname}@{snap}")
+        self.rbd("snap", "create", f"{self.image_name(volname)}@{snap}")
 
     def snapshot_delete(self, volname: str, snap: str) -> None:
-        self.rbd("snap", "rm", f"{volname}@{snap}")
+        self.rbd("snap", "rm", f"{self.image_name(volname)}@{snap}")
 
     def snapshot_rollback(self, volname: str, snap: str) -> None:
-        self.rbd("snap", "rollback", f"{volname}@{snap}")
+        self.rbd("snap", "rollback", f"{self.image_name(volname)}@{snap}")
 
     def _rbd_shell(self, *args: str) -> str:
         return shlex.join(["rbd", "--conf", "/etc/pve/ceph.conf", "-p", self.pool, "-n", "client.admin",
                            "--keyring", self.keyring, *args])
 
     def size(self, volname: str) -> int:
-        return int(json.loads(self.rbd("info", "--format", "json", volname))["size"])
+        return int(json.loads(self.rbd("info", "--format", "json", self.image_name(volname)))["size"])
 
     def resize(self, volname: str, size: int) -> None:
-        self.rbd("resize", "--size", f"{size // 1024}K", volname)
+        self.rbd("resize", "--size", f"{size // 1024}K", self.image_name(volname))
 
     def state_writer(self, volname: str) -> str:
         self.rbd("rm", volname)  # `rbd import` makes the image afresh, the size of the state
@@ -509,7 +721,8 @@ class RbdBackend(Backend):
         return self._rbd_shell("export", volname, "-")
 
     def path(self, volname: str) -> Path:
-        return Path(f"rbd:{self.pool}/{volname}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")
+        image = self.image_name(volname)
+        return Path(f"rbd:{self.pool}/{image}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")
 
 
 BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend}
