@@ -81,20 +81,43 @@ def ensure_guest(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     want = wanted_config(p)
     changes = {k: v for k, v in want.items() if str(config.get(k, "")) != v}
     power = power_change(api, p, base, entry)
-    if not changes and power is None:
+    template = template_change(p, config, power or entry.get("status"))
+    if not changes and power is None and not template:
         return {"changed": False, "vmid": vmid, "node": node, "status": entry.get("status")}
     before = {k: str(config.get(k, "")) for k in changes}
     result = {"changed": True, "vmid": vmid, "node": node,
-              "diff": {"before": {**before, **({"status": entry.get("status")} if power else {})},
-                       "after": {**changes, **({"status": power} if power else {})}}}
+              "diff": {"before": {**before, **({"status": entry.get("status")} if power else {}),
+                                  **({"template": 0} if template else {})},
+                       "after": {**changes, **({"status": power} if power else {}),
+                                 **({"template": 1} if template else {})}}}
     if check_mode:
-        what = [*([f"set {', '.join(sorted(changes))}"] if changes else []), *([power] if power else [])]
+        what = [*([f"set {', '.join(sorted(changes))}"] if changes else []), *([power] if power else []),
+                *(["made a template"] if template else [])]
         return {**result, "msg": f"guest {vmid} would be changed ({'; '.join(what)})", "status": entry.get("status")}
     if changes:
         api.put(f"{base}/config", digest=config.get("digest"), **changes)
     if power:
         run_task(api, node, f"{base}/status/{'start' if power == 'running' else 'stop'}", p)
+    if template:
+        run_task(api, node, f"{base}/template", p)
     return {**result, "status": power or entry.get("status")}
+
+
+def template_change(p: dict[str, Any], config: dict[str, Any], status: str | None) -> bool:
+    """True when the guest is to become a template (its disks base images, for linked clones); PVE has no
+    way back, and a template never runs."""
+    is_template = str(config.get("template", "0")) == "1"
+    if p.get("template") is None or bool(p["template"]) == is_template:
+        return False
+    if is_template:
+        raise PveError(f"guest {p['vmid']} is a template, which PVE cannot turn back into a guest: clone it "
+                       "(pve_clone) and use the clone")
+    if p["state"] == "started":
+        raise PveError(f"a template never runs: use state: stopped (or present) with template: true for guest "
+                       f"{p['vmid']}")
+    if status == "running":
+        raise PveError(f"guest {p['vmid']} is running: stop it (state: stopped) to make it a template")
+    return True
 
 
 def power_change(api: PveApi, p: dict[str, Any], base: str, entry: dict[str, Any]) -> str | None:
@@ -113,16 +136,21 @@ def create(api: PveApi, p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     if not p.get("node"):
         raise PveError(f"guest {vmid} does not exist yet: give the node to create it on")
     params = create_params(p)
+    if p.get("template") and p["state"] == "started":
+        raise PveError(f"a template never runs: use state: stopped (or present) with template: true for guest {vmid}")
     status = "running" if p["state"] == "started" else "stopped"
     shown = {k: v for k, v in params.items() if k != "password"}
     result = {"changed": True, "vmid": vmid, "node": p["node"], "status": status,
-              "diff": {"before": {}, "after": {**shown, "status": status}}}
+              "diff": {"before": {}, "after": {**shown, "status": status,
+                                               **({"template": 1} if p.get("template") else {})}}}
     if check_mode:
         return {**result, "msg": f"{kind.upper()} {vmid} would be created on node '{p['node']}'"}
     base = f"/nodes/{p['node']}/{API_KIND[kind]}"
     run_task(api, p["node"], base, p, vmid=vmid, **params)
     if p["state"] == "started":
         run_task(api, p["node"], f"{base}/{vmid}/status/start", p)
+    if p.get("template"):
+        run_task(api, p["node"], f"{base}/{vmid}/template", p)
     return result
 
 

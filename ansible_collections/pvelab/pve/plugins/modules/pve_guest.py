@@ -17,6 +17,8 @@ description:
     stops it (use M(pvelab.pve.pve_ha_resource))."
   - O(state=absent) stops a running guest and destroys it with its disks (and C(purge), so backup jobs and
     replication forget it).
+  - O(template=true) makes a stopped guest a template (its disks become read-only base images that linked
+    clones read, see M(pvelab.pve.pve_clone)); PVE has no way back, so O(template=false) on a template fails.
 version_added: "0.3.0"
 author: pvelab developers (!UNKNOWN)
 options:
@@ -79,6 +81,12 @@ options:
   onboot:
     description: Start the guest when its node boots.
     type: bool
+  template:
+    description:
+      - Make the guest a template (after creating it, if it is new). It must be stopped, and a template never
+        runs, so O(state=started) is refused with it.
+    type: bool
+    version_added: "0.6.0"
   description:
     description: The guest's notes.
     type: str
@@ -96,6 +104,7 @@ notes:
   - Runs on the controller (delegate to localhost).
 seealso:
   - module: pvelab.pve.pve_ha_resource
+  - module: pvelab.pve.pve_clone
 """
 
 EXAMPLES = r"""
@@ -159,6 +168,7 @@ ARGUMENT_SPEC = dict(
     cloudinit_storage={"type": "str"},
     password={"type": "str", "no_log": True},
     onboot={"type": "bool"},
+    template={"type": "bool"},
     description={"type": "str"},
     options={"type": "dict"},
     task_timeout={"type": "int", "default": 300},

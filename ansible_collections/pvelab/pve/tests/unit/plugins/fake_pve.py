@@ -142,6 +142,8 @@ class FakeApi:
                 "description": params.get("description", ""), "vmstate": int(params.get("vmstate", 0))}
         elif path.endswith("/rollback"):
             pass
+        elif path.endswith(("/clone", "/template", "/move_disk")):
+            self.disk_task(path, params)
         elif "/status/" in path:
             action = path.rsplit("/", 1)[1]
             self.world.guests[int(path.split("/")[4])]["status"] = "running" if action == "start" else "stopped"
@@ -160,8 +162,32 @@ class FakeApi:
             return None
         return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:task::root@pam:"
 
+    def disk_task(self, path: str, params: dict[str, Any]) -> None:
+        """What clone, template and move_disk leave in the configs (the volume names PVE would give)."""
+        vmid = int(path.split("/")[4])
+        guest = self.world.guests[vmid]
+        config = guest["config"]
+        if path.endswith("/template"):
+            config["template"] = 1
+        elif path.endswith("/clone"):
+            newid = int(params["newid"])
+            copied = {k: v for k, v in config.items() if k != "template"}
+            copied["name"] = params.get("name", f"Copy-of-VM-{config.get('name', vmid)}")
+            self.world.guests[newid] = {"type": "qemu", "node": params.get("target", guest["node"]),
+                                        "status": "stopped", "config": copied}
+        else:
+            volid, rest = str(config[params["disk"]]).split(",", 1)
+            config[params["disk"]] = f"{params['storage']}:vm-{vmid}-disk-0,{rest}"
+            if not params.get("delete"):
+                config["unused0"] = volid
+
     def put(self, path: str, /, **params: Any) -> Any:
         self.world.calls.append((self.node, "PUT", path, params))
+        if path.endswith("/resize"):
+            config = self.world.guests[int(path.split("/")[4])]["config"]
+            volid = str(config[params["disk"]]).split(",", 1)[0]
+            config[params["disk"]] = f"{volid},size={params['size']}"
+            return f"UPID:{self.node}:0000AAAA:0000BBBB:6740A000:resize::root@pam:"
         changes = {k: v for k, v in params.items() if k not in ("digest", "delete", "type")}
         if "/snapshot/" in path:
             self.world.snapshots[int(path.split("/")[4])][path.split("/")[6]].update(changes)
