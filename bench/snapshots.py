@@ -1,11 +1,13 @@
-"""Benchmark of VM snapshots: prints figures, asserts nothing.
+"""Benchmark of VM snapshots, templates, clones and disk moves: prints figures, asserts nothing.
 
   sudo .venv/bin/python -m bench.snapshots [--lab bench-snapshots]
 
 On a one-node lab of its own (PVE 9 node), a running tiny guest (256 MiB, a 64 MiB disk) per storage
 type - `qcow2` on a `dir` storage and the emulated `local-lvm` - and for each: `qm snapshot` without
 and with `--vmstate`, `qm rollback` to the snapshot with RAM until the guest answers again, `qm
-delsnapshot`, beside a plain copy of the same volume (`cp --sparse`, `qemu-img convert`). Times are
+delsnapshot`; then the VM stopped and made a template, a linked and a full clone of it, and the full
+clone started and its disk moved online to the other storage (QEMU's mirror); beside a plain copy of
+the same volume (`qemu-img convert`). Times are
 wall clock over SSH, as a student sees them. RBD is measured in bench/ceph.py's lab only when Ceph is
 up (not here: a one-node Ceph takes longer to build than everything measured).
 Aim (issue 22): snapshot and rollback of the tiny guest within a few seconds.
@@ -71,6 +73,15 @@ def main() -> int:
             figures[label]["delete (with RAM)"] = run(lab, f"qm delsnapshot {vmid} withram")
             figures[label]["plain copy of the volume"] = run(
                 lab, f"qemu-img convert -U -O raw {path} /var/tmp/copy.raw && rm /var/tmp/copy.raw")
+            run(lab, f"qm stop {vmid}")
+            figures[label]["qm template"] = run(lab, f"qm template {vmid}")
+            figures[label]["linked clone"] = run(lab, f"qm clone {vmid} {vmid + 10}")
+            figures[label]["full clone"] = run(lab, f"qm clone {vmid} {vmid + 20} --full 1")
+            run(lab, f"qm start {vmid + 20}")  # the template's address: the template never runs
+            wait_for(heartbeats(address), 120, f"VM {vmid + 20} heartbeats")
+            other = [s for s in STORAGES.values() if s != storage][0]
+            figures[label]["online disk move (to the other)"] = run(lab, f"qm disk move {vmid + 20} scsi0 {other}")
+            run(lab, f"qm stop {vmid + 20}")
     finally:
         lab.down(quiet=True)
     print("\nsnapshots of the tiny guest (256 MiB RAM, 64 MiB disk) under TCG, PVE 9 node, wall clock over SSH")

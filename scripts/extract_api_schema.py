@@ -139,6 +139,7 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot"),
     ("POST", "/nodes/{node}/lxc/{vmid}/migrate"),
     ("POST", "/nodes/{node}/vzdump"),
+    ("GET", "/nodes/{node}/vzdump/extractconfig"),
     ("GET", "/cluster/backup"),
     ("POST", "/cluster/backup"),
     ("GET", "/cluster/backup/{id}"),

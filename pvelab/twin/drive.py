@@ -113,7 +113,12 @@ def add_shared_storage(lab: Lab, node: str = "pve1") -> None:
 
 def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: str, options: str = ""
                          ) -> dict[str, Any]:
-    """`qm migrate --online` while a client polls the guest's page every 100 ms: the pages before
+    """`qm migrate --online` while a client polls the guest's page (see watch_guest)."""
+    return watch_guest(lab, node, f"qm migrate {vmid} {target} --online {options}".rstrip(), address)
+
+
+def watch_guest(lab: Lab, node: str, command: str, address: str) -> dict[str, Any]:
+    """A command run on `node` while a client polls the guest's page every 100 ms: the pages before
     and after, the command's result, its duration and the longest gap between answers."""
     answers: list[tuple[float, dict[str, str]]] = []
     done = threading.Event()
@@ -128,7 +133,7 @@ def watch_live_migration(lab: Lab, node: str, vmid: int, target: str, address: s
     thread.start()
     time.sleep(1)
     started = time.monotonic()
-    result = ssh(lab, node, f"qm migrate {vmid} {target} --online {options}".rstrip(), timeout=300)
+    result = ssh(lab, node, command, timeout=300)
     seconds = time.monotonic() - started
     time.sleep(1.5)
     done.set()

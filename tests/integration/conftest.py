@@ -200,6 +200,12 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
             these, params = {**these, "{storage}": "local"}, {"prune-backups": "keep-last=1"}
         if path.endswith("/feature"):  # the feature asked about is required
             params = {"feature": "clone"}
+        if path.endswith("/extractconfig"):  # a backup to read, where the node has one
+            backups = [v["volid"] for s in client.nodes(node).storage.get(content="backup")
+                       for v in client.nodes(node).storage(s["storage"]).content.get(content="backup")]
+            if not backups:
+                continue
+            params = {"volume": backups[0]}
         for placeholder, value in these.items():
             path = path.replace(placeholder, value or "")
         try:

@@ -212,3 +212,16 @@ def test_move_refusals_change_nothing(lab: Path, params: dict[str, object], mess
 def test_features_follow_pve_storages_tables(lab: Path, storage: str, volname: str, feature: str,
                                              snap: str | None, expected: bool) -> None:
     assert volumes.backend(storage, config.get(storage)).has_feature(feature, volname, snap) is expected
+
+
+@pytest.mark.parametrize(("value", "text"), [(0, "0.0 B"), (1023, "1023.0 B"), (1024, "1.0 KiB"),
+                                             (64 << 20, "64.0 MiB"), (3 << 29, "1.5 GiB")])
+def test_mirror_progress_renders_bytes_as_pve_tools(value: int, text: str) -> None:
+    from pvelab.pve.guests import blockjob
+    assert blockjob.render_bytes(value) == text
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (63, "1m 3s")])
+def test_mirror_progress_renders_durations_as_pve_tools(seconds: int, text: str) -> None:
+    from pvelab.pve.guests import blockjob
+    assert blockjob.render_duration(seconds) == text

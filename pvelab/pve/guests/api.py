@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pvelab.pve import version
@@ -16,11 +17,12 @@ from pvelab.pve.access import guard as access
 from pvelab.pve.access import store as access_store
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
-from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store
+from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store, vma
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.guests.vm_ops import NEW_CLOUDINIT, NEW_DISK, allocate, start_vm, storage_of
 from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.api import check_volume_access, volume_kind
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
 # API parameters of create/config that are not config options.
@@ -470,6 +472,41 @@ def vm_migrate(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 # -- backup and restore ---------------------------------------------------------------------------
+@route("GET /nodes/{node}/vzdump/extractconfig")
+def vzdump_extractconfig(ctx: Context, params: dict[str, Any]) -> Any:
+    """The guest config a backup archive holds (PVE::Storage::extract_vzdump_config): a VMA's
+    qemu-server.conf, a container archive's ./etc/vzdump/pct.conf."""
+    volume = str(params["volume"])
+    if ":" in volume:
+        sid, volname = guest_call(lambda: parse_volume_id(volume))
+        owner, content = volume_kind(volname)
+        guest_call(lambda: storage_config.get(sid))
+        check_volume_access(ctx.caller.name, sid, owner, content)
+        if owner:
+            access.require_vm(ctx.caller.name, int(owner), ["VM.Backup"])
+    elif ctx.caller.name != "root@pam":  # check_volume_access on a path
+        raise ApiException(500, "Only root can pass arbitrary filesystem paths.")
+    return guest_call(lambda: archive_config(backup.archive_path(volume), volume))
+
+
+def archive_config(path: Path, volume: str) -> str:
+    if not path.is_file():
+        raise GuestError(f"can't find file '{volume}'")
+    if re.search(r"\.vma(\.\w+)?$", path.name):
+        reader, stream = backup.open_archive(path)
+        try:
+            configs, _, _ = vma.read_header(stream)
+        finally:
+            stream.close()
+            reader.wait()
+        return configs["qemu-server.conf"].decode()
+    found = subprocess.run(["tar", "xOf", str(path), f"./{ct_backup.CONF_IN_ARCHIVE}"], capture_output=True,
+                           text=True, check=False)
+    if found.returncode != 0:
+        raise GuestError(f"unable to extract configuration for backup format 'tar': {found.stderr.strip()}")
+    return found.stdout
+
+
 @route("POST /nodes/{node}/vzdump")
 def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     """Back up this node's VMs given by `vmid` (or all of them); one task for the job, as vzdump."""
