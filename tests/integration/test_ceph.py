@@ -10,12 +10,22 @@ import subprocess
 
 import pytest
 
-from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, ssh
+from pvelab.twin.drive import create_tiny_vm, fingerprint, guest_page, pvecm_add, pvecm_create, ssh, watch_guest
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
-from .conftest import TEST_LAB, api, check_every_get, lab_subnet, own_lab, pve_version, wait_until
-from .test_ansible_modules import api_args, module
+from .conftest import (
+    TEST_LAB,
+    api,
+    check_every_get,
+    guest_state,
+    lab_addr,
+    lab_subnet,
+    own_lab,
+    pve_version,
+    wait_until,
+)
+from .test_ansible_modules import BIN, REPO, ansible_env, api_args, community_module, module
 
 pytestmark = [pytest.mark.lab, pytest.mark.pve8]
 NODES = ("pve1", "pve2", "pve3")
@@ -249,6 +259,49 @@ def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
     assert "same" in same.stdout  # the stopped VM's disk, restored bit for bit
     assert run(ceph, "pve2", "qm destroy 150 && qm destroy 151").returncode == 0
     assert "vm-15" not in run(ceph, "pve1", "rbd ls vmpool").stdout
+
+
+def test_a_disk_moved_online_into_rbd_then_lost_with_its_snapshot_and_restored(ceph: Lab) -> None:
+    """VM 152 runs from local-lvm; `qm disk move` takes its disk into vmpool while its page is read
+    every 100 ms (QEMU's mirror, the guest switched over: it answers throughout, on the same boot).
+    Then the snapshot_vs_backup drill on it: its RBD image is lost with the snapshot, the rollback
+    fails, the backup restores it. Last, community.proxmox's proxmox_disk moves the restored disk back."""
+    address = lab_addr(ceph, 152)
+    made = create_tiny_vm(ceph, "pve1", 152, address)
+    assert made.returncode == 0, made.stdout + made.stderr
+    wait_until(lambda: int(guest_page(address).get("heartbeats", 0)) >= 2, 90, "VM 152's heartbeats",
+               explain=lambda: guest_state(ceph, "pve1", 152, address))
+    watched = watch_guest(ceph, "pve1", "qm disk move 152 scsi0 vmpool --delete 1", address)
+    moved = watched["result"]
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    print(f"\nonline move local-lvm -> vmpool: {watched['seconds']:.1f} s, the guest's longest silence "
+          f"{watched['longest_gap']:.2f} s")
+    assert "drive-scsi0: Completing block job..." in moved.stdout and "all 'mirror' jobs are ready" in moved.stdout
+    assert watched["longest_gap"] < 3 and watched["after"].get("boot_id") == watched["before"]["boot_id"], watched
+    assert "scsi0: vmpool:vm-152-disk-0,size=64M" in run(ceph, "pve1", "qm config 152").stdout
+    assert "vm-152-disk-0" not in run(ceph, "pve1", "ls /var/lib/pvelab/lvmthin/pve/data").stdout  # --delete
+
+    drill = subprocess.run(
+        [str(BIN / "ansible-playbook"), "playbooks/drills/snapshot_vs_backup.yml", "-e", json.dumps({
+            "drill_snapshot_guest": "vm:152", "drill_backup_storage": "local",
+            "drill_guest_pages": {"vm:152": f"http://{address}/cgi-bin/status"}})],
+        cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=900, check=False)
+    out = drill.stdout + drill.stderr
+    assert drill.returncode == 0, out[-4000:]
+    assert "rollback to the snapshot: FAILED - the snapshot went with the disk" in out, out[-4000:]
+    print(*re.findall(r'"((?:vm:152|snapshot |backup |the guest |rollback |start |restored |the restored |a snapshot )'
+                      r'[^"]*)"', out), sep="\n")  # the drill's report, for the CI log
+
+    auth = api_args(ceph, "pve1")
+    back = community_module(ceph, "community.proxmox.proxmox_disk", {
+        "api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+        "validate_certs": False, "vmid": 152, "disk": "scsi0", "state": "moved", "target_storage": "local-lvm",
+        "delete_moved": True, "timeout": 120})
+    assert back["changed"] and not back["_failed"], back
+    assert "scsi0: local-lvm:vm-152-disk-0,size=64M" in run(ceph, "pve1", "qm config 152").stdout
+    assert guest_page(address), "the restored guest stopped answering while its disk moved back"
+    assert run(ceph, "pve1", "qm stop 152 && qm destroy 152").returncode == 0
+    assert "vm-152" not in run(ceph, "pve1", "rbd ls vmpool").stdout
 
 
 def test_an_osd_on_a_too_small_disk_is_refused_on_a_standalone_node() -> None:

@@ -5,6 +5,7 @@ change nothing, and a node powered off takes its guests with it. One cluster per
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +38,8 @@ from .conftest import (
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
 LIVE, LOCAL, BY_API, RESTORED = 110, 120, 130, 140
-ADDRESS = GuestAddresses({LIVE: 110, LOCAL: 120, BY_API: 130})
+TEMPLATE, LINKED, FULL = 160, 161, 162
+ADDRESS = GuestAddresses({LIVE: 110, LOCAL: 120, BY_API: 130, TEMPLATE: 160, LINKED: 161, FULL: 162})
 
 
 def wait_task(lab: Lab, node: str, upid: str) -> dict[str, Any]:
@@ -178,13 +180,15 @@ def test_local_disks_move_live_with_the_flag_and_offline_without(cluster: Lab) -
     assert guest_page(ADDRESS[LOCAL])["boot_id"] != live["after"]["boot_id"]
 
 
-def test_backups_in_each_mode_and_a_restore_with_the_heartbeats(cluster: Lab) -> None:
-    wait_until(lambda: int(guest_page(ADDRESS[LIVE]).get("heartbeats", 0)) >= 10, 30, "ten heartbeats on disk")
+def test_backups_in_each_mode_and_a_restore_with_the_heartbeats(cluster: Lab, live_vm: dict[str, str]) -> None:
+    # ten heartbeats: ten seconds of the guest (run alone, this test sees its boot too)
+    wait_until(lambda: int(guest_page(ADDRESS[LIVE]).get("heartbeats", 0)) >= 10, 90, "ten heartbeats on disk")
+    holder = owner(cluster, LIVE)  # pve2 after the live-migration test, pve1 when this test runs alone
     archives = {}
     for mode, compress, suffix in (("snapshot", "zstd", ".vma.zst"), ("suspend", "gzip", ".vma.gz"),
                                    ("stop", "lzo", ".vma.lzo")):
         before = guest_page(ADDRESS[LIVE])
-        out = ssh(cluster, "pve2", f"vzdump {LIVE} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
+        out = ssh(cluster, holder, f"vzdump {LIVE} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
         assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
         archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
         assert archives[mode].endswith(suffix) and f"/dump/vzdump-qemu-{LIVE}-" in archives[mode]
@@ -195,7 +199,11 @@ def test_backups_in_each_mode_and_a_restore_with_the_heartbeats(cluster: Lab) ->
         else:  # the guest ran on (suspend paused it): its memory is the same
             assert after["boot_id"] == before["boot_id"] and int(after["counter"]) > int(before["counter"])
     archive = archives["snapshot"]
-    assert "lock" not in ssh(cluster, "pve2", f"qm config {LIVE}").stdout
+    assert "lock" not in ssh(cluster, holder, f"qm config {LIVE}").stdout
+    volid = f"{SHARED_STORAGE}:backup/{archive.rsplit('/', 1)[1]}"
+    extracted = ssh(cluster, "pve1", f"pvesh get /nodes/pve1/vzdump/extractconfig --volume {volid} "
+                                     "--output-format json")
+    assert extracted.returncode == 0 and f"name: web{LIVE}\n" in json.loads(extracted.stdout), extracted.stderr
     restored = ssh(cluster, "pve1", f"qmrestore {archive} {RESTORED} --storage local-lvm --unique 1")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     config = ssh(cluster, "pve1", f"qm config {RESTORED}").stdout
@@ -363,3 +371,46 @@ def test_community_proxmox_vm_modules_work_unchanged(cluster: Lab) -> None:
                                                                         "state": "absent"})
     assert gone["changed"] and not gone["_failed"], gone
     assert "150" not in guest_ids(cluster)
+
+
+def test_a_template_cloned_linked_and_full_to_other_nodes_boots_and_keeps_its_base(cluster: Lab) -> None:
+    """A VM on the shared directory becomes a template; community.proxmox's proxmox_kvm clones it linked
+    to pve2 (a qcow2 over the base image), `qm clone --full` copies it to pve3; both clones boot. The
+    template cannot start, and cannot go while the linked clone reads its base image."""
+    from .test_ansible_modules import api_args, community_module
+
+    made = create_tiny_vm(cluster, "pve1", TEMPLATE, ADDRESS[TEMPLATE], disk_storage=SHARED_STORAGE,
+                          iso_storage=SHARED_STORAGE, cloudinit_storage=SHARED_STORAGE, start=False)
+    assert made.returncode == 0, made.stdout + made.stderr
+    templated = ssh(cluster, "pve1", f"qm template {TEMPLATE}")
+    assert templated.returncode == 0, templated.stdout + templated.stderr
+    base = f"{SHARED_STORAGE}:{TEMPLATE}/base-{TEMPLATE}-disk-0.raw"
+    assert f"scsi0: {base},size=64M" in ssh(cluster, "pve1", f"qm config {TEMPLATE}").stdout
+    refused = ssh(cluster, "pve1", f"qm start {TEMPLATE}")
+    assert refused.returncode == 255 and "you can't start a vm if it's a template" in refused.stderr
+    auth = api_args(cluster, "pve1")
+    login = {"api_host": auth["api_host"], "api_user": "root@pam", "api_password": auth["api_password"],
+             "validate_certs": False}
+    linked = community_module(cluster, "community.proxmox.proxmox_kvm", {
+        **login, "node": "pve1", "clone": f"web{TEMPLATE}", "newid": LINKED, "name": "linked", "full": False,
+        "format": "unspecified", "target": "pve2", "timeout": 120})
+    assert linked["changed"] and not linked["_failed"], linked
+    full = ssh(cluster, "pve1", f"qm clone {TEMPLATE} {FULL} --full 1 --target pve3 --storage {SHARED_STORAGE} "
+                                "--name full", timeout=180)
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert f"create full clone of drive scsi0 ({base})" in full.stdout
+    assert f"scsi0: {base}/{LINKED}/vm-{LINKED}-disk-0.qcow2,size=64M" in \
+        ssh(cluster, "pve2", f"qm config {LINKED}").stdout
+    assert f"scsi0: {SHARED_STORAGE}:{FULL}/vm-{FULL}-disk-0.raw,size=64M" in \
+        ssh(cluster, "pve3", f"qm config {FULL}").stdout
+    for vmid, node in ((LINKED, "pve2"), (FULL, "pve3")):  # each its own address, then booted
+        started = ssh(cluster, node, f"qm set {vmid} --ipconfig0 ip={ADDRESS[vmid]}/24 && qm start {vmid}")
+        assert started.returncode == 0, started.stdout + started.stderr
+    wait_until(lambda: all(guest_page(ADDRESS[v]) for v in (LINKED, FULL)), 120, "both clones answering HTTP")
+    gone = ssh(cluster, "pve1", f"qm destroy {TEMPLATE}")
+    assert gone.returncode == 255 and f"base volume '{base}' is still in use by linked cloned" in gone.stderr
+    assert ssh(cluster, "pve1", f"test -f /etc/pve/qemu-server/{TEMPLATE}.conf").returncode == 0
+    for vmid, node in ((LINKED, "pve2"), (FULL, "pve3"), (TEMPLATE, "pve1")):  # the base image goes last
+        destroyed = ssh(cluster, node, f"qm stop {vmid}; qm destroy {vmid}")
+        assert destroyed.returncode == 0, destroyed.stdout + destroyed.stderr
+    assert not {str(v) for v in (TEMPLATE, LINKED, FULL)} & set(guest_ids(cluster))

@@ -347,6 +347,7 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
             net.pop("macaddr", None)
             options[key] = store.print_net(net)
         options = allocate(vmid, options, node, log)
-    options.pop("lock", None)
+    for key in [k for k in options if k in ("lock", "parent") or re.match(r"^unused\d+$", k)]:
+        options.pop(key)  # restore_update_config_line drops these: their volumes and snapshots are not restored
     store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)))
     log(f"restore vma archive: {path.name}")

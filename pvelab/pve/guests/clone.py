@@ -385,13 +385,15 @@ def vm_feature(ctx: Context, params: dict[str, Any]) -> Any:
             raise ApiException(500, f"snapshot '{snapname}' does not exist")
         options = conf.snapshots[snapname].options
     has, nodes = True, set(members.node_info(ctx.node))
-    for drive in disk_drives(options).values():  # QemuConfig->has_feature: every disk must have it
+    for drive in disk_drives(options).values():  # QemuConfig->has_feature: every disk (not a CD-ROM,
+        if store.is_cloudinit(drive):             # nor a cloud-init drive) must have it
+            continue
         storage, volname = guest_call(lambda d=drive: volume_backend(d["file"]))  # type: ignore[misc]
         has = has and storage.has_feature(feature, volname, snapname)
         if not storage_config.is_shared(storage.options):  # shared_nodes: where every disk is
             nodes &= {ctx.node}
         nodes &= {n for n in nodes if storage_config.available_on(storage.options, n)}
-    return {"hasFeature": bool(has), "nodes": sorted(nodes)}
+    return {"hasFeature": int(has), "nodes": sorted(nodes)}  # 0 or 1, as has_feature returns
 
 
 @route("POST /nodes/{node}/qemu/{vmid}/move_disk")
