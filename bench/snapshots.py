@@ -73,7 +73,7 @@ def main() -> int:
             figures[label]["delete (with RAM)"] = run(lab, f"qm delsnapshot {vmid} withram")
             figures[label]["plain copy of the volume"] = run(
                 lab, f"qemu-img convert -U -O raw {path} /var/tmp/copy.raw && rm /var/tmp/copy.raw")
-            run(lab, f"qm stop {vmid}")
+            run(lab, f"qm delsnapshot {vmid} plain && qm stop {vmid}")  # a VM with snapshots is no template
             figures[label]["qm template"] = run(lab, f"qm template {vmid}")
             figures[label]["linked clone"] = run(lab, f"qm clone {vmid} {vmid + 10}")
             figures[label]["full clone"] = run(lab, f"qm clone {vmid} {vmid + 20} --full 1")
