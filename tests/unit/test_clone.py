@@ -225,3 +225,25 @@ def test_mirror_progress_renders_bytes_as_pve_tools(value: int, text: str) -> No
 def test_mirror_progress_renders_durations_as_pve_tools(seconds: int, text: str) -> None:
     from pvelab.pve.guests import blockjob
     assert blockjob.render_duration(seconds) == text
+
+
+def test_a_full_clone_of_a_snapshot_holds_the_disk_as_it_was_then(lab: Path) -> None:
+    storage = volumes.backend("store", config.get("store"))
+    volid = storage.alloc(100, None, 64 * 1024, "qcow2")
+    path = volumes.volume_path(volid)
+
+    def write(text: bytes) -> None:
+        raw = lab / "content.raw"
+        raw.write_bytes(text.ljust(64 << 20, b"\0"))
+        subprocess.run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "qcow2", str(raw), str(path)], check=True)
+
+    write(b"pvelab-marker")
+    storage.snapshot(volid.split(":", 1)[1], "s1")
+    write(b"changed-after")
+    conf = store.config_path("pve1", 100)
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(VM.format(disk=volid) + "\n[s1]\nscsi0: " + volid + ",size=64M\nsnaptime: 1\n")
+    clone.clone("pve1", 100, 105, {"snapname": "s1"}, "root@pam", print)
+    assert store.load("pve1", 105).main.options["scsi0"] == "store:105/vm-105-disk-0.qcow2,size=64M"
+    assert read_start("store:105/vm-105-disk-0.qcow2", "qcow2") == b"pvelab-marker"
+    assert read_start(volid, "qcow2") == b"changed-after"

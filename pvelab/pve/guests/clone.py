@@ -282,6 +282,8 @@ def target_format(storage: Backend, wanted: str) -> str:
 def copy_data(src: Backend, volname: str, snapname: str | None, target: str, dst_fmt: str) -> None:
     """QemuImage::convert: the whole volume (or a snapshot of it) into the new one, which exists already."""
     path, extra = src.snapshot_source(volname, snapname) if snapname else (str(src.path(volname)), [])
+    if path.startswith("/"):  # read while a running VM's QEMU holds the file (a clone of its snapshot)
+        extra = ["-U", *extra]
     argv = ["qemu-img", "convert", "-p", "-n", *extra, "-f", src.volume_format(volname), "-O", dst_fmt, path, target]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
