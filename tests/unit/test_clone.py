@@ -247,3 +247,27 @@ def test_a_full_clone_of_a_snapshot_holds_the_disk_as_it_was_then(lab: Path) -> 
     assert store.load("pve1", 105).main.options["scsi0"] == "store:105/vm-105-disk-0.qcow2,size=64M"
     assert read_start("store:105/vm-105-disk-0.qcow2", "qcow2") == b"pvelab-marker"
     assert read_start(volid, "qcow2") == b"changed-after"
+
+
+def test_vzdump_all_leaves_out_the_excluded_and_refuses_them_beside_vmid(lab: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pvelab.pve.api import tasks
+    from pvelab.pve.api.routes import ApiException, Caller, Context
+    from pvelab.pve.guests import api, backup
+
+    for vmid in (100, 101, 102):
+        make_vm(lab, vmid, "store")
+    config.STORAGE_CFG.write_text(config.STORAGE_CFG.read_text() + f"dir: bak\n\tpath {lab}/bak\n\tcontent backup\n\n")
+    backed_up: list[int] = []
+    monkeypatch.setattr(backup, "vzdump", lambda node, vmid, params, log: backed_up.append(vmid))
+    monkeypatch.setattr(tasks, "start", lambda node, kind, ident, user, work: work(print) or "UPID")
+    ctx = Context(Caller("root@pam"), "pve1")
+    api.vzdump(ctx, {"node": "pve1", "all": 1, "exclude": "101", "storage": "bak"})
+    assert backed_up == [100, 102]
+    backed_up.clear()
+    api.vzdump(ctx, {"node": "pve1", "exclude": "100,102", "storage": "bak"})  # exclude alone means all
+    assert backed_up == [101]
+    for option in ("all", "exclude"):
+        with pytest.raises(ApiException) as refused:
+            api.vzdump(ctx, {"node": "pve1", "vmid": "100", option: 1 if option == "all" else "101", "storage": "bak"})
+        assert refused.value.errors == {option: "option conflicts with option 'vmid'"}

@@ -511,9 +511,13 @@ def archive_config(path: Path, volume: str) -> str:
 def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     """Back up this node's VMs given by `vmid` (or all of them); one task for the job, as vzdump."""
     local = store.kinds_on(ctx.node)
-    wanted = sorted(local) if params.get("all") else \
+    for option in ("all", "exclude", "pool"):  # VZDump's verify_vzdump_parameters
+        if params.get(option) and params.get("vmid"):
+            raise ApiException(400, "Parameter verification failed.", {option: "option conflicts with option 'vmid'"})
+    excluded = {int(v) for v in re.split(r"[,;\s]+", str(params.get("exclude") or "")) if v}
+    wanted = sorted(set(local) - excluded) if params.get("all") or excluded else \
         [int(v) for v in re.split(r"[,;\s]+", str(params.get("vmid") or "")) if v]
-    if not wanted:
+    if not wanted and not (params.get("all") or excluded):
         raise ApiException(400, "Parameter verification failed.",
                            {"vmid": "property is missing and it is not optional"})
     for vmid in wanted:  # VM.Backup on every guest, and room on the backup storage
