@@ -66,12 +66,15 @@ def trust_root_ssh(lab: Lab, node: str, host: str) -> None:
 
 def create_tiny_vm(lab: Lab, node: str, vmid: int, address: str, disk_storage: str = "local-lvm",
                    iso_storage: str = "local", start: bool = True, memory_mib: int = 256,
-                   cloudinit_storage: str = "local-lvm") -> subprocess.CompletedProcess[str]:
-    """`qm create` of a VM that boots the tiny guest OS: its disk on `disk_storage`, its address
-    (on vmbr0, the management LAN) on its cloud-init drive, as a student would make one."""
+                   cloudinit_storage: str = "local-lvm", disk_format: str | None = None
+                   ) -> subprocess.CompletedProcess[str]:
+    """`qm create` of a VM that boots the tiny guest OS: its disk on `disk_storage` (in `disk_format`,
+    where the storage has formats), its address (on vmbr0, the management LAN) on its cloud-init
+    drive, as a student would make one."""
+    disk = f"{disk_storage}:0.0625" + (f",format={disk_format}" if disk_format else "")
     return ssh(lab, node, f"qm create {vmid} --name web{vmid} --memory {memory_mib} --net0 virtio,bridge=vmbr0 "
                           f"--ide2 {iso_storage}:iso/{ISO_NAME},media=cdrom --scsihw virtio-scsi-pci "
-                          f"--scsi0 {disk_storage}:0.0625 --ide0 {cloudinit_storage}:cloudinit "
+                          f"--scsi0 {disk} --ide0 {cloudinit_storage}:cloudinit "
                           f"--ipconfig0 ip={address}/24 --tablet 0 --start {int(start)}", timeout=120)
 
 

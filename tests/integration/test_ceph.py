@@ -264,7 +264,8 @@ def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
 def test_a_disk_moved_online_into_rbd_then_lost_with_its_snapshot_and_restored(ceph: Lab) -> None:
     """VM 152 runs from local-lvm; `qm disk move` takes its disk into vmpool while its page is read
     every 100 ms (QEMU's mirror, the guest switched over: it answers throughout, on the same boot).
-    Then the snapshot_vs_backup drill on it: its RBD image is lost with the snapshot, the rollback
+    A snapshot with its RAM on RBD, rolled back to: the same boot, its memory of that instant. Then
+    the snapshot_vs_backup drill on it: its RBD image is lost with the snapshot, the rollback
     fails, the backup restores it. Last, community.proxmox's proxmox_disk moves the restored disk back."""
     address = lab_addr(ceph, 152)
     made = create_tiny_vm(ceph, "pve1", 152, address)
@@ -280,6 +281,21 @@ def test_a_disk_moved_online_into_rbd_then_lost_with_its_snapshot_and_restored(c
     assert watched["longest_gap"] < 3 and watched["after"].get("boot_id") == watched["before"]["boot_id"], watched
     assert "scsi0: vmpool:vm-152-disk-0,size=64M" in run(ceph, "pve1", "qm config 152").stdout
     assert "vm-152-disk-0" not in run(ceph, "pve1", "ls /var/lib/pvelab/lvmthin/pve/data").stdout  # --delete
+    # a snapshot with its RAM on RBD (the state volume an RBD image too): the rollback resumes that instant
+    taken = run(ceph, "pve1", "qm snapshot 152 withram --vmstate 1")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert "vm-152-state-withram" in run(ceph, "pve1", "rbd ls vmpool").stdout
+    at_snapshot = guest_page(address)
+    wait_until(lambda: int(guest_page(address).get("counter", 0)) > int(at_snapshot["counter"]) + 3, 30,
+               "the guest's page counted on after the snapshot")
+    rolled = run(ceph, "pve1", "qm rollback 152 withram")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    wait_until(lambda: bool(guest_page(address)), 30, "VM 152 answering after the rollback")
+    resumed = guest_page(address)
+    assert resumed["boot_id"] == at_snapshot["boot_id"], resumed  # the same boot: resumed, not restarted
+    assert int(resumed["counter"]) <= int(at_snapshot["counter"]) + 2, resumed  # its memory of that instant
+    gone = run(ceph, "pve1", "qm delsnapshot 152 withram")
+    assert gone.returncode == 0 and "vm-152-state-withram" not in run(ceph, "pve1", "rbd ls vmpool").stdout
 
     drill = subprocess.run(
         [str(BIN / "ansible-playbook"), "playbooks/drills/snapshot_vs_backup.yml", "-e", json.dumps({

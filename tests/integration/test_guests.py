@@ -380,11 +380,12 @@ def test_a_template_cloned_linked_and_full_to_other_nodes_boots_and_keeps_its_ba
     from .test_ansible_modules import api_args, community_module
 
     made = create_tiny_vm(cluster, "pve1", TEMPLATE, ADDRESS[TEMPLATE], disk_storage=SHARED_STORAGE,
-                          iso_storage=SHARED_STORAGE, cloudinit_storage=SHARED_STORAGE, start=False)
+                          iso_storage=SHARED_STORAGE, cloudinit_storage=SHARED_STORAGE, start=False,
+                          disk_format="qcow2")
     assert made.returncode == 0, made.stdout + made.stderr
     templated = ssh(cluster, "pve1", f"qm template {TEMPLATE}")
     assert templated.returncode == 0, templated.stdout + templated.stderr
-    base = f"{SHARED_STORAGE}:{TEMPLATE}/base-{TEMPLATE}-disk-0.raw"
+    base = f"{SHARED_STORAGE}:{TEMPLATE}/base-{TEMPLATE}-disk-0.qcow2"
     assert f"scsi0: {base},size=64M" in ssh(cluster, "pve1", f"qm config {TEMPLATE}").stdout
     refused = ssh(cluster, "pve1", f"qm start {TEMPLATE}")
     assert refused.returncode == 255 and "you can't start a vm if it's a template" in refused.stderr
@@ -401,12 +402,24 @@ def test_a_template_cloned_linked_and_full_to_other_nodes_boots_and_keeps_its_ba
     assert f"create full clone of drive scsi0 ({base})" in full.stdout
     assert f"scsi0: {base}/{LINKED}/vm-{LINKED}-disk-0.qcow2,size=64M" in \
         ssh(cluster, "pve2", f"qm config {LINKED}").stdout
-    assert f"scsi0: {SHARED_STORAGE}:{FULL}/vm-{FULL}-disk-0.raw,size=64M" in \
+    assert f"scsi0: {SHARED_STORAGE}:{FULL}/vm-{FULL}-disk-0.qcow2,size=64M" in \
         ssh(cluster, "pve3", f"qm config {FULL}").stdout
     for vmid, node in ((LINKED, "pve2"), (FULL, "pve3")):  # each its own address, then booted
         started = ssh(cluster, node, f"qm set {vmid} --ipconfig0 ip={ADDRESS[vmid]}/24 && qm start {vmid}")
         assert started.returncode == 0, started.stdout + started.stderr
     wait_until(lambda: all(guest_page(ADDRESS[v]) for v in (LINKED, FULL)), 120, "both clones answering HTTP")
+    # the full clone's disk is a qcow2 on a directory: a snapshot with its RAM, rolled back to, resumes it
+    at_snapshot = guest_page(ADDRESS[FULL])
+    taken = ssh(cluster, "pve3", f"qm snapshot {FULL} withram --vmstate 1")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    wait_until(lambda: int(guest_page(ADDRESS[FULL]).get("counter", 0)) > int(at_snapshot["counter"]) + 3, 30,
+               "the full clone's page counting on")
+    rolled = ssh(cluster, "pve3", f"qm rollback {FULL} withram")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    wait_until(lambda: bool(guest_page(ADDRESS[FULL])), 30, "the full clone answering after the rollback")
+    resumed = guest_page(ADDRESS[FULL])
+    assert resumed["boot_id"] == at_snapshot["boot_id"], resumed  # resumed, not restarted
+    assert int(resumed["counter"]) <= int(at_snapshot["counter"]) + 2, resumed  # its memory of that instant
     gone = ssh(cluster, "pve1", f"qm destroy {TEMPLATE}")
     assert gone.returncode == 255 and f"base volume '{base}' is still in use by linked cloned" in gone.stderr
     assert ssh(cluster, "pve1", f"test -f /etc/pve/qemu-server/{TEMPLATE}.conf").returncode == 0
