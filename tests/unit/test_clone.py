@@ -271,3 +271,34 @@ def test_vzdump_all_leaves_out_the_excluded_and_refuses_them_beside_vmid(lab: Pa
         with pytest.raises(ApiException) as refused:
             api.vzdump(ctx, {"node": "pve1", "vmid": "100", option: 1 if option == "all" else "101", "storage": "bak"})
         assert refused.value.errors == {option: "option conflicts with option 'vmid'"}
+
+
+def test_an_image_file_is_imported_as_an_unused_disk_or_as_the_drive_named(lab: Path) -> None:
+    make_vm(lab, 100, "store")
+    raw = lab / "cloud.raw"
+    raw.write_bytes(b"pvelab-marker".ljust(32 << 20, b"\0"))
+    image = lab / "cloud.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(image)], check=True)
+    said: list[str] = []
+    clone.import_disk("pve1", 100, str(image), "thin", None, None, said.append)
+    assert said == [f"importing disk '{image}' to VM 100 ...",
+                    "unused0: successfully imported disk 'thin:vm-100-disk-0'"]
+    assert store.load("pve1", 100).main.options["unused0"] == "thin:vm-100-disk-0"
+    assert read_start("thin:vm-100-disk-0") == b"pvelab-marker"
+    clone.import_disk("pve1", 100, str(image), "store", "qcow2", "scsi1", said.append)
+    assert store.load("pve1", 100).main.options["scsi1"] == "store:100/vm-100-disk-1.qcow2,size=32M"
+
+
+@pytest.mark.parametrize(("source", "storage", "message"), [
+    ("/nonexistent.img", "store", "/nonexistent.img: non-existent or non-regular file"),
+    ("IMAGE", "nowhere", "storage 'nowhere' does not exist"),
+])
+def test_import_refusals_change_nothing(lab: Path, source: str, storage: str, message: str) -> None:
+    make_vm(lab, 100, "store")
+    image = lab / "cloud.raw"
+    image.write_bytes(b"\0" * 4096)
+    before = store.config_path("pve1", 100).read_text()
+    with pytest.raises((GuestError, StorageError), match=message):
+        clone.import_disk("pve1", 100, source.replace("IMAGE", str(image)), storage, None, None, print)
+    assert store.config_path("pve1", 100).read_text() == before
+    assert sorted(p.name for p in (lab / "store" / "images" / "100").iterdir()) == ["vm-100-disk-0.raw"]

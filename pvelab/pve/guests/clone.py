@@ -9,10 +9,13 @@ directory, an RBD clone of its __base__ snapshot, a thin copy on lvmthin); a ful
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pvelab.pve import members
@@ -358,6 +361,71 @@ def check_move(conf: VmConfig, disk: str, storage: str, fmt: str | None, params:
     if snapshotted and params.get("delete"):
         raise GuestError("you can't move a disk with snapshots and delete the source")
     return drive, old_storage, snapshotted
+
+
+# -- import -----------------------------------------------------------------------------------------
+def import_disk(node: str, vmid: int, source: str, storage: str, fmt: str | None, target_disk: str | None,
+                log: Log) -> None:
+    """`qm disk import` (qm's importdisk and ImportDisk::do_import): an image file qemu-img reads, copied
+    into a new volume of the VM, added as unusedN (or as the drive `target_disk` names)."""
+    if target_disk and not store.DRIVE_KEY.match(target_disk):
+        target_disk = None  # unusedN: do_import takes only drive names
+    store.check_lock(store.load(node, vmid))
+    path = Path(source)
+    if not path.is_file():
+        raise GuestError(f"{source}: non-existent or non-regular file")
+    options = storage_config.get(storage)
+    if not storage_config.available_on(options, node):
+        raise GuestError(f"storage '{storage}' is not available on node '{node}'")
+    if "images" not in storage_config.content_of(options):
+        raise GuestError(f"storage {storage} does not support vm images")
+    log(f"importing disk '{source}' to VM {vmid} ...")
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(path)], capture_output=True, text=True,
+                          check=False)
+    if info.returncode != 0:
+        raise GuestError(f"could not parse qemu-img info command output for '{source}' - {info.stderr.strip()}")
+    image = json.loads(info.stdout)
+    dst = backend(storage, options)
+    dst_fmt = target_format(dst, fmt or str(options.get("format", "raw")))
+    if fmt and fmt != dst_fmt:
+        log(f"format '{fmt}' is not supported by the target storage - using '{dst_fmt}' instead")
+    size = int(image["virtual-size"])
+    volid = dst.alloc(vmid, None, -(-size // 1024), dst_fmt if options["type"] == "dir" else None)
+    try:
+        argv = ["qemu-img", "convert", "-p", "-n", "-f", str(image["format"]), "-O", dst_fmt, str(path),
+                str(dst.path(parse_volume_id(volid)[1]))]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise GuestError(f"copy failed: command '{' '.join(argv)}' failed: exit code {done.returncode}")
+        key, shown = attach_imported(node, vmid, volid, size, target_disk)
+    except Exception:
+        with contextlib.suppress(storage_config.StorageError):
+            dst.free(parse_volume_id(volid)[1])
+        raise
+    log(f"{key}: successfully imported disk '{shown}'")
+
+
+def attach_imported(node: str, vmid: int, volid: str, size: int, target_disk: str | None) -> tuple[str, str]:
+    """The imported volume into the config: as unusedN, or as `target_disk` (pending while the VM runs);
+    the key and the value written."""
+    with store.locked(vmid):
+        conf = store.load(node, vmid)
+        store.check_lock(conf)
+        if not target_disk:
+            key = next(f"unused{n}" for n in range(256) if f"unused{n}" not in conf.main.options)
+            conf.main.options[key] = volid
+            store.save(node, vmid, conf)
+            return key, volid
+        if target_disk in conf.main.options:
+            raise GuestError(f"cowardly refusing to overwrite existing entry: {target_disk}")
+        drive = f"{volid},size={store.size_text(size)}"
+        if runtime.pid_of(vmid) is not None:  # waits for the next start, as a disk PVE cannot hotplug
+            conf.pending = conf.pending or Section()
+            conf.pending.options[target_disk] = drive
+        else:
+            conf.main.options[target_disk] = drive
+        store.save(node, vmid, conf)
+        return target_disk, drive
 
 
 # -- API ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from pvelab.procfs import nodename
 from pvelab.pve.api import direct
-from pvelab.pve.guests import qmp, runtime, store
+from pvelab.pve.guests import clone, qmp, runtime, store
 from pvelab.pve.guests.config import encode_text
 from pvelab.pve.guests.qemu_cmd import RUN
 from pvelab.pve.guests.store import GuestError
@@ -25,6 +25,7 @@ USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
        qm config <vmid> [OPTIONS]
        qm create <vmid> [OPTIONS]
        qm delsnapshot <vmid> <snapname> [OPTIONS]
+       qm disk import <vmid> <source> <storage> [OPTIONS]
        qm disk move <vmid> <disk> [<storage>] [OPTIONS]
        qm disk resize <vmid> <disk> <size> [OPTIONS]
        qm destroy <vmid> [OPTIONS]
@@ -168,8 +169,13 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return 0
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
-    if command == "disk" and args[:1] in (["resize"], ["move"]):  # `qm disk resize` is `qm resize`, as on PVE
+    if command == "disk" and args[:1] in (["resize"], ["move"], ["import"]):  # `qm disk resize` = `qm resize`
         command, args = args[0], args[1:]
+    if command in ("import", "importdisk"):  # qm disk import runs in qm itself (no API call), as on PVE
+        vmid, source, target_storage = args
+        clone.import_disk(nodename(), int(vmid), source, target_storage, options.get("format"),
+                          options.get("target-disk"), print)
+        return 0
     if command in ("move", "move-disk", "move_disk"):  # qm disk move and its aliases
         vmid, disk, *storage = args
         params = {**options, "disk": disk, **({"storage": storage[0]} if storage else {})}

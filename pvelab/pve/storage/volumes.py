@@ -67,10 +67,13 @@ def parse_size(text: str) -> int:
 
 
 def free_disk_name(vmid: int, taken: set[str], fmt: str | None) -> str:
+    """PVE's get_next_vm_diskname: the lowest disk number no volume of the VM has, whatever its format
+    or prefix (vm-100-disk-0.raw takes number 0 from a qcow2 too)."""
+    used = {int(found.group(1)) for name in taken
+            if (found := re.search(rf"(?:vm|base|subvol|basevol)-{vmid}-disk-(\d+)", name))}
     for number in range(1000):
-        name = f"vm-{vmid}-disk-{number}" + (f".{fmt}" if fmt else "")
-        if name not in taken:
-            return name
+        if number not in used:
+            return f"vm-{vmid}-disk-{number}" + (f".{fmt}" if fmt else "")
     raise StorageError(f"unable to allocate an image name for VM {vmid}")
 
 
