@@ -138,6 +138,7 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/lxc/{vmid}/status/shutdown"),
     ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot"),
     ("POST", "/nodes/{node}/lxc/{vmid}/migrate"),
+    ("PUT", "/nodes/{node}/lxc/{vmid}/resize"),
     ("POST", "/nodes/{node}/vzdump"),
     ("GET", "/nodes/{node}/vzdump/extractconfig"),
     ("GET", "/cluster/backup"),

@@ -60,3 +60,30 @@ def test_refusals_change_nothing(vm: Path, disk: str, size: str, message: str) -
         disk_api.resize("pve1", 150, disk, size, None, False, "root@pam", print)
     assert store.config_path("pve1", 150).read_text() == before
     assert (vm / "vm-150-disk-0.raw").stat().st_size == 64 << 20
+
+
+def test_a_containers_root_on_thin_grows_its_recorded_size_and_a_subvol_on_dir_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pvelab.pve.storage import volumes
+    cfg = tmp_path / "storage.cfg"
+    cfg.write_text(f"dir: store\n\tpath {tmp_path / 'store'}\n\tcontent rootdir\n\n"
+                   "lvmthin: thin\n\tthinpool data\n\tvgname pve\n\tcontent rootdir\n\n")
+    monkeypatch.setattr(config, "STORAGE_CFG", cfg)
+    monkeypatch.setattr(volumes, "LVM_BACKING", tmp_path / "lvm")
+    monkeypatch.setattr(volumes, "DEV", tmp_path / "dev")
+    monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
+    monkeypatch.setattr(store, "LXC_LOCK_DIR", tmp_path / "locks")
+    thin = volumes.backend("thin", config.get("thin")).alloc_rootdir(200, 1024 * 1024)
+    subvol = volumes.backend("store", config.get("store")).alloc_rootdir(200, 1024 * 1024)
+    conf = tmp_path / "nodes" / "pve1" / "lxc" / "200.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(f"hostname: ct200\nmp0: {subvol},mp=/data,size=1G\nrootfs: {thin},size=1G\n")
+    disk_api.resize_ct("pve1", 200, "rootfs", "+1G", None, "root@pam")
+    assert f"rootfs: {thin},size=2G\n" in conf.read_text()
+    for disk, size, message in (("rootfs", "1G", "unable to shrink disk size"),
+                                ("rootfs", "2G", "disk is already at specified size"),
+                                ("mp0", "+1G", "can't resize this image format")):
+        before = conf.read_text()
+        with pytest.raises((GuestError, config.StorageError), match=message):
+            disk_api.resize_ct("pve1", 200, disk, size, None, "root@pam")
+        assert conf.read_text() == before

@@ -1,6 +1,8 @@
-"""A VM's disks changed in place: `qm resize` / `qm disk resize` and PUT /nodes/{node}/qemu/{vmid}/resize,
+"""Guests' disks changed in place: `qm resize` / `qm disk resize` and PUT /nodes/{node}/qemu/{vmid}/resize,
 as qemu-server's resize_vm does it (a task; only growing; a running VM's QEMU grows the volume itself
-through block_resize, so the guest sees the new size at once)."""
+through block_resize, so the guest sees the new size at once); `pct resize` and PUT .../lxc/{vmid}/resize,
+as pve-container's (a mount point's volume grown; on the emulated lvmthin a container's root is a
+directory whose recorded size grows - there is no filesystem to grow, see storage/volumes.py)."""
 
 from __future__ import annotations
 
@@ -72,3 +74,39 @@ def vm_resize(ctx: Context, params: dict[str, Any]) -> Any:
     return worker(ctx, "resize", vmid, lambda log: resize(
         ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"), bool(params.get("skiplock")),
         ctx.caller.name, log))
+
+
+def resize_ct(node: str, vmid: int, disk: str, size_text: str, digest: str | None, caller: str) -> None:
+    """pve-container's resize_vm: the mount point's volume grown and its size= written."""
+    with store.locked(vmid, "lxc"):
+        conf: VmConfig = store.load(node, vmid, "lxc")
+        store.check_lock(conf, "lxc")
+        if digest and digest != conf.digest:
+            raise GuestError("detected modified configuration - file changed by other user? Try again.")
+        if disk not in conf.main.options:  # parse_volume of an empty string: PVE's property check
+            raise GuestError("volume: property is missing and it is not optional")
+        mount = store.parse_drive(conf.main.options[disk])
+        volid = mount.get("file", "")
+        backend, volname = volume_backend(volid)
+        owner = re.search(r"(?:vm|base|subvol)-(\d+)-", volname)
+        if owner and int(owner.group(1)) != vmid:
+            raise GuestError(f"can't resize mount point owned by another container ({owner.group(1)})")
+        access.require(caller, f"/storage/{backend.id}", ["Datastore.AllocateSpace"])
+        current = backend.size(volname)
+        wanted = int(new_size(size_text, current))
+        if wanted < current:
+            raise GuestError("unable to shrink disk size")
+        if wanted == current:
+            raise GuestError("disk is already at specified size")
+        backend.resize(volname, wanted)
+        mount["size"] = store.size_text(wanted)
+        conf.main.options[disk] = store.print_drive(mount)
+        store.save(node, vmid, conf, "lxc")
+
+
+@route("PUT /nodes/{node}/lxc/{vmid}/resize")
+def ct_resize(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid = int(params["vmid"])
+    guest_call(lambda: store.load(ctx.node, vmid, "lxc"))
+    return worker(ctx, "resize", vmid, lambda log: resize_ct(
+        ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"), ctx.caller.name))

@@ -19,6 +19,7 @@ USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
        pct list
        pct migrate <vmid> <target> [OPTIONS]
        pct reboot <vmid> [OPTIONS]
+       pct resize <vmid> <disk> <size> [OPTIONS]
        pct restore <vmid> <ostemplate> [OPTIONS]
        pct set <vmid> [OPTIONS]
        pct shutdown <vmid> [OPTIONS]
@@ -54,6 +55,9 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return direct.run_task("POST", base, {**options, **extra, "vmid": vmid, "ostemplate": template})
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
+    if command == "resize":
+        vmid, disk, size = args
+        return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})
     (vmid,) = args
     if command == "config":
         config = direct.call("GET", f"{base}/{vmid}/config", options)

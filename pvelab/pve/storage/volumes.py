@@ -345,6 +345,11 @@ class DirBackend(Backend):
     def can_snapshot(self, volname: str) -> bool:
         return volname.endswith(".qcow2")  # raw files have no snapshots on a directory, as on PVE
 
+    def resize(self, volname: str, size: int) -> None:
+        if not re.search(r"\.(raw|qcow2)$", volname):  # Plugin::volume_resize: not a subvol, not vmdk
+            raise StorageError("can't resize this image format")
+        super().resize(volname, size)
+
     def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
         return str(self.path(volname)), ["-l", f"snapshot.name={snap}"]
 
@@ -530,6 +535,17 @@ class LvmThinBackend(Backend):
 
     def snapshot_delete(self, volname: str, snap: str) -> None:
         self._snap_file(volname, snap).unlink(missing_ok=True)
+
+    def size(self, volname: str) -> int:
+        if (self.pool / volname).is_dir():  # a container's root: its recorded size
+            return int((self.pool / f".{volname}.size").read_text())
+        return super().size(volname)
+
+    def resize(self, volname: str, size: int) -> None:
+        if (self.pool / volname).is_dir():
+            (self.pool / f".{volname}.size").write_text(f"{size}\n")
+            return
+        super().resize(volname, size)
 
     # A base image is the volume renamed and made read-only; a linked clone of it (or of a snapshot)
     # is, like a thin snapshot's LV, a volume of its own from then on: here a sparse copy.
