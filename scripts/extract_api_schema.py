@@ -139,6 +139,7 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/lxc/{vmid}/status/reboot"),
     ("POST", "/nodes/{node}/lxc/{vmid}/migrate"),
     ("PUT", "/nodes/{node}/lxc/{vmid}/resize"),
+    ("POST", "/nodes/{node}/lxc/{vmid}/move_volume"),
     ("POST", "/nodes/{node}/vzdump"),
     ("GET", "/nodes/{node}/vzdump/extractconfig"),
     ("GET", "/cluster/backup"),

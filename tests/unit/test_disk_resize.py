@@ -87,3 +87,41 @@ def test_a_containers_root_on_thin_grows_its_recorded_size_and_a_subvol_on_dir_i
         with pytest.raises((GuestError, config.StorageError), match=message):
             disk_api.resize_ct("pve1", 200, disk, size, None, "root@pam")
         assert conf.read_text() == before
+
+
+def test_a_stopped_containers_root_moves_to_another_storage_with_its_files(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pvelab.pve.guests import containers
+    from pvelab.pve.storage import volumes
+    cfg = tmp_path / "storage.cfg"
+    cfg.write_text(f"dir: store\n\tpath {tmp_path / 'store'}\n\tcontent rootdir\n\n"
+                   f"dir: iso\n\tpath {tmp_path / 'iso'}\n\tcontent iso\n\n"
+                   "lvmthin: thin\n\tthinpool data\n\tvgname pve\n\tcontent rootdir\n\n")
+    monkeypatch.setattr(config, "STORAGE_CFG", cfg)
+    monkeypatch.setattr(volumes, "LVM_BACKING", tmp_path / "lvm")
+    monkeypatch.setattr(volumes, "DEV", tmp_path / "dev")
+    monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
+    monkeypatch.setattr(store, "LXC_LOCK_DIR", tmp_path / "locks")
+    monkeypatch.setattr(containers, "running", lambda vmid: False)
+    thin = volumes.backend("thin", config.get("thin")).alloc_rootdir(200, 1024 * 1024)
+    (containers.volume_path(thin) / "etc").mkdir()
+    (containers.volume_path(thin) / "etc" / "hostname").write_text("ct200\n")
+    conf = tmp_path / "nodes" / "pve1" / "lxc" / "200.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text(f"hostname: ct200\nrootfs: {thin},size=1G\n")
+    for storage, message in (("iso", "storage 'iso' does not support container directories"),
+                             ("store", None)):
+        if message:
+            with pytest.raises((GuestError, config.StorageError), match=message):
+                disk_api.lock_ct_move("pve1", 200, "rootfs", storage, False, None)
+            assert "lock" not in conf.read_text()
+            continue
+        disk_api.lock_ct_move("pve1", 200, "rootfs", storage, False, None)
+        assert "lock: disk\n" in conf.read_text()
+        disk_api.move_ct_volume("pve1", 200, "rootfs", storage, False, print)
+    text = conf.read_text()
+    assert "rootfs: store:200/subvol-200-disk-0.subvol,size=1G\n" in text and f"unused0: {thin}\n" in text
+    assert "lock" not in text
+    assert (tmp_path / "store/images/200/subvol-200-disk-0.subvol/etc/hostname").read_text() == "ct200\n"
+    with pytest.raises(GuestError, match="cannot move volume 'unused0', only configured volumes can be moved"):
+        disk_api.lock_ct_move("pve1", 200, "unused0", "thin", False, None)

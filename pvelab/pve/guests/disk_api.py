@@ -6,17 +6,21 @@ directory whose recorded size grows - there is no filesystem to grow, see storag
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
 from pvelab.pve.access import guard as access
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import qmp, runtime, store
+from pvelab.pve.guests import containers, qmp, runtime, store
 from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.storage.volumes import volume_backend
+from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.config import StorageError
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
 Log = Callable[[str], None]
 SIZE = re.compile(r"^(\+)?(\d+(?:\.\d+)?)([KMGT])?$")
@@ -48,9 +52,9 @@ def resize(node: str, vmid: int, disk: str, size_text: str, digest: str | None, 
             raise GuestError(f"disk '{disk}' has no associated volume")
         if store.is_cdrom(drive):
             raise GuestError("you can't resize a cdrom")
-        backend, volname = volume_backend(volid)
-        access.require(caller, f"/storage/{backend.id}", ["Datastore.AllocateSpace"])
-        current = backend.size(volname)
+        storage, volname = volume_backend(volid)
+        access.require(caller, f"/storage/{storage.id}", ["Datastore.AllocateSpace"])
+        current = storage.size(volname)
         wanted = new_size(size_text, current)
         if wanted < current:
             raise GuestError("shrinking disks is not supported")
@@ -59,7 +63,7 @@ def resize(node: str, vmid: int, disk: str, size_text: str, digest: str | None, 
         if runtime.pid_of(vmid) is not None:  # QEMU grows the image it holds, and tells the guest
             qmp.command(vmid, "block_resize", device=f"drive-{disk}", size=wanted, timeout=60)
         else:
-            backend.resize(volname, wanted)
+            storage.resize(volname, wanted)
         drive["size"] = store.size_text(wanted)
         conf.main.options[disk] = store.print_drive(drive)
         store.save(node, vmid, conf)
@@ -87,18 +91,18 @@ def resize_ct(node: str, vmid: int, disk: str, size_text: str, digest: str | Non
             raise GuestError("volume: property is missing and it is not optional")
         mount = store.parse_drive(conf.main.options[disk])
         volid = mount.get("file", "")
-        backend, volname = volume_backend(volid)
+        storage, volname = volume_backend(volid)
         owner = re.search(r"(?:vm|base|subvol)-(\d+)-", volname)
         if owner and int(owner.group(1)) != vmid:
             raise GuestError(f"can't resize mount point owned by another container ({owner.group(1)})")
-        access.require(caller, f"/storage/{backend.id}", ["Datastore.AllocateSpace"])
-        current = backend.size(volname)
+        access.require(caller, f"/storage/{storage.id}", ["Datastore.AllocateSpace"])
+        current = storage.size(volname)
         wanted = int(new_size(size_text, current))
         if wanted < current:
             raise GuestError("unable to shrink disk size")
         if wanted == current:
             raise GuestError("disk is already at specified size")
-        backend.resize(volname, wanted)
+        storage.resize(volname, wanted)
         mount["size"] = store.size_text(wanted)
         conf.main.options[disk] = store.print_drive(mount)
         store.save(node, vmid, conf, "lxc")
@@ -110,3 +114,80 @@ def ct_resize(ctx: Context, params: dict[str, Any]) -> Any:
     guest_call(lambda: store.load(ctx.node, vmid, "lxc"))
     return worker(ctx, "resize", vmid, lambda log: resize_ct(
         ctx.node, vmid, params["disk"], str(params["size"]), params.get("digest"), ctx.caller.name))
+
+
+def lock_ct_move(node: str, vmid: int, key: str, storage: str, delete: bool, digest: str | None) -> None:
+    """move_volume's checks to another storage and its `disk` lock, taken before the task, as PVE does."""
+    with store.locked(vmid, "lxc"):
+        conf: VmConfig = store.load(node, vmid, "lxc")
+        store.check_lock(conf, "lxc")
+        if containers.running(vmid):
+            raise GuestError("cannot move volumes of a running container")
+        if re.fullmatch(r"unused\d+", key):
+            raise GuestError(f"cannot move volume '{key}', only configured volumes can be moved to another storage")
+        if key not in conf.main.options:
+            raise GuestError("volume: property is missing and it is not optional")
+        volid = store.parse_drive(conf.main.options[key])["file"]
+        if delete and any(store.parse_drive(snap.options.get(key, "none")).get("file") == volid
+                          for snap in conf.snapshots.values()):
+            raise GuestError("you can't move a volume with snapshots and delete the source")
+        if digest and digest != conf.digest:
+            raise GuestError("detected modified configuration - file changed by other user? Try again.")
+        if "rootdir" not in storage_config.content_of(storage_config.get(storage)):
+            raise GuestError(f"storage '{storage}' does not support container directories")
+        conf.main.options["lock"] = "disk"
+        store.save(node, vmid, conf, "lxc")
+
+
+def move_ct_volume(node: str, vmid: int, key: str, storage: str, delete: bool, log: Log) -> None:
+    """pve-container's move_volume to another storage (the CT locked `disk` already): its volume copied
+    into a new one there, the config pointed at it, the old one kept as unusedN or removed."""
+    mount = store.parse_drive(store.load(node, vmid, "lxc").main.options[key])
+    old_volid = mount["file"]
+    new_volid = None
+    try:
+        size = store.size_bytes(mount.get("size", "0"), "G")
+        new_volid = backend(storage, storage_config.get(storage)).alloc_rootdir(vmid, size // 1024)
+        copied = subprocess.run(["cp", "-a", "--sparse=always", f"{containers.volume_path(old_volid)}/.",
+                                 str(containers.volume_path(new_volid))], capture_output=True, text=True, check=False)
+        if copied.returncode != 0:
+            raise GuestError(f"copying the volume failed: {copied.stderr.strip()}")
+        with store.locked(vmid, "lxc"):
+            conf = store.load(node, vmid, "lxc")
+            mount["file"] = new_volid
+            conf.main.options[key] = store.print_drive(mount)
+            if not delete:
+                unused = next(f"unused{n}" for n in range(256) if f"unused{n}" not in conf.main.options)
+                conf.main.options[unused] = old_volid
+            conf.main.options.pop("lock", None)
+            store.save(node, vmid, conf, "lxc")
+    except Exception:
+        if new_volid:
+            with contextlib.suppress(StorageError):
+                volume_backend(new_volid)[0].free(parse_volume_id(new_volid)[1])
+        store.set_lock(node, vmid, None, "lxc")
+        raise
+    if delete:
+        try:
+            old_backend, volname = volume_backend(old_volid)
+            old_backend.free(volname)
+        except StorageError as exc:
+            log(f"{exc}")
+
+
+@route("POST /nodes/{node}/lxc/{vmid}/move_volume")
+def ct_move_volume(ctx: Context, params: dict[str, Any]) -> Any:
+    vmid, key, storage = int(params["vmid"]), params["volume"], params.get("storage")
+    if params.get("target-vmid") is not None and storage:
+        msg = "either set 'storage' or 'target-vmid', but not both"
+        raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})
+    if params.get("target-vmid") is not None:  # reassigning a volume to another CT is not built yet
+        raise ApiException(501, "Method 'POST /nodes/{node}/lxc/{vmid}/move_volume' with 'target-vmid' "
+                                "not implemented")
+    if not storage:
+        msg = "both 'storage' and 'target-vmid' missing, either needs to be set"
+        raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})
+    access.require(ctx.caller.name, f"/storage/{storage}", ["Datastore.AllocateSpace"])
+    delete = bool(params.get("delete"))
+    guest_call(lambda: lock_ct_move(ctx.node, vmid, key, storage, delete, params.get("digest")))
+    return worker(ctx, "move_volume", vmid, lambda log: move_ct_volume(ctx.node, vmid, key, storage, delete, log))

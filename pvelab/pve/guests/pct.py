@@ -18,6 +18,7 @@ USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
        pct exec <vmid> [<extra-args>]
        pct list
        pct migrate <vmid> <target> [OPTIONS]
+       pct move-volume <vmid> <volume> [<storage>] [OPTIONS]
        pct reboot <vmid> [OPTIONS]
        pct resize <vmid> <disk> <size> [OPTIONS]
        pct restore <vmid> <ostemplate> [OPTIONS]
@@ -55,6 +56,10 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return direct.run_task("POST", base, {**options, **extra, "vmid": vmid, "ostemplate": template})
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
+    if command in ("move-volume", "move_volume"):
+        vmid, volume, *storage = args
+        params = {**options, "volume": volume, **({"storage": storage[0]} if storage else {})}
+        return direct.run_task("POST", f"{base}/{vmid}/move_volume", params)
     if command == "resize":
         vmid, disk, size = args
         return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})
