@@ -79,26 +79,40 @@ def test_restart_migration_moves_the_root_filesystem(cluster: Lab, container: di
     assert resources[f"lxc/{CT}"]["node"] == "pve2" and resources[f"lxc/{CT}"]["status"] == "running"
 
 
-def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab) -> None:
+def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab, container: dict[str, str]) -> None:
+    """Backups of CT 200 in two modes, one restored on pve3; the restored CT's root is grown (`pct
+    resize`) and moved to a directory storage (`pct move-volume`, its files with it)."""
+    holder = str(guest_ids(cluster)[str(CT)]["node"])  # pve2 after the migration test, pve1 alone
     archives = {}
     for mode, compress in (("snapshot", "zstd"), ("stop", "gzip")):
-        out = ssh(cluster, "pve2", f"vzdump {CT} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
+        out = ssh(cluster, holder, f"vzdump {CT} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
         assert out.returncode == 0 and "Backup job finished successfully" in out.stdout, out.stdout + out.stderr
         archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
-        log = ssh(cluster, "pve2", f"cat {archives[mode].rsplit('.tar', 1)[0]}.log").stdout
+        log = ssh(cluster, holder, f"cat {archives[mode].rsplit('.tar', 1)[0]}.log").stdout
         assert f"Finished Backup of VM {CT}" in log
         if mode == "snapshot":
             assert "trying 'suspend' mode instead" in log
         wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, f"CT 200 answering after the {mode} backup")
     assert archives["snapshot"].endswith(".tar.zst") and archives["stop"].endswith(".tar.gz")
     assert f"/dump/vzdump-lxc-{CT}-" in archives["stop"]
-    assert "lock" not in ssh(cluster, "pve2", f"pct config {CT}").stdout
+    assert "lock" not in ssh(cluster, holder, f"pct config {CT}").stdout
     restored = ssh(cluster, "pve3", f"pct restore {RESTORED} {archives['stop']} --storage local-lvm --unique 1")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     config = ssh(cluster, "pve3", f"pct config {RESTORED}").stdout
     assert f"rootfs: local-lvm:vm-{RESTORED}-disk-0,size=1G" in config and "hostname: ct200" in config
     heartbeats = ssh(cluster, "pve3", f"wc -l < /dev/pve/vm-{RESTORED}-disk-0/var/lib/pvelab/heartbeats").stdout
     assert int(heartbeats) >= 5
+    grown = ssh(cluster, "pve3", f"pct resize {RESTORED} rootfs +1G")
+    assert grown.returncode == 0 and f"rootfs: local-lvm:vm-{RESTORED}-disk-0,size=2G" in \
+        ssh(cluster, "pve3", f"pct config {RESTORED}").stdout, grown.stdout + grown.stderr
+    assert ssh(cluster, "pve1", "pvesm set local --content iso,vztmpl,backup,rootdir").returncode == 0
+    moved = ssh(cluster, "pve3", f"pct move-volume {RESTORED} rootfs local --delete 1", timeout=300)
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    config = ssh(cluster, "pve3", f"pct config {RESTORED}").stdout
+    assert f"rootfs: local:{RESTORED}/subvol-{RESTORED}-disk-0.subvol,size=2G" in config and "unused" not in config
+    moved_beats = ssh(cluster, "pve3", f"wc -l < /var/lib/vz/images/{RESTORED}/subvol-{RESTORED}-disk-0.subvol"
+                                       "/var/lib/pvelab/heartbeats").stdout
+    assert moved_beats == heartbeats and f"vm-{RESTORED}-disk-0" not in ssh(cluster, "pve3", "ls /dev/pve").stdout
 
 
 def test_a_backup_job_for_all_guests_backs_up_the_container(cluster: Lab, container: dict[str, str]) -> None:
