@@ -62,17 +62,27 @@ def test_refusals_change_nothing(vm: Path, disk: str, size: str, message: str) -
     assert (vm / "vm-150-disk-0.raw").stat().st_size == 64 << 20
 
 
-def test_a_containers_root_on_thin_grows_its_recorded_size_and_a_subvol_on_dir_is_refused(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def ct_storages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A dir storage and the emulated lvmthin holding containers, an ISO-only dir, a node's configs."""
+    from pvelab.pve.guests import containers
     from pvelab.pve.storage import volumes
     cfg = tmp_path / "storage.cfg"
     cfg.write_text(f"dir: store\n\tpath {tmp_path / 'store'}\n\tcontent rootdir\n\n"
+                   f"dir: iso\n\tpath {tmp_path / 'iso'}\n\tcontent iso\n\n"
                    "lvmthin: thin\n\tthinpool data\n\tvgname pve\n\tcontent rootdir\n\n")
     monkeypatch.setattr(config, "STORAGE_CFG", cfg)
     monkeypatch.setattr(volumes, "LVM_BACKING", tmp_path / "lvm")
     monkeypatch.setattr(volumes, "DEV", tmp_path / "dev")
     monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
     monkeypatch.setattr(store, "LXC_LOCK_DIR", tmp_path / "locks")
+    monkeypatch.setattr(containers, "running", lambda vmid: False)
+    return tmp_path
+
+
+def test_a_containers_root_on_thin_grows_its_recorded_size_and_a_subvol_on_dir_is_refused(ct_storages: Path) -> None:
+    from pvelab.pve.storage import volumes
+    tmp_path = ct_storages
     thin = volumes.backend("thin", config.get("thin")).alloc_rootdir(200, 1024 * 1024)
     subvol = volumes.backend("store", config.get("store")).alloc_rootdir(200, 1024 * 1024)
     conf = tmp_path / "nodes" / "pve1" / "lxc" / "200.conf"
@@ -89,20 +99,10 @@ def test_a_containers_root_on_thin_grows_its_recorded_size_and_a_subvol_on_dir_i
         assert conf.read_text() == before
 
 
-def test_a_stopped_containers_root_moves_to_another_storage_with_its_files(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_containers_root_moves_to_another_storage_with_its_files(ct_storages: Path) -> None:
     from pvelab.pve.guests import containers
     from pvelab.pve.storage import volumes
-    cfg = tmp_path / "storage.cfg"
-    cfg.write_text(f"dir: store\n\tpath {tmp_path / 'store'}\n\tcontent rootdir\n\n"
-                   f"dir: iso\n\tpath {tmp_path / 'iso'}\n\tcontent iso\n\n"
-                   "lvmthin: thin\n\tthinpool data\n\tvgname pve\n\tcontent rootdir\n\n")
-    monkeypatch.setattr(config, "STORAGE_CFG", cfg)
-    monkeypatch.setattr(volumes, "LVM_BACKING", tmp_path / "lvm")
-    monkeypatch.setattr(volumes, "DEV", tmp_path / "dev")
-    monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
-    monkeypatch.setattr(store, "LXC_LOCK_DIR", tmp_path / "locks")
-    monkeypatch.setattr(containers, "running", lambda vmid: False)
+    tmp_path = ct_storages
     thin = volumes.backend("thin", config.get("thin")).alloc_rootdir(200, 1024 * 1024)
     (containers.volume_path(thin) / "etc").mkdir()
     (containers.volume_path(thin) / "etc" / "hostname").write_text("ct200\n")
