@@ -175,11 +175,10 @@ def vm_destroy(ctx: Context, params: dict[str, Any]) -> Any:
         if runtime.pid_of(vmid) is not None:
             raise GuestError(f"VM {vmid} is running - destroy failed")
         if conf.main.options.get("template") == "1":  # a base image a linked clone reads stays
-            for drive in store.drives(conf.main.options).values():
-                if ":" in drive.get("file", "") and not store.is_cdrom(drive):
-                    storage, volname = volume_backend(drive["file"])
-                    if storage.base_in_use(volname):
-                        raise GuestError(f"base volume '{drive['file']}' is still in use by linked cloned")
+            for volid in owned_volumes(conf):  # unusedN too, as qemu-server's include_unused
+                storage, volname = volume_backend(volid)
+                if storage.base_in_use(volname):
+                    raise GuestError(f"base volume '{volid}' is still in use by linked cloned")
         return ha_hooks.ha().check_destroy(f"vm:{vmid}", "VM", vmid, bool(params.get("purge")))
 
     in_ha = guest_call(check)
@@ -500,11 +499,10 @@ def archive_config(path: Path, volume: str) -> str:
             stream.close()
             reader.wait()
         return configs["qemu-server.conf"].decode()
-    found = subprocess.run(["tar", "xOf", str(path), f"./{ct_backup.CONF_IN_ARCHIVE}"], capture_output=True,
-                           text=True, check=False)
-    if found.returncode != 0:
-        raise GuestError(f"unable to extract configuration for backup format 'tar': {found.stderr.strip()}")
-    return found.stdout
+    try:
+        return ct_backup.archived_config(path)
+    except GuestError as exc:
+        raise GuestError(f"unable to extract configuration for backup format 'tar': {exc}") from exc
 
 
 @route("POST /nodes/{node}/vzdump")

@@ -145,6 +145,7 @@ def plan_clone(node: str, vmid: int, newid: int, params: dict[str, Any], caller:
     if store.config_path(node, newid).exists() or store.owner(newid) is not None:
         raise GuestError(f"unable to create VM {newid}: config file already exists")
     plan = ClonePlan(source=old, new={"lock": "clone"}, running=runtime.pid_of(vmid) is not None)
+    disks = disk_drives(old)
     for key, value in sorted(old.items()):
         if key in SNAPSHOT_KEYS or key.startswith("unused"):
             continue
@@ -152,9 +153,9 @@ def plan_clone(node: str, vmid: int, newid: int, params: dict[str, Any], caller:
             net = store.parse_net(value)
             net["macaddr"] = store.random_mac()  # always a new MAC
             plan.new[key] = store.print_net(net)
-        elif store.DRIVE_KEY.match(key) and key in disk_drives(old):
-            plan.drives[key] = store.parse_drive(value)
-            plan.full[key] = clone_kind(key, plan.drives[key], full, snapname, plan.running)
+        elif key in disks:
+            plan.drives[key] = disks[key]
+            plan.full[key] = clone_kind(key, disks[key], full, snapname, plan.running)
         else:
             plan.new[key] = value
     return plan

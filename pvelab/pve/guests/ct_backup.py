@@ -103,17 +103,25 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     return info.finish(options.get("hostname") or f"CT {vmid}")
 
 
+def archived_config(path: Path) -> str:
+    """The ./etc/vzdump/pct.conf a container archive holds; tar's complaint when it holds none."""
+    found = subprocess.run(["tar", "xOf", str(path), f"./{CONF_IN_ARCHIVE}"], capture_output=True, text=True,
+                           check=False)
+    if found.returncode != 0:
+        raise GuestError(found.stderr.strip())
+    return found.stdout
+
+
 def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log) -> None:
     """`pct restore VMID ARCHIVE --storage S`: the CT's config from the archive's
     ./etc/vzdump/pct.conf, a new root filesystem volume, the archive unpacked straight into it."""
     path = archive_path(archive)
     if not path.exists():
         raise GuestError(f"unable to restore CT {vmid} - archive '{archive}' does not exist")
-    conf_text = subprocess.run(["tar", "xOf", str(path), f"./{CONF_IN_ARCHIVE}"], capture_output=True, text=True,
-                               check=False)
-    if conf_text.returncode != 0:
-        raise GuestError(f"unable to restore CT {vmid} - {conf_text.stderr.strip()}")
-    old = parse(conf_text.stdout)
+    try:
+        old = parse(archived_config(path))
+    except GuestError as exc:
+        raise GuestError(f"unable to restore CT {vmid} - {exc}") from exc
     options = dict(old.main.options)
     rootfs = store.parse_drive(options["rootfs"])
     sid = params.get("storage") or parse_volume_id(rootfs["file"])[0]

@@ -19,6 +19,7 @@ from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
+from pvelab.pve.storage.api import volume_kind
 from pvelab.pve.storage.config import StorageError
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
@@ -92,9 +93,9 @@ def resize_ct(node: str, vmid: int, disk: str, size_text: str, digest: str | Non
         mount = store.parse_drive(conf.main.options[disk])
         volid = mount.get("file", "")
         storage, volname = volume_backend(volid)
-        owner = re.search(r"(?:vm|base|subvol)-(\d+)-", volname)
-        if owner and int(owner.group(1)) != vmid:
-            raise GuestError(f"can't resize mount point owned by another container ({owner.group(1)})")
+        owner = volume_kind(volname)[0]
+        if owner is not None and owner != vmid:
+            raise GuestError(f"can't resize mount point owned by another container ({owner})")
         access.require(caller, f"/storage/{storage.id}", ["Datastore.AllocateSpace"])
         current = storage.size(volname)
         wanted = int(new_size(size_text, current))

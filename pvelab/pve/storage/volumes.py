@@ -180,8 +180,8 @@ class Backend:
 
     # -- snapshots of a volume (pve-storage's volume_snapshot*; the guest's QEMU is not involved) ----------
     def can_snapshot(self, volname: str) -> bool:
-        """PVE's volume_has_feature('snapshot')."""
-        return False
+        """PVE's volume_has_feature('snapshot'), from the storage's feature table."""
+        return self.has_feature("snapshot", volname)
 
     def snapshot(self, volname: str, snap: str) -> None:
         raise StorageError("can't snapshot this image format")
@@ -342,9 +342,6 @@ class DirBackend(Backend):
                 Path(path.parent, f"{stem.group(1)}.log").unlink(missing_ok=True)
             Path(f"{path}.notes").unlink(missing_ok=True)
 
-    def can_snapshot(self, volname: str) -> bool:
-        return volname.endswith(".qcow2")  # raw files have no snapshots on a directory, as on PVE
-
     def resize(self, volname: str, size: int) -> None:
         if not re.search(r"\.(raw|qcow2)$", volname):  # Plugin::volume_resize: not a subvol, not vmdk
             raise StorageError("can't resize this image format")
@@ -466,7 +463,7 @@ class LvmThinBackend(Backend):
             name = DISK_NAME.match(disk.name)
             if name and not name.group(3):
                 rootdir = disk.is_dir()
-                size = int((self.pool / f".{disk.name}.size").read_text()) if rootdir else disk.stat().st_size
+                size = self.size(disk.name) if rootdir else disk.stat().st_size
                 found.append({"volid": f"{self.id}:{disk.name}", "content": "rootdir" if rootdir else "images",
                               "format": "raw", "size": size, "vmid": int(name.group(2)),
                               "used": tree_usage(disk) if rootdir else disk_usage(disk),
@@ -514,8 +511,8 @@ class LvmThinBackend(Backend):
     def _snap_file(self, volname: str, snap: str) -> Path:
         return self.pool / f"snap_{volname}_{snap}"
 
-    def can_snapshot(self, volname: str) -> bool:
-        return not (self.pool / volname).is_dir()  # a CT's rootfs directory is not a thin volume here
+    def can_snapshot(self, volname: str) -> bool:  # a CT's rootfs directory is not a thin volume here
+        return not (self.pool / volname).is_dir() and super().can_snapshot(volname)
 
     def _copy(self, source: Path, target: Path) -> None:
         done = subprocess.run(["cp", "--sparse=always", str(source), str(target)], capture_output=True, text=True,
@@ -708,9 +705,6 @@ class RbdBackend(Backend):
             self.rbd("info", self.image_name(volname))
         except StorageError:
             return False
-        return True
-
-    def can_snapshot(self, volname: str) -> bool:
         return True
 
     def snapshot(self, volname: str, snap: str) -> None:
