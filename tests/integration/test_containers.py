@@ -83,6 +83,8 @@ def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab, cont
     """Backups of CT 200 in two modes, one restored on pve3; the restored CT's root is grown (`pct
     resize`) and moved to a directory storage (`pct move-volume`, its files with it)."""
     holder = str(guest_ids(cluster)[str(CT)]["node"])  # pve2 after the migration test, pve1 alone
+    # five heartbeats to find in the restored copy (run alone, this test sees the CT just started)
+    wait_until(lambda: int(guest_page(ADDRESS[CT]).get("heartbeats", 0)) >= 5, 60, "CT 200's heartbeats")
     archives = {}
     for mode, compress in (("snapshot", "zstd"), ("stop", "gzip")):
         out = ssh(cluster, holder, f"vzdump {CT} --mode {mode} --storage {SHARED_STORAGE} --compress {compress}")
