@@ -7,7 +7,10 @@ type - `qcow2` on a `dir` storage and the emulated `local-lvm` - and for each: `
 and with `--vmstate`, `qm rollback` to the snapshot with RAM until the guest answers again, `qm
 delsnapshot`; then the VM stopped and made a template, a linked and a full clone of it, and the full
 clone started and its disk moved online to the other storage (QEMU's mirror); beside a plain copy of
-the same volume (`qemu-img convert`). Times are
+the same volume (`qemu-img convert`). Then a running container (busybox, its root on `local-lvm`):
+`pct snapshot` (frozen while its tree is copied), `pct rollback --start 1` until it answers again,
+`pct delsnapshot`, a snapshot-mode `vzdump`, `pct template`, a linked and a full clone, beside a
+plain `cp -a` of its root. Times are
 wall clock over SSH, as a student sees them. RBD is measured in bench/ceph.py's lab only when Ceph is
 up (not here: a one-node Ceph takes longer to build than everything measured).
 Aim (issue 22): snapshot and rollback of the tiny guest within a few seconds.
@@ -42,6 +45,29 @@ def heartbeats(address: str) -> Callable[[], bool]:
 
 def answering(address: str) -> Callable[[], bool]:
     return lambda: bool(guest_page(address))
+
+
+def measure_container(lab: Lab, address: str) -> dict[str, float]:
+    ctid = 170
+    template = ssh(lab, "pve1", "pvesm list local --content vztmpl | awk 'NR==2 {print $1}'").stdout.strip()
+    run(lab, f"pct create {ctid} {template} --rootfs local-lvm:1 --memory 64 --hostname bench "
+             f"--net0 name=eth0,bridge=vmbr0,ip={address}/24 --start 1")
+    wait_for(heartbeats(address), 60, f"CT {ctid} heartbeats")
+    figures = {"pct snapshot (running, frozen for the copy)": run(lab, f"pct snapshot {ctid} s1")}
+    started = time.monotonic()
+    run(lab, f"pct rollback {ctid} s1 --start 1")
+    wait_for(answering(address), 60, f"CT {ctid} answering after the rollback")
+    figures["pct rollback --start 1, to an answer"] = time.monotonic() - started
+    figures["pct delsnapshot"] = run(lab, f"pct delsnapshot {ctid} s1")
+    figures["vzdump --mode snapshot (zstd, to local)"] = run(
+        lab, f"vzdump {ctid} --mode snapshot --storage local --compress zstd")
+    figures["plain copy of the root (cp -a)"] = run(
+        lab, f"cp -a /dev/pve/vm-{ctid}-disk-0/ /var/tmp/ct-copy && rm -rf /var/tmp/ct-copy")
+    run(lab, f"pct stop {ctid}")
+    figures["pct template"] = run(lab, f"pct template {ctid}")
+    figures["linked clone"] = run(lab, f"pct clone {ctid} {ctid + 1}")
+    figures["full clone"] = run(lab, f"pct clone {ctid} {ctid + 2} --full 1")
+    return figures
 
 
 def main() -> int:
@@ -82,8 +108,12 @@ def main() -> int:
             other = [s for s in STORAGES.values() if s != storage][0]
             figures[label]["online disk move (to the other)"] = run(lab, f"qm disk move {vmid + 20} scsi0 {other}")
             run(lab, f"qm stop {vmid + 20}")
+        ct_figures = measure_container(lab, str(subnet.network_address + 170))
     finally:
         lab.down(quiet=True)
+    print("\na container (busybox, 2 MiB root on local-lvm), PVE 9 node, wall clock over SSH")
+    for step, seconds in ct_figures.items():
+        print(f"  {step:<46}{seconds:>8.2f} s")
     print("\nsnapshots of the tiny guest (256 MiB RAM, 64 MiB disk) under TCG, PVE 9 node, wall clock over SSH")
     steps = list(next(iter(figures.values())))
     print(f"  {'':<34}" + "".join(f"{label:>28}" for label in figures))

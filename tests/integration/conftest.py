@@ -190,9 +190,11 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     values["{snapname}"] = next((s["name"] for s in client.nodes(node).qemu(values["{vmid}"]).snapshot.get()
                                  if s["name"] != "current"), None) if values["{vmid}"] else None
     ct = next((str(c["vmid"]) for c in client.nodes(node).lxc.get()), None)
+    ct_snapname = next((s["name"] for s in client.nodes(node).lxc(ct).snapshot.get() if s["name"] != "current"),
+                       None) if ct else None
     answered: dict[str, list[str]] = {}
     for key, endpoint in endpoints(record.spec.pve_version).items():
-        these = {**values, "{vmid}": ct} if "/lxc/" in endpoint.template else values
+        these = {**values, "{vmid}": ct, "{snapname}": ct_snapname} if "/lxc/" in endpoint.template else values
         if endpoint.method != "GET" or any(k in endpoint.template and v is None for k, v in these.items()):
             continue
         path, params = endpoint.template, {}

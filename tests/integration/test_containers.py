@@ -17,8 +17,8 @@ from pvelab.twin.lab import Lab
 from .conftest import GuestAddresses, api, backup_job_run_once, check_every_get, guest_ids, wait_until
 
 pytestmark = pytest.mark.lab
-CT, BY_API, RESTORED = 200, 210, 220
-ADDRESS = GuestAddresses({CT: 200, BY_API: 210})
+CT, BY_API, RESTORED, TEMPLATE_CT, LINKED, FULL = 200, 210, 220, 230, 231, 232
+ADDRESS = GuestAddresses({CT: 200, BY_API: 210, LINKED: 231, FULL: 232})
 TEMPLATE = f"local:vztmpl/{CT_TEMPLATE_NAME}"
 
 
@@ -92,8 +92,8 @@ def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab, cont
         archives[mode] = out.stdout.split("creating vzdump archive '")[1].split("'")[0]
         log = ssh(cluster, holder, f"cat {archives[mode].rsplit('.tar', 1)[0]}.log").stdout
         assert f"Finished Backup of VM {CT}" in log
-        if mode == "snapshot":
-            assert "trying 'suspend' mode instead" in log
+        if mode == "snapshot":  # a snapshot of its root on the (emulated) thin pool, archived, removed
+            assert "create storage snapshot 'vzdump'" in log and "cleanup temporary 'vzdump' snapshot" in log
         wait_until(lambda: bool(guest_page(ADDRESS[CT])), 30, f"CT 200 answering after the {mode} backup")
     assert archives["snapshot"].endswith(".tar.zst") and archives["stop"].endswith(".tar.gz")
     assert f"/dump/vzdump-lxc-{CT}-" in archives["stop"]
@@ -115,6 +115,64 @@ def test_backups_of_a_container_and_a_restore_on_another_node(cluster: Lab, cont
     moved_beats = ssh(cluster, "pve3", f"wc -l < /var/lib/vz/images/{RESTORED}/subvol-{RESTORED}-disk-0.subvol"
                                        "/var/lib/pvelab/heartbeats").stdout
     assert moved_beats == heartbeats and f"vm-{RESTORED}-disk-0" not in ssh(cluster, "pve3", "ls /dev/pve").stdout
+
+
+def test_a_running_container_snapshotted_and_rolled_back(cluster: Lab, container: dict[str, str]) -> None:
+    """`pct snapshot` of the running CT (frozen while its root is copied, on the emulated thin pool),
+    a file made after it, `pct rollback --start 1`: the CT runs again, a new boot, without the file."""
+    holder = str(guest_ids(cluster)[str(CT)]["node"])
+    taken = ssh(cluster, holder, f"pct snapshot {CT} before --description 'a save point'")
+    assert taken.returncode == 0, taken.stdout + taken.stderr
+    assert ssh(cluster, holder, f"pct exec {CT} -- touch /var/lib/pvelab/after-the-snapshot").returncode == 0
+    tree = ssh(cluster, holder, f"pct listsnapshot {CT}").stdout.splitlines()
+    assert tree[0].startswith("`-> before") and tree[0].endswith("a save point"), tree
+    assert tree[1].startswith(" `-> current") and tree[1].endswith("You are here!"), tree
+    booted = guest_page(ADDRESS[CT])["boot_id"]
+    rolled = ssh(cluster, holder, f"pct rollback {CT} before --start 1")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    wait_until(lambda: guest_page(ADDRESS[CT]).get("boot_id") not in (None, booted), 30, "CT 200 booted again")
+    assert ssh(cluster, holder, f"pct exec {CT} -- test -e /var/lib/pvelab/after-the-snapshot").returncode == 1
+    config = ssh(cluster, holder, f"cat /etc/pve/lxc/{CT}.conf").stdout
+    assert "parent: before" in config and "[before]" in config and "#a save point" in config
+    dropped = ssh(cluster, holder, f"pct delsnapshot {CT} before")
+    assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+    assert "before" not in ssh(cluster, holder, f"cat /etc/pve/lxc/{CT}.conf").stdout
+    assert "snap_" not in ssh(cluster, holder, "ls -a /var/lib/pvelab/lvmthin/pve/data").stdout
+
+
+def test_a_container_template_cloned_linked_here_and_full_to_another_node(cluster: Lab) -> None:
+    """`pct template` on local-lvm, `pct clone` linked (the default for a template) on its node and
+    `--full` onto the shared storage of pve2: both clones start, with their own names and addresses."""
+    ssh(cluster, "pve1", f"pvesm set {SHARED_STORAGE} --content images,iso,backup,rootdir")
+    made = ssh(cluster, "pve1", f"pct create {TEMPLATE_CT} {TEMPLATE} --hostname tpl --memory 64 "
+                                f"--net0 name=eth0,bridge=vmbr0,ip={ADDRESS[LINKED]}/24 --rootfs local-lvm:1")
+    assert made.returncode == 0, made.stdout + made.stderr
+    try:
+        assert ssh(cluster, "pve1", f"pct template {TEMPLATE_CT}").returncode == 0
+        config = ssh(cluster, "pve1", f"pct config {TEMPLATE_CT}").stdout
+        assert f"rootfs: local-lvm:base-{TEMPLATE_CT}-disk-0,size=1G" in config and "template: 1" in config
+        refused = ssh(cluster, "pve1", f"pct start {TEMPLATE_CT}")
+        assert refused.returncode == 255 and "you can't start a CT if it's a template" in refused.stderr, \
+            refused.stdout + refused.stderr
+        linked = ssh(cluster, "pve1", f"pct clone {TEMPLATE_CT} {LINKED} --hostname linked")
+        assert linked.returncode == 0 and "create linked clone of mount point rootfs" in linked.stdout, \
+            linked.stdout + linked.stderr
+        full = ssh(cluster, "pve1", f"pct clone {TEMPLATE_CT} {FULL} --full 1 --storage {SHARED_STORAGE} "
+                                    "--target pve2 --hostname full")
+        assert full.returncode == 0 and "create full clone of mountpoint rootfs" in full.stdout, \
+            full.stdout + full.stderr
+        for vmid, node in ((LINKED, "pve1"), (FULL, "pve2")):
+            started = ssh(cluster, node, f"pct set {vmid} --net0 name=eth0,bridge=vmbr0,ip={ADDRESS[vmid]}/24 "
+                                         f"&& pct start {vmid}")
+            assert started.returncode == 0, started.stdout + started.stderr
+            wait_until(lambda v=vmid: bool(guest_page(ADDRESS[v])), 30, f"CT {vmid} answering HTTP")
+        assert (guest_page(ADDRESS[LINKED])["name"], guest_page(ADDRESS[LINKED])["node"]) == ("linked", "pve1")
+        assert (guest_page(ADDRESS[FULL])["name"], guest_page(ADDRESS[FULL])["node"]) == ("full", "pve2")
+        assert f"rootfs: {SHARED_STORAGE}:{FULL}/subvol-{FULL}-disk-0.subvol,size=1G" in \
+            ssh(cluster, "pve2", f"pct config {FULL}").stdout
+    finally:
+        for vmid, node in ((LINKED, "pve1"), (FULL, "pve2"), (TEMPLATE_CT, "pve1")):
+            ssh(cluster, node, f"pct stop {vmid}; pct destroy {vmid}")
 
 
 def test_a_backup_job_for_all_guests_backs_up_the_container(cluster: Lab, container: dict[str, str]) -> None:
@@ -170,6 +228,9 @@ def test_the_api_creates_a_container_and_every_get_answers_as_pve(cluster: Lab) 
     assert client.nodes("pve3").tasks(upid).status.get()["exitstatus"] == "OK"
     wait_until(lambda: bool(guest_page(ADDRESS[BY_API])), 30, "CT 210 answering HTTP")
     assert client.nodes("pve3").lxc(BY_API).status.current.get()["status"] == "running"
+    snap = client.nodes("pve3").lxc(BY_API).snapshot.post(snapname="swept", description="for the GET sweep")
+    wait_until(lambda: client.nodes("pve3").tasks(snap).status.get()["status"] == "stopped", 30, "vzsnapshot")
+    assert client.nodes("pve3").tasks(snap).status.get()["exitstatus"] == "OK"
     problems = {path: found for path, found in check_every_get(cluster, "pve3").items() if found}
     assert problems == {}
     stop = client.nodes("pve3").lxc(BY_API).status.stop.post()

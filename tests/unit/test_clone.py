@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,19 +42,12 @@ lvmthin: thin
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cfg = tmp_path / "storage.cfg"
-    cfg.write_text(STORAGE_CFG.format(root=tmp_path))
-    monkeypatch.setattr(config, "STORAGE_CFG", cfg)
-    monkeypatch.setattr(volumes, "LVM_BACKING", tmp_path / "lvm")
-    monkeypatch.setattr(volumes, "DEV", tmp_path / "dev")
-    monkeypatch.setattr(store, "NODES_DIR", tmp_path / "nodes")
-    monkeypatch.setattr(store, "LOCK_DIR", tmp_path / "locks")
-    monkeypatch.setattr(store, "VMLIST", tmp_path / "vmlist")
+def lab(node_sandbox: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = node_sandbox(STORAGE_CFG)
     monkeypatch.setattr(runtime, "pid_of", lambda vmid: None)
     monkeypatch.setattr(runtime, "check_quorum", lambda: None)
     monkeypatch.setattr(clone.members, "read", lambda: {"nodelist": {"pve1": {}, "pve2": {}}})
-    return tmp_path
+    return root
 
 
 def make_vm(lab: Path, vmid: int, storage: str) -> str:

@@ -1,5 +1,6 @@
-"""qemu-server's own snapshot tests (src/test/snapshot-test.pm with its snapshot-input and
-snapshot-expected configs, tests/fixtures/qemu-server/SOURCES.md) against pvelab's snapshot steps.
+"""qemu-server's and pve-container's own snapshot tests (src/test/snapshot-test.pm with its
+snapshot-input and snapshot-expected configs, tests/fixtures/{qemu-server,pve-container}/SOURCES.md)
+against pvelab's snapshot steps.
 
 The configs are Proxmox's, unchanged; each case below is one testcase_* call of snapshot-test.pm
 with the same VMID, snapshot name, arguments, expected error, expected volume snapshots and the
@@ -9,6 +10,7 @@ implementation answers as those mocks do; the steps under test are pvelab.pve.gu
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from pvelab.pve.guests import snapshot, store
 from pvelab.pve.guests.store import GuestError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "qemu-server"
+CT_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pve-container"
 DISKS = {n: f"local:snapshotable-disk-{n}" for n in (1, 2, 3, 4)}
 # The mocks' state from the .pm's create phase on (set once, before the create tests)
 LATER = {"vol_snapshot": {DISKS[1], DISKS[2], DISKS[3]}, "vol_snapshot_delete": {DISKS[1], DISKS[3]},
@@ -108,6 +111,27 @@ class MockWorld:
         pass
 
 
+@dataclass
+class ContainerMockWorld(MockWorld):
+    """pve-container's .pm mocks: a running container is frozen (which may fail), it has no RAM to
+    save (pve-container's own "implement me" answers), a rollback kills it (which may fail)."""
+
+    freeze_possible: bool = True
+
+    def save_vmstate(self, vmid: int, conf: Any, snapname: str, log: Any) -> dict[str, str]:
+        raise GuestError("implement me - snapshot_save_vmstate")
+
+    def before_volume_snapshots(self, vmid: int, snap: dict[str, str], running: bool, log: Any) -> None:
+        if running and not self.freeze_possible:
+            raise GuestError("freeze disabled")
+
+    def free_vmstate(self, volid: str) -> None:
+        raise GuestError("implement me - saving vmstate")
+
+    def start_with_state(self, vmid: int, vmstate: str, log: Any) -> None:
+        raise GuestError("implement me - save vmstate")
+
+
 # (phase, vmid, snapname, arguments, expected error, expected volume snapshots, mock flags)
 CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, str], dict[str, Any]]] = [
     ("prepare", "101", "test", {"vmstate": False}, "", {}, {}),
@@ -167,8 +191,60 @@ CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, str], dict[str, 
 ]
 
 
-def run_case(phase: str, vmid: str, snapname: str, args: dict[str, Any], world: MockWorld) -> str:
-    vm = snapshot.Vm(phase, int(vmid))
+# pve-container's snapshot-test.pm, in its order; `stop_possible` is its $kill_possible
+CT_CASES: list[tuple[str, str, str, dict[str, Any], str, dict[str, str], dict[str, Any]]] = [
+    ("prepare", "101", "test", {"vmstate": False}, "", {}, {}),
+    ("prepare", "102", "test2", {"vmstate": False}, "", {}, {}),
+    ("prepare", "200", "test", {"vmstate": False}, "CT is locked (snapshot)", {}, {}),
+    ("prepare", "201", "test", {"vmstate": False}, "snapshot name 'test' already used", {}, {}),
+    ("prepare", "202", "test", {"vmstate": True}, "implement me - snapshot_save_vmstate", {}, {}),
+    ("prepare", "300", "test", {"vmstate": False}, "snapshot feature is not available", {},
+     {"snapshot_possible": False}),
+    ("commit", "101", "test", {}, "", {}, {}),
+    ("commit", "102", "test2", {}, "", {}, {}),
+    ("commit", "201", "test", {}, "missing snapshot lock", {}, {}),
+    ("commit", "202", "test", {}, "snapshot 'test' does not exist", {}, {}),
+    ("commit", "203", "test", {}, "wrong snapshot state", {}, {}),
+    ("create", "101", "test", {"vmstate": False}, "", {DISKS[1]: "test"}, LATER),
+    ("create", "102", "test2", {"vmstate": False}, "", {DISKS[1]: "test2"}, LATER),
+    ("create", "103", "test", {"vmstate": False}, "", {DISKS[1]: "test", DISKS[2]: "test", DISKS[3]: "test"}, LATER),
+    ("create", "201", "test", {"vmstate": False}, "volume snapshot disabled", {}, LATER),
+    ("create", "202", "test", {"vmstate": False}, "freeze disabled", {}, {**LATER, "freeze_possible": False}),
+    ("create", "203", "test", {"vmstate": False}, "volume snapshot disabled", {DISKS[1]: "test"},
+     {**LATER, "deleted": {DISKS[1]: "test"}}),
+    ("create", "204", "test", {"vmstate": False}, "storage activation failed", {},
+     {**LATER, "activate_storage_possible": False}),
+    ("delete", "101", "test", {"force": False}, "", {DISKS[1]: "test"}, LATER),
+    ("delete", "102", "test2", {"force": False}, "", {DISKS[1]: "test2"}, LATER),
+    ("delete", "103", "test", {"force": False}, "", {DISKS[1]: "test"}, LATER),
+    ("delete", "104", "test2", {"force": False}, "", {DISKS[1]: "test2"}, LATER),
+    ("delete", "105", "test", {"force": True}, "", {}, LATER),
+    ("delete", "106", "test", {"force": True}, "", {DISKS[1]: "test"}, LATER),
+    ("delete", "201", "test", {"force": False}, "volume snapshot delete disabled", {}, LATER),
+    ("delete", "203", "test", {"force": False}, "volume snapshot delete disabled", {DISKS[1]: "test"}, LATER),
+    ("delete", "202", "test", {"force": False}, "CT is locked (backup)", {}, LATER),
+    ("delete", "204", "test", {"force": False}, "storage activation failed", {},
+     {**LATER, "activate_storage_possible": False}),
+    ("rollback", "101", "test", {}, "", {DISKS[1]: "test"}, LATER),
+    ("rollback", "102", "test2", {}, "", {DISKS[1]: "test2"}, LATER),
+    ("rollback", "103", "test", {}, "", {DISKS[1]: "test"}, LATER),
+    ("rollback", "104", "test2", {}, "", {DISKS[1]: "test2"}, LATER),
+    ("rollback", "105", "test", {}, "", {DISKS[1]: "test", DISKS[2]: "test", DISKS[3]: "test"}, LATER),
+    ("rollback", "201", "test2", {}, "snapshot 'test2' does not exist", {}, LATER),
+    ("rollback", "202", "test", {}, "volume_rollback_is_possible failed", {}, LATER),
+    ("rollback", "203", "test", {}, "unable to rollback to incomplete snapshot (snapstate = delete)", {}, LATER),
+    ("rollback", "204", "test", {}, "CT is locked (backup)", {}, LATER),
+    ("rollback", "205", "test", {}, "implement me - save vmstate", {DISKS[1]: "test"}, LATER),
+    ("rollback", "206", "test", {}, "unable to rollback vm 206: vm is running", {}, {**LATER, "stop_possible": False}),
+    ("rollback", "207", "test", {}, "volume_rollback_is_possible failed", {}, LATER),
+    ("rollback", "208", "test", {}, "volume snapshot rollback disabled", {DISKS[1]: "test", DISKS[2]: "test"}, LATER),
+    ("rollback", "209", "test", {}, "storage activation failed", {}, {**LATER, "activate_storage_possible": False}),
+]
+
+
+def run_case(phase: str, vmid: str, snapname: str, args: dict[str, Any], world: MockWorld, kind: str = "qemu"
+             ) -> str:
+    vm = snapshot.Guest(phase, int(vmid), kind)
     calls = {
         "prepare": lambda: snapshot.prepare(vm, snapname, args["vmstate"], "test comment", world, print),
         "commit": lambda: snapshot.commit(vm, snapname),
@@ -183,21 +259,40 @@ def run_case(phase: str, vmid: str, snapname: str, args: dict[str, Any], world: 
     return ""
 
 
-@pytest.mark.parametrize(("phase", "vmid", "snapname", "args", "error", "volumes", "flags"), CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
-def test_qemu_servers_snapshot_case(phase: str, vmid: str, snapname: str, args: dict[str, Any], error: str,
-                                    volumes: dict[str, str], flags: dict[str, Any], tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    shutil.copytree(FIXTURES / "snapshot-input", tmp_path / "working")
+def check_case(fixtures: Path, kind: str, world_type: type[MockWorld], case: tuple[Any, ...], tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> None:
+    phase, vmid, snapname, args, error, volumes, flags = case
+    shutil.copytree(fixtures / "snapshot-input", tmp_path / "working")
     monkeypatch.setattr(store, "NODES_DIR", tmp_path / "working")
     monkeypatch.setattr(store, "LOCK_DIR", tmp_path / "locks")
+    monkeypatch.setattr(store, "LXC_LOCK_DIR", tmp_path / "locks")
     expected_deleted = flags.get("deleted", {})
-    world = MockWorld(**{k: (set(v) if isinstance(v, set) else v) for k, v in flags.items() if k != "deleted"})
-    got = run_case(phase, vmid, snapname, args, world)
+    world = world_type(**{k: (set(v) if isinstance(v, set) else v) for k, v in flags.items() if k != "deleted"})
+    got = run_case(phase, vmid, snapname, args, world, kind)
     assert got == error
     done = {"create": world.made, "delete": world.deleted, "rollback": world.rolled_back}.get(phase, {})
     assert done == volumes
     if phase == "create":
         assert world.deleted == expected_deleted
-    expected = (FIXTURES / "snapshot-expected" / phase / "qemu-server" / f"{vmid}.conf").read_text()
-    assert (tmp_path / "working" / phase / "qemu-server" / f"{vmid}.conf").read_text() == expected
+    folder = "qemu-server" if kind == "qemu" else "lxc"
+    expected = (fixtures / "snapshot-expected" / phase / folder / f"{vmid}.conf").read_text()
+    assert (tmp_path / "working" / phase / folder / f"{vmid}.conf").read_text() == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_qemu_servers_snapshot_case(case: tuple[Any, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_case(FIXTURES, "qemu", MockWorld, case, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("case", CT_CASES, ids=[f"{c[0]}-{c[1]}" for c in CT_CASES])
+def test_pve_containers_snapshot_case(case: tuple[Any, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                      ) -> None:
+    check_case(CT_FIXTURES, "lxc", ContainerMockWorld, case, tmp_path, monkeypatch)
+
+
+def test_every_case_of_both_scripts_is_run() -> None:
+    """Each testcase_* call of the two .pm scripts is a row above: none left out, none made up."""
+    for fixtures, table in ((FIXTURES, CASES), (CT_FIXTURES, CT_CASES)):
+        script = (fixtures / "snapshot-test.pm").read_text()
+        calls = re.findall(r'testcase_(\w+)\(\s*"(\d+)"', script)
+        assert sorted(calls) == sorted((c[0], c[1]) for c in table)

@@ -2,4 +2,4 @@
 QEMU runtime, migration and backups, with their API routes."""
 
 # its API routes (pvelab.pve.api.routes finds them here)
-API_MODULES = ("api", "lxc_api", "jobs", "snapshot_api", "disk_api", "clone")
+API_MODULES = ("api", "lxc_api", "jobs", "snapshot_api", "disk_api", "clone", "ct_clone")

@@ -19,6 +19,7 @@ from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store, vma
 from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
+from pvelab.pve.guests.snapshot import add_unused
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.guests.vm_ops import NEW_CLOUDINIT, NEW_DISK, allocate, start_vm, storage_of
 from pvelab.pve.storage import config as storage_config
@@ -284,10 +285,18 @@ def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], Non
         check_new_values(changes, ctx.node)
         made = allocate(vmid, changes, ctx.node, log)
         running = runtime.pid_of(vmid) is not None
+        force = bool(params.get("force"))
         for key in deletes:
-            if running and key not in FAST_PLUG:
+            if re.fullmatch(r"unused\d+", key) and key in conf.main.options:  # freed now, running or not
+                if deallocate(conf, vmid, key, True, ctx.caller.name, log):
+                    del conf.main.options[key]
+            elif running and key not in FAST_PLUG:
                 pending = conf.pending = conf.pending or Section()
-                pending.options["delete"] = ",".join(filter(None, [pending.options.get("delete", ""), key]))
+                marked = f"!{key}" if force else key  # add_to_pending_delete: `!` asks for the volume freed
+                pending.options["delete"] = ",".join(filter(None, [pending.options.get("delete", ""), marked]))
+            elif store.DRIVE_KEY.match(key) and key in conf.main.options:
+                delete_or_detach_drive(conf, vmid, key, force, ctx.caller.name, log)
+                conf.main.options.pop(key)
             else:
                 conf.main.options.pop(key, None)
                 if key == "description":
@@ -302,6 +311,43 @@ def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], Non
                 conf.main.options[key] = value
         revert_pending(conf, [k for k in re.split(r"[,;\s]+", str(params.get("revert") or "")) if k])
         store.save(ctx.node, vmid, conf)
+
+
+def in_use_by_snapshots(conf: VmConfig, volid: str) -> bool:
+    return any(d.get("file") == volid for snap in conf.snapshots.values() for d in store.drives(snap.options).values())
+
+
+def deallocate(conf: VmConfig, vmid: int, key: str, force: bool, caller: str, log: Callable[[str], None]) -> bool:
+    """qemu-server's try_deallocate_drive: a volume of this VM's own freed (another's is only dropped
+    from the config), unless a snapshot still holds it; CD-ROMs are never freed."""
+    drive = store.parse_drive(conf.main.options[key])
+    if not (force or key.startswith("unused")) or store.is_cdrom(drive):
+        return False
+    volid = drive.get("file", "")
+    sid, volname = parse_volume_id(volid)
+    if volume_kind(volname)[0] == vmid:
+        access.require(caller, f"/storage/{sid}", ["Datastore.AllocateSpace"])
+        if in_use_by_snapshots(conf, volid):
+            raise GuestError(f"unable to delete '{volid}' - volume is still in use (snapshot?)")
+        storage, name = volume_backend(volid)
+        storage.free(name)
+        log(f"Removed volume '{volid}'")
+    return True
+
+
+def delete_or_detach_drive(conf: VmConfig, vmid: int, key: str, force: bool, caller: str,
+                           log: Callable[[str], None]) -> None:
+    """A drive taken out of a stopped VM's config (qemu-server's vmconfig_delete_or_detach_drive): its
+    volume freed with `force`, else kept as `unusedN` when it is the VM's own; a cloud-init drive freed."""
+    if force:
+        deallocate(conf, vmid, key, force, caller, log)
+        return
+    drive = store.parse_drive(conf.main.options[key])
+    volid = drive.get("file", "")
+    if store.is_cloudinit(drive):
+        free_volume(volid, log)
+    elif not store.is_cdrom(drive) and ":" in volid and volume_kind(parse_volume_id(volid)[1])[0] == vmid:
+        add_unused(conf.main.options, volid)
 
 
 def revert_pending(conf: VmConfig, keys: list[str]) -> None:
@@ -331,7 +377,9 @@ def vm_config_set_async(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("PUT /nodes/{node}/qemu/{vmid}/unlink")
 def vm_unlink(ctx: Context, params: dict[str, Any]) -> Any:
-    guest_call(lambda: update_config(ctx, {"vmid": params["vmid"], "delete": params["idlist"]}, lambda _l: None))
+    """qm disk unlink: update_vm with `delete` (and `force`), as qemu-server's unlink."""
+    unlink = {"vmid": params["vmid"], "delete": params["idlist"], "force": params.get("force")}
+    guest_call(lambda: update_config(ctx, unlink, lambda _l: None))
 
 
 # -- status ---------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ class ClonePlan:
     running: bool = False
 
 
-def check_target_storage(node: str, storage: str | None, target: str | None) -> None:
+def check_target_storage(node: str, storage: str | None, target: str | None, content: str = "images") -> None:
     if target and target not in (members.read().get("nodelist") or {}):
         raise GuestError(f"no such cluster node '{target}'")
     if not storage:
@@ -99,8 +99,9 @@ def check_target_storage(node: str, storage: str | None, target: str | None) -> 
     options = storage_config.get(storage)
     if not storage_config.available_on(options, node):
         raise GuestError(f"storage '{storage}' is not available on node '{node}'")
-    if "images" not in storage_config.content_of(options):
-        raise GuestError(f"storage '{storage}' does not support vm images", param="storage", status=400)
+    if content not in storage_config.content_of(options):
+        what = "vm images" if content == "images" else "container directories"
+        raise GuestError(f"storage '{storage}' does not support {what}", param="storage", status=400)
     if target:
         if not storage_config.available_on(options, target):
             raise GuestError(f"storage '{storage}' is not available on node '{target}'")

@@ -106,6 +106,7 @@ def dump_section(section: Section, pending: bool = False) -> str:
 
 
 DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate)(\d+)$")  # a config's drives (ide2, scsi0, ...)
+VOLUME_KEY = re.compile(r"^((ide|sata|scsi|virtio|efidisk|tpmstate)\d+|rootfs|mp\d+)$")  # a VM's drives, a CT's mounts
 
 
 def drive_file(value: str) -> str:
@@ -114,10 +115,11 @@ def drive_file(value: str) -> str:
 
 
 def dump(conf: VmConfig) -> str:
-    """The file's text. As qemu-server's write_vm_config, an `unusedN` naming a volume a drive of the
-    config (or of its pending changes) uses again is left out."""
+    """The file's text. As qemu-server's write_vm_config (and pve-container's write_pct_config), an
+    `unusedN` naming a volume a drive or mount point of the config (or of its pending changes) uses
+    again is left out."""
     used = {drive_file(v) for section in (conf.main, conf.pending) if section is not None
-            for k, v in section.options.items() if DRIVE_KEY.match(k)}
+            for k, v in section.options.items() if VOLUME_KEY.match(k)}
     stale = [k for k, v in conf.main.options.items() if re.fullmatch(r"unused\d+", k) and v in used]
     if stale:
         conf = VmConfig(main=Section({k: v for k, v in conf.main.options.items() if k not in stale},

@@ -1,9 +1,9 @@
 """vzdump and `pct restore` for containers: a tar of the root filesystem with the CT's config at
 ./etc/vzdump/pct.conf, named `vzdump-lxc-VMID-YYYY_MM_DD-HH_MM_SS.tar[.zst|.gz|.lzo]`, as
 pve-container writes it. Modes as PVE: `stop` shuts the CT down and starts it again; `suspend`
-copies the root filesystem while the CT runs, then freezes it for a second pass; `snapshot` needs
-storage snapshots, which the twin's directory volumes do not have, so it falls back to `suspend`
-with PVE's message."""
+copies the root filesystem while the CT runs, then freezes it for a second pass; `snapshot` takes a
+snapshot named `vzdump` (the CT frozen meanwhile) where the storage has snapshots (the emulated
+lvmthin) and archives that, and falls back to `suspend` with PVE's message where it has none."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.guests import containers, store
+from pvelab.pve.guests import containers, snapshot, store
 from pvelab.pve.guests.backup import BackupRun, archive_path
 from pvelab.pve.guests.config import Section, VmConfig, parse
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.config import StorageError
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
 Log = Callable[[str], None]
 KIND = "lxc"
 CONF_IN_ARCHIVE = "etc/vzdump/pct.conf"
+VZDUMP_SNAPSHOT = "vzdump"  # the snapshot snapshot mode takes and removes
 
 
 def rsync(source: Path, target: Path) -> None:
@@ -39,15 +41,34 @@ def copy_while_running(vmid: int, rootfs: Path, staging: Path, info: Log) -> Pat
     info(f"starting first sync / to {staging}")
     rsync(rootfs, staging)
     info("suspending guest")
-    frozen = subprocess.run(["lxc-freeze", "-n", str(vmid)], capture_output=True, check=False).returncode == 0
+    containers.freeze(vmid, True)
     try:
         info(f"starting final sync / to {staging}")
         rsync(rootfs, staging)
     finally:
-        if frozen:
-            subprocess.run(["lxc-unfreeze", "-n", str(vmid)], capture_output=True, check=False)
+        containers.freeze(vmid, False)
         info("resume vm")
     return staging
+
+
+def without_backup_lock(node: str, vmid: int, step: Callable[[], None]) -> None:
+    """A snapshot step while the backup runs: the CT's `backup` lock set aside for it, as vzdump does."""
+    store.set_lock(node, vmid, None, KIND)
+    try:
+        step()
+    finally:
+        store.set_lock(node, vmid, "backup", KIND)
+
+
+def take_vzdump_snapshot(node: str, vmid: int, conf: VmConfig, world: snapshot.ContainerNode, info: Log) -> None:
+    """The `vzdump` snapshot snapshot mode archives (one a failed backup left is removed first)."""
+    guest = snapshot.Guest(node, vmid, KIND)
+    if VZDUMP_SNAPSHOT in conf.snapshots:
+        info(f"found old {VZDUMP_SNAPSHOT} snapshot (force removal)")
+        without_backup_lock(node, vmid, lambda: snapshot.delete(guest, VZDUMP_SNAPSHOT, True, world, info))
+    info(f"create storage snapshot '{VZDUMP_SNAPSHOT}'")
+    without_backup_lock(node, vmid, lambda: snapshot.create(guest, VZDUMP_SNAPSHOT, False, "vzdump backup snapshot",
+                                                            world, info))
 
 
 def write_tar(source: Path, archive: Path, compressor: list[str], info: Log) -> None:
@@ -75,19 +96,28 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     options = conf.main.options
     rootfs = containers.volume_path(store.parse_drive(options["rootfs"])["file"])
     info(f"status = {'running' if running else 'stopped'}")
-    info(f"CT Name: {options.get('hostname', '')}")
+    if options.get("hostname"):
+        info(f"CT Name: {options['hostname']}")
     info("including mount point rootfs ('/') in backup")
-    if mode == "snapshot":
+    world = snapshot.ContainerNode(node)
+    if mode == "snapshot" and not world.can_snapshot(options):
         info("mode failure - some volumes do not support snapshots")
         info("trying 'suspend' mode instead")
         mode = "suspend"
     info(f"backup mode: {mode}")
     staging = Path(tempfile.mkdtemp(prefix=f"vzdumptmp-{vmid}-", dir="/var/tmp"))
+    snapshotted = False
     try:
         if running and mode == "stop":
             info("stopping virtual guest")
             containers.shutdown(vmid, float(params.get("stopwait") or 10) * 60, force_stop=False)
-        source = copy_while_running(vmid, rootfs, staging, info) if running and mode == "suspend" else rootfs
+        if mode == "snapshot":
+            take_vzdump_snapshot(node, vmid, conf, world, info)
+            snapshotted = True
+            holder, volname = volume_backend(store.parse_drive(options["rootfs"])["file"])
+            source = Path(holder.snapshot_source(volname, VZDUMP_SNAPSHOT)[0])
+        else:
+            source = copy_while_running(vmid, rootfs, staging, info) if running and mode == "suspend" else rootfs
         (source / "etc" / "vzdump").mkdir(parents=True, exist_ok=True)
         (source / CONF_IN_ARCHIVE).write_text(info.config_text(conf))
         info(f"creating vzdump archive '{info.archive}'")
@@ -96,6 +126,13 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     finally:
         (rootfs / CONF_IN_ARCHIVE).unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
+        if snapshotted:
+            info(f"cleanup temporary '{VZDUMP_SNAPSHOT}' snapshot")
+            try:
+                without_backup_lock(node, vmid, lambda: snapshot.delete(
+                    snapshot.Guest(node, vmid, KIND), VZDUMP_SNAPSHOT, False, world, info))
+            except (GuestError, StorageError) as exc:  # the next backup removes it, as PVE says
+                info(f"snapshot '{VZDUMP_SNAPSHOT}' was not (fully) removed - {exc}")
         store.set_lock(node, vmid, None, KIND)
         if running and mode == "stop":
             info("restarting vm")

@@ -199,6 +199,8 @@ def start_ct(node: str, vmid: int, log: Callable[[str], None]) -> None:
     check_quorum()
     with store.locked(vmid, KIND):
         conf = store.load(node, vmid, KIND)
+        if conf.main.options.get("template") == "1":
+            raise GuestError("you can't start a CT if it's a template")
         store.check_lock(conf, KIND)
         containers.start(vmid, node, conf, log)
 

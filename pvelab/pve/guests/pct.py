@@ -7,26 +7,32 @@ import sys
 
 from pvelab.procfs import nodename
 from pvelab.pve.api import direct
-from pvelab.pve.guests import containers, store
+from pvelab.pve.guests import containers, snapshot_cli, store
 from pvelab.pve.guests.store import GuestError
 
 USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
+       pct clone <vmid> <newid> [OPTIONS]
        pct config <vmid> [OPTIONS]
        pct create <vmid> <ostemplate> [OPTIONS]
+       pct delsnapshot <vmid> <snapname> [OPTIONS]
        pct destroy <vmid> [OPTIONS]
        pct enter <vmid>
        pct exec <vmid> [<extra-args>]
        pct list
+       pct listsnapshot <vmid>
        pct migrate <vmid> <target> [OPTIONS]
        pct move-volume <vmid> <volume> [<storage>] [OPTIONS]
        pct reboot <vmid> [OPTIONS]
        pct resize <vmid> <disk> <size> [OPTIONS]
        pct restore <vmid> <ostemplate> [OPTIONS]
+       pct rollback <vmid> <snapname> [OPTIONS]
        pct set <vmid> [OPTIONS]
        pct shutdown <vmid> [OPTIONS]
+       pct snapshot <vmid> <snapname> [OPTIONS]
        pct start <vmid> [OPTIONS]
        pct status <vmid> [OPTIONS]
        pct stop <vmid> [OPTIONS]
+       pct template <vmid>
        pct unlock <vmid>"""
 TASKS = {"destroy": ("DELETE", "/{vmid}"), "migrate": ("POST", "/{vmid}/migrate"),
          "start": ("POST", "/{vmid}/status/start"), "stop": ("POST", "/{vmid}/status/stop"),
@@ -63,6 +69,11 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     if command == "resize":
         vmid, disk, size = args
         return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})
+    if command in snapshot_cli.TASKS:
+        return snapshot_cli.run_task(base, command, args, options)
+    if command == "clone":
+        vmid, newid = args
+        return direct.run_task("POST", f"{base}/{vmid}/clone", {**options, "newid": newid})
     (vmid,) = args
     if command == "config":
         config = direct.call("GET", f"{base}/{vmid}/config", options)
@@ -73,6 +84,10 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         direct.call("PUT", f"{base}/{vmid}/config", options)
     elif command == "status":
         print(f"status: {direct.call('GET', f'{base}/{vmid}/status/current', {})['status']}")
+    elif command == "listsnapshot":
+        snapshot_cli.print_tree(direct.call("GET", f"{base}/{vmid}/snapshot", options))
+    elif command == "template":
+        direct.call("POST", f"{base}/{vmid}/template", options)
     elif command == "enter":
         return containers.attach(int(vmid), [])
     elif command == "unlock":

@@ -9,13 +9,12 @@ import select
 import socket
 import sys
 import termios
-import time
 import tty
 from typing import Any
 
 from pvelab.procfs import nodename
 from pvelab.pve.api import direct
-from pvelab.pve.guests import clone, qmp, runtime, store
+from pvelab.pve.guests import clone, qmp, runtime, snapshot_cli, store
 from pvelab.pve.guests.config import encode_text
 from pvelab.pve.guests.qemu_cmd import RUN
 from pvelab.pve.guests.store import GuestError
@@ -129,39 +128,6 @@ def terminal(vmid: int, iface: str) -> int:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def print_snapshot_tree(snapshots: list[dict[str, Any]]) -> None:
-    """pve-guest-common's print_snapshot_tree: children under their parent, oldest first, `current` last."""
-    by_name = {s["name"]: dict(s) for s in snapshots}
-    roots: list[str] = []
-    for item in snapshots:
-        parent = item.get("parent")
-        if parent and parent in by_name:
-            by_name[parent].setdefault("children", []).append(item["name"])
-        else:
-            roots.append(item["name"])
-
-    def when(name: str) -> tuple[int, int]:  # `current` has no snaptime: it sorts last
-        snaptime = by_name[name].get("snaptime")
-        return (1, 0) if snaptime is None else (0, int(snaptime))
-
-    def show(prefix: str, name: str) -> None:
-        item = by_name[name]
-        description = (item.get("description") or "no-description").split("\n")[0]
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["snaptime"])) \
-            if item.get("snaptime") is not None else ""
-        width = max(30 - len(prefix), 0)
-        print(f"{prefix} {name:<{width}} {stamp:<23} {description}")
-        for child in sorted(item.get("children", []), key=when):
-            show(f" {prefix}", child)
-
-    for root in sorted(roots, key=when):
-        show("`->", root)
-
-
-SNAPSHOT_TASKS = {"snapshot": ("POST", "/snapshot"), "rollback": ("POST", "/snapshot/{snapname}/rollback"),
-                  "delsnapshot": ("DELETE", "/snapshot/{snapname}")}
-
-
 def run(command: str, args: list[str], options: dict[str, str]) -> int:
     base = f"/nodes/{nodename()}/qemu"
     if command == "list":
@@ -189,11 +155,8 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     if command == "resize":
         vmid, disk, size = args
         return direct.run_task("PUT", f"{base}/{vmid}/resize", {**options, "disk": disk, "size": size})
-    if command in SNAPSHOT_TASKS:
-        vmid, snapname = args
-        method, path = SNAPSHOT_TASKS[command]
-        params = {**options, **({"snapname": snapname} if command == "snapshot" else {})}
-        return direct.run_task(method, f"{base}/{vmid}{path.format(snapname=snapname)}", params)
+    if command in snapshot_cli.TASKS:
+        return snapshot_cli.run_task(base, command, args, options)
     (vmid,) = args
     if command == "set":
         direct.call("PUT", f"{base}/{vmid}/config", options)
@@ -203,7 +166,7 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
             if key != "digest":
                 print(f"{key}: {encode_text(config[key]) if key == 'description' else config[key]}")
     elif command == "listsnapshot":
-        print_snapshot_tree(direct.call("GET", f"{base}/{vmid}/snapshot", options))
+        snapshot_cli.print_tree(direct.call("GET", f"{base}/{vmid}/snapshot", options))
     elif command == "pending":
         print_pending(direct.call("GET", f"{base}/{vmid}/pending", options))
     elif command == "status":

@@ -365,11 +365,11 @@ class DirBackend(Backend):
         name = self.image_name(volname)
         new_volname = volname[: -len(name)] + name.replace("vm-", "base-", 1)
         new_path = self.path(new_volname)
-        if new_path.exists():
+        if new_path.is_file():  # PVE's `-f`: a container's subvol (no vm- in its name) is based in place
             raise StorageError(f"file '{new_path}' already exists")
         path.rename(new_path)
         # PVE also tries `chattr +i`; left out here, as an immutable file would outlive the lab's teardown
-        new_path.chmod(0o444)  # nobody should write anything
+        new_path.chmod(0o555 if new_path.is_dir() else 0o444)  # nobody should write anything
         return new_volname
 
     def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
@@ -501,24 +501,41 @@ class LvmThinBackend(Backend):
         backing = self.pool / volname
         shutil.rmtree(backing) if backing.is_dir() else backing.unlink()
         for snap in self.pool.glob(f"snap_{volname}_*"):  # its snapshots go with it, as thin snapshots' LVs do
-            snap.unlink()
+            self._remove(snap)
         (self.pool / f".{volname}.size").unlink(missing_ok=True)
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
 
-    # Thin snapshots are emulated (no device-mapper): a snapshot is a sparse copy of the volume's
-    # file, named as PVE names the LV (snap_VOLNAME_SNAP); a rollback copies it back. Taken while the
-    # guest is paused (see guests/snapshot.py), so it is what the disk held at that instant.
+    # Thin snapshots are emulated (no device-mapper): a snapshot is a copy of the volume, named as
+    # PVE names the LV (snap_VOLNAME_SNAP) - of a VM disk's file (sparse), of a container root's tree
+    # (every file, owners, modes and links; reflinked where the filesystem shares blocks); a rollback
+    # copies it back. Taken while the guest is paused or frozen (guests/snapshot.py), so it is what
+    # the volume held at that instant.
     def _snap_file(self, volname: str, snap: str) -> Path:
         return self.pool / f"snap_{volname}_{snap}"
 
-    def can_snapshot(self, volname: str) -> bool:  # a CT's rootfs directory is not a thin volume here
-        return not (self.pool / volname).is_dir() and super().can_snapshot(volname)
+    @staticmethod
+    def _size_file(path: Path) -> Path:
+        """A container root's size (a directory has none of its own), beside it."""
+        return path.with_name(f".{path.name}.size")
 
     def _copy(self, source: Path, target: Path) -> None:
-        done = subprocess.run(["cp", "--sparse=always", str(source), str(target)], capture_output=True, text=True,
-                              check=False)
+        if source.is_dir():
+            argv = ["cp", "-a", "--reflink=auto", str(source), str(target)]
+        else:
+            argv = ["cp", "--sparse=always", str(source), str(target)]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
+            self._remove(target)
             raise StorageError(f"lvcreate snapshot '{target.name}' error: {done.stderr.strip()}")
+        if source.is_dir():
+            shutil.copyfile(self._size_file(source), self._size_file(target))
+
+    def _remove(self, path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            self._size_file(path).unlink(missing_ok=True)
+        else:
+            path.unlink(missing_ok=True)
 
     def snapshot(self, volname: str, snap: str) -> None:
         if not self.can_snapshot(volname):
@@ -531,7 +548,7 @@ class LvmThinBackend(Backend):
         self._copy(self.pool / volname, target)
 
     def snapshot_delete(self, volname: str, snap: str) -> None:
-        self._snap_file(volname, snap).unlink(missing_ok=True)
+        self._remove(self._snap_file(volname, snap))
 
     def size(self, volname: str) -> int:
         if (self.pool / volname).is_dir():  # a container's root: its recorded size
@@ -552,8 +569,11 @@ class LvmThinBackend(Backend):
         for snap in self.pool.glob(f"snap_{volname}_*"):  # PVE's own spelling of "snapshot"
             raise StorageError(f"unable to create base volume - found snaphost '{snap.name}'")
         new_name = volname.replace("vm-", "base-", 1)
-        (self.pool / volname).rename(self.pool / new_name)
-        (self.pool / new_name).chmod(0o444)  # lvchange -pr: read-only
+        base = self.pool / new_name
+        (self.pool / volname).rename(base)
+        if base.is_dir():  # a container root's size goes with it; a tree stays traversable
+            self._size_file(self.pool / volname).rename(self._size_file(base))
+        base.chmod(0o555 if base.is_dir() else 0o444)  # lvchange -pr: read-only
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
         self.path(new_name)
         return new_name
@@ -571,7 +591,7 @@ class LvmThinBackend(Backend):
         name = free_disk_name(vmid, {p.name for p in self.pool.iterdir()}, None)
         target = self.pool / name
         self._copy(source, target)
-        target.chmod(0o644)  # -prw
+        target.chmod(0o755 if target.is_dir() else 0o644)  # -prw
         self.path(name)
         return name
 
@@ -582,8 +602,18 @@ class LvmThinBackend(Backend):
             raise StorageError(f"lvremove '{vg}/{source.name}' error:   Failed to find logical volume "
                                f"\"{vg}/{source.name}\"")
         partial = self.pool / f".{volname}.rollback"
+        self._remove(partial)  # what a rollback cut short left
         self._copy(source, partial)
-        partial.replace(self.pool / volname)
+        current = self.pool / volname
+        if current.is_dir():  # a tree cannot replace a tree in one rename: the old one set aside first
+            old = self.pool / f".{volname}.old"
+            self._remove(old)
+            current.rename(old)
+            partial.rename(current)
+            self._size_file(partial).replace(self._size_file(current))
+            self._remove(old)
+        else:
+            partial.replace(current)
 
     def path(self, volname: str) -> Path:
         """/dev/VG/LV, linked to its backing file (activated) when the volume exists; /dev is per boot."""

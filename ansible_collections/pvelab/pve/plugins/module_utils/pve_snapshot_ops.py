@@ -9,6 +9,8 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_guest_ops import find, run_task
 
+RESERVED = {"qemu": ("current", "pending"), "lxc": ("current", "vzdump")}  # names each API refuses
+
 
 def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     api = PveApi.from_params(p)
@@ -21,8 +23,11 @@ def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     listed = {s["name"]: s for s in api.get(base) if s["name"] != "current"}
     names = sorted(listed)
     result: dict[str, Any] = {"changed": False, "vmid": vmid, "node": node, "snapshots": names}
-    if name in ("current",) or name.lower() == "pending":
+    if name.lower() in RESERVED[str(guest["type"])]:
         raise PveError(f"snapshot name '{name}' is reserved by PVE - choose another")
+    if p.get("vmstate") and guest["type"] == "lxc":
+        raise PveError(f"guest {vmid} is a container, whose snapshots hold no RAM - vmstate is for VMs; leave it "
+                       "unset")
     if state == "rollback":
         if name not in listed:
             raise PveError(f"guest {vmid} has no snapshot '{name}' to roll back to (it has: "

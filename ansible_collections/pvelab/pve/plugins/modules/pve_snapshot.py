@@ -25,7 +25,8 @@ options:
     type: int
     required: true
   name:
-    description: The snapshot's name (PVE's rules; V(current) and V(pending) are reserved).
+    description: The snapshot's name (PVE's rules; V(current) is reserved, and V(pending) for a VM, V(vzdump) for a
+      container).
     type: str
     required: true
   state:
@@ -34,7 +35,8 @@ options:
     choices: [present, absent, rollback]
     default: present
   vmstate:
-    description: Save the RAM of a running VM with the snapshot (needs storage room of twice its memory).
+    description: Save the RAM of a running VM with the snapshot (needs storage room of twice its memory). Refused for a
+      container (its snapshots hold no RAM; a running container is frozen while its volumes are snapshotted).
     type: bool
     default: false
   description:

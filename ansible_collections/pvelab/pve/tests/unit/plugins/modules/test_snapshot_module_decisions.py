@@ -1,5 +1,6 @@
 """pve_snapshot against a fake API: taken once, its description kept in step, removed, rolled back to;
-refusals (no such guest, reserved name, rollback to a snapshot that is not there) before check mode."""
+refusals (no such guest, a name the guest's API reserves, RAM for a container, rollback to a snapshot that is
+not there) before check mode."""
 
 from __future__ import annotations
 
@@ -59,6 +60,9 @@ def test_removed_then_gone_and_a_rollback_is_always_a_change(world: FakeCluster)
 @pytest.mark.parametrize("given,message", [
     ({"vmid": 999}, "guest 999 does not exist in the cluster"),
     ({"name": "current"}, "snapshot name 'current' is reserved"),
+    ({"name": "Pending"}, "snapshot name 'Pending' is reserved"),
+    ({"vmid": 200, "name": "vzdump"}, "snapshot name 'vzdump' is reserved"),
+    ({"vmid": 200, "vmstate": True}, "guest 200 is a container, whose snapshots hold no RAM"),
     ({"state": "rollback"}, "has no snapshot 'before' to roll back to"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True])
