@@ -48,7 +48,7 @@ def answering(address: str) -> Callable[[], bool]:
 
 
 def measure_container(lab: Lab, address: str) -> dict[str, float]:
-    ctid = 170
+    ctid = 180
     template = ssh(lab, "pve1", "pvesm list local --content vztmpl | awk 'NR==2 {print $1}'").stdout.strip()
     run(lab, f"pct create {ctid} {template} --rootfs local-lvm:1 --memory 64 --hostname bench "
              f"--net0 name=eth0,bridge=vmbr0,ip={address}/24 --start 1")
@@ -108,7 +108,7 @@ def main() -> int:
             other = [s for s in STORAGES.values() if s != storage][0]
             figures[label]["online disk move (to the other)"] = run(lab, f"qm disk move {vmid + 20} scsi0 {other}")
             run(lab, f"qm stop {vmid + 20}")
-        ct_figures = measure_container(lab, str(subnet.network_address + 170))
+        ct_figures = measure_container(lab, str(subnet.network_address + 180))
     finally:
         lab.down(quiet=True)
     print("\na container (busybox, 2 MiB root on local-lvm), PVE 9 node, wall clock over SSH")

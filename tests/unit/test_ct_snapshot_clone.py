@@ -1,10 +1,12 @@
 """Container snapshots, templates and clones without a lab: container roots (directories) on the
 emulated lvmthin and a dir storage in a temporary directory, snapshots taken, rolled back and removed
 through the same steps the API runs, pve-container's refusals (each leaving everything as it was); and
-`qm disk unlink` / `qm set --delete` of drives as qemu-server treats their volumes."""
+`qm disk unlink` / `qm set --delete` of drives as qemu-server treats their volumes; a volume handed to
+another guest (`qm disk move` / `pct move-volume` with `--target-vmid`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from pvelab.pve.access import guard
-from pvelab.pve.guests import api, clone, containers, ct_clone, snapshot, store
+from pvelab.pve.guests import api, clone, containers, ct_clone, disk_api, snapshot, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config, volumes
 
@@ -255,3 +257,55 @@ def test_a_disk_a_snapshot_holds_is_not_freed(lab: Path, monkeypatch: pytest.Mon
         unlink(301, "scsi1", force=True)
     assert path.read_text() == before
     assert volumes.volume_path(disk1).exists()
+
+
+# -- a volume handed to another guest (move_disk / move_volume with target-vmid) --------------------------
+def listed(lab: Path, guests: dict[int, str]) -> None:
+    """The cluster's VMID list (/etc/pve/.vmlist) naming these guests on pve1."""
+    (lab / "vmlist").write_text(json.dumps({"ids": {str(v): {"node": "pve1", "type": t} for v, t in guests.items()}}))
+
+
+def test_a_vm_disk_goes_to_another_vm_under_its_next_name_and_leaves_the_boot_order(lab: Path) -> None:
+    disk0, disk1 = make_vm(310)
+    make_vm(311)
+    path = store.config_path("pve1", 310)
+    path.write_text(path.read_text() + "boot: order=scsi0;scsi1;net0\n")
+    listed(lab, {310: "qemu", 311: "qemu"})
+    lines: list[str] = []
+    clone.reassign_disk("pve1", 310, {"disk": "scsi1", "target-vmid": 311, "target-disk": "scsi2"}, lines.append)
+    source, target = store.load("pve1", 310).main.options, store.load("pve1", 311).main.options
+    assert "scsi1" not in source and source["boot"] == "order=scsi0;net0"
+    assert target["scsi2"] == "thin:vm-311-disk-2,size=1M"  # 311 has disks 0 and 1 already
+    assert volumes.volume_path("thin:vm-311-disk-2").exists() and not volumes.volume_path(disk1).exists()
+    assert lines[0] == "reassign disk 'scsi1' from VM '310' as 'scsi2' to VM '311'"
+    assert disk0 in source["scsi0"]
+
+
+@pytest.mark.parametrize(("params", "error"), [
+    ({"disk": "scsi0", "target-vmid": 313}, "Target disk key 'scsi0' is already in use for VM '313'"),
+    ({"disk": "scsi9", "target-vmid": 313, "target-disk": "scsi5"}, "Disk 'scsi9' for VM '312' does not exist"),
+    ({"disk": "scsi0", "target-vmid": 399, "target-disk": "scsi5"}, "could not find target VM 399"),
+])
+def test_a_reassign_refused_changes_nothing(lab: Path, params: dict[str, Any], error: str) -> None:
+    make_vm(312)
+    make_vm(313)
+    listed(lab, {312: "qemu", 313: "qemu"})
+    before = [store.config_path("pve1", v).read_text() for v in (312, 313)]
+    with pytest.raises(GuestError, match=f"^{error}$"):
+        clone.reassign_disk("pve1", 312, params, quiet)
+    assert [store.config_path("pve1", v).read_text() for v in (312, 313)] == before
+
+
+def test_an_unused_ct_volume_goes_to_another_ct_and_a_root_never_does(lab: Path) -> None:
+    make_ct(320)
+    make_ct(321)
+    spare = volumes.backend("thin", config.get("thin")).alloc_rootdir(320, 1024)
+    path = store.config_path("pve1", 320, "lxc")
+    path.write_text(path.read_text() + f"unused0: {spare}\n")
+    listed(lab, {320: "lxc", 321: "lxc"})
+    with pytest.raises(GuestError, match="^Cannot move to/from 'rootfs'$"):
+        disk_api.check_ct_reassign("pve1", 320, 321, "rootfs", "mp0", (None, None))
+    disk_api.reassign_ct_volume("pve1", 320, 321, "unused0", "unused3", (None, None), quiet)
+    assert "unused0" not in store.load("pve1", 320, "lxc").main.options
+    assert store.load("pve1", 321, "lxc").main.options["unused3"] == "thin:vm-321-disk-1"
+    assert (lab / "lvm" / "pve" / "data" / ".vm-321-disk-1.size").exists()

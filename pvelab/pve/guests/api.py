@@ -35,7 +35,8 @@ FAST_PLUG = ("name", "description", "onboot", "startup", "tags", "protection", "
 guest_call = refusing  # GuestError, StorageError and no quorum, as PVE answers them
 
 
-def worker(ctx: Context, kind: str, vmid: int, work: Callable[[Callable[[str], None]], None]) -> str:
+def worker(ctx: Context, kind: str, vmid: int | str, work: Callable[[Callable[[str], None]], None]) -> str:
+    """A task of the guest's (its ID the VMID, or another of PVE's, as `100-scsi1>101-scsi1` for a reassign)."""
     def guarded(log: Callable[[str], None]) -> None:
         guest_call(lambda: work(log))
 

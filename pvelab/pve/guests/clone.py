@@ -23,7 +23,7 @@ from pvelab.pve.access import guard as access
 from pvelab.pve.access import store as access_store
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import blockjob, runtime, store
-from pvelab.pve.guests.api import guest_call, worker
+from pvelab.pve.guests.api import guest_call, in_use_by_snapshots, worker
 from pvelab.pve.guests.config import Section, VmConfig
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
@@ -337,6 +337,73 @@ def move_disk(node: str, vmid: int, params: dict[str, Any], log: Log) -> None:
                 log(f"{exc}")
 
 
+# -- a disk handed to another VM (move_disk with target-vmid) ------------------------------------------
+def check_reassign(node: str, vmid: int, target_vmid: int, disk: str, target_disk: str, digests: tuple[Any, Any]
+                   ) -> tuple[VmConfig, VmConfig, dict[str, str]]:
+    """qemu-server's load_and_check_reassign_configs: both VMs here, unlocked, not templates; the disk a
+    volume no snapshot holds, on a storage that can rename it, not in use by a running VM."""
+    found, target = store.owner(vmid), store.owner(target_vmid)
+    if found is None:
+        raise GuestError(f"could not find VM {vmid}")
+    if target is None:
+        raise GuestError(f"could not find target VM {target_vmid}")
+    if found["node"] != target["node"]:
+        raise GuestError(f"Both VMs need to be on the same node ({found['node']} != {target['node']})")
+    source_conf, target_conf = store.load(node, vmid), store.load(node, target_vmid)
+    store.check_lock(source_conf)
+    store.check_lock(target_conf)
+    if is_template(source_conf) or is_template(target_conf):
+        raise GuestError("Can't move disks from or to template VMs")
+    for which, conf, digest in ((vmid, source_conf, digests[0]), (target_vmid, target_conf, digests[1])):
+        if digest and digest != conf.digest:
+            raise GuestError(f"VM {which}: detected modified configuration - file changed by other user? Try again.")
+    if disk not in source_conf.main.options:
+        raise GuestError(f"Disk '{disk}' for VM '{vmid}' does not exist")
+    if target_disk in target_conf.main.options:
+        raise GuestError(f"Target disk key '{target_disk}' is already in use for VM '{target_vmid}'")
+    drive = store.parse_drive(source_conf.main.options[disk])
+    volid = drive.get("file", "")
+    if not volid:
+        raise GuestError(f"disk '{disk}' has no associated volume")
+    if store.is_cdrom(drive) or store.is_cloudinit(drive):
+        raise GuestError("CD drive contents can't be moved to another VM")
+    if ":" not in volid:
+        raise GuestError(f"Volume '{volid}' not managed by PVE")
+    if in_use_by_snapshots(source_conf, volid):
+        raise GuestError("Can't move disk used by a snapshot to another VM")
+    storage, volname = volume_backend(volid)
+    if not storage.has_feature("rename", volname):
+        raise GuestError("Storage does not support moving of this disk to another VM")
+    if runtime.pid_of(vmid) is not None and not disk.startswith("unused"):
+        raise GuestError("Cannot move disk to another VM while the source VM is running - detach first")
+    return source_conf, target_conf, drive
+
+
+def reassign_disk(node: str, vmid: int, params: dict[str, Any], log: Log) -> None:
+    """The disk's volume renamed to the target VM's next free name, taken out of the source's config
+    (and its boot order) and added to the target's, as `target-disk` (unusedN, or a drive)."""
+    target_vmid, disk = int(params["target-vmid"]), params["disk"]
+    target_disk = params.get("target-disk") or disk
+    with store.locked(vmid), store.locked(target_vmid):
+        source_conf, target_conf, drive = check_reassign(node, vmid, target_vmid, disk, target_disk,
+                                                         (params.get("digest"), params.get("target-digest")))
+        log(f"reassign disk '{disk}' from VM '{vmid}' as '{target_disk}' to VM '{target_vmid}'")
+        storage, volname = volume_backend(drive["file"])
+        new_volid = f"{storage.id}:{storage.rename_volume(volname, target_vmid)}"
+        options = source_conf.main.options
+        order = store.parse_props(options.get("boot", ""))
+        if disk in order.get("order", "").split(";"):
+            log(f"removing disk '{disk}' from boot order config")
+            options["boot"] = store.print_props({**order, "order": ";".join(
+                d for d in order["order"].split(";") if d != disk)})
+        del options[disk]
+        log(f"removing disk '{disk}' from VM '{vmid}' config")
+        store.save(node, vmid, source_conf)
+        new = {"file": new_volid} if target_disk.startswith("unused") else {**drive, "file": new_volid}
+        target_conf.main.options[target_disk] = store.print_drive(new)
+        store.save(node, target_vmid, target_conf)
+
+
 def check_move(conf: VmConfig, disk: str, storage: str, fmt: str | None, params: dict[str, Any]
                ) -> tuple[dict[str, str], str, bool]:
     """load_and_check_move's refusals; returns the drive, its storage and whether a snapshot uses it."""
@@ -474,9 +541,19 @@ def vm_move_disk(ctx: Context, params: dict[str, Any]) -> Any:
     if params.get("target-vmid") is not None and params.get("storage"):
         msg = "either set 'storage' or 'target-vmid', but not both"
         raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})
-    if params.get("target-vmid") is not None:  # reassigning a disk to another VM is not built yet
-        raise ApiException(501, "Method 'POST /nodes/{node}/qemu/{vmid}/move_disk' with 'target-vmid' "
-                                "not implemented")
+    if params.get("target-vmid") is not None:
+        target_vmid = int(params["target-vmid"])
+        if ctx.caller.name != "root@pam":
+            access.require_vm(ctx.caller.name, target_vmid, ["VM.Config.Disk"])
+        if target_vmid == vmid:
+            raise ApiException(400, "Parameter verification failed.",
+                               {"target-vmid": "must be different than source VMID to reassign disk"})
+        target_disk = params.get("target-disk") or params["disk"]
+        _, _, drive = guest_call(lambda: check_reassign(ctx.node, vmid, target_vmid, params["disk"], target_disk,
+                                                        (params.get("digest"), params.get("target-digest"))))
+        access.require(ctx.caller.name, f"/storage/{parse_volume_id(drive['file'])[0]}", ["Datastore.AllocateSpace"])
+        return worker(ctx, "qmmove", f"{vmid}-{params['disk']}>{target_vmid}-{target_disk}",
+                      lambda log: reassign_disk(ctx.node, vmid, params, log))
     if not params.get("storage"):
         msg = "both 'storage' and 'target-vmid' missing, either needs to be set"
         raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})

@@ -176,15 +176,86 @@ def move_ct_volume(node: str, vmid: int, key: str, storage: str, delete: bool, l
             log(f"{exc}")
 
 
+def check_ct_reassign(node: str, vmid: int, target_vmid: int, key: str, target_key: str, digests: tuple[Any, Any]
+                      ) -> tuple[VmConfig, VmConfig, dict[str, str]]:
+    """pve-container's load_and_check_reassign_configs (the target may be the CT itself: a key renamed)."""
+    if "rootfs" in (key, target_key):
+        raise GuestError("Cannot move to/from 'rootfs'")
+    if key.startswith("unused") and not target_key.startswith("unused"):
+        raise GuestError("Moving an unused volume to a used one is not possible")
+    found, target = store.owner(vmid), store.owner(target_vmid)
+    if found is None:
+        raise GuestError(f"could not find CT {vmid}")
+    if target is None:
+        raise GuestError(f"could not find CT {target_vmid}")
+    if found["node"] != target["node"]:
+        raise GuestError(f"Both containers need to be on the same node ({found['node']} != {target['node']})")
+    source_conf = store.load(node, vmid, "lxc")
+    store.check_lock(source_conf, "lxc")
+    target_conf = source_conf if target_vmid == vmid else store.load(node, target_vmid, "lxc")
+    store.check_lock(target_conf, "lxc")
+    if "1" in (source_conf.main.options.get("template"), target_conf.main.options.get("template")):
+        raise GuestError("Can't move volumes from or to template CT")
+    for which, conf, digest in ((vmid, source_conf, digests[0]), (target_vmid, target_conf, digests[1])):
+        if digest and digest != conf.digest:
+            raise GuestError(f"Container {which}: detected modified configuration - file changed by other user? "
+                             "Try again.")
+    if key not in source_conf.main.options:
+        raise GuestError(f"volume '{key}' for container '{vmid}' does not exist")
+    if target_key in target_conf.main.options:
+        raise GuestError(f"Target volume key '{target_key}' is already in use for container '{target_vmid}'")
+    mount = store.parse_drive(source_conf.main.options[key])
+    volid = mount.get("file", "")
+    if not volid:
+        raise GuestError(f"Volume '{key}' has no associated image")
+    if any(store.parse_drive(v).get("file") == volid for snap in source_conf.snapshots.values()
+           for k, v in snap.options.items() if k == "rootfs" or re.fullmatch(r"(mp|unused)\d+", k)):
+        raise GuestError("Cannot move volume used by a snapshot to another container")
+    if volid.startswith("/"):
+        raise GuestError("Cannot move a bindmount or device mount to another container")
+    storage, volname = volume_backend(volid)
+    if not storage.has_feature("rename", volname):
+        raise GuestError("Storage does not support moving of this disk to another container")
+    if containers.running(vmid) and not key.startswith("unused"):
+        raise GuestError("Cannot move in-use volume while the source CT is running - detach or shutdown first")
+    return source_conf, target_conf, mount
+
+
+def reassign_ct_volume(node: str, vmid: int, target_vmid: int, key: str, target_key: str, digests: tuple[Any, Any],
+                       log: Log) -> None:
+    with store.locked(vmid, "lxc"), contextlib.ExitStack() as both:
+        if target_vmid != vmid:
+            both.enter_context(store.locked(target_vmid, "lxc"))
+        source_conf, target_conf, mount = check_ct_reassign(node, vmid, target_vmid, key, target_key, digests)
+        log(f"moving volume '{key}' from container '{vmid}' to '{target_vmid}'")
+        storage, volname = volume_backend(mount["file"])
+        new_volid = f"{storage.id}:{storage.rename_volume(volname, target_vmid)}"
+        del source_conf.main.options[key]
+        log(f"removing volume '{key}' from container '{vmid}' config")
+        store.save(node, vmid, source_conf, "lxc")
+        if target_vmid == vmid:
+            target_conf = source_conf
+        target_conf.main.options[target_key] = new_volid if target_key.startswith("unused") \
+            else store.print_drive({**mount, "file": new_volid})
+        store.save(node, target_vmid, target_conf, "lxc")
+        log(f"target container '{target_vmid}' updated with '{target_key}'")
+
+
 @route("POST /nodes/{node}/lxc/{vmid}/move_volume")
 def ct_move_volume(ctx: Context, params: dict[str, Any]) -> Any:
     vmid, key, storage = int(params["vmid"]), params["volume"], params.get("storage")
     if params.get("target-vmid") is not None and storage:
         msg = "either set 'storage' or 'target-vmid', but not both"
         raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})
-    if params.get("target-vmid") is not None:  # reassigning a volume to another CT is not built yet
-        raise ApiException(501, "Method 'POST /nodes/{node}/lxc/{vmid}/move_volume' with 'target-vmid' "
-                                "not implemented")
+    if params.get("target-vmid") is not None:
+        target_vmid, target_key = int(params["target-vmid"]), params.get("target-volume") or key
+        if ctx.caller.name != "root@pam":
+            access.require_vm(ctx.caller.name, target_vmid, ["VM.Config.Disk"])
+        digests = (params.get("digest"), params.get("target-digest"))
+        _, _, mount = guest_call(lambda: check_ct_reassign(ctx.node, vmid, target_vmid, key, target_key, digests))
+        access.require(ctx.caller.name, f"/storage/{parse_volume_id(mount['file'])[0]}", ["Datastore.AllocateSpace"])
+        return worker(ctx, "move_volume", f"{vmid}-{key}>{target_vmid}-{target_key}", lambda log: reassign_ct_volume(
+            ctx.node, vmid, target_vmid, key, target_key, digests, log))
     if not storage:
         msg = "both 'storage' and 'target-vmid' missing, either needs to be set"
         raise ApiException(400, "Parameter verification failed.", {"target-vmid": msg, "storage": msg})

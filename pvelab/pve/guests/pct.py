@@ -21,7 +21,7 @@ USAGE = """USAGE: pct <COMMAND> [ARGS] [OPTIONS]
        pct list
        pct listsnapshot <vmid>
        pct migrate <vmid> <target> [OPTIONS]
-       pct move-volume <vmid> <volume> [<storage>] [OPTIONS]
+       pct move-volume <vmid> <volume> [<storage>] [<target-vmid>] [<target-volume>] [OPTIONS]
        pct reboot <vmid> [OPTIONS]
        pct resize <vmid> <disk> <size> [OPTIONS]
        pct restore <vmid> <ostemplate> [OPTIONS]
@@ -63,8 +63,9 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     if command in TASKS:
         return direct.guest_task(base, TASKS, command, args, options)
     if command in ("move-volume", "move_volume"):
-        vmid, volume, *storage = args
-        params = {**options, "volume": volume, **({"storage": storage[0]} if storage else {})}
+        vmid, volume, *rest = args  # [<storage>] [<target-vmid>] [<target-volume>], or as options
+        names = ("storage", "target-vmid", "target-volume")[:len(rest)]  # more words than these: the usage
+        params = {**options, "volume": volume, **dict(zip(names, rest, strict=True))}
         return direct.run_task("POST", f"{base}/{vmid}/move_volume", params)
     if command == "resize":
         vmid, disk, size = args

@@ -178,6 +178,11 @@ class Backend:
         """PVE's clone_image: a linked clone of a base image (or of a snapshot) for `vmid`."""
         raise StorageError("this storage type does not support clone_image")
 
+    def rename_volume(self, volname: str, target_vmid: int) -> str:
+        """PVE's rename_volume: the volume handed to another guest under the next free name of that
+        guest (same format); the new volume name."""
+        raise StorageError(f"not implemented in storage plugin '{type(self).__name__}'")
+
     # -- snapshots of a volume (pve-storage's volume_snapshot*; the guest's QEMU is not involved) ----------
     def can_snapshot(self, volname: str) -> bool:
         """PVE's volume_has_feature('snapshot'), from the storage's feature table."""
@@ -371,6 +376,21 @@ class DirBackend(Backend):
         # PVE also tries `chattr +i`; left out here, as an immutable file would outlive the lab's teardown
         new_path.chmod(0o555 if new_path.is_dir() else 0o444)  # nobody should write anything
         return new_volname
+
+    def rename_volume(self, volname: str, target_vmid: int) -> str:
+        linked = LINKED_DIR_VOLUME.match(volname)
+        directory = self.root / "images" / str(target_vmid)
+        directory.mkdir(parents=True, exist_ok=True)
+        fmt = self.volume_format(volname)
+        name = free_disk_name(target_vmid, {p.name for p in directory.iterdir()}, fmt)
+        if fmt == "subvol":
+            name = name.replace("vm-", "subvol-", 1)
+        new_path = directory / name
+        if new_path.exists():
+            raise StorageError(f"target volume '{name}' already exists")
+        self.path(volname).rename(new_path)
+        base = f"{linked.group(1)}/{linked.group(2)}/" if linked else ""
+        return f"{base}{target_vmid}/{name}"
 
     def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
         if snap:
@@ -581,6 +601,19 @@ class LvmThinBackend(Backend):
     def snapshot_source(self, volname: str, snap: str) -> tuple[str, list[str]]:
         return str(self._snap_file(volname, snap)), []
 
+    def rename_volume(self, volname: str, target_vmid: int) -> str:
+        """lvrename: a container's root takes its recorded size with it."""
+        name = free_disk_name(target_vmid, {p.name for p in self.pool.iterdir()}, None)
+        source, target = self.pool / volname, self.pool / name
+        if target.exists():
+            raise StorageError(f"target volume '{name}' already exists")
+        source.rename(target)
+        if target.is_dir():
+            self._size_file(source).rename(self._size_file(target))
+        (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
+        self.path(name)
+        return name
+
     def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
         if snap:
             source = self._snap_file(volname, snap)
@@ -668,6 +701,13 @@ class RbdBackend(Backend):
         new_name = free_disk_name(vmid, taken, None)
         self.rbd("clone", f"{self.pool}/{name}@{snap or '__base__'}", f"{self.pool}/{new_name}")
         return new_name if snap else f"{name}/{new_name}"
+
+    def rename_volume(self, volname: str, target_vmid: int) -> str:
+        taken = {v["volid"].split(":", 1)[1].rsplit("/", 1)[-1] for v in self.volumes()}
+        name = free_disk_name(target_vmid, taken, None)
+        self.rbd("rename", self.image_name(volname), name)
+        base = self.base_of(volname)
+        return f"{base}/{name}" if base else name
 
     @property
     def keyring(self) -> str:
