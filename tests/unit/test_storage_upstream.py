@@ -1,6 +1,8 @@
-"""Proxmox's own regression test of backup pruning (pve-storage's `src/test/prune_backups_test.pm`,
-22 cases, tests/fixtures/pve-storage/SOURCES.md) run unchanged by perl against pvelab's pruning:
-a stand-in PVE::Storage (tests/fixtures/perl-harness) hands each case to pvelab.pve.storage.prune."""
+"""Proxmox's own regression tests of pve-storage (its `src/test/*_test.pm`, tests/fixtures/pve-storage/
+SOURCES.md) run unchanged by perl against pvelab's storage layer: a stand-in PVE::Storage
+(tests/fixtures/perl-harness) hands each call the tests make - parse_volname, get_subdir,
+filesystem_path, archive_info, path_to_volume_id, prune_backups - to pvelab's Python and returns its
+answer, so each file's own is_deeply judges our code. Every case of every file must pass."""
 
 from __future__ import annotations
 
@@ -15,24 +17,28 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPO = FIXTURES.parents[1]
+# each file and the number of cases it holds (a file that runs fewer has lost some on the way)
+FILES = {"prune_backups_test.pm": 22, "parse_volname_test.pm": 53, "archive_info_test.pm": 31,
+         "filesystem_path_test.pm": 6, "get_subdir_test.pm": 16, "path_to_volume_id_test.pm": 30}
 
 
-@pytest.fixture(scope="module")
-def tap() -> str:
+def run_tap(name: str) -> str:
     if shutil.which("perl") is None:
         pytest.fail("perl is needed to run Proxmox's test files (Debian's perl package; scripts/setup.sh installs it)")
     harness = FIXTURES / "perl-harness"
-    env = {**os.environ, "TZ": "UTC", "PYTHONPATH": str(REPO),  # the test's times are UTC wall clock
-           "PVELAB_PRUNE_MARKS": f"{sys.executable} {harness / 'prune_marks.py'}"}
-    ran = subprocess.run(["perl", "-I", str(harness), str(FIXTURES / "pve-storage" / "prune_backups_test.pm")],
+    env = {**os.environ, "TZ": "UTC", "PYTHONPATH": str(REPO),  # the tests' times are UTC wall clock
+           "PVELAB_STORAGE_CALLS": f"{sys.executable} {harness / 'storage_calls.py'}"}
+    ran = subprocess.run(["perl", "-I", str(harness), str(FIXTURES / "pve-storage" / name)],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     return ran.stdout + ran.stderr
 
 
-def test_every_case_of_pve_storages_prune_test_passes(tap: str) -> None:
+@pytest.mark.parametrize(("name", "cases"), FILES.items(), ids=list(FILES))
+def test_every_case_of_pve_storages_test_file_passes(name: str, cases: int) -> None:
+    tap = run_tap(name)
     planned = re.search(r"^1\.\.(\d+)$", tap, re.MULTILINE)
     assert planned, tap
     passed = re.findall(r"^ok \d+ - (.*)$", tap, re.MULTILINE)
     failed = re.findall(r"^not ok \d+ - (.*)$", tap, re.MULTILINE)
     assert not failed, tap
-    assert len(passed) == int(planned.group(1)) == 22, tap  # the file holds 22 cases (the issue counted 23)
+    assert len(passed) == int(planned.group(1)) == cases, tap

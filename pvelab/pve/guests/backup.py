@@ -27,7 +27,8 @@ from pvelab.pve.guests.vm_ops import allocate, start_vm  # the API's own: quorum
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage import prune
 from pvelab.pve.storage.config import StorageError
-from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_volume_id, prune_backups, volume_path
+from pvelab.pve.storage.volname import get_subdir
+from pvelab.pve.storage.volumes import backend, parse_volume_id, prune_backups, volume_path
 
 Log = Callable[[str], None]
 COMPRESSORS = {"zstd": (".zst", ["zstd", "-q", "-c"], ["zstd", "-q", "-d", "-c"]),
@@ -42,7 +43,7 @@ def dump_dir(storage_id: str, node: str) -> Path:
         raise GuestError(f"storage '{storage_id}' does not support backups", param="storage", status=400)
     if not storage_config.available_on(options, node):
         raise GuestError(f"storage '{storage_id}' is not available on node '{node}'")
-    return Path(options["path"]) / DIR_SUBDIRS["backup"]
+    return Path(get_subdir(options, "backup"))
 
 
 def disks_of(options: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:

@@ -16,7 +16,8 @@ from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.config import TYPES, StorageError
-from pvelab.pve.storage.volumes import DIR_SUBDIRS, backend, parse_size, parse_volume_id, prune_backups
+from pvelab.pve.storage.volname import get_subdir
+from pvelab.pve.storage.volumes import backend, parse_size, parse_volume_id, prune_backups
 
 # Parameters of POST/PUT /storage that are not storage options.
 NOT_OPTIONS = ("storage", "type", "digest", "delete")
@@ -342,7 +343,7 @@ def node_storage_upload(ctx: Context, params: dict[str, Any]) -> Any:
         raise ApiException(500, "missing temporary file")
     if content == "iso" and not name.lower().endswith((".iso", ".img")):
         raise ApiException(400, "Parameter verification failed.", {"filename": "wrong file extension"})
-    target = Path(options["path"]) / DIR_SUBDIRS[content] / name
+    target = Path(get_subdir(options, content)) / name
 
     def work(log: Callable[[str], None]) -> None:
         log(f"starting file import from: {source}")

@@ -14,13 +14,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pvelab.pve.storage import volname
 from pvelab.pve.storage.config import StorageError
 
 OPTIONS = ("keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly")
-COMPRESSORS = "gz|lzo|zst|bz2"
-EXTENSION = rf"(tgz|(?:tar|vma)(?:\.(?:{COMPRESSORS}))?)"
-BACKUP_FILE = re.compile(rf"^.+\.{EXTENSION}$")  # what a storage lists as a backup
-ARCHIVE = re.compile(rf"^vzdump-(lxc|openvz|qemu)-.+\.{EXTENSION}$")  # a vzdump archive, its type known
+BACKUP_FILE = re.compile(rf"^.+{volname.BACKUP_EXT}$")  # what a storage lists as a backup
 # What two backups share to count as one, per option (local time, ISO weeks, as PVE's localtime/strftime)
 PERIODS: dict[str, Callable[[int], str]] = {
     "keep-last": str,
@@ -58,20 +56,12 @@ def validated(options: dict[str, int]) -> dict[str, int]:
 
 
 def archive_info(name: str) -> dict[str, Any]:
-    """Type, VMID and time of a backup archive from its file name ({} when it is no vzdump archive)."""
-    base = name.rsplit("/", 1)[-1]
-    found = ARCHIVE.match(base)
-    if not found:
+    """Type, VMID and time of a backup archive from its file name (pve-storage's archive_info; {} when
+    it is no vzdump archive)."""
+    try:
+        return volname.archive_info(name)
+    except StorageError:
         return {}
-    kind, extension = found.group(1), found.group(2)
-    info: dict[str, Any] = {"type": kind, "is_std_name": False}
-    std = re.fullmatch(rf"vzdump-{kind}-([1-9][0-9]{{2,8}})-(\d{{4}})_(\d{{2}})_(\d{{2}})-(\d{{2}})_(\d{{2}})_(\d{{2}})"
-                       rf"\.{re.escape(extension)}", base)
-    if std:
-        year, month, day, hour, minute, second = (int(g) for g in std.groups()[1:])
-        info.update(vmid=int(std.group(1)), is_std_name=True,
-                    ctime=int(time.mktime((year, month, day, hour, minute, second, 0, 0, -1))))
-    return info
 
 
 def mark_group(group: list[dict[str, Any]], keep: dict[str, int]) -> None:

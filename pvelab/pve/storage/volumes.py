@@ -22,6 +22,7 @@ from typing import Any
 
 from pvelab.pve.storage import prune
 from pvelab.pve.storage.config import TYPES, StorageError, content_of, get
+from pvelab.pve.storage.volname import filesystem_path, get_subdir
 
 LVM_BACKING = Path("/var/lib/pvelab/lvmthin")
 DEV = Path("/dev")
@@ -46,9 +47,6 @@ BLOCK_FEATURES = {"snapshot": {"current": ANY_FORMAT, "snap": ANY_FORMAT},  # lv
                   "copy": {"base": ANY_FORMAT, "current": ANY_FORMAT, "snap": ANY_FORMAT},
                   "sparseinit": {"base": ANY_FORMAT, "current": ANY_FORMAT},
                   "rename": {"current": ANY_FORMAT}}
-# Where each content type lives below a dir storage's path (PVE's default content-dirs).
-DIR_SUBDIRS = {"images": "images", "rootdir": "private", "vztmpl": "template/cache", "iso": "template/iso",
-               "backup": "dump", "snippets": "snippets", "import": "import"}
 
 
 def parse_volume_id(volid: str) -> tuple[str, str]:
@@ -252,7 +250,7 @@ class DirBackend(Backend):
     def volumes(self) -> list[dict[str, Any]]:
         found = []
         for content in content_of(self.options):
-            base = self.root / DIR_SUBDIRS[content]
+            base = Path(get_subdir(self.options, content))
             if content == "images":
                 for disk in sorted(base.glob("*/*")):
                     name = DISK_NAME.match(disk.name)
@@ -450,15 +448,8 @@ class DirBackend(Backend):
             super().set_attribute(volname, attribute, value)
 
     def path(self, volname: str) -> Path:
-        linked = LINKED_DIR_VOLUME.match(volname)
-        if linked and DISK_NAME.match(linked.group(2)) and DISK_NAME.match(linked.group(4)):
-            return self.root / "images" / linked.group(3) / linked.group(4)
-        content, _, rest = volname.partition("/")
-        if content.isdigit() and DISK_NAME.match(rest):
-            return self.root / "images" / content / rest
-        if content in DIR_SUBDIRS and content not in ("images", "rootdir") and rest and "/" not in rest:
-            return self.root / DIR_SUBDIRS[content] / rest
-        raise StorageError(f"unable to parse directory volume name '{volname}'")
+        """pve-storage's filesystem_path: the name parsed as PVE parses it (its refusals too)."""
+        return Path(filesystem_path(self.options, volname)[0])
 
 
 class LvmThinBackend(Backend):

@@ -1,0 +1,101 @@
+"""The table of Proxmox's own regression suites run against pvelab (docs/upstream-suites.md): per suite,
+the cases run, passed and failed, from a fresh run of the unit tier's harnesses.
+
+  .venv/bin/python scripts/upstream_suites.py            print the table
+  .venv/bin/python scripts/upstream_suites.py --write    and write it into docs/upstream-suites.md
+
+Each pve-storage file is counted by its own TAP lines (the file's is_deeply cases); the other suites by
+the harness's test cases (one per upstream case)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DOC = REPO / "docs" / "upstream-suites.md"
+BEGIN, END = "<!-- upstream-table:begin -->", "<!-- upstream-table:end -->"
+# (suite, repository and file, the harness's test module, the test functions that are its cases)
+SUITES = [
+    ("qemu-server snapshots", "proxmox/qemu-server `src/test/snapshot-test.pm`", "test_snapshot_upstream",
+     "test_qemu_servers_snapshot_case"),
+    ("pve-container snapshots", "proxmox/pve-container `src/test/snapshot-test.pm`", "test_snapshot_upstream",
+     "test_pve_containers_snapshot_case"),
+    ("pve-access-control permissions", "proxmox/pve-access-control `src/test/perm-test1..8.pl`",
+     "test_access_upstream", "test_upstream_permission_case"),
+    ("pve-access-control user.cfg round trips", "proxmox/pve-access-control `src/test/parser_writer.pl`",
+     "test_access_upstream", "test_user_cfg_written_back_as_pve_writes_it"),
+    ("pve-access-control permission dumps", "proxmox/pve-access-control `src/test/api-get-permissions-test.pl`",
+     "test_access_upstream", "test_who_may_read_whose_permissions"),
+]
+STORAGE_FILES = ["prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
+                 "get_subdir_test.pm", "path_to_volume_id_test.pm"]
+NOT_YET = [  # suites the issue names that no harness runs yet, and why
+    ("pve-ha-manager scenarios", "proxmox/pve-ha-manager `src/test/test-*/` (146 on PVE 9)",
+     "not run yet: the simulated cluster (hardware, CRM and LRM rounds, watchdog, locks) is still to build"),
+    ("qemu-server cfg2cmd", "proxmox/qemu-server `src/test/cfg2cmd/` (about 105)", "not run yet"),
+    ("pve-cluster corosync.conf", "proxmox/pve-cluster corosync.conf round trips", "not run yet"),
+]
+
+
+def harness_counts() -> dict[str, tuple[int, int]]:
+    """{test function: (passed, failed)} from one pytest run of the harness modules."""
+    modules = sorted({f"tests/unit/{s[2]}.py" for s in SUITES})
+    with TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.xml"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+                        *modules], cwd=REPO, capture_output=True, check=False)
+        counts: dict[str, list[int]] = {}
+        for case in ET.parse(report).iter("testcase"):
+            function = case.get("name", "").split("[", 1)[0]
+            failed = case.find("failure") is not None or case.find("error") is not None
+            counts.setdefault(function, [0, 0])[1 if failed else 0] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def storage_counts(name: str) -> tuple[int, int, int]:
+    """(planned, passed, failed) of one pve-storage file, run by perl through the harness."""
+    from tests.unit.test_storage_upstream import run_tap
+
+    tap = run_tap(name)
+    planned = re.search(r"^1\.\.(\d+)$", tap, re.MULTILINE)
+    return (int(planned.group(1)) if planned else 0, len(re.findall(r"^ok \d+", tap, re.MULTILINE)),
+            len(re.findall(r"^not ok \d+", tap, re.MULTILINE)))
+
+
+def table() -> str:
+    rows = ["| suite | from | cases | passed | failed | note |", "| --- | --- | ---: | ---: | ---: | --- |"]
+    counts = harness_counts()
+    for suite, source, _module, function in SUITES:
+        passed, failed = counts.get(function, (0, 0))
+        rows.append(f"| {suite} | {source} | {passed + failed} | {passed} | {failed} | |")
+    for name in STORAGE_FILES:
+        planned, passed, failed = storage_counts(name)
+        rows.append(f"| pve-storage `{name.removesuffix('_test.pm')}` | proxmox/pve-storage `src/test/{name}` | "
+                    f"{planned} | {passed} | {failed} | run by perl, unchanged |")
+    for suite, source, why in NOT_YET:
+        rows.append(f"| {suite} | {source} | - | - | - | {why} |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write the table into docs/upstream-suites.md")
+    args = parser.parse_args()
+    text = table()
+    print(text)
+    if args.write:
+        doc = DOC.read_text()
+        start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+        DOC.write_text(doc[:start] + "\n" + text + "\n" + doc[end:])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
