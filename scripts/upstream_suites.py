@@ -33,6 +33,8 @@ SUITES = [
      "test_access_upstream", "test_user_cfg_written_back_as_pve_writes_it"),
     ("pve-access-control permission dumps", "proxmox/pve-access-control `src/test/api-get-permissions-test.pl`",
      "test_access_upstream", "test_who_may_read_whose_permissions"),
+    ("pve-cluster corosync.conf", "proxmox/pve-cluster `src/test/corosync_parser_test.pl`", "test_cluster_upstream",
+     "test_a_config_is_written_back_as_pve_writes_it"),
 ]
 STORAGE_FILES = ["prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
                  "get_subdir_test.pm", "path_to_volume_id_test.pm"]
@@ -40,7 +42,6 @@ NOT_YET = [  # suites the issue names that no harness runs yet, and why
     ("pve-ha-manager scenarios", "proxmox/pve-ha-manager `src/test/test-*/` (146 on PVE 9)",
      "not run yet: the simulated cluster (hardware, CRM and LRM rounds, watchdog, locks) is still to build"),
     ("qemu-server cfg2cmd", "proxmox/qemu-server `src/test/cfg2cmd/` (about 105)", "not run yet"),
-    ("pve-cluster corosync.conf", "proxmox/pve-cluster corosync.conf round trips", "not run yet"),
 ]
 
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import ipaddress
+import re
+import socket
+from collections.abc import Callable
 from typing import Any
 
 Conf = dict[str, Any]
@@ -160,3 +164,71 @@ def without_node(conf: Conf, name: str) -> Conf:
 
 def link_numbers(conf: Conf) -> list[int]:
     return sorted(int(i.get("linknumber", 0)) for i in conf.get("totem", {}).get("interface", []))
+
+
+# -- checks -------------------------------------------------------------------------------------------
+LINK_ADDR = re.compile(r"^(ring|link)(\d+)_addr$")
+
+
+def resolve_like_corosync(host: str, conf: Conf) -> str | None:
+    """PVE's resolve_hostname_like_corosync: an address as it is; a name through the resolver, the
+    families in totem's ip_version order (ipv6-4 by default)."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except OSError:
+        return None
+    first = {family: str(addr[0]) for family, *_rest, addr in reversed(found)}  # the first of each family
+    v4, v6 = first.get(socket.AF_INET), first.get(socket.AF_INET6)
+    strategy = str(conf.get("totem", {}).get("ip_version", "ipv6-4")).lower()
+    return {"ipv4": v4, "ipv6": v6, "ipv6-4": v6 or v4, "ipv4-6": v4 or v6}.get(strategy)
+
+
+def verify(conf: Conf, resolve: Callable[[str, Conf], str | None] = resolve_like_corosync
+           ) -> tuple[list[str], list[str]]:
+    """PVE's verify_conf: (errors, warnings) - nodes and totem present, every link of a node matched
+    by an interface (or, without interfaces, every link on every node), addresses that resolve."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    node_list = {n.get("name") or n.get("ring0_addr"): n for n in conf.get("nodelist", {}).get("node", [])}
+    if not node_list:
+        return ["no nodes found"], warnings
+    totem = conf.get("totem")
+    if not totem:
+        return ["no totem found"], warnings
+    if totem.get("secauth") != "on" and totem.get("crypto_cipher", "none") == "none":
+        warnings.append("warning: authentication/encryption is not explicitly enabled (secauth / crypto_cipher / "
+                        "crypto_hash)")
+    interfaces = {str(i.get("linknumber", i.get("ringnumber"))): i for i in totem.get("interface", [])}
+
+    def check_address(key: str, link: str, node: str) -> None:
+        resolved = resolve(link, conf)
+        if resolved is None:
+            warnings.append(f"warning: unable to resolve {key} '{link}' for node '{node}' to an IP address according "
+                            "to Corosync's resolve strategy - cluster could fail on restart!")
+        elif resolved != link:
+            warnings.append(f"warning: {key} '{link}' for node '{node}' resolves to '{resolved}' - consider replacing "
+                            "it with the currently resolved IP address for stability")
+
+    links = {node: {int(m.group(2)): (key, value) for key, value in options.items() if (m := LINK_ADDR.match(key))}
+             for node, options in node_list.items()}
+    names = sorted(node_list)
+    for link in range(MAX_LINKS):
+        holders = [n for n in names if link in links[n]]
+        for node in holders:
+            check_address(*links[node][link], node)
+        if interfaces:
+            for node in names:
+                if node in holders and str(link) not in interfaces:
+                    errors.append(f"node '{node}' has '{links[node][link][0]}', but there is no interface number "
+                                  f"{link} configured")
+                elif node not in holders and str(link) in interfaces:
+                    errors.append(f"node '{node}' is missing address forinterface number {link}")  # sic, PVE's text
+        elif holders:
+            errors += [f"node '{node}' is missing link {link}, which is configured on other nodes"
+                       for node in names if node not in holders]
+    return errors, warnings
