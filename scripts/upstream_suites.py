@@ -37,7 +37,7 @@ SUITES = [
      "test_a_config_is_written_back_as_pve_writes_it"),
 ]
 STORAGE_FILES = ["prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
-                 "get_subdir_test.pm", "path_to_volume_id_test.pm"]
+                 "get_subdir_test.pm", "path_to_volume_id_test.pm", "run_volume_access_tests.pl"]
 NOT_YET = [  # suites the issue names that no harness runs yet, and why
     ("pve-ha-manager scenarios", "proxmox/pve-ha-manager `src/test/test-*/` (146 on PVE 9)",
      "not run yet: the simulated cluster (hardware, CRM and LRM rounds, watchdog, locks) is still to build"),
@@ -78,7 +78,8 @@ def table() -> str:
         rows.append(f"| {suite} | {source} | {passed + failed} | {passed} | {failed} | |")
     for name in STORAGE_FILES:
         planned, passed, failed = storage_counts(name)
-        rows.append(f"| pve-storage `{name.removesuffix('_test.pm')}` | proxmox/pve-storage `src/test/{name}` | "
+        short = name.removesuffix("_test.pm").removeprefix("run_").removesuffix("_tests.pl")
+        rows.append(f"| pve-storage `{short}` | proxmox/pve-storage `src/test/{name}` | "
                     f"{planned} | {passed} | {failed} | run by perl, unchanged |")
     for suite, source, why in NOT_YET:
         rows.append(f"| {suite} | {source} | - | - | - | {why} |")

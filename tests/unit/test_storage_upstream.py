@@ -1,8 +1,9 @@
 """Proxmox's own regression tests of pve-storage (its `src/test/*_test.pm`, tests/fixtures/pve-storage/
 SOURCES.md) run unchanged by perl against pvelab's storage layer: a stand-in PVE::Storage
 (tests/fixtures/perl-harness) hands each call the tests make - parse_volname, get_subdir,
-filesystem_path, archive_info, path_to_volume_id, prune_backups - to pvelab's Python and returns its
-answer, so each file's own is_deeply judges our code. Every case of every file must pass."""
+filesystem_path, archive_info, path_to_volume_id, prune_backups, check_volume_access (with the file's
+own storage.cfg and user.cfg) - to pvelab's Python and returns its answer, so each file's own is_deeply
+judges our code. Every case of every file must pass."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPO = FIXTURES.parents[1]
 # each file and the number of cases it holds (a file that runs fewer has lost some on the way)
 FILES = {"prune_backups_test.pm": 22, "parse_volname_test.pm": 53, "archive_info_test.pm": 31,
-         "filesystem_path_test.pm": 6, "get_subdir_test.pm": 16, "path_to_volume_id_test.pm": 30}
+         "filesystem_path_test.pm": 6, "get_subdir_test.pm": 16, "path_to_volume_id_test.pm": 30,
+         "run_volume_access_tests.pl": 183}
 
 
 def run_tap(name: str) -> str:

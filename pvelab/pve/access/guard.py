@@ -82,6 +82,11 @@ class AccessGuard:
             raise ApiException(500, str(exc)) from exc
 
 
+def permissions() -> Permissions:
+    """The cluster's permissions as user.cfg holds them now, for a check of many parts."""
+    return Permissions(store.read())
+
+
 def allowed(who: str, path: str, privs: list[str], any_of: bool = True) -> bool:
     """For the list endpoints that filter what a caller sees (`user: all` with a check in the handler)."""
     return who == ROOT or Permissions(store.read()).check(who, path, privs, any_of, noerr=True)

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.access import guard as access
+from pvelab.pve.access.perms import ROOT, PermissionDenied, Permissions
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.config import TYPES, StorageError
-from pvelab.pve.storage.volname import get_subdir
+from pvelab.pve.storage.volname import get_subdir, parse_volname
 from pvelab.pve.storage.volumes import backend, parse_size, parse_volume_id, prune_backups
 
 # Parameters of POST/PUT /storage that are not storage options.
@@ -229,7 +230,7 @@ def real_volume_id(storage: str | None, volume: str) -> tuple[str, str]:
 @route("GET /nodes/{node}/storage/{storage}/content/{volume}")
 def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
     sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
-    check_volume_access(ctx.caller.name, sid, *volume_kind(volname))  # before anything is read, as PVE
+    check_volume_access(ctx.caller.name, f"{sid}:{volname}")  # before anything is read, as PVE
 
     def info() -> dict[str, Any]:
         store = backend(sid, config.get(sid))
@@ -243,24 +244,66 @@ def node_volume_info(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 def volume_kind(volname: str) -> tuple[int | None, str]:
-    """(owning VMID, content type) as PVE's parse_volname reads them from a volume's name."""
+    """(owning VMID, content type) as PVE's parse_volname reads them from a volume's name (a linked
+    clone's owner is the last guest it names)."""
     backup = re.match(r"backup/vzdump-(?:qemu|lxc|openvz)-(\d+)-", volname)
     if backup:
         return int(backup.group(1)), "backup"
-    guest = re.search(r"(?:^|/)(?:vm|base|subvol)-(\d+)-", volname)
-    if guest:
-        return int(guest.group(1)), "images"
+    guests = re.findall(r"(?:^|/)(?:vm|base|subvol)-(\d+)-", volname)
+    if guests:
+        return int(guests[-1]), "images"
     return None, volname.split("/", 1)[0]
 
 
-def check_volume_access(who: str, sid: str, owner: Any, content: Any) -> None:
-    """PVE's check_volume_access: Datastore.Allocate on the storage, or Datastore.Audit/AllocateSpace
-    there and, for a guest's volume, a right on that guest."""
-    if access.allowed(who, f"/storage/{sid}", ["Datastore.Allocate"]):
+def volume_type_and_owner(options: dict[str, Any], volname: str) -> tuple[str, int | None]:
+    """(content type, owning VMID) as the storage's plugin parses the name: pve-storage's parse_volname
+    for a storage with a path, the guest's name for the others (LVM, RBD)."""
+    if options.get("path"):
+        vtype, _name, owner_text, *_rest = parse_volname(volname)
+        return vtype, int(owner_text) if owner_text else None
+    owner, content = volume_kind(volname)
+    return content, owner
+
+
+def volume_access(perms: Permissions, who: str, volid: str, storages: dict[str, dict[str, Any]],
+                  vmid: int | None = None, wanted: str | None = None) -> None:
+    """PVE's check_volume_access: the content type asked for (root too), then Datastore.Allocate on
+    the storage, or what each kind of volume needs - read access for ISOs, templates and imports, its
+    own volumes for the guest named, VM.Backup for a guest's backup, VM.Config.Disk for its disks;
+    a path only for root. Raises PermissionDenied (403) or StorageError."""
+    volume = re.fullmatch(r"([a-z][a-z0-9\-_.]*[a-z0-9]):(.+)", volid, re.IGNORECASE | re.DOTALL)
+    if volume is None:
+        if who != ROOT:
+            raise StorageError("Only root can pass arbitrary filesystem paths.")
         return
-    access.require(who, f"/storage/{sid}", ["Datastore.Audit", "Datastore.AllocateSpace"], any_of=True)
-    if owner and content in ("images", "rootdir", "backup"):
-        access.require_vm(who, int(owner), ["VM.Audit" if content != "backup" else "VM.Backup"])
+    sid, volname = volume.groups()
+    vtype, owner = volume_type_and_owner(config.get(sid, storages), volname)
+    if wanted and vtype != wanted and (wanted != "rootdir" or vtype != "images"):
+        raise StorageError(f"unable to use volume {volid} - content type needs to be '{wanted}'")
+    if perms.check(who, f"/storage/{sid}", ["Datastore.Allocate"], noerr=True):
+        return
+    if vtype in ("iso", "vztmpl", "import"):  # templates and ISOs could be sensitive: read access at least
+        perms.check(who, f"/storage/{sid}", ["Datastore.AllocateSpace", "Datastore.Audit"], any_of=True)
+    elif owner is not None and vmid is not None and owner == int(vmid):
+        return  # the guest's own volume
+    elif vtype == "backup" and owner:
+        perms.check(who, f"/storage/{sid}", ["Datastore.AllocateSpace"])
+        perms.check(who, f"/vms/{owner}", ["VM.Backup"])
+    elif vtype in ("images", "rootdir") and owner:
+        perms.check(who, f"/storage/{sid}", ["Datastore.Audit"])
+        perms.check(who, f"/vms/{owner}", ["VM.Config.Disk"])
+    else:
+        raise StorageError(f"missing privileges to access {volid}")
+
+
+def check_volume_access(who: str, volid: str, vmid: int | None = None, wanted: str | None = None) -> None:
+    """volume_access for an API caller: PVE's 403 when a privilege is missing, 500 with its text else."""
+    try:
+        volume_access(access.permissions(), who, volid, config.read(), vmid, wanted)
+    except PermissionDenied as exc:
+        raise ApiException(403, str(exc)) from exc
+    except StorageError as exc:
+        raise ApiException(exc.status, str(exc)) from exc
 
 
 @route("DELETE /nodes/{node}/storage/{storage}/content/{volume}")
@@ -287,7 +330,7 @@ def node_volume_free(ctx: Context, params: dict[str, Any]) -> Any:
 def node_volume_update(ctx: Context, params: dict[str, Any]) -> Any:
     """Notes and protection of a backup (PVE's updateattributes)."""
     sid, volname = storage_call(lambda: real_volume_id(params.get("storage"), params["volume"]))
-    check_volume_access(ctx.caller.name, sid, *volume_kind(volname))
+    check_volume_access(ctx.caller.name, f"{sid}:{volname}")
 
     def update() -> None:
         store = backend(sid, config.get(sid))
