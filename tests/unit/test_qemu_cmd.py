@@ -1,4 +1,4 @@
-"""The VM command line against qemu-server's own cfg2cmd expectations (see tests/fixtures/pve/SOURCES.md),
+"""The VM command line against qemu-server's own cfg2cmd expectations (see tests/fixtures/qemu-server/SOURCES.md),
 and the rewrite the twin applies to run it without KVM."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from pvelab.pve.guests import qemu_cmd, store
 from pvelab.pve.guests.config import parse
 
-CFG2CMD = Path(__file__).resolve().parent.parent / "fixtures" / "pve" / "qemu-server" / "cfg2cmd"
+CFG2CMD = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-server" / "cfg2cmd"
 
 
 def expected(name: str) -> list[str]:
