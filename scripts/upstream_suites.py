@@ -25,6 +25,8 @@ BEGIN, END = "<!-- upstream-table:begin -->", "<!-- upstream-table:end -->"
 SUITES = [
     ("qemu-server snapshots", "proxmox/qemu-server `src/test/snapshot-test.pm`", "test_snapshot_upstream",
      "test_qemu_servers_snapshot_case"),
+    ("qemu-server config read and write", "proxmox/qemu-server `src/test/run_parse_config_tests.pl`",
+     "test_vm_config_upstream", "test_a_config_is_read_and_written_back_as_qemu_server_does"),
     ("pve-container snapshots", "proxmox/pve-container `src/test/snapshot-test.pm`", "test_snapshot_upstream",
      "test_pve_containers_snapshot_case"),
     ("pve-access-control permissions", "proxmox/pve-access-control `src/test/perm-test1..8.pl`",
@@ -46,7 +48,7 @@ NOT_YET = [  # suites the issue names that no harness runs yet, and why
 
 def harness_counts() -> dict[str, tuple[int, int]]:
     """{test function: (passed, failed)} from one pytest run of the harness modules."""
-    modules = sorted({f"tests/unit/{s[2]}.py" for s in SUITES})
+    modules = sorted({f"tests/unit/{suite[2]}.py" for suite in SUITES})
     with TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.xml"
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",

@@ -7,9 +7,11 @@ qemu-server's parse_vm_config and write_vm_config do.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SPECIAL_SECTIONS = ("cloudinit", "fleecing")
@@ -47,11 +49,70 @@ def decode_text(text: str) -> str:
     return urllib.parse.unquote(text)
 
 
-def parse(text: str) -> VmConfig:
-    """The config; unknown sections are skipped, as qemu-server does when not strict."""
+@functools.cache
+def option_types() -> dict[str, str]:
+    """The VM options whose values qemu-server's check_type checks by type (boolean, integer, number),
+    from the API schema's VM config (read once)."""
+    from pvelab.pve import version  # the schema of the PVE major the node presents
+    from pvelab.pve.api import schema
+
+    returns = schema.endpoints(version.major())["GET /nodes/{node}/qemu/{vmid}/config"].info.get("returns", {})
+    return {key: prop["type"] for key, prop in (returns.get("properties") or {}).items()
+            if prop.get("type") in ("boolean", "integer", "number")}
+
+
+def checked_value(key: str, value: str, types: dict[str, str]) -> str:
+    """qemu-server's check_type for the typed options: a boolean written as 1 or 0 (on/yes/true, ...),
+    an integer or number as digits; a value of another type is refused with PVE's text."""
+    kind = types.get(key)
+    if kind == "boolean":
+        if value == "1" or value.lower() in ("on", "yes", "true"):
+            return "1"
+        if value == "0" or value.lower() in ("off", "no", "false"):
+            return "0"
+    elif kind == "integer":
+        if re.fullmatch(r"\d+", value):
+            return str(int(value))
+    elif kind == "number":
+        if re.fullmatch(r"\d+(\.\d+)?", value):
+            return value
+    else:
+        return value
+    raise ConfigError(f"type check ('{kind}') failed - got '{value}'")
+
+
+def open_section(conf: VmConfig, name: str, seen: set[str], problem: Callable[[str], None]) -> Section | None:
+    """A new section of the config (one named twice starts again); None for one of no known kind."""
+    key = "pending" if name.upper() == "PENDING" else name
+    if key in seen:
+        problem(f"duplicate section: {key}")
+    seen.add(key)
+    if key == "pending":
+        conf.pending = Section()
+        return conf.pending
+    if name.startswith("special:") and name[8:] in SPECIAL_SECTIONS:
+        section = conf.special[name[8:]] = Section()
+        return section
+    if re.fullmatch(r"[a-z][a-z0-9_\-]+", name, re.IGNORECASE):
+        section = conf.snapshots[name] = Section()
+        return section
+    problem(f"skipping unknown section: '{name}'")
+    return None
+
+
+def parse(text: str, strict: bool = False, vmid: int = 0, typed: bool = False) -> VmConfig:
+    """The config, as qemu-server's parse_vm_config reads it: a section named twice keeps its last
+    body, an unknown section is skipped; with `typed`, a VM option whose value fails its type check is
+    left out (booleans read as 1/0). `strict` raises those instead, with PVE's texts."""
     conf = VmConfig(digest=hashlib.sha1(text.encode()).hexdigest())
     section: Section | None = conf.main
     description: list[str] | None = None
+    seen: set[str] = set()
+    types = option_types() if typed or strict else {}
+
+    def problem(message: str) -> None:
+        if strict:
+            raise ConfigError(f"vm {vmid} - {message}")
 
     def finish() -> None:
         nonlocal description
@@ -65,15 +126,7 @@ def parse(text: str) -> VmConfig:
         header = re.fullmatch(r"\[([^\]]*)\]\s*", line)
         if header:
             finish()
-            name = header.group(1)
-            if name.upper() == "PENDING":
-                section = conf.pending = Section()
-            elif name.startswith("special:") and name[8:] in SPECIAL_SECTIONS:
-                section = conf.special.setdefault(name[8:], Section())
-            elif re.fullmatch(r"[a-z][a-z0-9_\-]+", name, re.IGNORECASE):
-                section = conf.snapshots.setdefault(name, Section())
-            else:
-                section = None  # an unknown section: skipped
+            section = open_section(conf, header.group(1), seen, problem)
             continue
         if section is None:
             continue
@@ -86,8 +139,11 @@ def parse(text: str) -> VmConfig:
         key, value = found.group(1), found.group(2)
         if key == "description":
             description = (description or []) + [decode_text(value)]
-        else:
-            section.options[key] = value
+            continue
+        try:
+            section.options[key] = checked_value(key, value, types)
+        except ConfigError as exc:
+            problem(f"unable to parse value of '{key}' - {exc}")
     finish()
     return conf
 

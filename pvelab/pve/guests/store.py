@@ -50,7 +50,7 @@ def relative(path: Path) -> str:
 def load(node: str, vmid: int, kind: str = "qemu") -> VmConfig:
     path = config_path(node, vmid, kind)
     try:
-        return parse(path.read_text())
+        return parse(path.read_text(), typed=kind == "qemu")  # a VM's option of a wrong type is left out, as PVE
     except FileNotFoundError:
         raise GuestError(f"Configuration file '{relative(path)}' does not exist") from None
     except ConfigError as exc:
