@@ -27,6 +27,8 @@ SUITES = [
      "test_qemu_servers_snapshot_case"),
     ("qemu-server config read and write", "proxmox/qemu-server `src/test/run_parse_config_tests.pl`",
      "test_vm_config_upstream", "test_a_config_is_read_and_written_back_as_qemu_server_does"),
+    ("qemu-server restored configs", "proxmox/qemu-server `src/test/run_qemu_restore_config_tests.pl`",
+     "test_vm_config_upstream", "test_an_archived_config_is_restored_as_qemu_server_restores_it"),
     ("pve-container snapshots", "proxmox/pve-container `src/test/snapshot-test.pm`", "test_snapshot_upstream",
      "test_pve_containers_snapshot_case"),
     ("pve-access-control permissions", "proxmox/pve-access-control `src/test/perm-test1..8.pl`",

@@ -13,6 +13,7 @@ import re
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +24,7 @@ from pvelab.pve.guests import qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.guests.vm_ops import allocate, start_vm  # the API's own: quorum, pending changes
+from pvelab.pve.guests.vm_ops import start_vm  # the API's own: quorum, pending changes
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage import prune
 from pvelab.pve.storage.config import StorageError
@@ -50,6 +51,84 @@ def disks_of(options: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
     """(key, volid, drive) of each disk vzdump includes: not CD-ROMs, cloud-init or backup=0."""
     return [(key, d["file"], d) for key, d in sorted(store.drives(options).items())
             if not store.is_cdrom(d) and d.get("backup", "1") != "0" and ":" in d.get("file", "")]
+
+
+def archive_config(raw: str, disks: list[tuple[str, str, dict[str, str]]], info: Log) -> str:
+    """qemu-server.conf as vzdump's assemble writes it into the archive: the config's main section
+    without its lock, parent and unusedN, then a `#qmdump#map` line per disk (the device, its storage
+    and format, which the restore reads); what was left out is said."""
+    out: list[str] = []
+    found = {"snapshot": False, "pending": False, "special": False}
+    for line in raw.splitlines(keepends=True):
+        if line.startswith(("#vzdump#", "#qmdump#")):
+            continue
+        section = re.match(r"^\[(.*)\]\s*$", line)
+        if section:
+            kind = "pending" if section.group(1).upper() == "PENDING" else \
+                "special" if section.group(1).startswith("special:") else "snapshot"
+            found[kind] = True
+        if any(found.values()):
+            continue  # snapshots, pending changes and special sections stay out
+        unused = re.match(r"^unused\d+:\s*(\S+)\s*", line)
+        if unused:
+            info(f"skip unused drive '{unused.group(1)}' (not included into backup)")
+            continue
+        if not line.startswith(("lock:", "parent:")):
+            out.append(line)
+    for key, volid, _drive in disks:
+        sid, volname = parse_volume_id(volid)
+        fmt = backend(sid, storage_config.get(sid)).volume_format(volname) \
+            if storage_config.get(sid).get("path") else ""
+        out.append(f"#qmdump#map:{key}:drive-{key}:{sid}:{fmt}:\n")
+    for kind, text in (("special", "special config section"), ("snapshot", "snapshots"),
+                       ("pending", "pending configuration changes")):
+        if found[kind]:
+            info(f"{text} found (not included into backup)")
+    return "".join(out)
+
+
+def restore_update_config_line(cookie: dict[str, int], disk_map: dict[str, str], line: str, unique: bool) -> str:
+    """qemu-server's restore_update_config_line: what a line of the archived config becomes in the
+    restored VM's - the map and dump lines, lock, unusedN and parent dropped; each disk pointed at its
+    new volume (its format may change, so none is kept); a disk not backed up kept as a comment; a new
+    vmgenid; with `unique`, new MAC addresses and a new SMBIOS UUID; 1.x `vlanN` lines as NICs."""
+    if re.match(r"^#(qmdump|vzdump)#", line) or re.match(r"^(lock|parent|unused\d+):", line):
+        return ""
+    vlan = re.match(r"^(vlan(\d+)):\s*(\S+)\s*$", line)
+    net = re.match(r"^(net\d+):\s*(\S+)\s*$", line)
+    drive = re.match(r"^((ide|scsi|virtio|sata|efidisk|tpmstate)\d+):\s*(\S+)\s*$", line)
+    if vlan:
+        out = ""
+        for devconfig in re.split(r"[,;\s]+", vlan.group(3)):
+            model, _sep, mac = devconfig.partition("=")
+            nic = {"model": model, "bridge": f"vmbr{vlan.group(2)}",
+                   "macaddr": store.random_mac() if not mac or unique else mac}
+            out += f"net{cookie['netcount']}: {store.print_net(nic)}\n"
+            cookie["netcount"] += 1
+        return out
+    if net and unique:
+        nic = store.parse_net(net.group(2))
+        if nic.get("macaddr"):
+            nic["macaddr"] = store.random_mac()
+        return f"{net.group(1)}: {store.print_net(nic)}\n"
+    if drive:
+        disk = store.parse_drive(drive.group(3))
+        if disk.get("backup") == "0":
+            return f"#{line}"
+        if drive.group(1) in disk_map:
+            disk.pop("format", None)  # the format can change on restore
+            disk["file"] = disk_map[drive.group(1)]
+            return f"{drive.group(1)}: {store.print_drive(disk)}\n"
+        return line
+    vmgenid = re.match(r"^vmgenid: (.*)", line)
+    if vmgenid:
+        return f"vmgenid: {vmgenid.group(1) if vmgenid.group(1) == '0' else uuid.uuid4()}\n"
+    smbios = re.match(r"^(smbios1: )(.*)", line)
+    if smbios and unique:
+        props = store.parse_props(smbios.group(2))
+        props["uuid"] = str(uuid.uuid4())
+        return f"{smbios.group(1)}{store.print_props(props)}\n"
+    return line
 
 
 def human(size: int) -> str:
@@ -191,7 +270,8 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
             sources = disk_sources(vmid, options, live, temporaries)
             info.dir.mkdir(parents=True, exist_ok=True)
             info(f"creating vzdump archive '{info.archive}'")
-            figures = write_archive(info.archive, info.compressor, sources, info.config_text(store.load(node, vmid)))
+            config = archive_config(store.config_path(node, vmid).read_text(), disks_of(options), info)
+            figures = write_archive(info.archive, info.compressor, sources, config)
     finally:
         for path in temporaries:
             path.unlink(missing_ok=True)
@@ -309,18 +389,18 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
     network_targets: dict[Path, str] = {}  # scratch file -> the RBD image it is copied into at the end
     try:
         configs, devices, _ = vma.read_header(stream)
-        old = parse(configs["qemu-server.conf"].decode())
-        options = dict(old.main.options)
+        archived = configs["qemu-server.conf"].decode()
+        old_options = parse("".join(line for line in archived.splitlines(keepends=True)
+                                    if not line.startswith("#qmdump#"))).main.options
+        disk_map: dict[str, str] = {}
         targets: dict[int, Path] = {}
         for dev_id, device in enumerate(devices, start=1):
             key = device.name.removeprefix("drive-")
-            drive = store.parse_drive(options[key])
-            sid = params.get("storage") or parse_volume_id(drive["file"])[0]
+            sid = params.get("storage") or parse_volume_id(store.parse_drive(old_options[key])["file"])[0]
             store_options = storage_config.get(sid)
             volid = backend(sid, store_options).alloc(vmid, None, device.size // 1024, None)
             log(f"new volume ID is '{volid}'")
-            drive["file"] = volid
-            options[key] = store.print_drive(drive)
+            disk_map[key] = volid
             targets[dev_id] = restore_target(runtime.volume_path(volid), f"{vmid}-{key}", device.size,
                                              network_targets)
         with contextlib.ExitStack() as stack:
@@ -335,6 +415,10 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
         reader.wait()
         for scratch in network_targets:
             scratch.unlink(missing_ok=True)
+    cookie = {"netcount": 0}
+    restored = parse("".join(restore_update_config_line(cookie, disk_map, line, bool(params.get("unique")))
+                             for line in archived.splitlines(keepends=True)))
+    options = restored.main.options
     for key, drive in store.drives(options).items():
         if store.is_cloudinit(drive):
             sid = parse_volume_id(drive["file"])[0]
@@ -342,13 +426,5 @@ def restore(node: str, vmid: int, archive: str, params: dict[str, Any], log: Log
             name = f"vm-{vmid}-cloudinit" + (".qcow2" if opts["type"] == "dir" else "")
             drive["file"] = backend(sid, opts).alloc(vmid, name, 4096, None)
             options[key] = store.print_drive(drive)
-    if params.get("unique"):
-        for key in [k for k in options if k.startswith("net") and k[3:].isdigit()]:
-            net = store.parse_net(options[key])
-            net.pop("macaddr", None)
-            options[key] = store.print_net(net)
-        options = allocate(vmid, options, node, log)
-    for key in [k for k in options if k in ("lock", "parent") or re.match(r"^unused\d+$", k)]:
-        options.pop(key)  # restore_update_config_line drops these: their volumes and snapshots are not restored
-    store.save(node, vmid, VmConfig(main=Section(options=options, description=old.main.description)))
+    store.save(node, vmid, VmConfig(main=Section(options=options, description=restored.main.description)))
     log(f"restore vma archive: {path.name}")
