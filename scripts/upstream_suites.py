@@ -37,6 +37,8 @@ SUITES = [
      "test_access_upstream", "test_user_cfg_written_back_as_pve_writes_it"),
     ("pve-access-control permission dumps", "proxmox/pve-access-control `src/test/api-get-permissions-test.pl`",
      "test_access_upstream", "test_who_may_read_whose_permissions"),
+    ("pve-manager guests of a backup job", "proxmox/pve-manager `test/vzdump_guest_included_test.pl`",
+     "test_vzdump_upstream", "test_the_guests_a_job_covers_are_pves"),
     ("pve-cluster corosync.conf", "proxmox/pve-cluster `src/test/corosync_parser_test.pl`", "test_cluster_upstream",
      "test_a_config_is_written_back_as_pve_writes_it"),
 ]

@@ -62,7 +62,7 @@ def test_a_schedule_pve_would_not_parse_is_refused(schedule: str) -> None:
     ("\tall 1\n", "100,200"),                  # all=1: the node's VMs and containers
     ("\tall 1\n\texclude 100\n", "200"),
     ("\tvmid 200,300\n", "200"),               # 300 is another node's guest
-    ("\tvmid 100,200\n\texclude 200\n", "100"),
+    ("\tvmid 100,200\n\texclude 200\n", "100,200"),  # exclude goes with all: beside vmid PVE ignores it
 ])
 def test_a_due_job_backs_up_the_nodes_vms_and_containers(options: str, backed_up: str, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,6 +71,9 @@ def test_a_due_job_backs_up_the_nodes_vms_and_containers(options: str, backed_up
     jobs.JOBS_CFG.write_text(f"vzdump: nightly\n\tschedule 21:00\n{options}\tstorage local\n\tmode snapshot\n")
     guests = {"qemu": {100: None}, "lxc": {200: None}}  # the node's VM and container
     monkeypatch.setattr(jobs.store, "guests_on", lambda node, kind="qemu": guests[kind])
+    monkeypatch.setattr(jobs.store, "vmlist", lambda: {100: {"node": "pve1", "type": "qemu"},  # the cluster's list
+                                                       200: {"node": "pve1", "type": "lxc"},
+                                                       300: {"node": "pve2", "type": "qemu"}})
     calls: list[tuple[str, str, dict]] = []
     monkeypatch.setattr(jobs.direct, "call", lambda method, path, params: calls.append((method, path, params)) or "U")
     assert jobs.run_due("pve1", int(at("2026-11-27 21:00"))) == ["U"]

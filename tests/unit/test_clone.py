@@ -251,6 +251,7 @@ def test_vzdump_all_leaves_out_the_excluded_and_refuses_them_beside_vmid(lab: Pa
 
     for vmid in (100, 101, 102):
         make_vm(lab, vmid, "store")
+    store.VMLIST.write_text(json.dumps({"ids": {str(v): {"node": "pve1", "type": "qemu"} for v in (100, 101, 102)}}))
     config.STORAGE_CFG.write_text(config.STORAGE_CFG.read_text() + f"dir: bak\n\tpath {lab}/bak\n\tcontent backup\n\n")
     backed_up: list[int] = []
     monkeypatch.setattr(backup, "vzdump", lambda node, vmid, params, log: backed_up.append(vmid))

@@ -557,12 +557,15 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     for option in ("all", "exclude", "pool"):  # VZDump's verify_vzdump_parameters
         if params.get(option) and params.get("vmid"):
             raise ApiException(400, "Parameter verification failed.", {option: "option conflicts with option 'vmid'"})
-    excluded = {int(v) for v in re.split(r"[,;\s]+", str(params.get("exclude") or "")) if v}
-    wanted = sorted(set(local) - excluded) if params.get("all") or excluded else \
-        [int(v) for v in re.split(r"[,;\s]+", str(params.get("vmid") or "")) if v]
-    if not wanted and not (params.get("all") or excluded):
-        raise ApiException(400, "Parameter verification failed.",
-                           {"vmid": "property is missing and it is not optional"})
+    if params.get("exclude") is not None and not params.get("pool"):
+        params = {**params, "all": 1}  # an exclude list means all the others
+    if not (params.get("all") or params.get("pool") or params.get("vmid")):
+        raise ApiException(400, "Parameter verification failed.", {"vmid": "property is missing"})
+    per_node = guest_call(lambda: backup.included_guests(params, store.vmlist(), backup.pool_members))
+    wanted = per_node.pop(ctx.node, []) + per_node.pop("", [])  # a VMID no node holds fails visibly, later
+    skipped = sorted(v for vmids in per_node.values() for v in vmids)
+    if not wanted and not params.get("all"):
+        return "OK"  # the guests named run on other nodes: PVE's silent exit
     for vmid in wanted:  # VM.Backup on every guest, and room on the backup storage
         access.require_vm(ctx.caller.name, vmid, ["VM.Backup"])
     access.require(ctx.caller.name, f"/storage/{params.get('storage', 'local')}", ["Datastore.AllocateSpace"])
@@ -574,6 +577,8 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     def work(log: Callable[[str], None]) -> None:
         options = " ".join(f"--{k} {v}" for k, v in sorted(params.items()) if k not in ("vmid", "node"))
         log(f"INFO: starting new backup job: vzdump {' '.join(map(str, wanted))} {options} --node {ctx.node}".rstrip())
+        if skipped:
+            log(f"INFO: skip external VMs: {', '.join(map(str, skipped))}")
         failed = []
         for vmid in wanted:
             if vmid not in local:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pvelab.poll import poll
+from pvelab.pve.access import store as access_store
 from pvelab.pve.cluster import corosync_conf
 from pvelab.pve.guests import qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
@@ -129,6 +130,49 @@ def restore_update_config_line(cookie: dict[str, int], disk_map: dict[str, str],
         props["uuid"] = str(uuid.uuid4())
         return f"{smbios.group(1)}{store.print_props(props)}\n"
     return line
+
+
+def check_vmids(vmids: list[str]) -> list[int]:
+    """VZDump's check_vmids: numbers, sorted, leading zeros and 0 dropped."""
+    out = []
+    for vmid in sorted(vmids, key=lambda v: int(v) if v.isdigit() else -1):
+        if not re.fullmatch(r"\d+", vmid):
+            raise GuestError(f"ERROR: strange VM ID '{vmid}'")
+        if int(vmid):
+            out.append(int(vmid))
+    return out
+
+
+def included_guests(job: dict[str, Any], vmlist: dict[int, dict[str, Any]], pool_members: Callable[[str], list[int]]
+                    ) -> dict[str, list[int]]:
+    """VZDump's get_included_guests: {node: VMIDs} a job (or a vzdump call) covers - a pool's members,
+    the VMIDs named, or every guest but the excluded; held to `node` when it names one. A VMID no node
+    holds is listed under '' (the backup then fails for it, visibly)."""
+    def split(text: Any) -> list[str]:
+        return [v for v in re.split(r"[,;\s]+", str(text or "")) if v]
+
+    if job.get("pool"):
+        vmids = [str(v) for v in pool_members(str(job["pool"]))]
+    elif job.get("vmid"):
+        vmids = split(job["vmid"])
+    elif job.get("all") not in (None, 0, "0", False):
+        excluded = set(check_vmids(split(job.get("exclude"))))
+        vmids = [str(v) for v in vmlist if v not in excluded]
+    else:
+        return {}
+    per_node: dict[str, list[int]] = {}
+    for vmid in check_vmids(vmids):
+        node = str(vmlist[vmid]["node"]) if vmid in vmlist else ""
+        if node and job.get("node") and job["node"] != node:
+            continue
+        per_node.setdefault(node, []).append(vmid)
+    return per_node
+
+
+def pool_members(pool: str) -> list[int]:
+    """get_resource_pool_guest_members: the pool's guests that exist."""
+    vms = store.vmlist()
+    return [vmid for vmid, member_of in access_store.read().vms.items() if member_of == pool and vmid in vms]
 
 
 def human(size: int) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from pvelab.procfs import nodename
 from pvelab.pve.api import direct
 from pvelab.pve.api.routes import ApiException, Context, route
-from pvelab.pve.guests import store
+from pvelab.pve.guests import backup, store
 from pvelab.pve.storage import prune
 from pvelab.pve.storage.config import StorageError
 
@@ -222,9 +222,9 @@ def run_due(node: str, minute: int) -> list[str]:
                 continue
         except CalendarError:
             continue
-        wanted = local if job.get("all") == "1" else \
-            {int(v) for v in re.split(r"[,;\s]+", job.get("vmid", "")) if v} & local
-        wanted -= {int(v) for v in re.split(r"[,;\s]+", job.get("exclude", "")) if v}
+        covered = backup.included_guests({**job, "all": job.get("all") or (job.get("exclude") and not job.get("pool"))},
+                                         store.vmlist(), backup.pool_members)
+        wanted = set(covered.get(node, [])) & local
         if not wanted:
             continue
         params = {k: v for k, v in job.items() if k in ("mode", "compress", "storage", "remove", "stopwait")}
