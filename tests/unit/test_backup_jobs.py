@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,28 @@ def test_a_jobs_retention_is_kept_as_a_string_and_answered_as_pves_object(tmp_pa
         direct.call("PUT", "/cluster/backup/keep2", {"prune-backups": "keep-all=1,keep-last=1"})
     assert refused.value.errors == {"prune-backups": "keep-all cannot be set together with other options."}
     assert jobs.JOBS_CFG.read_text() == before
+
+
+def test_vzdump_refuses_a_backup_beyond_its_limits_as_pve(node_sandbox: Any) -> None:
+    """With --remove 0 the policy's total is a limit; with --protected 1 the storage's protected limit."""
+    from pvelab.pve.guests import backup
+    from pvelab.pve.guests.store import GuestError
+
+    root = node_sandbox("dir: bak\n\tpath {root}/bak\n\tcontent backup\n\n")
+    dump = root / "bak" / "dump"
+    dump.mkdir(parents=True)
+    for n, stamp in enumerate(("2026_11_01-10_00_00", "2026_11_02-10_00_00")):
+        (dump / f"vzdump-qemu-100-{stamp}.vma.zst").write_bytes(b"x")
+        if n == 0:
+            (dump / f"vzdump-qemu-100-{stamp}.vma.zst.protected").write_text("")
+    policy = {"storage": "bak", "prune-backups": "keep-last=1", "remove": 0}
+    with pytest.raises(GuestError, match=r"^There is a max backup limit of 1 enforced by the target storage or the "
+                                         r"vzdump parameters\. Either increase the limit or delete old backups\.$"):
+        backup.check_backup_limits(policy, 100, "qemu")
+    backup.check_backup_limits({**policy, "prune-backups": "keep-last=2"}, 100, "qemu")  # one unprotected: room
+    backup.check_backup_limits({**policy, "remove": 1}, 100, "qemu")  # pruning makes room
+    with pytest.raises(GuestError, match="^The number of protected backups per guest is limited to 1 on "
+                                         "storage 'bak'$"):
+        backup.check_backup_limits({"storage": "bak", "protected": 1, "max-protected-backups": 1}, 100, "qemu")
+    backup.check_backup_limits({"storage": "bak", "protected": 1, "max-protected-backups": -1}, 100, "qemu")
+    backup.check_backup_limits({"storage": "bak", "protected": 1, "max-protected-backups": 1}, 101, "qemu")

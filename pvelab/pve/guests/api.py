@@ -574,6 +574,12 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     if params.get("notes-template"):
         guest_call(lambda: backup.check_notes_template(str(params["notes-template"])))
 
+    storage_id = params.get("storage", "local")
+    max_protected = storage_config.get(storage_id).get("max-protected-backups")  # PVE's get_max_protected_backups
+    if max_protected is None:
+        max_protected = -1 if access.allowed(ctx.caller.name, f"/storage/{storage_id}", ["Datastore.Allocate"]) else 5
+    run_params = {**params, "max-protected-backups": max_protected}
+
     def work(log: Callable[[str], None]) -> None:
         options = " ".join(f"--{k} {v}" for k, v in sorted(params.items()) if k not in ("vmid", "node"))
         log(f"INFO: starting new backup job: vzdump {' '.join(map(str, wanted))} {options} --node {ctx.node}".rstrip())
@@ -586,7 +592,7 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
                 failed.append(vmid)
                 continue
             try:
-                (backup.vzdump if local[vmid] == "qemu" else ct_backup.vzdump)(ctx.node, vmid, params, log)
+                (backup.vzdump if local[vmid] == "qemu" else ct_backup.vzdump)(ctx.node, vmid, run_params, log)
             except (GuestError, qmp.QmpError, storage_config.StorageError, OSError) as exc:
                 log(f"ERROR: Backup of VM {vmid} failed - {exc}")
                 failed.append(vmid)

@@ -242,12 +242,37 @@ def notes_from(template: str, node: str, vmid: int, guest_name: str) -> str:
     return re.sub(r"\{\{(cluster|guestname|node|vmid)\}\}", lambda m: values[m.group(1)], text)
 
 
+def check_backup_limits(params: dict[str, Any], vmid: int, kind: str) -> None:
+    """vzdump's refusals before a guest's backup: with `--remove 0`, no room under the policy's total
+    for another backup; with `--protected 1`, the guest's protected backups at the storage's limit
+    (`max-protected-backups`; unset: 5, or none for a caller with Datastore.Allocate - the API passes
+    what applies as `max-protected-backups`)."""
+    keep = retention(params)
+    limit = 0 if keep.get("keep-all") else sum(keep.values())
+    protect = str(params.get("protected", "0")) in ("1", "True", "true")
+    if not protect and not (limit and str(params.get("remove", "1")) in ("0", "False", "false")):
+        return
+    storage = params.get("storage", "local")
+    backups = [v for v in backend(storage, storage_config.get(storage)).volumes() if v.get("content") == "backup"
+               and v.get("vmid") == vmid and v.get("subtype", kind) in (kind, "unknown")]
+    protected = sum(1 for v in backups if v.get("protected"))
+    if protect:
+        max_protected = int(params.get("max-protected-backups", 5))
+        if -1 < max_protected <= protected:
+            raise GuestError(f"The number of protected backups per guest is limited to {max_protected} on storage "
+                             f"'{storage}'")
+    elif len(backups) - protected >= limit:
+        raise GuestError(f"There is a max backup limit of {limit} enforced by the target storage or the vzdump "
+                         "parameters. Either increase the limit or delete old backups.")
+
+
 class BackupRun:
     """One guest's backup as vzdump writes it down: the archive's name and compressor from the
     job's options, INFO lines into the task log and the archive's own `.log`, and the closing lines
     both kinds of guest end with."""
 
     def __init__(self, node: str, vmid: int, kind: str, params: dict[str, Any], extension: str, log: Log) -> None:
+        check_backup_limits(params, vmid, kind)
         compress = {"1": "lzo"}.get(str(params.get("compress", "0")), str(params.get("compress", "0")))
         suffix, self.compressor, _ = COMPRESSORS[compress]
         self.dir = dump_dir(params.get("storage", "local"), node)
