@@ -1,0 +1,37 @@
+"""The reader of pve-ha-manager's scenarios (tests/ha_scenarios.py) reads every one of them whole:
+the measures the HA harness will be judged by come from here, so a scenario read wrong would judge
+pvelab's HA stack wrong."""
+
+from __future__ import annotations
+
+from tests.ha_scenarios import SCENARIOS, all_scenarios, expected_from, load
+
+
+def test_every_scenario_is_read_with_its_commands_hardware_services_and_expectations() -> None:
+    scenarios = all_scenarios()
+    assert len(scenarios) == 144  # the folders of pve-ha-manager's src/test at the commit in SOURCES.md
+    for scenario in scenarios:
+        assert scenario.commands and scenario.hardware, scenario.name
+        assert scenario.expected.lines[0][2:] == ("hardware", "starting simulation"), scenario.name
+        assert scenario.expected.lines[-1][3].startswith("exit simulation"), scenario.name
+        for sid in scenario.expected.services:  # every service the log changes is one the scenario has
+            assert sid in scenario.services or any("service" in c and sid in c for r in scenario.commands for c in r)
+
+
+def test_the_basic_scenario_reads_as_its_log_says() -> None:
+    """test-basic1: node3's network cut; vm:103 fenced and recovered to node2, vm:102 stopped."""
+    basic = load(SCENARIOS / "test-basic1")
+    assert basic.commands == [["power node1 on", "power node2 on", "power node3 on"], ["network node3 off"]]
+    assert basic.expected.services == {"vm:101": ("started", "node1"), "vm:102": ("stopped", "node2"),
+                                       "vm:103": ("started", "node2")}
+    assert basic.expected.nodes == {"node1": "online", "node2": "online", "node3": "unknown"}
+    assert ("vm:103", "fence", "recovery") in basic.expected.service_changes
+
+
+def test_a_service_keeps_its_node_until_a_line_names_another() -> None:
+    log = ("info      0     hardware: starting simulation\n"
+           "info     20    node1/crm: service 'vm:1': state changed from 'started' to 'migrate'  "
+           "(node = a, target = b)\n"
+           "info     25    node1/crm: service 'vm:1': state changed from 'migrate' to 'started'  (node = b)\n"
+           "info     30    node1/crm: service 'vm:1': state changed from 'started' to 'request_stop'\n")
+    assert expected_from(log, {"vm:1": {"node": "a"}}).services == {"vm:1": ("request_stop", "b")}
