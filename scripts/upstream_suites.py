@@ -42,8 +42,10 @@ SUITES = [
     ("pve-cluster corosync.conf", "proxmox/pve-cluster `src/test/corosync_parser_test.pl`", "test_cluster_upstream",
      "test_a_config_is_written_back_as_pve_writes_it"),
 ]
-STORAGE_FILES = ["prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
-                 "get_subdir_test.pm", "path_to_volume_id_test.pm", "run_volume_access_tests.pl"]
+PERL_FILES = [f"pve-storage/{name}" for name in (
+    "prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
+    "get_subdir_test.pm", "path_to_volume_id_test.pm", "run_volume_access_tests.pl")] + [
+    "pve-guest-common/abstract-config-tests.pl"]
 NOT_YET = [  # suites the issue names that no harness runs yet, and why
     ("pve-ha-manager scenarios", "proxmox/pve-ha-manager `src/test/test-*/` (144 on PVE 9)",
      "read (tests/ha_scenarios.py: commands, setups, each log's service and node changes); not run yet: the "
@@ -66,8 +68,8 @@ def harness_counts() -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in counts.items()}
 
 
-def storage_counts(name: str) -> tuple[int, int, int]:
-    """(planned, passed, failed) of one pve-storage file, run by perl through the harness."""
+def perl_counts(name: str) -> tuple[int, int, int]:
+    """(planned, passed, failed) of one of Proxmox's Perl test files, run by perl through the harness."""
     from tests.unit.test_storage_upstream import run_tap
 
     tap = run_tap(name)
@@ -82,10 +84,12 @@ def table() -> str:
     for suite, source, _module, function in SUITES:
         passed, failed = counts.get(function, (0, 0))
         rows.append(f"| {suite} | {source} | {passed + failed} | {passed} | {failed} | |")
-    for name in STORAGE_FILES:
-        planned, passed, failed = storage_counts(name)
-        short = name.removesuffix("_test.pm").removeprefix("run_").removesuffix("_tests.pl")
-        rows.append(f"| pve-storage `{short}` | proxmox/pve-storage `src/test/{name}` | "
+    for name in PERL_FILES:
+        planned, passed, failed = perl_counts(name)
+        repository, file = name.split("/", 1)
+        short = file.removesuffix("_test.pm").removeprefix("run_").removesuffix("_tests.pl").removesuffix(".pl")
+        folder = "src/tests" if repository == "pve-guest-common" else "src/test"
+        rows.append(f"| {repository} `{short}` | proxmox/{repository} `{folder}/{file}` | "
                     f"{planned} | {passed} | {failed} | run by perl, unchanged |")
     from tests.unit.test_cfg2cmd_upstream import cases, outcome
 

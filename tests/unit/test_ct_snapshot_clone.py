@@ -309,3 +309,25 @@ def test_an_unused_ct_volume_goes_to_another_ct_and_a_root_never_does(lab: Path)
     assert "unused0" not in store.load("pve1", 320, "lxc").main.options
     assert store.load("pve1", 321, "lxc").main.options["unused3"] == "thin:vm-321-disk-1"
     assert (lab / "lvm" / "pve" / "data" / ".vm-321-disk-1.size").exists()
+
+
+def test_a_running_vms_drive_removal_waits_pending_and_is_carried_out_at_its_next_start(
+        lab: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AbstractConfig's pending deletions: each key once (`!` when forced), a new value takes an
+    earlier deletion back, and the start that applies them keeps a drive as unusedN or frees it."""
+    from pvelab.pve.guests import vm_ops
+
+    monkeypatch.setattr(api.runtime, "pid_of", lambda vmid: 4242)  # running
+    disk0, disk1 = make_vm(302)
+    unlink(302, "scsi1")
+    unlink(302, "scsi1")
+    unlink(302, "scsi0", force=True)
+    conf = store.load("pve1", 302)
+    assert conf.pending is not None and conf.pending.options == {"delete": "!scsi0,scsi1"}
+    api.revert_pending(conf, ["scsi1"])
+    assert conf.pending is not None and conf.pending.options == {"delete": "!scsi0"}
+    api.add_to_pending_delete(conf, "scsi1")
+    vm_ops.apply_pending("pve1", 302, conf)  # what the next start does first
+    options = store.load("pve1", 302).main.options
+    assert options == {"memory": "256", "unused0": disk1}
+    assert not (lab / "lvm" / "pve" / "data" / volumes.parse_volume_id(disk0)[1]).exists()

@@ -18,10 +18,25 @@ from pvelab.pve.access import store as access_store
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, refusing, route
 from pvelab.pve.guests import backup, ct_backup, ha_hooks, migrate, qmp, runtime, store, vma
-from pvelab.pve.guests.config import NOT_OPTIONS, Section, VmConfig
-from pvelab.pve.guests.snapshot import add_unused
+from pvelab.pve.guests.config import (
+    NOT_OPTIONS,
+    Section,
+    VmConfig,
+    add_to_pending_delete,
+    parse_pending_delete,
+    remove_from_pending_delete,
+)
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.guests.vm_ops import NEW_CLOUDINIT, NEW_DISK, allocate, start_vm, storage_of
+from pvelab.pve.guests.vm_ops import (
+    NEW_CLOUDINIT,
+    NEW_DISK,
+    allocate,
+    deallocate,
+    delete_or_detach_drive,
+    free_volume,
+    start_vm,
+    storage_of,
+)
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import check_volume_access, volume_kind
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
@@ -215,15 +230,6 @@ def owned_volumes(conf: VmConfig) -> list[str]:
     return referenced + [v for k, v in conf.main.options.items() if k.startswith("unused")]
 
 
-def free_volume(volid: str, log: Callable[[str], None]) -> None:
-    try:
-        storage, volname = volume_backend(volid)
-        storage.free(volname)
-        log(f"Removed volume '{volid}'")
-    except storage_config.StorageError:
-        pass  # already gone: destroy goes on, as PVE does
-
-
 # -- config ---------------------------------------------------------------------------------------
 @route("GET /nodes/{node}/qemu/{vmid}/config")
 def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
@@ -237,8 +243,8 @@ def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
     description = conf.main.description
     if not params.get("current") and conf.pending is not None:
         options.update(conf.pending.options)
-        for key in conf.pending.options.get("delete", "").split(","):
-            options.pop(key.lstrip("!"), None)
+        for key in parse_pending_delete(conf.pending.options.get("delete")):
+            options.pop(key, None)
         options.pop("delete", None)
         if conf.pending.description is not None:
             description = conf.pending.description
@@ -253,7 +259,7 @@ def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_pending(ctx: Context, params: dict[str, Any]) -> Any:
     conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
     pending = conf.pending.options if conf.pending else {}
-    deleted = [k.lstrip("!") for k in pending.get("delete", "").split(",") if k]
+    deleted = parse_pending_delete(pending.get("delete"))  # 1 for a delete, 2 for a forced one, as PVE says
     out = []
     for key in sorted({*conf.main.options, *pending} - {"delete", *NOT_OPTIONS}):
         entry: dict[str, Any] = {"key": key}
@@ -262,11 +268,11 @@ def vm_pending(ctx: Context, params: dict[str, Any]) -> Any:
         if key in pending:
             entry["pending"] = pending[key]
         if key in deleted:
-            entry["delete"] = 1
+            entry["delete"] = 2 if deleted[key]["force"] else 1
         out.append(entry)
     for key in deleted:
         if key not in conf.main.options and key not in pending:
-            out.append({"key": key, "delete": 1})
+            out.append({"key": key, "delete": 2 if deleted[key]["force"] else 1})
     return out
 
 
@@ -292,9 +298,7 @@ def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], Non
                 if deallocate(conf, vmid, key, True, ctx.caller.name, log):
                     del conf.main.options[key]
             elif running and key not in FAST_PLUG:
-                pending = conf.pending = conf.pending or Section()
-                marked = f"!{key}" if force else key  # add_to_pending_delete: `!` asks for the volume freed
-                pending.options["delete"] = ",".join(filter(None, [pending.options.get("delete", ""), marked]))
+                add_to_pending_delete(conf, key, force)  # `!key`: the volume is to be freed
             elif store.DRIVE_KEY.match(key) and key in conf.main.options:
                 delete_or_detach_drive(conf, vmid, key, force, ctx.caller.name, log)
                 conf.main.options.pop(key)
@@ -308,47 +312,11 @@ def update_config(ctx: Context, params: dict[str, Any], log: Callable[[str], Non
             elif running and key not in FAST_PLUG:
                 conf.pending = conf.pending or Section()
                 conf.pending.options[key] = value
+                remove_from_pending_delete(conf, key)  # a new value overrides an earlier pending delete
             else:
                 conf.main.options[key] = value
         revert_pending(conf, [k for k in re.split(r"[,;\s]+", str(params.get("revert") or "")) if k])
         store.save(ctx.node, vmid, conf)
-
-
-def in_use_by_snapshots(conf: VmConfig, volid: str) -> bool:
-    return any(d.get("file") == volid for snap in conf.snapshots.values() for d in store.drives(snap.options).values())
-
-
-def deallocate(conf: VmConfig, vmid: int, key: str, force: bool, caller: str, log: Callable[[str], None]) -> bool:
-    """qemu-server's try_deallocate_drive: a volume of this VM's own freed (another's is only dropped
-    from the config), unless a snapshot still holds it; CD-ROMs are never freed."""
-    drive = store.parse_drive(conf.main.options[key])
-    if not (force or key.startswith("unused")) or store.is_cdrom(drive):
-        return False
-    volid = drive.get("file", "")
-    sid, volname = parse_volume_id(volid)
-    if volume_kind(volname)[0] == vmid:
-        access.require(caller, f"/storage/{sid}", ["Datastore.AllocateSpace"])
-        if in_use_by_snapshots(conf, volid):
-            raise GuestError(f"unable to delete '{volid}' - volume is still in use (snapshot?)")
-        storage, name = volume_backend(volid)
-        storage.free(name)
-        log(f"Removed volume '{volid}'")
-    return True
-
-
-def delete_or_detach_drive(conf: VmConfig, vmid: int, key: str, force: bool, caller: str,
-                           log: Callable[[str], None]) -> None:
-    """A drive taken out of a stopped VM's config (qemu-server's vmconfig_delete_or_detach_drive): its
-    volume freed with `force`, else kept as `unusedN` when it is the VM's own; a cloud-init drive freed."""
-    if force:
-        deallocate(conf, vmid, key, force, caller, log)
-        return
-    drive = store.parse_drive(conf.main.options[key])
-    volid = drive.get("file", "")
-    if store.is_cloudinit(drive):
-        free_volume(volid, log)
-    elif not store.is_cdrom(drive) and ":" in volid and volume_kind(parse_volume_id(volid)[1])[0] == vmid:
-        add_unused(conf.main.options, volid)
 
 
 def revert_pending(conf: VmConfig, keys: list[str]) -> None:
@@ -357,10 +325,7 @@ def revert_pending(conf: VmConfig, keys: list[str]) -> None:
         return
     for key in keys:
         conf.pending.options.pop(key, None)
-    deletes = [k for k in conf.pending.options.get("delete", "").split(",") if k and k.lstrip("!") not in keys]
-    conf.pending.options.pop("delete", None)
-    if deletes:
-        conf.pending.options["delete"] = ",".join(deletes)
+        remove_from_pending_delete(conf, key)
     if not conf.pending.options and conf.pending.description is None:
         conf.pending = None
 

@@ -23,9 +23,10 @@ from pvelab.pve.access import guard as access
 from pvelab.pve.access import store as access_store
 from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import blockjob, runtime, store
-from pvelab.pve.guests.api import guest_call, in_use_by_snapshots, worker
+from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import Section, VmConfig
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.guests.vm_ops import in_use_by_snapshots
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import Backend, backend, parse_volume_id, volume_backend
 

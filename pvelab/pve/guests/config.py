@@ -13,6 +13,7 @@ import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 SPECIAL_SECTIONS = ("cloudinit", "fleecing")
 NOT_OPTIONS = ("digest", "description", "pending", "snapshots", "special-sections")
@@ -146,6 +147,65 @@ def parse(text: str, strict: bool = False, vmid: int = 0, typed: bool = False) -
             problem(f"unable to parse value of '{key}' - {exc}")
     finish()
     return conf
+
+
+# -- pending deletions (pve-guest-common's AbstractConfig: `delete: a,!b` in [PENDING]) ------------------
+def parse_pending_delete(data: str | None) -> dict[str, dict[str, int]]:
+    """{key: {"force": 0|1}} of a pending `delete` list (commas, semicolons or spaces; `!` forces)."""
+    out: dict[str, dict[str, int]] = {}
+    for entry in re.sub(r"[,;]", " ", data or "").split():
+        force = entry.startswith("!")
+        out[entry[1:] if force else entry] = {"force": 1 if force else 0}
+    return out
+
+
+def print_pending_delete(deletes: dict[str, dict[str, Any]]) -> str:
+    return ",".join(f"!{key}" if deletes[key].get("force") else key for key in sorted(deletes))
+
+
+def add_to_pending_delete(conf: VmConfig, key: str, force: bool = False) -> None:
+    pending = conf.pending = conf.pending or Section()
+    deletes = parse_pending_delete(pending.options.get("delete"))
+    deletes[key] = {"force": 1 if force else 0}
+    pending.options["delete"] = print_pending_delete(deletes)
+
+
+def remove_from_pending_delete(conf: VmConfig, key: str) -> None:
+    pending = conf.pending
+    if pending is None:
+        return
+    deletes = parse_pending_delete(pending.options.get("delete"))
+    if key not in deletes:
+        return
+    del deletes[key]
+    if deletes:
+        pending.options["delete"] = print_pending_delete(deletes)
+    else:
+        pending.options.pop("delete", None)
+
+
+def cleanup_pending(conf: VmConfig) -> bool:
+    """Pending changes that change nothing dropped, and pending deletions of options the config does
+    not have; whether anything was dropped."""
+    pending = conf.pending
+    if pending is None:
+        return False
+    changes = False
+    for key in [k for k in pending.options if k != "delete"]:
+        if key in conf.main.options and pending.options[key] == conf.main.options[key]:
+            changes = True
+            del pending.options[key]
+    kept = {}
+    for key, how in parse_pending_delete(pending.options.get("delete")).items():
+        if key in conf.main.options:
+            kept[key] = how
+        else:
+            changes = True
+    if kept:
+        pending.options["delete"] = print_pending_delete(kept)
+    else:
+        pending.options.pop("delete", None)
+    return changes
 
 
 def dump_section(section: Section, pending: bool = False) -> str:

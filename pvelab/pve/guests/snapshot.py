@@ -24,7 +24,7 @@ from pvelab.poll import poll
 from pvelab.pve.guests import containers, qmp, runtime, store
 from pvelab.pve.guests.config import Section, VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.guests.vm_ops import start_vm
+from pvelab.pve.guests.vm_ops import add_unused, start_vm
 from pvelab.pve.refusal import Refusal
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
@@ -33,7 +33,6 @@ Log = Callable[[str], None]
 # The order qemu-server walks a config's drives (valid_drive_names)
 DRIVE_ORDER = ("ide", "scsi", "virtio", "sata", "efidisk", "tpmstate")
 NOT_COPIED = ("snapstate", "snaptime", "vmstate", "lock", "digest")  # __snapshot_copy_config leaves these
-MAX_UNUSED = 256
 # What a step can fail with: PVE's refusals (guests', storages'), QEMU's answers, the system's
 FAILURES = (Refusal, qmp.QmpError, OSError)
 
@@ -99,19 +98,6 @@ def volumes(options: dict[str, str], kind: str = "qemu") -> list[tuple[str, str]
 
 def copy_config(source: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in source.items() if k not in NOT_COPIED and not re.fullmatch(r"unused\d+", k)}
-
-
-def add_unused(options: dict[str, str], volid: str) -> None:
-    """PVE's add_unused_volume: the lowest free unusedN, never twice (a cloud-init drive is freed instead)."""
-    key = None
-    for index in reversed(range(MAX_UNUSED)):
-        if options.get(f"unused{index}") == volid:
-            return
-        if f"unused{index}" not in options:
-            key = f"unused{index}"
-    if key is None:
-        raise GuestError("Too many unused volumes - please delete them first.")
-    options[key] = volid
 
 
 def is_template(conf: VmConfig) -> bool:

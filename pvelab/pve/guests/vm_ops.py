@@ -8,12 +8,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from pvelab.pve.access import guard as access
+from pvelab.pve.access.perms import ROOT
 from pvelab.pve.guests import runtime, store
-from pvelab.pve.guests.config import VmConfig
+from pvelab.pve.guests.config import VmConfig, parse_pending_delete
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage.volumes import backend, parse_volume_id
+from pvelab.pve.storage.api import volume_kind
+from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
 
+MAX_UNUSED_DISKS = 256
 NEW_DISK = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):(\d+(?:\.\d+)?)$", re.IGNORECASE)
 NEW_CLOUDINIT = re.compile(r"^([a-z][a-z0-9\-_.]*[a-z0-9]):cloudinit$", re.IGNORECASE)
 CLOUDINIT_KIB = 4 * 1024
@@ -74,11 +78,72 @@ def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | N
         runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node, paused=paused)
 
 
+def add_unused(options: dict[str, str], volid: str) -> None:
+    """PVE's add_unused_volume: the lowest free unusedN, never twice (a cloud-init drive is freed instead)."""
+    key = None
+    for index in reversed(range(MAX_UNUSED_DISKS)):
+        if options.get(f"unused{index}") == volid:
+            return
+        if f"unused{index}" not in options:
+            key = f"unused{index}"
+    if key is None:
+        raise GuestError("Too many unused volumes - please delete them first.")
+    options[key] = volid
+
+
+def free_volume(volid: str, log: Callable[[str], None]) -> None:
+    try:
+        storage, volname = volume_backend(volid)
+        storage.free(volname)
+        log(f"Removed volume '{volid}'")
+    except storage_config.StorageError:
+        pass  # already gone: destroy goes on, as PVE does
+
+
+def in_use_by_snapshots(conf: VmConfig, volid: str) -> bool:
+    return any(d.get("file") == volid for snap in conf.snapshots.values() for d in store.drives(snap.options).values())
+
+
+def deallocate(conf: VmConfig, vmid: int, key: str, force: bool, caller: str, log: Callable[[str], None]) -> bool:
+    """qemu-server's try_deallocate_drive: a volume of this VM's own freed (another's is only dropped
+    from the config), unless a snapshot still holds it; CD-ROMs are never freed."""
+    drive = store.parse_drive(conf.main.options[key])
+    if not (force or key.startswith("unused")) or store.is_cdrom(drive):
+        return False
+    volid = drive.get("file", "")
+    sid, volname = parse_volume_id(volid)
+    if volume_kind(volname)[0] == vmid:
+        access.require(caller, f"/storage/{sid}", ["Datastore.AllocateSpace"])
+        if in_use_by_snapshots(conf, volid):
+            raise GuestError(f"unable to delete '{volid}' - volume is still in use (snapshot?)")
+        storage, name = volume_backend(volid)
+        storage.free(name)
+        log(f"Removed volume '{volid}'")
+    return True
+
+
+def delete_or_detach_drive(conf: VmConfig, vmid: int, key: str, force: bool, caller: str,
+                           log: Callable[[str], None]) -> None:
+    """A drive taken out of a stopped VM's config (qemu-server's vmconfig_delete_or_detach_drive): its
+    volume freed with `force`, else kept as `unusedN` when it is the VM's own; a cloud-init drive freed."""
+    if force:
+        deallocate(conf, vmid, key, force, caller, log)
+        return
+    drive = store.parse_drive(conf.main.options[key])
+    volid = drive.get("file", "")
+    if store.is_cloudinit(drive):
+        free_volume(volid, log)
+    elif not store.is_cdrom(drive) and ":" in volid and volume_kind(parse_volume_id(volid)[1])[0] == vmid:
+        add_unused(conf.main.options, volid)
+
+
 def apply_pending(node: str, vmid: int, conf: VmConfig) -> None:
     """A stopped VM starts with its pending changes applied (qemu-server's vmconfig_apply_pending)."""
     assert conf.pending is not None
-    for key in conf.pending.options.pop("delete", "").split(","):
-        conf.main.options.pop(key.lstrip("!"), None)
+    for key, how in parse_pending_delete(conf.pending.options.pop("delete", None)).items():
+        if store.DRIVE_KEY.match(key) and key in conf.main.options:  # kept as unusedN, or freed if forced
+            delete_or_detach_drive(conf, vmid, key, bool(how["force"]), ROOT, lambda _line: None)
+        conf.main.options.pop(key, None)
     conf.main.options.update(conf.pending.options)
     if conf.pending.description is not None:
         conf.main.description = conf.pending.description
