@@ -4,13 +4,10 @@ the node if the daemon hangs. No resources configured, no master."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve import members
-from pvelab.pve.ha import config
-from pvelab.pve.ha.env import Locks, NodeEnv, WatchdogClient, log, protected_lock, run_daemon, sleep_until
+from pvelab.pve.ha.env import DaemonEnv, WatchdogClient, run_daemon
 from pvelab.pve.ha.manager import Manager, count_fenced_services
 
 ROUND = 10.0
@@ -20,10 +17,9 @@ LOCK_NAME = "ha_manager_lock"
 
 
 class Crm:
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, env: DaemonEnv | None = None) -> None:
         self.node = node
-        self.locks = Locks()
-        self.env = NodeEnv(node, self.locks)
+        self.env = env or DaemonEnv(node)  # the node it runs on, or a simulated one
         self.state = "wait_for_quorum"
         self.manager: Manager | None = None
         self.watchdog: WatchdogClient | None = None
@@ -33,19 +29,19 @@ class Crm:
     def set_state(self, state: str) -> None:
         if state == self.state:
             return
-        log("info", f"status change {self.state} => {state}")
+        self.env.log("info", f"status change {self.state} => {state}")
         self.state = state
-        self.manager = Manager(self.env, config.manager_status()) if state == "master" else None
+        self.manager = self.env.manager(self.env.manager_status()) if state == "master" else None
 
     def get_manager_lock(self) -> bool:
-        if not protected_lock(lambda: self.locks.get(LOCK_NAME)):
+        if not self.env.get_lock(LOCK_NAME):
             return False
         if self.watchdog is not None:
             self.watchdog.update()
         else:
-            status = config.manager_status()
+            status = self.env.manager_status()
             if (status.get("disarm") or {}).get("state") != "disarmed":
-                self.watchdog = WatchdogClient()
+                self.watchdog = self.env.open_watchdog()
         return True
 
     def release_watchdog(self) -> None:
@@ -54,13 +50,13 @@ class Crm:
             self.watchdog = None
 
     def healthy(self, status: dict[str, Any]) -> bool:
-        return members.quorate() and not count_fenced_services(status.get("service_status") or {}, self.node)
+        return self.env.quorate() and not count_fenced_services(status.get("service_status") or {}, self.node)
 
     def can_get_active(self, allow_no_service: bool = False) -> bool:
-        status = config.manager_status()
+        status = self.env.manager_status()
         if not self.healthy(status):
             return False
-        if allow_no_service or config.resources():
+        if allow_no_service or self.env.resources():
             return True
         master = status.get("master_node")
         if master and (status.get("node_status") or {}).get(master) == "online" and master != self.node:
@@ -68,14 +64,14 @@ class Crm:
         requests = status.get("node_request") or {}
         in_maintenance = [n for n, s in (status.get("node_status") or {}).items() if s == "maintenance"]
         return bool(any(not (requests.get(n) or {}).get("maintenance") for n in in_maintenance)
-                    or config.read_text(config.CRM_COMMANDS).strip() or status.get("service_status")
+                    or self.env.crm_commands_queued() or status.get("service_status")
                     or status.get("disarm"))
 
     def allowed_to_get_idle(self) -> bool:
-        status = config.manager_status()
+        status = self.env.manager_status()
         if not self.healthy(status) or status.get("disarm"):
             return False
-        return not config.resources() and not status.get("service_status")
+        return not self.env.resources() and not status.get("service_status")
 
     def transition(self) -> None:
         if self.state in ("wait_for_quorum", "slave"):
@@ -93,8 +89,9 @@ class Crm:
                 self.idle_rounds += 1
                 if self.idle_rounds > MAX_IDLE_ROUNDS:
                     self.idle_rounds = 0
-                    log("info", f"cluster had no service configured for {MAX_IDLE_ROUNDS} rounds, going idle.")
-                    self.locks.release(LOCK_NAME)
+                    self.env.log("info", f"cluster had no service configured for {MAX_IDLE_ROUNDS} rounds, going "
+                                 "idle.")
+                    self.env.release_lock(LOCK_NAME)
                     self.release_watchdog()
                     self.set_state("wait_for_quorum")
             else:
@@ -106,21 +103,21 @@ class Crm:
         if self.state == "wait_for_quorum":
             if self.shutdown_requested:
                 return False
-            time.sleep(IDLE_WAIT)
+            self.env.sleep(IDLE_WAIT)
         elif self.state == "master":
-            start = time.time()
+            start = self.env.now()
             if self.shutdown_requested:
                 self.release_watchdog()
-                log("info", "voluntary release CRM lock")
-                if not self.locks.release(LOCK_NAME):
-                    log("notice", "CRM lock release failed, let the lock timeout")
+                self.env.log("info", "voluntary release CRM lock")
+                if not self.env.release_lock(LOCK_NAME):
+                    self.env.log("notice", "CRM lock release failed, let the lock timeout")
                 return False
             try:
                 assert self.manager is not None
                 self.manager.manage()
             except Exception as exc:  # noqa: BLE001 - a bad round is logged; the next one tries again
-                log("err", f"got unexpected error - {exc}")
-            sleep_until(start + ROUND, lambda: self.shutdown_requested)
+                self.env.log("err", f"got unexpected error - {exc}")
+            self.env.sleep_until(start + ROUND, lambda: self.shutdown_requested)
         elif self.state == "lost_manager_lock":
             self.release_watchdog()
             if self.shutdown_requested:
@@ -132,7 +129,7 @@ class Crm:
 
     def request_shutdown(self, *_: Any) -> None:
         if not self.shutdown_requested:
-            log("info", "server received shutdown request")
+            self.env.log("info", "server received shutdown request")
         self.shutdown_requested = True
 
 

@@ -8,6 +8,7 @@ import errno
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -184,6 +185,80 @@ def service_config() -> dict[str, dict[str, str]]:
             entry["node"] = guest["node"]
         out[sid] = entry
     return out
+
+
+class DaemonEnv:
+    """What the CRM and LRM daemons ask of their node (PVE's Env, the daemons' side): the clock and
+    sleeping, the log, quorum, HA's files, the cluster's locks, the watchdog, the resource agents, the
+    Manager's own Env. This one is a real node's; a simulated cluster gives its own, so the daemons'
+    logic can run without a node."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.locks = Locks()
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def sleep_until(self, deadline: float, stop: Any) -> None:
+        sleep_until(deadline, stop)
+
+    def log(self, level: str, message: str) -> None:
+        log(level, message)
+
+    def quorate(self) -> bool:
+        return members.quorate()
+
+    def manager_status(self) -> dict[str, Any]:
+        return config.manager_status()
+
+    def write_lrm_status(self, status: dict[str, Any]) -> None:
+        config.write_lrm_status(self.node, status)
+
+    def resources(self) -> dict[str, dict[str, str]]:
+        return config.resources()
+
+    def crm_commands_queued(self) -> bool:
+        return bool(config.read_text(config.CRM_COMMANDS).strip())
+
+    def service_config(self) -> dict[str, dict[str, str]]:
+        return service_config()
+
+    def datacenter_option(self, name: str) -> dict[str, str]:
+        return config.datacenter_option(name)
+
+    def get_lock(self, name: str) -> bool:
+        return protected_lock(lambda: self.locks.get(name))
+
+    def release_lock(self, name: str) -> bool:
+        return self.locks.release(name)
+
+    def open_watchdog(self) -> WatchdogClient:
+        return WatchdogClient()
+
+    def manager(self, status: dict[str, Any]) -> Any:
+        from pvelab.pve.ha.manager import Manager  # only a master needs it
+
+        return Manager(NodeEnv(self.node, self.locks), status)
+
+    def start_agent(self, command: list[str]) -> Any:
+        """A resource agent run as its own process; the handle answers poll()."""
+        return subprocess.Popen(command)
+
+    def shutdown_jobs(self) -> tuple[bool, bool]:
+        """(shutting down, rebooting), from systemd's queued jobs as pve-ha-manager checks them."""
+        try:
+            jobs = subprocess.run(["systemctl", "list-jobs", "--plain", "--no-legend"], capture_output=True,
+                                  check=False, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return False, False
+        targets = {line.split()[1] for line in jobs.splitlines()
+                   if len(line.split()) > 2 and line.split()[2] == "start"}
+        reboot = "reboot.target" in targets
+        return reboot or "shutdown.target" in targets or "poweroff.target" in targets, reboot
 
 
 class Daemon(Protocol):

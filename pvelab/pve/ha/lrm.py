@@ -5,15 +5,11 @@ Losing the lock (quorum) means no more watchdog updates: the node is reset 60 s 
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve import members
-from pvelab.pve.ha import config
-from pvelab.pve.ha.env import Locks, WatchdogClient, log, protected_lock, run_daemon, service_config, sleep_until
+from pvelab.pve.ha.env import DaemonEnv, WatchdogClient, run_daemon
 from pvelab.pve.ha.manager import ERROR, ETRY_AGAIN, SUCCESS, count_active_services, count_fenced_services
 
 ROUND = 10.0
@@ -26,17 +22,17 @@ class Worker:
     def __init__(self, sid: str, uid: str | None, state: str, params: dict[str, Any] | None = None) -> None:
         self.sid, self.state, self.params = sid, state, params or {}
         self.uid = uid  # None: a stop job of a node shutdown
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None  # the running agent: poll() answers its exit code once it ended
         self.start_tries = 0
 
 
 class Lrm:
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, env: DaemonEnv | None = None) -> None:
         self.node = node
+        self.env = env or DaemonEnv(node)  # the node it runs on, or a simulated one
         self.lock_name = f"ha_agent_{node}_lock"
-        self.locks = Locks()
         self.state = "wait_for_agent_lock"
-        self.state_since = time.time()
+        self.state_since = self.env.now()
         self.mode = "active"
         self.results: dict[str, dict[str, Any]] = {}
         self.workers: dict[str, Worker] = {}
@@ -52,22 +48,22 @@ class Lrm:
     # -- status ------------------------------------------------------------------------------------
     def set_state(self, state: str) -> None:
         if state != self.state:
-            log("info", f"status change {self.state} => {state}")
-            self.state, self.state_since = state, time.time()
+            self.env.log("info", f"status change {self.state} => {state}")
+            self.state, self.state_since = state, self.env.now()
 
     def write_status(self) -> bool:
-        if not members.quorate():
+        if not self.env.quorate():
             return False
         try:
-            config.write_lrm_status(self.node, {"state": self.state, "mode": self.mode, "results": self.results,
-                                                "timestamp": int(time.time())})
+            self.env.write_lrm_status({"state": self.state, "mode": self.mode, "results": self.results,
+                                       "timestamp": int(self.env.now())})
         except OSError as exc:
-            log("err", f"unable to write lrm status file - {exc}")
+            self.env.log("err", f"unable to write lrm status file - {exc}")
             return False
         return True
 
     def read_manager_status(self) -> bool:
-        status = config.manager_status()
+        status = self.env.manager_status()
         self.service_status = status.get("service_status") or {}
         self.node_status = (status.get("node_status") or {}).get(self.node, "unknown")
         if not self.shutdown_requested:
@@ -90,12 +86,12 @@ class Lrm:
 
     # -- lock and watchdog ---------------------------------------------------------------------------
     def get_agent_lock(self) -> bool:
-        if not protected_lock(lambda: self.locks.get(self.lock_name)):
+        if not self.env.get_lock(self.lock_name):
             return False
         if self.watchdog is not None:
             self.watchdog.update()
         else:
-            self.watchdog = WatchdogClient()
+            self.watchdog = self.env.open_watchdog()
         return True
 
     def give_up_watchdog(self) -> None:
@@ -104,7 +100,7 @@ class Lrm:
             self.watchdog = None
 
     def release(self) -> None:
-        self.locks.release(self.lock_name)
+        self.env.release_lock(self.lock_name)
         self.give_up_watchdog()
 
     # -- the daemon loop -----------------------------------------------------------------------------
@@ -112,24 +108,24 @@ class Lrm:
         fence = self.fence_requested()
         if self.state in ("wait_for_agent_lock", "lost_agent_lock"):
             wanted = self.state == "lost_agent_lock" or (self.mode != "disarm" and self.active_count())
-            if wanted and not fence and members.quorate() and self.get_agent_lock():
+            if wanted and not fence and self.env.quorate() and self.get_agent_lock():
                 self.set_state("active")
         elif self.state == "active":
             if fence:
-                log("err", "node needs to be fenced - releasing agent_lock")
+                self.env.log("err", "node needs to be fenced - releasing agent_lock")
                 self.set_state("lost_agent_lock")
             elif not self.get_agent_lock():
                 self.set_state("lost_agent_lock")
             elif self.mode == "maintenance":
                 self.set_state("maintenance")
             elif self.mode == "disarm" and not self.run_workers():
-                log("info", "HA disarm requested, releasing agent lock and watchdog")
+                self.env.log("info", "HA disarm requested, releasing agent lock and watchdog")
                 self.release()
                 self.set_state("wait_for_agent_lock")
             elif not self.has_local_services() and not self.run_workers():
                 self.idle_rounds += 1
                 if self.idle_rounds > MAX_IDLE_ROUNDS:
-                    log("info", f"node had no service configured for {MAX_IDLE_ROUNDS} rounds, going idle.")
+                    self.env.log("info", f"node had no service configured for {MAX_IDLE_ROUNDS} rounds, going idle.")
                     self.release()
                     self.set_state("wait_for_agent_lock")
                     self.idle_rounds = 0
@@ -137,7 +133,7 @@ class Lrm:
                 self.idle_rounds = 0
         elif self.state == "maintenance":
             if fence:
-                log("err", "node needs to be fenced during maintenance mode - releasing agent_lock")
+                self.env.log("err", "node needs to be fenced during maintenance mode - releasing agent_lock")
                 self.set_state("lost_agent_lock")
             elif self.active_count() or self.run_workers():
                 if not self.get_agent_lock():
@@ -148,7 +144,7 @@ class Lrm:
     def iteration(self) -> bool:
         if not self.wrote_status:
             if not self.write_status():
-                time.sleep(IDLE_WAIT)
+                self.env.sleep(IDLE_WAIT)
                 return not self.shutdown_requested
             self.wrote_status = True
         self.read_manager_status()
@@ -157,35 +153,35 @@ class Lrm:
             if self.shutdown_requested:
                 return False
             self.write_status()
-            time.sleep(IDLE_WAIT)
+            self.env.sleep(IDLE_WAIT)
         elif self.state == "active":
             return self.active_round()
         elif self.state == "lost_agent_lock":
             return self.lost_lock_round()
         elif self.state == "maintenance":
-            start = time.time()
+            start = self.env.now()
             leave = False
             if not self.active_count() and not self.run_workers():
                 self.give_up_watchdog()
                 leave = bool(self.shutdown_requested)
-                self.locks.release(self.lock_name)
+                self.env.release_lock(self.lock_name)
             if not leave:
                 self.manage_resources()
             self.write_status()
             if leave:
                 return False
-            sleep_until(start + IDLE_WAIT, lambda: False)
+            self.env.sleep_until(start + IDLE_WAIT, lambda: False)
         return True
 
     def active_round(self) -> bool:
-        start = time.time()
+        start = self.env.now()
         leave = False
         try:
             if self.shutdown_requested:
                 if self.mode == "restart":
                     if not self.active_count() and not self.run_workers():
                         self.give_up_watchdog()
-                        self.locks.release(self.lock_name)
+                        self.env.release_lock(self.lock_name)
                         leave = True
                 elif not self.run_workers():
                     if not self.shutdown_errors:
@@ -194,11 +190,11 @@ class Lrm:
             else:
                 self.manage_resources()
         except Exception as exc:  # noqa: BLE001 - a bad round is logged; the next one tries again
-            log("err", f"got unexpected error - {exc}")
+            self.env.log("err", f"got unexpected error - {exc}")
         self.write_status()
         if leave:
             return False
-        sleep_until(start + ROUND, lambda: False)
+        self.env.sleep_until(start + ROUND, lambda: False)
         return True
 
     def lost_lock_round(self) -> bool:
@@ -207,11 +203,12 @@ class Lrm:
             if not count:
                 self.give_up_watchdog()
                 return False
-            log("err", f"got shutdown request in state 'lost_agent_lock' - detected {count} running services")
-            if self.mode == "restart" and time.time() - self.state_since > 90:
-                log("err", "lost agent lock and restart request for over 90 seconds - giving up!")
+            self.env.log("err", f"got shutdown request in state 'lost_agent_lock' - detected {count} running "
+                         "services")
+            if self.mode == "restart" and self.env.now() - self.state_since > 90:
+                self.env.log("err", "lost agent lock and restart request for over 90 seconds - giving up!")
                 return False
-        time.sleep(IDLE_WAIT)
+        self.env.sleep(IDLE_WAIT)
         return True
 
     # -- jobs ----------------------------------------------------------------------------------------
@@ -237,9 +234,9 @@ class Lrm:
 
     def run_workers(self) -> int:
         """Start queued jobs (at most max_workers at once) and wait up to 8 s for them; jobs left."""
-        start = time.time()
-        limit = int(config.datacenter_option("max_workers").get("_", "4") or 4)
-        while time.time() - start <= WORKER_WAIT:
+        start = self.env.now()
+        limit = int(self.env.datacenter_option("max_workers").get("_", "4") or 4)
+        while self.env.now() - start <= WORKER_WAIT:
             running = self.check_workers()
             waiting = sorted((w for w in self.workers.values() if w.proc is None),
                              key=lambda w: (-w.start_tries, w.sid))
@@ -247,11 +244,11 @@ class Lrm:
                 worker.start_tries += 1
                 if running >= limit:
                     continue
-                worker.proc = subprocess.Popen(agent_command(worker))
+                worker.proc = self.env.start_agent(agent_command(worker))
                 running += 1
             if not running:
                 break
-            time.sleep(1)
+            self.env.sleep(1)
         return len(self.workers)
 
     def check_workers(self) -> int:
@@ -265,7 +262,7 @@ class Lrm:
                 continue
             del self.workers[sid]
             if code < 0:
-                log("err", f"resource agent {sid} finished - got signal {-code}")
+                self.env.log("err", f"resource agent {sid} finished - got signal {-code}")
                 code = -1
             if worker.uid is None:
                 self.shutdown_errors += code != 0
@@ -292,23 +289,23 @@ class Lrm:
         if code != ERROR:
             return code
         tries = self.restart_tries.get(sid, 0)
-        max_restart = int(service_config().get(sid, {}).get("max_restart", "0"))
+        max_restart = int(self.env.service_config().get(sid, {}).get("max_restart", "0"))
         if tries >= max_restart:
-            log("err", f"unable to start service {sid} on local node after {tries} retries")
+            self.env.log("err", f"unable to start service {sid} on local node after {tries} retries")
             self.restart_tries[sid] = 0
             return ERROR
         self.restart_tries[sid] = tries + 1
-        log("warning", f"restart policy: retry number {tries + 1} for service '{sid}'")
+        self.env.log("warning", f"restart policy: retry number {tries + 1} for service '{sid}'")
         return ETRY_AGAIN
 
     # -- shutdown ------------------------------------------------------------------------------------
     def request_shutdown(self, *_: Any) -> None:
         if self.shutdown_requested:
             return
-        shutdown, reboot = node_shutdown_jobs()
-        policy = config.datacenter_option("ha").get("shutdown_policy", "conditional")
+        shutdown, reboot = self.env.shutdown_jobs()
+        policy = self.env.datacenter_option("ha").get("shutdown_policy", "conditional")
         if shutdown:
-            log("info", f"got shutdown request with shutdown policy '{policy}'")
+            self.env.log("info", f"got shutdown request with shutdown policy '{policy}'")
         freeze = {"conditional": reboot, "freeze": True, "failover": False}.get(policy, reboot)
         maintenance = policy == "migrate"
         if shutdown and not maintenance:  # stop every local service, whatever the policy
@@ -317,42 +314,30 @@ class Lrm:
                     self.queue(sid, None, "request_stop")
         kind = "reboot" if reboot else "shutdown"
         if shutdown and self.mode == "maintenance":
-            log("info", f"{kind} LRM, ignore maintenance policy, already in maintenance mode" if maintenance
-                else f"{kind} LRM, ignore {policy} policy as manual maintenance mode is enabled")
+            self.env.log("info", f"{kind} LRM, ignore maintenance policy, already in maintenance mode" if maintenance
+                         else f"{kind} LRM, ignore {policy} policy as manual maintenance mode is enabled")
         elif shutdown and maintenance:
-            log("info", f"{kind} LRM, doing maintenance, removing this node from active list")
+            self.env.log("info", f"{kind} LRM, doing maintenance, removing this node from active list")
             self.mode = "maintenance"
         elif shutdown and freeze:
-            log("info", f"{kind} LRM, stop and freeze all services")
+            self.env.log("info", f"{kind} LRM, stop and freeze all services")
             self.mode = "restart"
         elif shutdown:
-            log("info", "shutdown LRM, stop all services")
+            self.env.log("info", "shutdown LRM, stop all services")
             self.mode = "shutdown"
         elif self.mode == "maintenance":
-            log("info", "Restarting LRM in maintenance mode may be delayed until all services are moved")
+            self.env.log("info", "Restarting LRM in maintenance mode may be delayed until all services are moved")
         else:
-            log("info", "restart LRM, freeze all services")
+            self.env.log("info", "restart LRM, freeze all services")
             self.mode = "restart"
-        self.shutdown_requested = time.time()
+        self.shutdown_requested = self.env.now()
         if not self.write_status():
-            log("err", "unable to update lrm status file - not quorate?")
+            self.env.log("err", "unable to update lrm status file - not quorate?")
 
 
 def agent_command(worker: Worker) -> list[str]:
     params = [f"--{k}={v}" for k, v in sorted(worker.params.items()) if v is not None]
     return [sys.executable, "-m", "pvelab.pve.ha.agent", worker.sid, worker.state, *params]
-
-
-def node_shutdown_jobs() -> tuple[bool, bool]:
-    """(shutting down, rebooting), from systemd's queued jobs as pve-ha-manager checks them."""
-    try:
-        jobs = subprocess.run(["systemctl", "list-jobs", "--plain", "--no-legend"], capture_output=True,
-                              check=False, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return False, False
-    targets = {line.split()[1] for line in jobs.splitlines() if len(line.split()) > 2 and line.split()[2] == "start"}
-    reboot = "reboot.target" in targets
-    return reboot or "shutdown.target" in targets or "poweroff.target" in targets, reboot
 
 
 def main() -> int:
