@@ -71,11 +71,19 @@ def config_exists(guest: Guest) -> bool:
 
 
 def execute(sid: str, command: str, target: str | None, timeout: str | None) -> int:
+    """One request on this node, its guest driven through the API."""
     node = nodename()
     if not sid.startswith(("vm:", "ct:")):
         log("err", f"service type '{sid.split(':', maxsplit=1)[0]}' not implemented")
         return EUNKNOWN_SERVICE_TYPE
-    conf = service_config().get(sid)
+    return run_request(sid, command, target, timeout, node, service_config().get(sid), Guest(sid, node), log)
+
+
+def run_request(sid: str, command: str, target: str | None, timeout: str | None, node: str,
+                conf: dict[str, str] | None, guest: Any, log: Any) -> int:
+    """What the agent does with a request (pve-ha-manager's exec_resource_agent): the guest is anything
+    that answers running(), task("status/start", {}), shutdown(timeout) and migrate(target, online) -
+    the node's own, or a simulated cluster's."""
     if conf is None:
         log("err", f"missing resource configuration for '{sid}'")
         return EUNKNOWN_SERVICE
@@ -86,7 +94,6 @@ def execute(sid: str, command: str, target: str | None, timeout: str | None) -> 
     if conf.get("node") != node:
         log("err", f"service '{sid}' not on this node")
         return EWRONG_NODE
-    guest = Guest(sid, node)
     running = guest.running()
     if command == "started":
         if running:
