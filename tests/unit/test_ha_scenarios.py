@@ -1,10 +1,18 @@
-"""The reader of pve-ha-manager's scenarios (tests/ha_scenarios.py) reads every one of them whole:
-the measures the HA harness will be judged by come from here, so a scenario read wrong would judge
-pvelab's HA stack wrong."""
+"""pve-ha-manager's scenarios against pvelab's HA stack: the reader (tests/ha_scenarios.py) reads every
+one whole - the measures come from it, so a scenario read wrong would judge the stack wrong - and the
+simulator (tests/ha_sim.py) runs each with pvelab's own CRM, LRM, Manager and resource agent, whose
+outcome must be what pve-ha-manager's log.expect records: the scenarios listed in
+ha_scenarios_matching.txt must keep matching."""
 
 from __future__ import annotations
 
-from tests.ha_scenarios import SCENARIOS, all_scenarios, expected_from, load
+import functools
+from pathlib import Path
+
+import pytest
+
+from tests.ha_scenarios import SCENARIOS, Expected, all_scenarios, expected_from, load
+from tests.ha_sim import simulate
 
 
 def test_every_scenario_is_read_with_its_commands_hardware_services_and_expectations() -> None:
@@ -35,3 +43,35 @@ def test_a_service_keeps_its_node_until_a_line_names_another() -> None:
            "info     25    node1/crm: service 'vm:1': state changed from 'migrate' to 'started'  (node = b)\n"
            "info     30    node1/crm: service 'vm:1': state changed from 'started' to 'request_stop'\n")
     assert expected_from(log, {"vm:1": {"node": "a"}}).services == {"vm:1": ("request_stop", "b")}
+
+
+# -- the scenarios run against pvelab's HA stack (tests/ha_sim.py) ---------------------------------------
+MATCHING = Path(__file__).resolve().parent / "ha_scenarios_matching.txt"
+NOT_BUILT = ("test-crs-", "test-group-migrate")  # the static/dynamic CRS; the groups-to-rules migration
+
+
+def matching(kind: str) -> list[str]:
+    return [line.split()[1] for line in MATCHING.read_text().splitlines() if line.startswith(f"{kind} ")]
+
+
+@functools.cache
+def outcome(name: str) -> Expected:
+    return simulate(load(SCENARIOS / name))
+
+
+@pytest.mark.parametrize("name", matching("final"))
+def test_a_scenario_ends_as_pve_ha_managers_did(name: str) -> None:
+    expected, got = load(SCENARIOS / name).expected, outcome(name)
+    assert (got.services, got.nodes) == (expected.services, expected.nodes)
+
+
+@pytest.mark.parametrize("name", matching("sequence"))
+def test_a_scenarios_services_change_state_as_pve_ha_managers_did(name: str) -> None:
+    assert outcome(name).service_changes == load(SCENARIOS / name).expected.service_changes
+
+
+def test_the_matching_list_names_scenarios_that_exist_and_reaches_its_floor() -> None:
+    names = {s.name for s in all_scenarios()}
+    assert set(matching("final")) <= names and set(matching("sequence")) <= names
+    applicable = [n for n in names if not n.startswith(NOT_BUILT)]
+    assert len(matching("final")) >= 105 and len(matching("sequence")) >= 103, len(applicable)
