@@ -25,6 +25,7 @@ class Crm:
         self.watchdog: WatchdogClient | None = None
         self.idle_rounds = 0
         self.shutdown_requested = False
+        self.disarmed = False  # the HA stack is fully disarmed: no watchdog for the master
 
     def set_state(self, state: str) -> None:
         if state == self.state:
@@ -38,9 +39,12 @@ class Crm:
             return False
         if self.watchdog is not None:
             self.watchdog.update()
-        else:
+        elif not self.disarmed:
             status = self.env.manager_status()
-            if (status.get("disarm") or {}).get("state") != "disarmed":
+            if (status.get("disarm") or {}).get("state") == "disarmed":
+                self.env.log("info", "taking over as disarmed master, skipping watchdog")
+                self.disarmed = True
+            else:
                 self.watchdog = self.env.open_watchdog()
         return True
 
@@ -115,6 +119,14 @@ class Crm:
             try:
                 assert self.manager is not None
                 self.manager.manage()
+                if self.manager.all_lrms_disarmed:
+                    if not self.disarmed:
+                        self.env.log("info", "HA stack fully disarmed, releasing CRM watchdog")
+                        self.release_watchdog()
+                        self.disarmed = True
+                elif self.disarmed:
+                    self.env.log("info", "re-arming HA stack")
+                    self.disarmed = False  # the next lock renewal opens the watchdog again
             except Exception as exc:  # noqa: BLE001 - a bad round is logged; the next one tries again
                 self.env.log("err", f"got unexpected error - {exc}")
             self.env.sleep_until(start + ROUND, lambda: self.shutdown_requested)

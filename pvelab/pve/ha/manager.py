@@ -144,6 +144,9 @@ class Manager:
         self.ms: dict[str, Any] = {"master_node": env.nodename}
         if "node_request" in old_status:  # a node in maintenance stays so until the admin ends it
             self.ms["node_request"] = old_status["node_request"]
+        if "disarm" in old_status:  # a disarmed stack stays so across masters
+            self.ms["disarm"] = old_status["disarm"]
+        self.all_lrms_disarmed = False  # the CRM lets its watchdog go while this holds
         self.rules = CompiledRules()
         self.usage: dict[str, set[str]] = {}
 
@@ -268,14 +271,31 @@ class Manager:
                                            f"({self.ms['disarm']['state']})")
                 else:
                     self.env.log("info", f"got crm command: disarm-ha {words[1]}")
+                    if words[1] == "ignore":
+                        for sid in sorted(self.ss):
+                            self.env.log("info", f"disarm: suspending HA tracking for service '{sid}'")
                     self.ms["disarm"] = {"mode": words[1], "state": "disarming"}
             elif words == ["arm-ha"]:
-                if self.ms.pop("disarm", None) is not None:
-                    self.env.log("info", "got crm command: arm-ha")
-                else:
-                    self.env.log("notice", "ignoring arm-ha command - HA stack is not disarmed")
+                self.arm()
             else:
                 self.env.log("err", f"unable to parse crm command: {cmd}")
+
+    def arm(self) -> None:
+        """arm-ha: the stack tracks its services again; after ignore mode, where their guests were moved
+        meanwhile is taken from the config."""
+        if not self.ms.get("disarm"):
+            self.env.log("notice", "ignoring arm-ha command - HA stack is not disarmed")
+            return
+        self.env.log("info", "got crm command: arm-ha")
+        if self.ms["disarm"].get("mode") == "ignore":
+            sc = self.env.service_config()
+            for sid in sorted(self.ss):
+                moved_to = (sc.get(sid) or {}).get("node")
+                if moved_to and moved_to != self.ss[sid].get("node"):
+                    self.env.log("info", f"service '{sid}': updating node '{self.ss[sid].get('node')}' => "
+                                         f"'{moved_to}' (changed while disarmed)")
+                    self.ss[sid]["node"] = moved_to
+        del self.ms["disarm"]
 
     def queue_motion(self, cmd: str, task: str, sid: str, target: str) -> None:
         for other in sorted(self.rules.apart.get(sid, set())):
@@ -314,12 +334,18 @@ class Manager:
         self.recompute_usage()
         self.rules = env.compiled_rules(sc, sorted(self.ns.status))
         self.apply_commands(env.crm_commands())
-        if self.ms.get("disarm") and self.handle_disarm(modes):
-            self.flush()
-            return
+        deferred: set[str] | None = None
+        if self.ms.get("disarm"):
+            deferred = self.handle_disarm(modes)
+            if deferred is None:  # disarm active and progressing: no state machine this round
+                self.flush()
+                return
+        self.all_lrms_disarmed = False
         while True:
             repeat = False
             for sid in sorted(self.ss):
+                if deferred is not None and sid not in deferred:
+                    continue  # a deferred disarm lets only the services in transit finish
                 sd = self.ss[sid]
                 cd = sc.get(sid) or {"state": "disabled", "max_restart": "1", "max_relocate": "1", "failback": "1"}
                 result = results.get(sd.get("uid", ""))
@@ -365,24 +391,42 @@ class Manager:
         self.ms.update(node_status=self.ns.status, service_status=self.ss, timestamp=int(self.env.now()))
         self.env.write_manager_status(self.ms)
 
-    def handle_disarm(self, modes: dict[str, str]) -> bool:
-        """Disarming: freeze or stop tracking services, then wait for every online LRM to let go.
-        True while the normal state machine is to be skipped."""
+    def handle_disarm(self, modes: dict[str, str]) -> set[str] | None:
+        """Disarming (pve-ha-manager's handle_disarm): services in transit defer it (the state machine
+        then runs for them alone: their set is returned); else freeze mode freezes every resting
+        service, ignore mode stops tracking them, and once every online LRM is in disarm mode the stack
+        is fully disarmed. None: the normal state machine is skipped."""
         disarm = self.ms["disarm"]
-        busy = [(sid, sd["state"]) for sid, sd in sorted(self.ss.items())
-                if sd["state"] in ("fence", "recovery", "migrate", "relocate")]
-        if busy:
-            for sid, state in busy:
-                self.env.log("info", f"deferring disarm - service '{sid}' is in '{state}' state")
-            return False
-        if disarm["mode"] == "freeze":
-            for sid, sd in sorted(self.ss.items()):
-                if sd["state"] in ("started", "stopped", "request_stop", "request_start", "request_start_balance"):
-                    self.change_state(sid, "freeze")
-        if disarm["state"] == "disarming" and all(modes.get(n) == "disarm" for n in self.ns.online_nodes()):
+        if disarm.get("mode") not in ("freeze", "ignore"):
+            self.env.log("err", f"unknown disarm-mode '{disarm.get('mode')}', ignoring")
+            return set(self.ss)
+        deferred = set()
+        for sid, sd in sorted(self.ss.items()):
+            if sd["state"] in ("fence", "recovery"):
+                self.env.log("warn", f"deferring disarm - service '{sid}' is in '{sd['state']}' state")
+                deferred.add(sid)
+            elif sd["state"] in ("migrate", "relocate"):
+                self.env.log("info", f"deferring disarm - service '{sid}' is in '{sd['state']}' state")
+                deferred.add(sid)
+        if deferred:
+            return deferred
+        kept = ("state", "node", "uid", "maintenance_node")  # runtime data pruned, so a re-arm starts fresh
+        for sid, sd in sorted(self.ss.items()):
+            state = sd["state"]
+            if disarm["mode"] == "freeze" and state in ("started", "stopped", "request_stop", "request_start",
+                                                        "request_start_balance"):
+                self.env.log("info", f"disarm: freezing service '{sid}' (was '{state}')")
+                for key in [k for k in sd if k not in kept]:
+                    del sd[key]
+                sd.update(state="freeze", uid=new_uid("freeze"))
+            elif disarm["mode"] == "ignore":
+                for key in [k for k in sd if k not in kept]:
+                    del sd[key]
+        if all(modes.get(n) == "disarm" for n in self.ns.online_nodes()) and disarm["state"] != "disarmed":
             self.env.log("info", "all LRMs disarmed, HA stack is now fully disarmed")
             disarm["state"] = "disarmed"
-        return True
+        self.all_lrms_disarmed = disarm["state"] == "disarmed"  # once disarmed, it stays so
+        return None
 
     # -- the state machine ---------------------------------------------------------------------------
     def next_state(self, sid: str, cd: dict[str, str], sd: dict[str, Any], result: dict[str, Any] | None,
