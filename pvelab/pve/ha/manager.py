@@ -62,6 +62,18 @@ def count_fenced_services(ss: dict[str, dict[str, Any]], node: str) -> int:
     return sum(1 for sd in ss.values() if sd.get("node") == node and sd.get("state") == "fence")
 
 
+def used_service_nodes(sd: dict[str, Any] | None, online: set[str]) -> tuple[str | None, str | None]:
+    """pve-ha-manager's get_used_service_nodes: the online node a service occupies, and the online
+    node it is moving to."""
+    if sd is None or sd.get("state") in ("stopped", "request_start"):
+        return None, None
+    state, node, target = sd.get("state"), sd.get("node"), sd.get("target")
+    current = node if state in ("started", "request_stop", "fence", "freeze", "error", "recovery", "migrate",
+                                "relocate") and node in online else None
+    moving = target if state in ("migrate", "relocate", "request_start_balance") and target in online else None
+    return current, moving
+
+
 def places(sd: dict[str, Any]) -> set[str]:
     """The nodes a service occupies: its node and, while moving, its target."""
     return {n for n in (sd.get("node"), sd.get("target")) if n}
@@ -196,6 +208,7 @@ class Manager:
         if preference == "try-next":
             preferred -= set(sd.get("failed_nodes") or [])
         preferred -= apart
+        together = {n: c for n, c in together.items() if n in allowed}  # apply_positive_resource_affinity
         if together:
             best = max(sorted(together), key=lambda n: together[n])
             preferred &= {best}
@@ -212,18 +225,19 @@ class Manager:
         return ordered[0]
 
     def affine_nodes(self, sid: str) -> tuple[dict[str, int], set[str]]:
-        """Nodes holding resources to keep together with `sid` (with counts), and nodes to avoid."""
+        """pve-ha-manager's get_resource_affinity: online nodes holding resources to keep together with
+        `sid` (a moving one counts at its target only, so it is not pulled back), with counts, and the
+        online nodes to keep away from."""
+        online = set(self.usage)
         together: dict[str, int] = {}
         apart: set[str] = set()
         for other in self.rules.together.get(sid, set()):
-            sd = self.ss.get(other)
-            if sd and sd.get("state") in LOAD_STATES:
-                for node in places(sd):
-                    together[node] = together.get(node, 0) + 1
+            current, target = used_service_nodes(self.ss.get(other), online)
+            node = target or current
+            if node:
+                together[node] = together.get(node, 0) + 1
         for other in self.rules.apart.get(sid, set()):
-            sd = self.ss.get(other)
-            if sd and sd.get("state") in LOAD_STATES:
-                apart |= places(sd)
+            apart |= {n for n in used_service_nodes(self.ss.get(other), online) if n}
         return together, apart
 
     @staticmethod
