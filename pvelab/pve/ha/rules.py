@@ -74,6 +74,9 @@ def from_rules(rules: list[Section], cluster_nodes: list[str]) -> CompiledRules:
     for sid, mates in compiled.together.items():  # members of a positive rule inherit its negative relations
         for mate in mates:
             compiled.apart.setdefault(sid, set()).update(compiled.apart.get(mate, set()))
+    for sid, others in list(compiled.apart.items()):  # PVE's implicit negative rules hold both ways
+        for other in others:
+            compiled.apart.setdefault(other, set()).add(sid)
     return compiled
 
 
