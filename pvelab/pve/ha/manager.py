@@ -208,7 +208,8 @@ class Manager:
         if preference == "try-next":
             preferred -= set(sd.get("failed_nodes") or [])
         preferred -= apart
-        together = {n: c for n, c in together.items() if n in allowed}  # apply_positive_resource_affinity
+        together = {n: c for n, c in together.items() if n in preferred}  # apply_positive_resource_affinity,
+        # after the negative one: the majority among the nodes still possible
         if together:
             best = max(sorted(together), key=lambda n: together[n])
             preferred &= {best}
