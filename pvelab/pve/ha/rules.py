@@ -77,6 +77,11 @@ def from_rules(rules: list[Section], cluster_nodes: list[str]) -> CompiledRules:
     for sid, others in list(compiled.apart.items()):  # PVE's implicit negative rules hold both ways
         for other in others:
             compiled.apart.setdefault(other, set()).add(sid)
+    for sid, mates in compiled.together.items():  # a positive rule's resources share a member's node affinity
+        shared = next((compiled.node_affinity[m] for m in sorted({sid, *mates}) if m in compiled.node_affinity),
+                      None)
+        if shared is not None:
+            compiled.node_affinity.setdefault(sid, shared)
     return compiled
 
 
