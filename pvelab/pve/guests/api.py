@@ -540,10 +540,13 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
         guest_call(lambda: backup.check_notes_template(str(params["notes-template"])))
 
     storage_id = params.get("storage", "local")
-    max_protected = storage_config.get(storage_id).get("max-protected-backups")  # PVE's get_max_protected_backups
-    if max_protected is None:
-        max_protected = -1 if access.allowed(ctx.caller.name, f"/storage/{storage_id}", ["Datastore.Allocate"]) else 5
-    run_params = {**params, "max-protected-backups": max_protected}
+    run_params = params
+    if backup.marks_protected(params):  # PVE's get_max_protected_backups, for the caller: only a protected backup asks
+        max_protected = storage_config.get(storage_id).get("max-protected-backups")
+        if max_protected is None:
+            max_protected = -1 if access.allowed(ctx.caller.name, f"/storage/{storage_id}", ["Datastore.Allocate"]) \
+                else 5
+        run_params = {**params, "max-protected-backups": max_protected}
 
     def work(log: Callable[[str], None]) -> None:
         options = " ".join(f"--{k} {v}" for k, v in sorted(params.items()) if k not in ("vmid", "node"))

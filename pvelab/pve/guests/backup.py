@@ -242,6 +242,16 @@ def notes_from(template: str, node: str, vmid: int, guest_name: str) -> str:
     return re.sub(r"\{\{(cluster|guestname|node|vmid)\}\}", lambda m: values[m.group(1)], text)
 
 
+def marks_protected(params: dict[str, Any]) -> bool:
+    """vzdump's `--protected 1`."""
+    return str(params.get("protected", "0")) in ("1", "True", "true")
+
+
+def keeps_old_backups(params: dict[str, Any]) -> bool:
+    """vzdump's `--remove 0`: nothing is pruned after the backup."""
+    return str(params.get("remove", "1")) in ("0", "False", "false")
+
+
 def check_backup_limits(params: dict[str, Any], vmid: int, kind: str) -> None:
     """vzdump's refusals before a guest's backup: with `--remove 0`, no room under the policy's total
     for another backup; with `--protected 1`, the guest's protected backups at the storage's limit
@@ -249,8 +259,8 @@ def check_backup_limits(params: dict[str, Any], vmid: int, kind: str) -> None:
     what applies as `max-protected-backups`)."""
     keep = retention(params)
     limit = 0 if keep.get("keep-all") else sum(keep.values())
-    protect = str(params.get("protected", "0")) in ("1", "True", "true")
-    if not protect and not (limit and str(params.get("remove", "1")) in ("0", "False", "false")):
+    protect = marks_protected(params)
+    if not protect and not (limit and keeps_old_backups(params)):
         return
     storage = params.get("storage", "local")
     backups = [v for v in backend(storage, storage_config.get(storage)).volumes() if v.get("content") == "backup"
@@ -299,11 +309,11 @@ class BackupRun:
                 store.set_attribute(volname, "notes", notes)
             except (GuestError, StorageError, OSError) as exc:
                 self.log(f"WARN: unable to add notes - {exc}")
-        if str(self.params.get("protected", "0")) in ("1", "True", "true"):
+        if marks_protected(self.params):
             self("marking backup as protected")
             store.set_attribute(volname, "protected", 1)
         keep = retention(self.params)
-        if keep.get("keep-all") or str(self.params.get("remove", "1")) in ("0", "False", "false"):
+        if keep.get("keep-all") or keeps_old_backups(self.params):
             return
         self(f"prune older backups with retention: {', '.join(f'{k}={v}' for k, v in sorted(keep.items()))}")
         marked = prune_backups(storage, keep, self.vmid, self.kind, dry_run=False, log=self)
