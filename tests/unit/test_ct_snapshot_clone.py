@@ -296,19 +296,34 @@ def test_a_reassign_refused_changes_nothing(lab: Path, params: dict[str, Any], e
     assert [store.config_path("pve1", v).read_text() for v in (312, 313)] == before
 
 
+def two_cts(lab: Path, vmid: int, target_vmid: int, extra: str) -> Path:
+    """Two listed containers, the first with one more volume of its own, named by `extra`'s lines
+    ({spare}); the first's config file."""
+    make_ct(vmid)
+    make_ct(target_vmid)
+    spare = volumes.backend("thin", config.get("thin")).alloc_rootdir(vmid, 1024)
+    path = store.config_path("pve1", vmid, "lxc")
+    path.write_text(path.read_text() + extra.format(spare=spare))
+    listed(lab, {vmid: "lxc", target_vmid: "lxc"})
+    return path
+
+
 def test_an_unused_ct_volume_goes_to_another_ct_and_a_root_never_does(lab: Path) -> None:
-    make_ct(320)
-    make_ct(321)
-    spare = volumes.backend("thin", config.get("thin")).alloc_rootdir(320, 1024)
-    path = store.config_path("pve1", 320, "lxc")
-    path.write_text(path.read_text() + f"unused0: {spare}\n")
-    listed(lab, {320: "lxc", 321: "lxc"})
+    two_cts(lab, 320, 321, "unused0: {spare}\n")
     with pytest.raises(GuestError, match="^Cannot move to/from 'rootfs'$"):
         disk_api.check_ct_reassign("pve1", 320, 321, "rootfs", "mp0", (None, None))
     disk_api.reassign_ct_volume("pve1", 320, 321, "unused0", "unused3", (None, None), quiet)
     assert "unused0" not in store.load("pve1", 320, "lxc").main.options
     assert store.load("pve1", 321, "lxc").main.options["unused3"] == "thin:vm-321-disk-1"
     assert (lab / "lvm" / "pve" / "data" / ".vm-321-disk-1.size").exists()
+
+
+def test_a_ct_mount_point_a_snapshot_holds_stays_with_its_container(lab: Path) -> None:
+    path = two_cts(lab, 322, 323, "mp0: {spare},mp=/srv,size=1M\n\n[before]\nmp0: {spare},mp=/srv,size=1M\n")
+    before = path.read_text()
+    with pytest.raises(GuestError, match="^Cannot move volume used by a snapshot to another container$"):
+        disk_api.reassign_ct_volume("pve1", 322, 323, "mp0", "mp1", (None, None), quiet)
+    assert path.read_text() == before and "mp1" not in store.load("pve1", 323, "lxc").main.options
 
 
 def test_a_running_vms_drive_removal_waits_pending_and_is_carried_out_at_its_next_start(

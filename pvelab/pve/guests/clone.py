@@ -26,7 +26,7 @@ from pvelab.pve.guests import blockjob, runtime, store
 from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import Section, VmConfig
 from pvelab.pve.guests.store import GuestError
-from pvelab.pve.guests.vm_ops import in_use_by_snapshots
+from pvelab.pve.guests.vm_ops import add_unused, in_use_by_snapshots
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import Backend, backend, parse_volume_id, volume_backend
 
@@ -320,8 +320,7 @@ def move_disk(node: str, vmid: int, params: dict[str, Any], log: Log) -> None:
                 blockjob.finish(vmid, jobs, switch=True, log=log)
             conf.main.options[disk] = store.print_drive(new_drive)
             if not params.get("delete"):
-                unused = next(f"unused{n}" for n in range(256) if f"unused{n}" not in conf.main.options)
-                conf.main.options[unused] = old_volid
+                unused = add_unused(conf.main.options, old_volid)
                 log(f"adding source volume '{old_volid}' as '{unused}' to config")
             if is_template(conf):
                 make_base_images(node, vmid, conf, disk)
@@ -482,8 +481,7 @@ def attach_imported(node: str, vmid: int, volid: str, size: int, target_disk: st
         conf = store.load(node, vmid)
         store.check_lock(conf)
         if not target_disk:
-            key = next(f"unused{n}" for n in range(256) if f"unused{n}" not in conf.main.options)
-            conf.main.options[key] = volid
+            key = add_unused(conf.main.options, volid)
             store.save(node, vmid, conf)
             return key, volid
         if target_disk in conf.main.options:

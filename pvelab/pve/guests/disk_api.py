@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +16,13 @@ from pvelab.pve.api.routes import ApiException, Context, route
 from pvelab.pve.guests import containers, qmp, runtime, store
 from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.config import VmConfig
+from pvelab.pve.guests.ct_clone import copy_volume
 from pvelab.pve.guests.store import GuestError
+from pvelab.pve.guests.vm_ops import add_unused, in_use_by_snapshots
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import volume_kind
 from pvelab.pve.storage.config import StorageError
-from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend
+from pvelab.pve.storage.volumes import parse_volume_id, volume_backend
 
 Log = Callable[[str], None]
 SIZE = re.compile(r"^(\+)?(\d+(?:\.\d+)?)([KMGT])?$")
@@ -147,19 +148,13 @@ def move_ct_volume(node: str, vmid: int, key: str, storage: str, delete: bool, l
     old_volid = mount["file"]
     new_volid = None
     try:
-        size = store.size_bytes(mount.get("size", "0"), "G")
-        new_volid = backend(storage, storage_config.get(storage)).alloc_rootdir(vmid, size // 1024)
-        copied = subprocess.run(["cp", "-a", "--sparse=always", f"{containers.volume_path(old_volid)}/.",
-                                 str(containers.volume_path(new_volid))], capture_output=True, text=True, check=False)
-        if copied.returncode != 0:
-            raise GuestError(f"copying the volume failed: {copied.stderr.strip()}")
+        new_volid = copy_volume(mount, vmid, storage, None)
         with store.locked(vmid, "lxc"):
             conf = store.load(node, vmid, "lxc")
             mount["file"] = new_volid
             conf.main.options[key] = store.print_drive(mount)
             if not delete:
-                unused = next(f"unused{n}" for n in range(256) if f"unused{n}" not in conf.main.options)
-                conf.main.options[unused] = old_volid
+                add_unused(conf.main.options, old_volid)
             conf.main.options.pop("lock", None)
             store.save(node, vmid, conf, "lxc")
     except Exception:
@@ -208,8 +203,7 @@ def check_ct_reassign(node: str, vmid: int, target_vmid: int, key: str, target_k
     volid = mount.get("file", "")
     if not volid:
         raise GuestError(f"Volume '{key}' has no associated image")
-    if any(store.parse_drive(v).get("file") == volid for snap in source_conf.snapshots.values()
-           for k, v in snap.options.items() if k == "rootfs" or re.fullmatch(r"(mp|unused)\d+", k)):
+    if in_use_by_snapshots(source_conf, volid):
         raise GuestError("Cannot move volume used by a snapshot to another container")
     if volid.startswith("/"):
         raise GuestError("Cannot move a bindmount or device mount to another container")

@@ -11,7 +11,7 @@ from typing import Any
 from pvelab.pve.access import guard as access
 from pvelab.pve.access.perms import ROOT
 from pvelab.pve.guests import runtime, store
-from pvelab.pve.guests.config import VmConfig, parse_pending_delete
+from pvelab.pve.guests.config import VOLUME_KEY, VmConfig, parse_pending_delete
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.api import volume_kind
@@ -78,17 +78,19 @@ def start_vm(node: str, vmid: int, log: Callable[[str], None], incoming: str | N
         runtime.start(vmid, node, conf, log, incoming=incoming, config_node=config_node, paused=paused)
 
 
-def add_unused(options: dict[str, str], volid: str) -> None:
-    """PVE's add_unused_volume: the lowest free unusedN, never twice (a cloud-init drive is freed instead)."""
+def add_unused(options: dict[str, str], volid: str) -> str:
+    """PVE's add_unused_volume: the lowest free unusedN, never twice (a cloud-init drive is freed instead);
+    the key that holds the volume."""
     key = None
     for index in reversed(range(MAX_UNUSED_DISKS)):
         if options.get(f"unused{index}") == volid:
-            return
+            return f"unused{index}"
         if f"unused{index}" not in options:
             key = f"unused{index}"
     if key is None:
         raise GuestError("Too many unused volumes - please delete them first.")
     options[key] = volid
+    return key
 
 
 def free_volume(volid: str, log: Callable[[str], None]) -> None:
@@ -101,7 +103,9 @@ def free_volume(volid: str, log: Callable[[str], None]) -> None:
 
 
 def in_use_by_snapshots(conf: VmConfig, volid: str) -> bool:
-    return any(d.get("file") == volid for snap in conf.snapshots.values() for d in store.drives(snap.options).values())
+    """is_volume_in_use_by_snapshots: a snapshot's drive (a VM's) or mount point (a CT's) names the volume."""
+    return any(store.parse_drive(value).get("file") == volid for snap in conf.snapshots.values()
+               for key, value in snap.options.items() if VOLUME_KEY.match(key))
 
 
 def deallocate(conf: VmConfig, vmid: int, key: str, force: bool, caller: str, log: Callable[[str], None]) -> bool:
