@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from pvelab.pve.access import guard
-from pvelab.pve.guests import api, clone, containers, ct_clone, disk_api, snapshot, store
+from pvelab.pve.api.routes import ApiException
+from pvelab.pve.guests import api, clone, containers, ct_clone, disk_api, snapshot, snapshot_api, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config, volumes
 
@@ -72,6 +73,21 @@ def guest(vmid: int) -> snapshot.Guest:
 
 def quiet(_line: str) -> None:
     pass
+
+
+@pytest.mark.parametrize(("kind", "refused", "taken"), [
+    ("qemu", ["current", "pending", "PENDING", "Pending"], ["Current", "vzdump"]),
+    ("lxc", ["current", "vzdump"], ["Current", "VZDUMP", "pending"]),
+])
+def test_reserved_snapshot_names_are_refused_as_each_kind_refuses_them(
+        kind: str, refused: list[str], taken: list[str]) -> None:
+    """qemu-server refuses 'current' as written and 'pending' in any case; pve-container 'current'
+    and 'vzdump' (its backups' snapshot), as written."""
+    for name in refused:
+        with pytest.raises(ApiException, match=rf"^unable to use snapshot name '{name.lower()}' \(reserved name\)$"):
+            snapshot_api.KINDS[kind].check_name(name)
+    for name in taken:
+        snapshot_api.KINDS[kind].check_name(name)
 
 
 def test_a_container_root_on_thin_is_snapshotted_changed_and_rolled_back(lab: Path) -> None:

@@ -29,6 +29,13 @@ class Kind:
     def world(self, node: str) -> snapshot.World:
         return snapshot.Node(node) if self.name == "qemu" else snapshot.ContainerNode(node)
 
+    def check_name(self, name: str) -> None:
+        """The create call's refusal of a reserved name: as written ("pending" in any case, as the
+        config reads a `[PENDING]` section in any case)."""
+        for reserved in self.reserved:
+            if name == reserved or (reserved == "pending" and name.lower() == reserved):
+                raise ApiException(500, f"unable to use snapshot name '{reserved}' (reserved name)")
+
     def start(self, node: str, vmid: int, log: Log) -> None:
         if self.name == "qemu":
             snapshot.start_vm(node, vmid, log)
@@ -76,9 +83,7 @@ def snapshot_list(ctx: Context, kind: Kind, params: dict[str, Any]) -> Any:
 
 def snapshot_create(ctx: Context, kind: Kind, params: dict[str, Any]) -> Any:
     vmid, name = int(params["vmid"]), params["snapname"]
-    for reserved in kind.reserved:
-        if name.lower() == reserved:
-            raise ApiException(500, f"unable to use snapshot name '{reserved}' (reserved name)")
+    kind.check_name(name)
     guest = guest_here(ctx, kind, vmid)
     world = kind.world(ctx.node)
     return worker(ctx, kind.tasks[0], vmid, lambda log: snapshot.create(
