@@ -235,9 +235,7 @@ def owned_volumes(conf: VmConfig) -> list[str]:
 def vm_config(ctx: Context, params: dict[str, Any]) -> Any:
     conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"])))
     if params.get("snapshot"):  # a snapshot's config, with the file's digest (as qemu-server answers)
-        snap = conf.snapshots.get(params["snapshot"])
-        if snap is None:
-            raise ApiException(500, f"snapshot '{params['snapshot']}' does not exist")
+        snap = guest_call(lambda: store.snapshot_section(conf, params["snapshot"]))
         conf = VmConfig(main=snap, digest=conf.digest)
     options = dict(conf.main.options)
     description = conf.main.description

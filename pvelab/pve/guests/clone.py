@@ -135,8 +135,7 @@ def plan_clone(node: str, vmid: int, newid: int, params: dict[str, Any], caller:
     runtime.check_quorum()
     conf = store.load(node, vmid)
     store.check_lock(conf)
-    if snapname and snapname not in conf.snapshots:
-        raise GuestError(f"snapshot '{snapname}' does not exist")
+    store.options_at(conf, snapname)  # the snapshot named exists
     full = bool(params["full"]) if params.get("full") is not None else not is_template(conf)
     for name in ("storage", "format"):
         if params.get(name) and not full:
@@ -517,11 +516,7 @@ def vm_clone(ctx: Context, params: dict[str, Any]) -> Any:
 def vm_feature(ctx: Context, params: dict[str, Any]) -> Any:
     vmid, snapname, feature = int(params["vmid"]), params.get("snapname"), params["feature"]
     conf = guest_call(lambda: store.load(ctx.node, vmid))
-    options = conf.main.options
-    if snapname:
-        if snapname not in conf.snapshots:
-            raise ApiException(500, f"snapshot '{snapname}' does not exist")
-        options = conf.snapshots[snapname].options
+    options = guest_call(lambda: store.options_at(conf, snapname))
     has, nodes = True, set(members.node_info(ctx.node))
     for drive in disk_drives(options).values():  # QemuConfig->has_feature: every disk (not a CD-ROM,
         if store.is_cloudinit(drive):             # nor a cloud-init drive) must have it

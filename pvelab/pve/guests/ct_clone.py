@@ -18,7 +18,7 @@ from typing import Any
 from pvelab.pve.access import guard as access
 from pvelab.pve.access import store as access_store
 from pvelab.pve.api import tasks
-from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.api.routes import Context, route
 from pvelab.pve.guests import containers, snapshot, store
 from pvelab.pve.guests.api import guest_call, worker
 from pvelab.pve.guests.clone import check_target_storage, is_template, undo
@@ -97,9 +97,7 @@ def plan_clone(node: str, vmid: int, params: dict[str, Any], caller: str) -> Clo
     full = bool(params["full"]) if params.get("full") is not None else not is_template(conf)
     if storage and not full:
         raise GuestError("parameter 'storage' not allowed for linked clones")
-    if snapname and snapname not in conf.snapshots:
-        raise GuestError(f"snapshot '{snapname}' does not exist")
-    source = conf.snapshots[snapname].options if snapname else conf.main.options
+    source = store.options_at(conf, snapname)
     plan = ClonePlan(source=source, new={}, full=full, running=running)
     shared = True
     for key, value in sorted(source.items()):
@@ -240,11 +238,7 @@ def ct_clone(ctx: Context, params: dict[str, Any]) -> Any:
 def ct_feature(ctx: Context, params: dict[str, Any]) -> Any:
     vmid, snapname, feature = int(params["vmid"]), params.get("snapname"), params["feature"]
     conf = guest_call(lambda: store.load(ctx.node, vmid, KIND))
-    options = conf.main.options
-    if snapname:
-        if snapname not in conf.snapshots:
-            raise ApiException(500, f"snapshot '{snapname}' does not exist")
-        options = conf.snapshots[snapname].options
+    options = guest_call(lambda: store.options_at(conf, snapname))
     has = True
     for mount in mount_points(options).values():  # LXC::Config->has_feature: every mount point must have it
         volid = snapshot.volume_of(mount.get("file", ""), KIND)

@@ -162,9 +162,7 @@ def commit(vm: Guest, snapname: str) -> None:
     def change(conf: VmConfig) -> None:
         if conf.main.options.get("lock") != "snapshot":
             raise GuestError("missing snapshot lock")
-        snap = conf.snapshots.get(snapname)
-        if snap is None:
-            raise GuestError(f"snapshot '{snapname}' does not exist")
+        snap = store.snapshot_section(conf, snapname)
         if snap.options.get("snapstate") != "prepare":
             raise GuestError("wrong snapshot state")
         del snap.options["snapstate"]
@@ -211,10 +209,7 @@ def _held(conf: VmConfig, snapname: str, lock: str) -> Section:
     """The snapshot, in a config still under the deletion's lock."""
     if conf.main.options.get("lock") != lock:
         raise GuestError(f"encountered invalid lock, expected '{lock}'")
-    found = conf.snapshots.get(snapname)
-    if found is None:
-        raise GuestError(f"snapshot '{snapname}' does not exist")
-    return found
+    return store.snapshot_section(conf, snapname)
 
 
 def _drop_from_snapshot(snapname: str, lock: str, key: str, kind: str) -> Callable[[VmConfig], None]:
@@ -279,9 +274,7 @@ def delete(vm: Guest, snapname: str, force: bool, world: World, log: Log, made: 
     """snapshot_delete: state `delete` under lock `snapshot-delete`, the RAM's volume freed, each
     volume's snapshot removed (each step written down unless forced), then the section gone and
     the parent links mended. From a failed create (`made`), under its `snapshot` lock."""
-    snap = vm.load().snapshots.get(snapname)
-    if snap is None:
-        raise GuestError(f"snapshot '{snapname}' does not exist")
+    snap = store.snapshot_section(vm.load(), snapname)
     if made is None:
         world.activate_storages(snap.options, True)
         vm.update(lambda c: _set_lock(vm, c, "snapshot-delete"))
@@ -321,10 +314,7 @@ def rollback(vm: Guest, snapname: str, world: World, log: Log) -> None:
     def snapshot_of(conf: VmConfig) -> Section:
         if is_template(conf):
             raise GuestError("you can't rollback if vm is a template")
-        found = conf.snapshots.get(snapname)
-        if found is None:
-            raise GuestError(f"snapshot '{snapname}' does not exist")
-        return found
+        return store.snapshot_section(conf, snapname)
 
     def prepare_step(conf: VmConfig) -> None:
         snap = snapshot_of(conf)

@@ -55,10 +55,7 @@ def guest_here(ctx: Context, kind: Kind, vmid: int) -> snapshot.Guest:
 def snapshot_section(ctx: Context, kind: Kind, params: dict[str, Any]) -> Section:
     """The snapshot the path names, or PVE's "snapshot '...' does not exist"."""
     conf = guest_call(lambda: store.load(ctx.node, int(params["vmid"]), kind.name))
-    snap = conf.snapshots.get(params["snapname"])
-    if snap is None:
-        raise ApiException(500, f"snapshot '{params['snapname']}' does not exist")
-    return snap
+    return guest_call(lambda: store.snapshot_section(conf, params["snapname"]))
 
 
 def snapshot_list(ctx: Context, kind: Kind, params: dict[str, Any]) -> Any:
@@ -111,9 +108,7 @@ def snapshot_update(ctx: Context, kind: Kind, params: dict[str, Any]) -> Any:
         return None
 
     def change(conf: Any) -> None:
-        snap = conf.snapshots.get(params["snapname"])
-        if snap is None:
-            raise store.GuestError(f"snapshot '{params['snapname']}' does not exist")
+        snap = store.snapshot_section(conf, params["snapname"])
         snap.description = params["description"]
 
     guest_call(lambda: guest.update(change))

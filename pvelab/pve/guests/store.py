@@ -73,6 +73,19 @@ def check_digest(conf: VmConfig, given: str | None) -> None:
         raise GuestError("detected modified configuration - file changed by other user? Try again.")
 
 
+def snapshot_section(conf: VmConfig, snapname: str) -> Section:
+    """The config's snapshot of that name, or PVE's refusal."""
+    found = conf.snapshots.get(snapname)
+    if found is None:
+        raise GuestError(f"snapshot '{snapname}' does not exist")
+    return found
+
+
+def options_at(conf: VmConfig, snapname: str | None) -> dict[str, str]:
+    """The options of the snapshot named, or the config's own when none is."""
+    return snapshot_section(conf, snapname).options if snapname else conf.main.options
+
+
 def check_lock(conf: VmConfig, kind: str = "qemu") -> None:
     if conf.main.options.get("lock"):
         raise GuestError(f"{'VM' if kind == 'qemu' else 'CT'} is locked ({conf.main.options['lock']})")
