@@ -62,6 +62,7 @@ def test_a_schedule_pve_would_not_parse_is_refused(schedule: str) -> None:
 @pytest.mark.parametrize(("options", "backed_up"), [
     ("\tall 1\n", "100,200"),                  # all=1: the node's VMs and containers
     ("\tall 1\n\texclude 100\n", "200"),
+    ("\texclude 100\n", "200"),                # an exclude list alone means all the others
     ("\tvmid 200,300\n", "200"),               # 300 is another node's guest
     ("\tvmid 100,200\n\texclude 200\n", "100,200"),  # exclude goes with all: beside vmid PVE ignores it
 ])

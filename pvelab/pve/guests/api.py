@@ -520,8 +520,7 @@ def vzdump(ctx: Context, params: dict[str, Any]) -> Any:
     for option in ("all", "exclude", "pool"):  # VZDump's verify_vzdump_parameters
         if params.get(option) and params.get("vmid"):
             raise ApiException(400, "Parameter verification failed.", {option: "option conflicts with option 'vmid'"})
-    if params.get("exclude") is not None and not params.get("pool"):
-        params = {**params, "all": 1}  # an exclude list means all the others
+    params = backup.exclude_means_all(params)
     if not (params.get("all") or params.get("pool") or params.get("vmid")):
         raise ApiException(400, "Parameter verification failed.", {"vmid": "property is missing"})
     per_node = guest_call(lambda: backup.included_guests(params, store.vmlist(), backup.pool_members))

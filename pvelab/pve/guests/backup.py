@@ -143,6 +143,11 @@ def check_vmids(vmids: list[str]) -> list[int]:
     return out
 
 
+def exclude_means_all(params: dict[str, Any]) -> dict[str, Any]:
+    """verify_vzdump_parameters: an exclude list (without a pool) means every guest but those."""
+    return {**params, "all": 1} if params.get("exclude") is not None and not params.get("pool") else params
+
+
 def included_guests(job: dict[str, Any], vmlist: dict[int, dict[str, Any]], pool_members: Callable[[str], list[int]]
                     ) -> dict[str, list[int]]:
     """VZDump's get_included_guests: {node: VMIDs} a job (or a vzdump call) covers - a pool's members,

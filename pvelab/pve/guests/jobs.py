@@ -222,8 +222,7 @@ def run_due(node: str, minute: int) -> list[str]:
                 continue
         except CalendarError:
             continue
-        covered = backup.included_guests({**job, "all": job.get("all") or (job.get("exclude") and not job.get("pool"))},
-                                         store.vmlist(), backup.pool_members)
+        covered = backup.included_guests(backup.exclude_means_all(job), store.vmlist(), backup.pool_members)
         wanted = set(covered.get(node, [])) & local
         if not wanted:
             continue
