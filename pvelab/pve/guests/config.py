@@ -163,11 +163,19 @@ def print_pending_delete(deletes: dict[str, dict[str, Any]]) -> str:
     return ",".join(f"!{key}" if deletes[key].get("force") else key for key in sorted(deletes))
 
 
+def set_pending_delete(pending: Section, deletes: dict[str, dict[str, Any]]) -> None:
+    """The pending section's `delete` list written back (gone when empty)."""
+    if deletes:
+        pending.options["delete"] = print_pending_delete(deletes)
+    else:
+        pending.options.pop("delete", None)
+
+
 def add_to_pending_delete(conf: VmConfig, key: str, force: bool = False) -> None:
     pending = conf.pending = conf.pending or Section()
     deletes = parse_pending_delete(pending.options.get("delete"))
     deletes[key] = {"force": 1 if force else 0}
-    pending.options["delete"] = print_pending_delete(deletes)
+    set_pending_delete(pending, deletes)
 
 
 def remove_from_pending_delete(conf: VmConfig, key: str) -> None:
@@ -178,10 +186,7 @@ def remove_from_pending_delete(conf: VmConfig, key: str) -> None:
     if key not in deletes:
         return
     del deletes[key]
-    if deletes:
-        pending.options["delete"] = print_pending_delete(deletes)
-    else:
-        pending.options.pop("delete", None)
+    set_pending_delete(pending, deletes)
 
 
 def cleanup_pending(conf: VmConfig) -> bool:
@@ -201,10 +206,7 @@ def cleanup_pending(conf: VmConfig) -> bool:
             kept[key] = how
         else:
             changes = True
-    if kept:
-        pending.options["delete"] = print_pending_delete(kept)
-    else:
-        pending.options.pop("delete", None)
+    set_pending_delete(pending, kept)
     return changes
 
 
