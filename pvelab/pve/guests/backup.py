@@ -78,8 +78,8 @@ def archive_config(raw: str, disks: list[tuple[str, str, dict[str, str]]], info:
             out.append(line)
     for key, volid, _drive in disks:
         sid, volname = parse_volume_id(volid)
-        fmt = backend(sid, storage_config.get(sid)).volume_format(volname) \
-            if storage_config.get(sid).get("path") else ""
+        options = storage_config.get(sid)
+        fmt = backend(sid, options).volume_format(volname) if options.get("path") else ""
         out.append(f"#qmdump#map:{key}:drive-{key}:{sid}:{fmt}:\n")
     for kind, text in (("special", "special config section"), ("snapshot", "snapshots"),
                        ("pending", "pending configuration changes")):

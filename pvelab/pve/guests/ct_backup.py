@@ -94,7 +94,8 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
     conf = store.set_lock(node, vmid, "backup", KIND)
     running = containers.running(vmid)
     options = conf.main.options
-    rootfs = containers.volume_path(store.parse_drive(options["rootfs"])["file"])
+    root_volid = store.parse_drive(options["rootfs"])["file"]
+    rootfs = containers.volume_path(root_volid)
     info(f"status = {'running' if running else 'stopped'}")
     if options.get("hostname"):
         info(f"CT Name: {options['hostname']}")
@@ -114,7 +115,7 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         if mode == "snapshot":
             take_vzdump_snapshot(node, vmid, conf, world, info)
             snapshotted = True
-            holder, volname = volume_backend(store.parse_drive(options["rootfs"])["file"])
+            holder, volname = volume_backend(root_volid)
             source = Path(holder.snapshot_source(volname, VZDUMP_SNAPSHOT)[0])
         else:
             source = copy_while_running(vmid, rootfs, staging, info) if running and mode == "suspend" else rootfs
