@@ -89,7 +89,7 @@ def permissions() -> Permissions:
 
 def allowed(who: str, path: str, privs: list[str], any_of: bool = True) -> bool:
     """For the list endpoints that filter what a caller sees (`user: all` with a check in the handler)."""
-    return who == ROOT or Permissions(store.read()).check(who, path, privs, any_of, noerr=True)
+    return who == ROOT or permissions().check(who, path, privs, any_of, noerr=True)
 
 
 def require(who: str, path: str, privs: list[str], any_of: bool = False) -> None:

@@ -541,6 +541,12 @@ class LvmThinBackend(Backend):
         if source.is_dir():
             shutil.copyfile(self._size_file(source), self._size_file(target))
 
+    def _move(self, source: Path, target: Path) -> None:
+        """A volume renamed (over a file of that name); a container root's recorded size goes with it."""
+        source.replace(target)
+        if target.is_dir():
+            self._size_file(source).replace(self._size_file(target))
+
     def _remove(self, path: Path) -> None:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -581,10 +587,8 @@ class LvmThinBackend(Backend):
             raise StorageError(f"unable to create base volume - found snaphost '{snap.name}'")
         new_name = volname.replace("vm-", "base-", 1)
         base = self.pool / new_name
-        (self.pool / volname).rename(base)
-        if base.is_dir():  # a container root's size goes with it; a tree stays traversable
-            self._size_file(self.pool / volname).rename(self._size_file(base))
-        base.chmod(0o555 if base.is_dir() else 0o444)  # lvchange -pr: read-only
+        self._move(self.pool / volname, base)
+        base.chmod(0o555 if base.is_dir() else 0o444)  # lvchange -pr: read-only; a tree stays traversable
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
         self.path(new_name)
         return new_name
@@ -598,9 +602,7 @@ class LvmThinBackend(Backend):
         source, target = self.pool / volname, self.pool / name
         if target.exists():
             raise StorageError(f"target volume '{name}' already exists")
-        source.rename(target)
-        if target.is_dir():
-            self._size_file(source).rename(self._size_file(target))
+        self._move(source, target)
         (DEV / self.options["vgname"] / volname).unlink(missing_ok=True)
         self.path(name)
         return name
@@ -633,8 +635,7 @@ class LvmThinBackend(Backend):
             old = self.pool / f".{volname}.old"
             self._remove(old)
             current.rename(old)
-            partial.rename(current)
-            self._size_file(partial).replace(self._size_file(current))
+            self._move(partial, current)
             self._remove(old)
         else:
             partial.replace(current)
