@@ -68,15 +68,9 @@ def used_service_nodes(sd: dict[str, Any] | None, online: set[str]) -> tuple[str
     if sd is None or sd.get("state") in ("stopped", "request_start"):
         return None, None
     state, node, target = sd.get("state"), sd.get("node"), sd.get("target")
-    current = node if state in ("started", "request_stop", "fence", "freeze", "error", "recovery", "migrate",
-                                "relocate") and node in online else None
+    current = node if state in LOAD_STATES and node in online else None
     moving = target if state in ("migrate", "relocate", "request_start_balance") and target in online else None
     return current, moving
-
-
-def places(sd: dict[str, Any]) -> set[str]:
-    """The nodes a service occupies: its node and, while moving, its target."""
-    return {n for n in (sd.get("node"), sd.get("target")) if n}
 
 
 class NodeStatus:
