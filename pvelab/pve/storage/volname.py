@@ -183,7 +183,8 @@ def path_to_volume_id(storages: dict[str, dict[str, Any]], path: str) -> tuple[s
 
 def list_images(sid: str, options: dict[str, Any], vmid: str) -> list[str]:
     """The volume IDs of a VM's images in a storage with a path (Plugin.pm's list_images, for one VM):
-    its files that name it as owner, a linked clone by its backing base."""
+    its files that name it as owner. A linked clone is listed by its own name, without the base
+    PVE reads from its qcow2 backing file (path_to_volume_id's cases need no more)."""
     directory = Path(get_subdir(options, "images")) / vmid
     found = []
     for path in sorted(directory.glob("*")) if directory.is_dir() else []:
