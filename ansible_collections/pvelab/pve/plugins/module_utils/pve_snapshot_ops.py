@@ -9,7 +9,12 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_guest_ops import find, run_task
 
-RESERVED = {"qemu": ("current", "pending"), "lxc": ("current", "vzdump")}  # names each API refuses
+RESERVED = {"qemu": ("current", "pending"), "lxc": ("current", "vzdump")}  # names each API refuses, as written
+
+
+def is_reserved(name: str, kind: str) -> bool:
+    """Whether the guest's API refuses the name: as written, and qemu-server's 'pending' in any case."""
+    return name in RESERVED[kind] or ("pending" in RESERVED[kind] and name.lower() == "pending")
 
 
 def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
@@ -23,7 +28,7 @@ def ensure_snapshot(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     listed = {s["name"]: s for s in api.get(base) if s["name"] != "current"}
     names = sorted(listed)
     result: dict[str, Any] = {"changed": False, "vmid": vmid, "node": node, "snapshots": names}
-    if name.lower() in RESERVED[str(guest["type"])]:
+    if is_reserved(name, str(guest["type"])):
         raise PveError(f"snapshot name '{name}' is reserved by PVE - choose another")
     if p.get("vmstate") and guest["type"] == "lxc":
         raise PveError(f"guest {vmid} is a container, whose snapshots hold no RAM - vmstate is for VMs; leave it "

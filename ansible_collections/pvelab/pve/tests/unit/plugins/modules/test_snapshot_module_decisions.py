@@ -57,6 +57,15 @@ def test_removed_then_gone_and_a_rollback_is_always_a_change(world: FakeCluster)
     assert pve_snapshot_ops.ensure_snapshot(options(vmid=200, state="absent"), check_mode=False)["changed"] is False
 
 
+@pytest.mark.parametrize("given", [
+    {"name": "Current"}, {"vmid": 200, "name": "VZDUMP"}, {"vmid": 200, "name": "pending"},
+])
+def test_a_name_reserved_only_in_another_spelling_or_for_the_other_kind_is_taken(world: FakeCluster,
+                                                                                 given: dict[str, Any]) -> None:
+    """PVE compares 'current' and 'vzdump' as written; 'pending' (any case) is reserved for VMs only."""
+    assert pve_snapshot_ops.ensure_snapshot(options(**given), check_mode=True)["changed"] is True
+
+
 @pytest.mark.parametrize("given,message", [
     ({"vmid": 999}, "guest 999 does not exist in the cluster"),
     ({"name": "current"}, "snapshot name 'current' is reserved"),
