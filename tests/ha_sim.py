@@ -21,12 +21,13 @@ from pvelab.pve.ha import config as ha_config
 from pvelab.pve.ha.crm import Crm
 from pvelab.pve.ha.lrm import Lrm
 from pvelab.pve.ha.manager import Manager
-from pvelab.pve.ha.rules import CompiledRules, from_groups, from_rules
+from pvelab.pve.ha.rules import CompiledRules, from_groups, from_rules, group_nofailback
 from tests.ha_scenarios import Expected, Scenario, expected_from
 
 LOCK_TIMEOUT = 120
 WATCHDOG_TIMEOUT = 60
 MAX_SIM_TIME = 10000
+DEFAULT_NODE_MAXCPU, DEFAULT_NODE_MAXMEM = 24.0, 131072 * 1024**2  # Sim::Hardware's, for dynamic figures
 
 
 class Watchdog:
@@ -168,6 +169,15 @@ class ManagerEnv:
     def write_manager_status(self, status: dict[str, Any]) -> None:
         self.hardware.manager_status = copy.deepcopy(status)
 
+    def crs_settings(self) -> dict[str, str]:
+        return self.env.datacenter_option("crs")
+
+    def node_stats(self, mode: str) -> dict[str, dict[str, Any]]:
+        return self.hardware.node_stats(mode, self.service_stats("dynamic") if mode == "dynamic" else {})
+
+    def service_stats(self, mode: str) -> dict[str, dict[str, Any]]:
+        return self.hardware.service_stats(mode, self.env)
+
 
 class SimEnv:
     """One daemon's DaemonEnv: pve-ha-manager's TestEnv clock and the simulated cluster's state."""
@@ -278,6 +288,9 @@ class Hardware:
         self.service_locks: dict[str, str] = {}
         self.fail_tries: dict[str, dict[str, int]] = {}
         self.files = scenario.files
+        self.hardware_status = scenario.hardware
+        self.static_stats = json.loads(scenario.files.get("static_service_stats") or "{}")
+        self.dynamic_stats = json.loads(scenario.files.get("dynamic_service_stats") or "{}")
         self.datacenter = json.loads(scenario.files.get("datacenter.cfg") or "{}")
         self.lines: list[tuple[str, int, str, str]] = []
         self.daemons = {n: NodeDaemons(SimEnv(self, n, "crm"), SimEnv(self, n, "lrm")) for n in self.nodes}
@@ -301,7 +314,47 @@ class Hardware:
                 entry["state"] = "started"
             for key in ("failback", "max_restart", "max_relocate"):
                 entry.setdefault(key, "1")
+            if group_nofailback(entry, self.groups()):
+                entry["failback"] = "0"
             out[sid] = entry
+        return out
+
+    def service_stats(self, mode: str, env: SimEnv) -> dict[str, dict[str, Any]]:
+        """Sim::Hardware's get_*_service_stats: every configured service with its node and state, and
+        its usage from the scenario's static_service_stats (and dynamic_service_stats)."""
+        usage: dict[str, dict[str, Any]] = {}
+        for stats in (self.static_stats, self.dynamic_stats)[:2 if mode == "dynamic" else 1]:
+            for sid, figures in stats.items():
+                usage.setdefault(sid, {}).update(figures)
+        out = {}
+        for sid, conf in self.read_service_config().items():
+            state = conf["state"]
+            out[sid] = {"node": conf["node"], "state": state, "running": state == "started",
+                        "usage": usage.get(sid, {}) if mode != "basic" else {}}
+            figures = out[sid]["usage"]
+            if mode == "dynamic" and figures.get("cpu", 0) > figures.get("maxcpu", 0):
+                env.log("warning", f"overcommitted cpu on '{sid}'")
+            if mode == "dynamic" and figures.get("mem", 0) > figures.get("maxmem", 0):
+                env.log("warning", f"overcommitted mem on '{sid}'")
+        return out
+
+    def node_stats(self, mode: str, dynamic: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Sim::Hardware's get_static_node_stats (hardware_status's maxcpu and maxmem) and
+        get_dynamic_node_stats (plus the load of the services each node's LRM reports running)."""
+        out = {n: {k: v for k, v in self.hardware_status[n].items() if k in ("maxcpu", "maxmem", "cpu", "mem")}
+               for n in self.nodes}
+        if mode != "dynamic":
+            return {n: {k: v for k, v in s.items() if k in ("maxcpu", "maxmem")} for n, s in out.items()}
+        for figures in out.values():
+            figures.setdefault("maxcpu", DEFAULT_NODE_MAXCPU)
+            figures.setdefault("cpu", 0.0)
+            figures.setdefault("maxmem", DEFAULT_NODE_MAXMEM)
+            figures.setdefault("mem", 0)
+        for sid, conf in self.service_config.items():
+            node = conf["node"]
+            if node in out and self.service_status.get(node, {}).get(sid):
+                out[node]["cpu"] += dynamic[sid]["usage"]["cpu"]
+                out[node]["mem"] += dynamic[sid]["usage"]["mem"]
         return out
 
     def compiled_rules(self, nodes: list[str]) -> CompiledRules:
@@ -309,9 +362,11 @@ class Hardware:
             sections = [s for s in ha_config.parse_sections(self.files["rules_config"])
                         if s.type in ("node-affinity", "resource-affinity")]
             return from_rules(sections, nodes)
-        groups = {s.id: dict(s.options) for s in ha_config.parse_sections(self.files.get("groups", ""))
-                  if s.type == "group"}
-        return from_groups(self.service_config, groups)
+        return from_groups(self.service_config, self.groups())
+
+    def groups(self) -> dict[str, dict[str, str]]:
+        return {s.id: dict(s.options) for s in ha_config.parse_sections(self.files.get("groups", ""))
+                if s.type == "group"}
 
     def get_lock(self, env: SimEnv, name: str) -> bool:
         """Sim::Env's sim_get_lock: renewed by its holder within 120 s, taken by anyone after."""
@@ -415,6 +470,11 @@ class Hardware:
                 self.service_status.setdefault(params[0], {})[sid] = 1
         elif action == "delete":
             self.service_config.pop(sid, None)
+            self.static_stats.pop(sid, None)
+        elif action in ("set-static-stats", "set-dynamic-stats"):  # cores, and MiB turned into bytes
+            stats = self.static_stats if action == "set-static-stats" else self.dynamic_stats
+            for name, value in zip(params[::2], params[1::2], strict=True):
+                stats.setdefault(sid, {})[name] = float(value) if "cpu" in name else int(value) * 1024**2
         elif action == "manual-migrate":
             self.service_config[sid]["node"] = params[0]
         elif action == "lock":

@@ -13,6 +13,7 @@ from pvelab.pve.ha.crm import Crm
 from pvelab.pve.ha.lrm import Lrm
 from pvelab.pve.ha.manager import Manager
 from pvelab.pve.ha.rules import CompiledRules
+from tests.ha_basic_crs import BasicCrs
 
 LOCK_LIFETIME = 120
 
@@ -55,7 +56,7 @@ class FakeAgent:
         return 0
 
 
-class SimManagerEnv:
+class SimManagerEnv(BasicCrs):
     def __init__(self, cluster: SimCluster, node: str) -> None:
         self.cluster, self.nodename = cluster, node
 

@@ -9,11 +9,12 @@ import pytest
 
 from pvelab.pve.ha.manager import ERROR, SUCCESS, Manager
 from pvelab.pve.ha.rules import CompiledRules, NodeAffinity
+from tests.ha_basic_crs import BasicCrs
 
 NODES = ("pve1", "pve2", "pve3")
 
 
-class FakeCluster:
+class FakeCluster(BasicCrs):
     nodename = "pve2"
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pvelab.pve import members, version
 from pvelab.pve.ha import config
-from pvelab.pve.ha.rules import CompiledRules, compile_rules
+from pvelab.pve.ha.rules import CompiledRules, compile_rules, group_nofailback
 
 LOCK_LIFETIME = 120.0  # pmxcfs's CFS_LOCK_TIMEOUT: within it a lock is renewed, after it taken anew
 WATCHDOG_SOCKET = Path("/run/watchdog-mux.sock")
@@ -118,6 +118,7 @@ class NodeEnv:
 
     def __init__(self, nodename: str, locks: Locks) -> None:
         self.nodename, self.locks = nodename, locks
+        self.static_info: dict[str, dict[str, Any]] = {}
 
     def now(self) -> float:
         return time.time()
@@ -168,6 +169,63 @@ class NodeEnv:
     def write_manager_status(self, status: dict[str, Any]) -> None:
         config.write_manager_status(status)
 
+    def crs_settings(self) -> dict[str, str]:
+        return config.datacenter_option("crs")
+
+    def node_stats(self, mode: str) -> dict[str, dict[str, Any]]:
+        """Each node's CPUs and memory, as its pvestatd's static-info tells them: this node's own, the
+        others' asked from their API once (they change only at a node's boot). The measured load the
+        'dynamic' mode needs is not collected in the twin (no pvestatd RRD): that mode falls back to
+        'basic', as PVE does when it lacks the figures."""
+        if mode != "static":
+            raise ValueError(f"did not get {mode} node usage information - not collected on this cluster")
+        for node, info in sorted((members.read().get("nodelist") or {}).items()):
+            if node not in self.static_info and (info.get("online") or node == self.nodename):
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    self.static_info[node] = static_info(node, info.get("ip"), node == self.nodename)
+        return dict(self.static_info)
+
+    def service_stats(self, mode: str) -> dict[str, dict[str, Any]]:
+        """Every guest with its node, and in the static mode its configured CPUs and memory. Only HA
+        resources count as running here: the twin has no RRD telling which other guests run."""
+        from pvelab.pve.guests import store  # only in the static mode: the idle daemons stay small
+
+        out: dict[str, dict[str, Any]] = {}
+        for vmid, guest in members.vmlist().items():
+            kind = "vm" if guest.get("type") == "qemu" else "ct"
+            entry: dict[str, Any] = {"node": guest["node"], "state": "stopped", "running": False, "usage": {}}
+            if mode == "static":
+                with contextlib.suppress(OSError, store.GuestError):
+                    options = store.load(guest["node"], vmid, KINDS[kind]).main.options
+                    entry["usage"] = static_usage(kind, options)
+            out[f"{kind}:{vmid}"] = entry
+        return out
+
+
+def static_info(node: str, address: str | None, local: bool) -> dict[str, Any]:
+    if local:
+        from pvelab.pve.cluster.api import node_memory  # only in the static mode
+
+        return {"maxcpu": os.cpu_count() or 1, "maxmem": node_memory()["total"]}
+    from pvelab.pve.api import auth  # only in the static mode
+    from pvelab.pve.apiclient import PinnedClient
+
+    client = PinnedClient(address or node, None, timeout=3.0)
+    client.ticket = auth.make_ticket("root@pam")
+    status = client.request("GET", f"/nodes/{node}/status")
+    return {"maxcpu": status["cpuinfo"]["cpus"], "maxmem": status["memory"]["total"]}
+
+
+def static_usage(kind: str, options: dict[str, str]) -> dict[str, Any]:
+    """A guest's configured maxima (PVE's derived max-cpu and max-memory): a VM's vcpus or
+    sockets x cores, a container's cpulimit or cores (0: unlimited); memory in bytes."""
+    memory = options.get("memory", "512").split("current=")[-1].split(",")[0]
+    if kind == "vm":
+        cpus = float(options.get("vcpus") or int(options.get("sockets", 1)) * int(options.get("cores", 1)))
+    else:
+        cpus = float(options.get("cpulimit") or options.get("cores") or 0)
+    return {"maxcpu": cpus, "maxmem": int(memory) * 1024 * 1024}
+
 
 def service_config() -> dict[str, dict[str, str]]:
     """Each resource with its defaults filled in, plus `type` and the `node` its guest lives on now."""
@@ -178,8 +236,8 @@ def service_config() -> dict[str, dict[str, str]]:
         kind, vmid = sid.split(":")
         entry = config.with_defaults(options)
         entry["type"] = kind
-        if (groups.get(options.get("group", "")) or {}).get("nofailback") == "1":
-            entry["failback"] = "0"  # PVE 8: the group's nofailback
+        if group_nofailback(options, groups):
+            entry["failback"] = "0"
         guest = guests.get(int(vmid))
         if guest is not None and guest.get("type") == KINDS[kind]:
             entry["node"] = guest["node"]

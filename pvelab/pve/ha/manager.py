@@ -10,6 +10,8 @@ import os
 import time
 from typing import Any, Protocol
 
+from pvelab.pve.ha import crs
+from pvelab.pve.ha.crs import used_service_nodes
 from pvelab.pve.ha.rules import CompiledRules
 
 FENCE_DELAY = 60.0  # a node offline this long has its services fenced
@@ -19,8 +21,6 @@ SUCCESS, ERROR, ETRY_AGAIN, EWRONG_NODE, EUNKNOWN_SERVICE_TYPE, EUNKNOWN_COMMAND
     EUNKNOWN_SERVICE, IGNORED = range(9)
 SERVICE_STATES = ("stopped", "request_stop", "request_start", "request_start_balance", "started", "fence",
                   "recovery", "migrate", "relocate", "freeze", "error")
-# States whose service counts towards its node's load (the 'basic' scheduler).
-LOAD_STATES = ("started", "request_stop", "fence", "freeze", "error", "recovery", "migrate", "relocate")
 REMOVABLE_LOCKS = ("backup", "mounted", "migrate", "clone", "rollback", "snapshot", "snapshot-delete",
                    "suspending", "suspended")
 _uid_counter = itertools.count(1)
@@ -41,6 +41,9 @@ class Env(Protocol):
     def steal_service(self, sid: str, source: str, target: str) -> None: ...
     def remove_locks(self, sid: str, node: str, locks: tuple[str, ...]) -> str | None: ...
     def write_manager_status(self, status: dict[str, Any]) -> None: ...
+    def crs_settings(self) -> dict[str, str]: ...  # datacenter.cfg's crs
+    def node_stats(self, mode: str) -> dict[str, dict[str, Any]]: ...  # node -> maxcpu, maxmem (+ cpu, mem)
+    def service_stats(self, mode: str) -> dict[str, dict[str, Any]]: ...  # sid -> node, state, running, usage
 
 
 def new_uid(state: str) -> str:
@@ -60,17 +63,6 @@ def count_active_services(ss: dict[str, dict[str, Any]], node: str) -> int:
 
 def count_fenced_services(ss: dict[str, dict[str, Any]], node: str) -> int:
     return sum(1 for sd in ss.values() if sd.get("node") == node and sd.get("state") == "fence")
-
-
-def used_service_nodes(sd: dict[str, Any] | None, online: set[str]) -> tuple[str | None, str | None]:
-    """pve-ha-manager's get_used_service_nodes: the online node a service occupies, and the online
-    node it is moving to."""
-    if sd is None or sd.get("state") in ("stopped", "request_start"):
-        return None, None
-    state, node, target = sd.get("state"), sd.get("node"), sd.get("target")
-    current = node if state in LOAD_STATES and node in online else None
-    moving = target if state in ("migrate", "relocate", "request_start_balance") and target in online else None
-    return current, moving
 
 
 class NodeStatus:
@@ -154,7 +146,10 @@ class Manager:
             self.ms["disarm"] = old_status["disarm"]
         self.all_lrms_disarmed = False  # the CRM lets its watchdog go while this holds
         self.rules = CompiledRules()
-        self.usage: dict[str, set[str]] = {}
+        self.usage = crs.Usage("basic", env.log, {}, {})
+        self.crs: dict[str, Any] = {}
+        self.imbalanced_rounds = 0  # rounds the imbalance stayed over the threshold (not kept across masters)
+        self.update_crs_mode()
 
     # -- helpers -----------------------------------------------------------------------------------
     def change_state(self, sid: str, new_state: str, **params: Any) -> None:
@@ -164,37 +159,74 @@ class Manager:
         kept: dict[str, Any] = {k: sd[k] for k in ("failed_nodes", "maintenance_node") if k in sd}
         node = sd.get("node")
         sd.clear()
-        sd.update({"state": new_state, "node": node, **kept, **params, "uid": new_uid(new_state)})
-        self.recompute_usage()
+        sd.update({"state": new_state, "node": node, **kept, **params})
+        self.usage.remove_service_usage(sid)
+        self.usage.add_service_usage(sid, sd)
+        sd["uid"] = new_uid(new_state)
         text = ", ".join(f"{k} = {v}" for k, v in sorted(params.items()))
         self.env.log("info", f"service '{sid}': state changed from '{old_state}' to '{new_state}'"
                              + (f"  ({text})" if text else ""))
 
+    def update_crs_mode(self) -> None:
+        """datacenter.cfg's crs, read each round: the scheduler mode and its rebalancing options."""
+        settings = self.env.crs_settings()
+        old, new = self.crs.get("mode"), settings.get("ha") or "basic"
+        self.crs = {"mode": new, "rebalance_on_start": settings.get("ha-rebalance-on-start") == "1",
+                    "auto_rebalance": settings.get("ha-auto-rebalance") == "1",
+                    "threshold": float(settings.get("ha-auto-rebalance-threshold", 0.3)),
+                    "method": settings.get("ha-auto-rebalance-method", "bruteforce"),
+                    "hold": float(settings.get("ha-auto-rebalance-hold-duration", 3)),
+                    "margin": float(settings.get("ha-auto-rebalance-margin", 0.1))}
+        if old is None and new != "basic":
+            self.env.log("info", f"using scheduler mode '{new}'")
+        elif old is not None and old != new:
+            self.env.log("info", f"switching scheduler mode from '{old}' to '{new}'")
+
     def recompute_usage(self) -> None:
-        self.usage = {node: set() for node in self.ns.online_nodes()}
-        for sid, sd in self.ss.items():
-            if sd.get("state") not in LOAD_STATES:
-                continue
-            for node in (sd.get("node"), sd.get("target")):
-                if node in self.usage:
-                    self.usage[node].add(sid)
+        """The online nodes' usage in the scheduler mode; 'basic' if the mode's figures are missing."""
+        online = self.ns.online_nodes()
+        mode, usage = self.crs["mode"], None
+        if mode in ("static", "dynamic"):
+            try:
+                stats = self.env.service_stats(mode)
+                figures = self.env.node_stats(mode)
+                usage = crs.Usage(mode, self.env.log, {n: crs.node_stats(mode, figures.get(n), n) for n in online},
+                                  stats)
+            except (OSError, ValueError) as exc:
+                self.env.log("warning", f"fallback to 'basic' scheduler mode, init for '{mode}' failed - {exc}")
+        elif mode != "basic":
+            self.env.log("warning", f"got unknown scheduler mode '{mode}', using 'basic'")
+        if usage is None:
+            stats = self.env.service_stats("basic")
+            usage = crs.Usage("basic", self.env.log, {n: crs.Stats() for n in online}, stats)
+        for sid in sorted(self.ss):
+            usage.add_service_usage(sid, self.ss[sid])
+        for sid in sorted(stats):  # guests outside HA use their nodes too
+            if sid not in self.ss:
+                usage.add_service_usage(sid, {k: stats[sid][k] for k in ("node", "state", "running")
+                                              if k in stats[sid]})
+        self.usage = usage
+
+    def node_affinity(self, sid: str, online: set[str]) -> tuple[dict[str, int], set[str]]:
+        """pve-ha-manager's get_node_affinity: the online nodes `sid` may use (with priorities), and
+        those of the highest priority."""
+        affinity = self.rules.node_affinity.get(sid)
+        if affinity is None:
+            allowed = dict.fromkeys(online, 0)
+        else:
+            allowed = {n: p for n, p in affinity.nodes.items() if n in online}
+            if not affinity.strict:
+                allowed.update({n: -1 for n in online if n not in allowed})
+        top = max(allowed.values(), default=0)
+        return allowed, {n for n, p in allowed.items() if p == top}
 
     def select_node(self, sid: str, cd: dict[str, str], preference: str) -> str | None:
         """Where a service should run: rule priorities, then resource affinity, then load, then name."""
         sd = self.ss[sid]
         current = sd.get("node")
-        online = set(self.usage)
-        affinity = self.rules.node_affinity.get(sid)
-        if affinity is None:
-            allowed = {n: 0 for n in online}
-        else:
-            allowed = {n: p for n, p in affinity.nodes.items() if n in online}
-            if not affinity.strict:
-                allowed.update({n: -1 for n in online if n not in allowed})
+        allowed, preferred = self.node_affinity(sid, self.usage.online())
         if not allowed:
             return None
-        top = max(allowed.values())
-        preferred = {n for n, p in allowed.items() if p == top}
         together, apart = self.affine_nodes(sid)
         if preference == "none" and cd.get("failback") == "0" and current in allowed \
                 and self.affinity_allows(together, apart, current):
@@ -212,7 +244,8 @@ class Manager:
             return fallback
         if preference == "none" and current in preferred:
             return current
-        ordered = sorted(preferred, key=lambda n: (len(self.usage.get(n, set()) - {sid}), n))
+        scores = self.usage.scores(sid)
+        ordered = sorted(preferred, key=lambda n: (scores.get(n, 0.0), n))
         if not ordered:
             return None
         if preference == "try-next" and current in ordered and ordered.index(current) < len(ordered) - 1:
@@ -223,16 +256,16 @@ class Manager:
         """pve-ha-manager's get_resource_affinity: online nodes holding resources to keep together with
         `sid` (a moving one counts at its target only, so it is not pulled back), with counts, and the
         online nodes to keep away from."""
-        online = set(self.usage)
+        online = self.usage.online()
         together: dict[str, int] = {}
         apart: set[str] = set()
         for other in self.rules.together.get(sid, set()):
-            current, target = used_service_nodes(self.ss.get(other), online)
+            current, target = used_service_nodes(self.ss.get(other) or {}, online)
             node = target or current
             if node:
                 together[node] = together.get(node, 0) + 1
         for other in self.rules.apart.get(sid, set()):
-            apart |= {n for n in used_service_nodes(self.ss.get(other), online) if n}
+            apart |= {n for n in used_service_nodes(self.ss.get(other) or {}, online) if n}
         return together, apart
 
     @staticmethod
@@ -323,20 +356,26 @@ class Manager:
                 sd["cmd"] = [task, target]
 
     # -- one round -----------------------------------------------------------------------------------
-    def manage(self) -> None:
-        env = self.env
-        node_info = env.node_info()
+    def read_lrm_status(self, nodes: set[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """The LRMs' results by uid, and each node's LRM mode."""
         results: dict[str, dict[str, Any]] = {}
         modes: dict[str, str] = {}
-        for node in sorted(set(self.ns.status) | set(node_info)):
-            lrm = env.lrm_status(node) or {}
+        for node in sorted(nodes):
+            lrm = self.env.lrm_status(node) or {}
             modes[node] = lrm.get("mode") or "active"
             for uid, result in (lrm.get("results") or {}).items():
                 results.setdefault(uid, result)
+        return results, modes
+
+    def manage(self) -> None:
+        env = self.env
+        node_info = env.node_info()
+        results, modes = self.read_lrm_status(set(self.ns.status) | set(node_info))
         self.ns.update(node_info, modes)
         if not self.ns.is_operational(env.nodename):
             env.log("info", "master seems offline")
             return
+        self.update_crs_mode()
         sc = env.service_config()
         if not self.ms.get("disarm"):
             self.sync_services(sc)
@@ -349,6 +388,8 @@ class Manager:
             if deferred is None:  # disarm active and progressing: no state machine this round
                 self.flush()
                 return
+        else:  # a deferred disarm starts no new migrations
+            self.load_balance()
         self.all_lrms_disarmed = False
         while True:
             repeat = False
@@ -446,7 +487,7 @@ class Manager:
         elif state == "started":
             self.next_started(sid, cd, sd, result)
         elif state == "request_start":
-            self.change_state(sid, "started", node=sd["node"])
+            self.next_request_start(sid, cd, sd)
         elif state in ("migrate", "relocate", "request_start_balance"):
             self.next_migrate(sid, cd, sd, result)
         elif state == "recovery":
@@ -466,6 +507,75 @@ class Manager:
         elif state == "error" and cd["state"] == "disabled":
             sd.pop("failed_nodes", None)
             self.change_state(sid, "stopped")
+
+    def next_request_start(self, sid: str, cd: dict[str, str], sd: dict[str, Any]) -> None:
+        current = sd["node"]
+        if self.crs["rebalance_on_start"]:
+            node = self.select_node(sid, cd, "best-score")
+            self.env.log("info", f"service {sid}: re-balance selected {'new' if node != current else 'current'}"
+                                 f" node {node} for startup")
+            if node != current:
+                self.change_state(sid, "request_start_balance", node=current, target=node)
+                return
+        self.change_state(sid, "started", node=current)
+
+    def load_balance(self) -> None:
+        """Auto-rebalancing (static and dynamic modes): once the nodes' imbalance stayed over the
+        threshold for `hold` rounds, the best migration of a running service (with the services kept
+        together with it) - if it lowers the imbalance by at least `margin`."""
+        opts = self.crs
+        if not opts["auto_rebalance"] or self.usage.mode not in ("static", "dynamic") or self.motion_pending():
+            return
+        before = self.usage.imbalance()
+        if before <= opts["threshold"]:
+            self.imbalanced_rounds = 0
+            return
+        self.imbalanced_rounds += 1
+        if self.imbalanced_rounds < opts["hold"]:
+            return
+        self.imbalanced_rounds = 0
+        best = self.usage.best_migration(self.migration_candidates(), opts["method"])
+        if best is None or (before - best.imbalance) / before < opts["margin"]:
+            return
+        task = "migrate" if best.sid.startswith("vm:") else "relocate"
+        self.env.log("info", f"auto rebalance - {task} {best.sid} to {best.target} (expected change for imbalance"
+                             f" from {before:.2f} to {best.imbalance:.2f})")
+        self.queue_motion(f"{task} {best.sid} {best.target}", task, best.sid, best.target)
+
+    def motion_pending(self) -> bool:
+        return any(sd.get("state") in ("migrate", "relocate") or (sd.get("cmd") or [""])[0] in ("migrate", "relocate")
+                   for sd in self.ss.values())
+
+    def migration_candidates(self) -> list[tuple[str, list[str], list[str]]]:
+        """Running services resting on one node with all the running services kept together with them
+        (the bundle's first by name leads), and the nodes the bundle may move to."""
+        online = self.usage.online()
+        out = []
+        bundles: dict[str, list[str]] = {}
+        for sid in sorted(self.ss):
+            sd = self.ss[sid]
+            if sd["state"] != "started":
+                continue
+            members, nodes = [sid], {sd["node"]}
+            mates = [self.ss[m] for m in self.rules.together.get(sid, set()) if m in self.ss]
+            if any(m["state"] in ("migrate", "relocate") for m in mates):
+                continue
+            for mate in sorted(m for m in self.rules.together.get(sid, set()) if m in self.ss):
+                if self.ss[mate]["state"] == "started":
+                    nodes.add(self.ss[mate]["node"])
+                    members.append(mate)
+            if len(nodes) == 1:
+                members.sort()
+                bundles[members[0]] = members
+        for leader in sorted(bundles):
+            _, targets = self.node_affinity(leader, online)
+            _, apart = self.affine_nodes(leader)
+            targets -= apart | {self.ss[leader]["node"]}
+            if targets and leader in self.usage.resources \
+                    and all(self.usage.resources.get(m) and self.usage.resources[m].target is None
+                            for m in bundles[leader]):
+                out.append((leader, bundles[leader], sorted(targets)))
+        return out
 
     def next_migrate(self, sid: str, cd: dict[str, str], sd: dict[str, Any], result: dict[str, Any] | None) -> None:
         wanted = "started" if cd["state"] == "started" else "request_stop"

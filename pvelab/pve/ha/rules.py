@@ -32,6 +32,12 @@ def from_groups(resources: dict[str, dict[str, str]], groups: dict[str, dict[str
     return compiled
 
 
+def group_nofailback(options: dict[str, str], groups: dict[str, dict[str, str]]) -> bool:
+    """A resource whose HA group has `nofailback` stays where it is: PVE 8 reads the group when it
+    places the resource, PVE 9 turns it into the resource's `failback 0` when it migrates groups."""
+    return (groups.get(options.get("group", "")) or {}).get("nofailback") == "1"
+
+
 def rule_errors(rule: Section, rules: list[Section], cluster_nodes: list[str]) -> list[str]:
     """Why a rule cannot be used (it is then ignored, not deleted), as PVE's checks word it."""
     members = set(filter(None, rule.options.get("resources", "").split(",")))
