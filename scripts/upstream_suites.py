@@ -91,8 +91,8 @@ def table() -> str:
 
     results = [outcome(case)[0] for case in cases()]
     rows.append(f"| qemu-server cfg2cmd | proxmox/qemu-server `src/test/cfg2cmd/` | {len(results)} | {sum(results)} | "
-                f"{len(results) - sum(results)} | word for word, before the TCG rewrite; the first difference of most "
-                "is PVE 9's throttle group and `-blockdev` JSON per drive (ours: `-drive`, PVE 8's form) |")
+                f"{len(results) - sum(results)} | word for word, before the TCG rewrite, against qemu-server's mocked "
+                "test host (its storages, PCI devices, CPU models and QEMU 10.1) |")
     from tests.ha_scenarios import all_scenarios
     from tests.ha_sim import simulate
 

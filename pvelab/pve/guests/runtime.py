@@ -5,8 +5,10 @@ daemons never touches a running guest, and it daemonizes with a pid file and a Q
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -19,9 +21,10 @@ from pvelab.procfs import running_for
 from pvelab.pve import members, version
 from pvelab.pve.guests import qemu_cmd, qmp, store
 from pvelab.pve.guests.config import VmConfig
+from pvelab.pve.guests.qemu_drive import Volume, is_device_file
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.storage import config as storage_config
-from pvelab.pve.storage import volumes
+from pvelab.pve.storage import volname, volumes
 
 Log = Callable[[str], None]
 RUN_DIR = qmp.RUN_DIR
@@ -64,8 +67,68 @@ def volume_exists(volid: str) -> bool:
         raise GuestError(str(exc)) from exc
 
 
+class NodeStorages:
+    """The storage layer as qemu-server's command line asks it (qemu_drive.Storages)."""
+
+    def volume(self, volid: str) -> Volume:
+        try:
+            store_, name = volumes.volume_backend(volid)
+            options = {**store_.options, "content": set(storage_config.content_of(store_.options))}
+            if options["type"] == "dir":
+                vtype, image = volname.parse_volname(name)[:2]
+            else:
+                vtype, image = "images", store_.image_name(name)
+            fmt = store_.volume_format(name) if vtype == "images" else "raw"
+            return Volume(store_.id, options, vtype, image, fmt, str(store_.path(name)))
+        except storage_config.StorageError as exc:
+            raise GuestError(str(exc)) from exc
+
+    def is_device(self, path: str) -> bool:
+        return is_device_file(path)
+
+    def snapshot_chain(self, volid: str) -> dict[str, dict[str, str]]:
+        return {}  # no storage here keeps snapshots as a volume chain
+
+    def cdrom_path(self) -> str:
+        return "/dev/cdrom"
+
+    def has_ceph_keyring(self, storage: str) -> bool:
+        return Path(f"/etc/pve/priv/ceph/{storage}.keyring").exists()
+
+
+@functools.cache
+def installed_qemu() -> str:
+    """The node's QEMU version, as qemu-server's kvm_user_version reads it."""
+    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"version (\d+\.\d+(?:\.\d+)?)", out)
+    return found.group(1) if found else ""
+
+
+def iscsi_initiator() -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/iscsi/initiatorname.iscsi").read_text().splitlines():
+            found = re.match(r"^\s*InitiatorName\s*=\s*([.\-:\w]+)", line)
+            if found:
+                return found.group(1)
+    return None
+
+
+def bridge_mtu(bridge: str) -> int:
+    try:
+        return int(Path(f"/sys/class/net/{bridge}/mtu").read_text())
+    except (OSError, ValueError):
+        return 1500
+
+
+def node_host() -> qemu_cmd.Host:
+    return qemu_cmd.Host(kvm_version=installed_qemu(), nodename=os.uname().nodename, storages=NodeStorages(),
+                         major=version.major(), bridge_mtu=bridge_mtu, cpus=os.cpu_count() or 1,
+                         iscsi_initiator=iscsi_initiator(), warn=lambda message: print(f"WARN: {message}"))
+
+
 def command(vmid: int, conf: VmConfig) -> list[str]:
-    return qemu_cmd.command(vmid, conf.main.options, volume_path, version.major())
+    """The command line qemu-server would run for this VM on this node (`qm showcmd`)."""
+    return qemu_cmd.command(vmid, conf.main.options, node_host())
 
 
 def qmp_status(vmid: int) -> str | None:
