@@ -404,8 +404,9 @@ def disk_sources(vmid: int, options: dict[str, str], live: bool, temporaries: li
             temporaries.append(scratch)
         if live:
             os.truncate(scratch, volume_size(source))  # the job writes into an image of the disk's size
+            job: dict[str, Any] = {"job-id": f"drive-{key}"}  # named: with -blockdev QEMU cannot name it
             qmp.command(vmid, "drive-backup", device=f"drive-{key}", target=str(scratch), sync="full",
-                        format="raw", mode="existing")
+                        format="raw", mode="existing", **job)
             if poll(lambda: not qmp.command(vmid, "query-block-jobs") or None, timeout=600, interval=0.2) is None:
                 raise GuestError(f"backup of drive-{key} did not finish")
             path = scratch

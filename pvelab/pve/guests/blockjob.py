@@ -12,6 +12,7 @@ from typing import Any
 
 from pvelab.poll import poll
 from pvelab.pve.guests import qmp
+from pvelab.pve.guests.qemu_drive import node_name
 from pvelab.pve.guests.store import GuestError
 
 Log = Callable[[str], None]
@@ -32,13 +33,18 @@ def render_duration(seconds: float) -> str:
     return f"{hours}h {minutes}m {secs}s" if hours else f"{minutes}m {secs}s" if minutes else f"{secs}s"
 
 
-def start(vmid: int, drive_key: str, target: str, fmt: str, log: Log) -> str:
-    """drive-mirror of the VM's drive into an existing volume; returns the job's id (drive-KEY)."""
+def start(vmid: int, drive_key: str, target: str, fmt: str, log: Log, volids: tuple[str, str] | None = None) -> str:
+    """drive-mirror of the VM's drive into an existing volume; returns the job's id (drive-KEY).
+    With -blockdev, `volids` (from, to) name the format node the copy replaces below the drive's
+    throttle node, and the copy's own node, as a fresh start would name them."""
     job = f"drive-{drive_key}"
     log(f"drive mirror is starting for {job}")
     try:
         arguments: dict[str, Any] = {"device": job, "target": target, "sync": "full", "mode": "existing",
                                      "format": fmt, "job-id": job}
+        if volids and "node-name" in qmp.block_node(vmid, drive_key):
+            arguments.update(replaces=node_name("fmt", drive_key, volids[0]),
+                             **{"node-name": node_name("fmt", drive_key, volids[1])})
         qmp.command(vmid, "drive-mirror", **arguments)
     except qmp.QmpError as exc:
         raise GuestError(f"mirroring error: {exc}") from exc

@@ -266,7 +266,7 @@ def clone_disk(source: DiskSource, newid: int, full: bool, storage: str | None, 
             log(f"allocated target volume '{new_volid}'")
             target = dst.path(parse_volume_id(new_volid)[1])
             if source.running and not source.snapname:
-                jobs.append(blockjob.start(source.vmid, source.key, str(target), dst_fmt, log))
+                jobs.append(blockjob.start(source.vmid, source.key, str(target), dst_fmt, log, (volid, new_volid)))
             else:
                 copy_data(src, volname, source.snapname, str(target), dst_fmt)
     new_drive = {k: v for k, v in source.drive.items() if k != "format"}

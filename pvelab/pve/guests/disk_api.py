@@ -63,7 +63,7 @@ def resize(node: str, vmid: int, disk: str, size_text: str, digest: str | None, 
         if wanted == current:
             return
         if runtime.pid_of(vmid) is not None:  # QEMU grows the image it holds, and tells the guest
-            qmp.command(vmid, "block_resize", device=f"drive-{disk}", size=wanted, timeout=60)
+            qmp.command(vmid, "block_resize", **qmp.block_node(vmid, disk), size=wanted, timeout=60)
         else:
             storage.resize(volname, wanted)
         drive["size"] = store.size_text(wanted)

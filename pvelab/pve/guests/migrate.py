@@ -391,7 +391,9 @@ def export_disks(vmid: int, volumes: list[tuple[str, str]], incoming: str, log: 
     address = incoming.split(":")[1]
     port = next(p for p in MIGRATION_PORTS if f":{p}" not in incoming and port_free(address, p))
     qmp.command(vmid, "nbd-server-start", addr={"type": "inet", "data": {"host": address, "port": str(port)}})
-    nodes = {b["device"]: b.get("inserted", {}).get("node-name") for b in qmp.command(vmid, "query-block")}
+    # by device name (-drive), or by the top node's own name (-blockdev: the device has none)
+    nodes = {b.get("device") or b.get("inserted", {}).get("node-name"): b.get("inserted", {}).get("node-name")
+             for b in qmp.command(vmid, "query-block")}
     for key, volid in volumes:
         export: dict[str, Any] = {"type": "nbd", "id": f"drive-{key}", "name": f"drive-{key}", "writable": True,
                                   "node-name": nodes[f"drive-{key}"]}

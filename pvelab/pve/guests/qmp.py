@@ -42,3 +42,11 @@ def command(vmid: int, execute: str, timeout: float = 5.0, **arguments: Any) -> 
     except (OSError, ValueError) as exc:
         raise QmpError(f"VM {vmid} qmp command '{execute}' failed - unable to connect to VM {vmid} qmp socket "
                        f"- {exc}") from exc
+
+
+def block_node(vmid: int, key: str) -> dict[str, Any]:
+    """How QMP names a drive's block node: by its device (`-drive`, before machine 10.0) or by its
+    top node's name (`-blockdev`: the device's block backend has no name)."""
+    if any(b.get("device") == f"drive-{key}" for b in command(vmid, "query-block")):
+        return {"device": f"drive-{key}"}
+    return {"node-name": f"drive-{key}"}
