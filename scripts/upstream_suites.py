@@ -107,6 +107,16 @@ def table() -> str:
                 f"sequence of service state changes matches in {sequence} of {len(scenarios)}; the CRS scenarios run "
                 "pvelab's static and dynamic scheduler; the group-migrate ones end as PVE's, though the one-time "
                 "rewrite of groups into rules files is not built |")
+    from tests.ha_scenarios import PVE8_GROUP_SCENARIOS
+
+    pve8 = all_scenarios(PVE8_GROUP_SCENARIOS)
+    alike = [(simulate(s), s.expected) for s in pve8]
+    final8 = sum((g.services, g.nodes) == (e.services, e.nodes) for g, e in alike)
+    sequence8 = sum(g.service_changes == e.service_changes for g, e in alike)
+    rows.append(f"| pve-ha-manager scenarios, PVE 8 | proxmox/pve-ha-manager `src/test/test-*/` (4.0.7) | "
+                f"{len(pve8)} | {final8} | {len(pve8) - final8} | the scenarios of PVE 8's suite with HA groups; "
+                "the sequence of "
+                f"service state changes matches in {sequence8} |")
     for suite, source, why in NOT_YET:
         rows.append(f"| {suite} | {source} | - | - | - | {why} |")
     return "\n".join(rows)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIOS = Path(__file__).resolve().parent / "fixtures" / "pve-ha-manager" / "scenarios"
+PVE8_GROUP_SCENARIOS = SCENARIOS.with_name("scenarios-pve8")  # PVE 8's suite: its scenarios with HA groups
 # a log line: level, time, who (node/crm, node/lrm, hardware, cmdlist, watchdog, ...), message
 LOG_LINE = re.compile(r"^(\w+)\s+(\d+)\s+(\S+):\s?(.*)$")
 SERVICE_CHANGE = re.compile(r"^service '([^']+)': state changed from '([^']+)' to '([^']+)'(?:\s+\(node = ([^,)\s]+))?")
@@ -85,5 +86,5 @@ def load(directory: Path) -> Scenario:
                     files=others, expected=expected_from((directory / "log.expect").read_text(), services))
 
 
-def all_scenarios() -> list[Scenario]:
-    return [load(d) for d in sorted(SCENARIOS.iterdir()) if d.is_dir()]
+def all_scenarios(folder: Path = SCENARIOS) -> list[Scenario]:
+    return [load(d) for d in sorted(folder.iterdir()) if d.is_dir()]

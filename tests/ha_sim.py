@@ -341,8 +341,10 @@ class Hardware:
     def node_stats(self, mode: str, dynamic: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Sim::Hardware's get_static_node_stats (hardware_status's maxcpu and maxmem) and
         get_dynamic_node_stats (plus the load of the services each node's LRM reports running)."""
-        out = {n: {k: v for k, v in self.hardware_status[n].items() if k in ("maxcpu", "maxmem", "cpu", "mem")}
-               for n in self.nodes}
+        # PVE 8's simulator names a node's figures `cpus` and `memory`
+        renamed = {"cpus": "maxcpu", "memory": "maxmem"}
+        out = {n: {renamed.get(k, k): v for k, v in self.hardware_status[n].items()
+                   if renamed.get(k, k) in ("maxcpu", "maxmem", "cpu", "mem")} for n in self.nodes}
         if mode != "dynamic":
             return {n: {k: v for k, v in s.items() if k in ("maxcpu", "maxmem")} for n, s in out.items()}
         for figures in out.values():

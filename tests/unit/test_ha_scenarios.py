@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ha_scenarios import SCENARIOS, Expected, all_scenarios, expected_from, load
+from tests.ha_scenarios import PVE8_GROUP_SCENARIOS, SCENARIOS, Expected, all_scenarios, expected_from, load
 from tests.ha_sim import simulate
 
 
@@ -72,3 +72,18 @@ def test_a_scenarios_services_change_state_as_pve_ha_managers_did(name: str) -> 
 def test_the_matching_lists_name_every_scenario() -> None:
     names = {s.name for s in all_scenarios()}
     assert set(matching("final")) == names and set(matching("sequence")) == names
+
+
+@pytest.mark.parametrize("name", sorted(d.name for d in PVE8_GROUP_SCENARIOS.iterdir()))
+def test_pve_8s_group_based_scenarios_end_and_change_state_as_pve_8_did(name: str) -> None:
+    """PVE 8's suite (before HA rules), its 9 scenarios with HA groups: groups are node affinity, a
+    group's nofailback keeps a service where it is, and PVE 8's simulator names node figures cpus/memory."""
+    scenario = load(PVE8_GROUP_SCENARIOS / name)
+    got = simulate(scenario)
+    assert (got.services, got.nodes) == (scenario.expected.services, scenario.expected.nodes)
+    assert got.service_changes == scenario.expected.service_changes
+
+
+def test_pve_8s_group_based_scenarios_are_all_there() -> None:
+    assert len(all_scenarios(PVE8_GROUP_SCENARIOS)) == 9
+    assert all("groups" in s.files for s in all_scenarios(PVE8_GROUP_SCENARIOS))
