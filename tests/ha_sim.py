@@ -324,14 +324,13 @@ class Hardware:
         its usage from the scenario's static_service_stats (and dynamic_service_stats)."""
         usage: dict[str, dict[str, Any]] = {}
         for stats in (self.static_stats, self.dynamic_stats)[:2 if mode == "dynamic" else 1]:
-            for sid, figures in stats.items():
-                usage.setdefault(sid, {}).update(figures)
-        out = {}
+            for sid, given in stats.items():
+                usage.setdefault(sid, {}).update(given)
+        out: dict[str, dict[str, Any]] = {}
         for sid, conf in self.read_service_config().items():
             state = conf["state"]
-            out[sid] = {"node": conf["node"], "state": state, "running": state == "started",
-                        "usage": usage.get(sid, {}) if mode != "basic" else {}}
-            figures = out[sid]["usage"]
+            figures: dict[str, Any] = usage.get(sid, {}) if mode != "basic" else {}
+            out[sid] = {"node": conf["node"], "state": state, "running": state == "started", "usage": figures}
             if mode == "dynamic" and figures.get("cpu", 0) > figures.get("maxcpu", 0):
                 env.log("warning", f"overcommitted cpu on '{sid}'")
             if mode == "dynamic" and figures.get("mem", 0) > figures.get("maxmem", 0):
@@ -343,8 +342,9 @@ class Hardware:
         get_dynamic_node_stats (plus the load of the services each node's LRM reports running)."""
         # PVE 8's simulator names a node's figures `cpus` and `memory`
         renamed = {"cpus": "maxcpu", "memory": "maxmem"}
-        out = {n: {renamed.get(k, k): v for k, v in self.hardware_status[n].items()
-                   if renamed.get(k, k) in ("maxcpu", "maxmem", "cpu", "mem")} for n in self.nodes}
+        out: dict[str, dict[str, Any]] = {
+            n: {renamed.get(k, k): v for k, v in self.hardware_status[n].items()
+                if renamed.get(k, k) in ("maxcpu", "maxmem", "cpu", "mem")} for n in self.nodes}
         if mode != "dynamic":
             return {n: {k: v for k, v in s.items() if k in ("maxcpu", "maxmem")} for n, s in out.items()}
         for figures in out.values():
