@@ -239,7 +239,12 @@ def test_a_vm_on_rbd_runs_and_live_migrates_with_its_disk(ceph: Lab) -> None:
                              "--net0 virtio,bridge=vmbr0 && qm start 150")
     assert made.returncode == 0, made.stderr
     assert "vm-150-disk-0" in run(ceph, "pve2", "rbd ls vmpool").stdout  # the image is in Ceph, seen from pve2
-    assert "file=rbd:vmpool/vm-150-disk-0:conf=/etc/pve/ceph.conf" in run(ceph, "pve1", "qm showcmd 150").stdout
+    shown = run(ceph, "pve1", "qm showcmd 150").stdout
+    if pve_version() == "9":  # QEMU 10: a -blockdev tree, QEMU opening the image through librbd itself
+        assert '"conf":"/etc/pve/ceph.conf","detect-zeroes":"on","discard":"ignore","driver":"rbd",' \
+            '"image":"vm-150-disk-0"' in shown and '"pool":"vmpool"' in shown and '"user":"admin"' in shown, shown
+    else:  # PVE 8's QEMU: -drive with an rbd: file name
+        assert "file=rbd:vmpool/vm-150-disk-0:conf=/etc/pve/ceph.conf" in shown, shown
     moved = run(ceph, "pve1", "qm migrate 150 pve2 --online", timeout=300)
     assert moved.returncode == 0, moved.stdout + moved.stderr
     assert "copying local disk images" not in moved.stdout  # shared storage: only the memory moves
