@@ -59,6 +59,9 @@ def test_refusals_are_qemu_servers_own_words() -> None:
         qemu_cmd.command(100, {"scsi0": "noimages:100/vm-100-disk-0.raw"}, mocked_host({}))
     with pytest.raises(GuestError, match="^MAX 2 vcpus allowed per VM on this node$"):
         qemu_cmd.command(100, {"cores": "4"}, replace(mocked_host({}), cpus=2))
+    # the twin's nodes carry no pve-edk2-firmware: a UEFI VM is refused as PVE refuses a missing image
+    with pytest.raises(GuestError, match="^EFI base image '/usr/share/pve-edk2-firmware//OVMF_CODE.fd' not found$"):
+        qemu_cmd.command(100, {"bios": "ovmf"}, replace(mocked_host({}), is_file=lambda _path: False))
 
 
 def test_the_twin_runs_the_same_command_under_tcg_without_pve_only_options() -> None:

@@ -52,6 +52,7 @@ class Host:
     pci_mapping: Callable[[str], list[str]] = lambda _name: []
     iscsi_initiator: str | None = None
     warn: Callable[[str], None] = lambda _message: None
+    is_file: Callable[[str], bool] = lambda _path: True  # firmware images
 
 
 def boot_order(options: dict[str, str]) -> dict[str, int]:
@@ -111,6 +112,8 @@ def ovmf_args(options: dict[str, str], vmid: int, host: Host, machine_version: s
     if kind == "snp":
         if efidisk is not None:
             host.warn("EFI disks are not supported with SEV-SNP and will be ignored")
+        if not host.is_file(EDK2 + OVMF_FILES["4m-snp"][0]):
+            raise GuestError(f"EFI base image '{EDK2 + OVMF_FILES['4m-snp'][0]}' not found")
         return ["-bios", EDK2 + OVMF_FILES["4m-snp"][0]], []
     files = "default"
     if kind:
@@ -118,6 +121,10 @@ def ovmf_args(options: dict[str, str], vmid: int, host: Host, machine_version: s
     elif efidisk is not None and efidisk.get("efitype") == "4m":
         files = ("4m" if q35 else "4m-no-smm") + ("-ms" if efidisk.get("pre-enrolled-keys") in ("1", "on") else "")
     code, variables = (EDK2 + f for f in OVMF_FILES[files])
+    if not host.is_file(code):
+        raise GuestError(f"EFI base image '{code}' not found")
+    if not host.is_file(variables):
+        raise GuestError(f"EFI vars image '{variables}' not found")
     vars_size = OVMF_VARS_SIZES[OVMF_FILES[files][1]]
     if efidisk is None:
         host.warn("no efidisk configured! Using temporary efivars disk.")

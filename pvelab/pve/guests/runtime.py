@@ -123,7 +123,8 @@ def bridge_mtu(bridge: str) -> int:
 def node_host() -> qemu_cmd.Host:
     return qemu_cmd.Host(kvm_version=installed_qemu(), nodename=os.uname().nodename, storages=NodeStorages(),
                          major=version.major(), bridge_mtu=bridge_mtu, cpus=os.cpu_count() or 1,
-                         iscsi_initiator=iscsi_initiator(), warn=lambda message: print(f"WARN: {message}"))
+                         iscsi_initiator=iscsi_initiator(), warn=lambda message: print(f"WARN: {message}"),
+                         is_file=os.path.isfile)
 
 
 def command(vmid: int, conf: VmConfig) -> list[str]:
