@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -109,12 +108,6 @@ def default_boot(options: dict[str, str]) -> str:
     return "order=" + ";".join([*disks[:1], *cdroms, *nets])
 
 
-def qemu_version() -> str:
-    out = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"version (\d+\.\d+\.\d+)", out)
-    return found.group(1) if found else "0.0.0"
-
-
 # -- /nodes/{node}/qemu -----------------------------------------------------------------------------
 @route("GET /nodes/{node}/qemu")
 def vm_index(ctx: Context, params: dict[str, Any]) -> Any:
@@ -154,7 +147,7 @@ def vm_create(ctx: Context, params: dict[str, Any]) -> Any:
             made = allocate(vmid, options, ctx.node, log)
             made.setdefault("smbios1", f"uuid={uuid.uuid4()}")
             made.setdefault("vmgenid", str(uuid.uuid4()))
-            made.setdefault("meta", f"creation-qemu={qemu_version()},ctime={int(time.time())}")
+            made.setdefault("meta", f"creation-qemu={runtime.installed_qemu() or '0.0.0'},ctime={int(time.time())}")
             if "boot" not in made and "bootdisk" not in made:
                 made["boot"] = default_boot(made)
             description = made.pop("description", None)

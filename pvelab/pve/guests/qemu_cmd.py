@@ -17,7 +17,7 @@ from typing import Any
 from pvelab.pve.guests import qemu_devices as hw
 from pvelab.pve.guests import qemu_drive as drives
 from pvelab.pve.guests import qemu_version as versions
-from pvelab.pve.guests.store import GuestError, parse_props
+from pvelab.pve.guests.store import GuestError, is_cdrom, is_cloudinit, parse_net, parse_props
 
 RUN = "/var/run/qemu-server"
 # Where pve-bridge lives, by PVE major version.
@@ -64,7 +64,7 @@ def boot_order(options: dict[str, str]) -> dict[str, int]:
     counters = {letter: (i + 1) * 100 for i, letter in enumerate(boot.get("legacy", "cdn"))}
     out: dict[str, int] = {}
     for key, drive in drives.drives_in_order(options):
-        if drives.is_cdrom(drive, exclude_cloudinit=True):
+        if is_cdrom(drive) and not is_cloudinit(drive):
             if "d" in counters:
                 out[key] = counters["d"]
                 counters["d"] += 1
@@ -193,6 +193,8 @@ class CommandLine:
         self.machine_flags: list[str] = []
         self.bridges: set[int] = set()
         self.bootorder = boot_order(options)
+        self.sockets = int(options.get("sockets") or options.get("smp") or 1)
+        self.cores = int(options.get("cores") or 1)
         self.vga, self.qxlnum = hw.vga_properties(options, self.machine_version, self.winversion)
 
     def at_least(self, major: int, minor: int, pve: int = 0) -> bool:
@@ -215,7 +217,7 @@ class CommandLine:
         self.machine_flags += machine_flags
         self.cmd += ["-cpu", hw.cpu_option(self.options, self.kvm, kvm_off, self.machine_version, self.winversion,
                                            gpu_passthrough, self.host.cpu_models)]
-        self.cmd += hw.memory_args(self.options, self.cmd_sockets, self.cmd_cores, "memory" in self.hotplug,
+        self.cmd += hw.memory_args(self.options, self.sockets, self.cores, "memory" in self.hotplug,
                                    self.host.phys_bits)
         if self.options.get("freeze") in ("1", "on"):
             self.cmd.append("-S")
@@ -273,7 +275,7 @@ class CommandLine:
         # VMs created before QEMU 6.1 keep q35's old PCI hotplug on bridges (systemd's NIC names)
         machine_type = self.machine_conf.get("type")
         if (not machine_type or machine_type in ("pc", "q35", "virt")) and self.q35 \
-                and not _created_since(self.options.get("meta", ""), 6, 1) \
+                and not versions.at_least(versions.created_with(self.options) or "0.0", 6, 1) \
                 and versions.at_least(self.host.kvm_version, 6, 1) and self.options.get("ostype") == "l26":
             self.cmd += ["-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off"]
 
@@ -315,9 +317,7 @@ class CommandLine:
 
     def processors_and_display(self) -> None:
         options = self.options
-        sockets = int(options.get("sockets") or options.get("smp") or 1)
-        cores = int(options.get("cores") or 1)
-        self.cmd_sockets, self.cmd_cores = sockets, cores
+        sockets, cores = self.sockets, self.cores
         maxcpus = sockets * cores
         vcpus = int(options.get("vcpus") or maxcpus)
         if self.host.cpus < maxcpus:
@@ -382,7 +382,7 @@ class CommandLine:
             key = f"net{i}"
             if not self.options.get(key):
                 continue
-            net = _parse_net(self.options[key])
+            net = parse_net(self.options[key])
             self.devices += ["-netdev", hw.netdev(self.vmid, self.options, net, key, scripts)]
             self.guard(10, 0, 1)  # host_mtu tells 10.0+pve1 apart
             self.devices += ["-device", hw.net_device(net, key, self.bridges, self.machine_version, self.old_bios_files,
@@ -436,19 +436,6 @@ class CommandLine:
         if self.options.get("amd-sev"):
             self.devices += ["-object", hw.sev_object(self.options, self.host.hw_capabilities)]
             self.machine_flags.append("confidential-guest-support=sev0")
-
-
-def _created_since(meta: str, major: int, minor: int) -> bool:
-    import re
-
-    found = re.search(r"creation-qemu=([\d.]+)", meta)
-    return bool(found) and versions.at_least(found.group(1), major, minor)  # type: ignore[union-attr]
-
-
-def _parse_net(value: str) -> dict[str, str]:
-    from pvelab.pve.guests.store import parse_net
-
-    return parse_net(value)
 
 
 def timer_flags(options: dict[str, str], winversion: int, guard: versions.VersionGuard

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pvelab.pve.guests import qemu_version as versions
-from pvelab.pve.guests.store import GuestError, parse_props
+from pvelab.pve.guests.store import GuestError, is_cdrom, is_cloudinit, parse_drive
 
 # the order qemu-server walks a config's drives in (Drive.pm's valid_drive_names)
 DRIVE_ORDER = ([f"ide{i}" for i in range(4)] + [f"scsi{i}" for i in range(31)] + [f"virtio{i}" for i in range(16)]
@@ -57,23 +57,13 @@ def json_text(value: Any) -> str:
 
 
 def drives_in_order(options: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
-    return [(key, parse_props(options[key], "file")) for key in DRIVE_ORDER if key in options]
+    return [(key, parse_drive(options[key])) for key in DRIVE_ORDER if key in options]
 
 
 def interface(key: str) -> tuple[str, int]:
     found = re.fullmatch(r"([a-z]+)(\d+)", key)
     assert found is not None
     return found.group(1), int(found.group(2))
-
-
-def is_cdrom(drive: dict[str, str], exclude_cloudinit: bool = False) -> bool:
-    if exclude_cloudinit and is_cloudinit(drive):
-        return False
-    return drive.get("media") == "cdrom"
-
-
-def is_cloudinit(drive: dict[str, str]) -> bool:
-    return bool(re.search(r"[:/]vm-\d+-cloudinit(\.\w+)?$", drive.get("file", "")))
 
 
 def volume_id(file: str) -> str | None:

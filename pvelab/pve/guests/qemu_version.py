@@ -69,6 +69,12 @@ def machine_is_q35(machine_type: str | None) -> bool:
     return bool(machine_type) and "q35" in str(machine_type)
 
 
+def created_with(options: dict[str, str]) -> str | None:
+    """The QEMU version a VM was created with (`meta: creation-qemu=...`)."""
+    found = re.search(r"creation-qemu=([\d.]+)", options.get("meta", ""))
+    return found.group(1) if found else None
+
+
 def vm_machine(options: dict[str, str], machine_type: str | None, kvm_version: str) -> str:
     """qemu-server's get_vm_machine: the full machine type with its +pve revision; a Windows guest
     without a machine version is pinned to the one it was created with (5.1 when it is older)."""
@@ -77,9 +83,9 @@ def vm_machine(options: dict[str, str], machine_type: str | None, kvm_version: s
         machine = machine or "pc"
         if windows_version(options.get("ostype")):
             base = "5.1"
-            created = re.search(r"creation-qemu=(\d+\.\d+)", options.get("meta", ""))
-            if created and at_least(created.group(1), 9, 1):
-                base = created.group(1)
+            created = created_with(options)
+            if created and at_least(created, 9, 1):
+                base = ".".join(created.split(".")[:2])
             if not can_run_pve_revision(base, kvm_version):
                 base = latest_installed(kvm_version)
             machine = {"pc": f"pc-i440fx-{base}", "q35": f"pc-q35-{base}", "virt": f"virt-{base}"}[machine]
