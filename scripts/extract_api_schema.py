@@ -212,6 +212,14 @@ ENDPOINTS = [
     ("GET", "/cluster/ceph/metadata"),
     ("GET", "/cluster/ceph/flags"),
     ("PUT", "/cluster/ceph/flags/{flag}"),
+    # the node's network (issue 25)
+    ("GET", "/nodes/{node}/network"),
+    ("POST", "/nodes/{node}/network"),
+    ("PUT", "/nodes/{node}/network"),
+    ("DELETE", "/nodes/{node}/network"),
+    ("GET", "/nodes/{node}/network/{iface}"),
+    ("PUT", "/nodes/{node}/network/{iface}"),
+    ("DELETE", "/nodes/{node}/network/{iface}"),
 ]
 KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken", "permissions")
 

@@ -110,6 +110,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
         pytest.fail(str(exc) + (f"\n{explain()}" if explain else ""))
 
 
+def wait_for_task(client: Any, node: str, upid: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for a task started through the API to stop; its status."""
+    found: dict[str, Any] = {}
+
+    def done() -> bool:
+        found.update(client.nodes(node).tasks(upid).status.get())
+        return found.get("status") == "stopped"
+
+    wait_until(done, timeout, f"task {upid}")
+    return found
+
+
 def guest_state(lab: Lab, node: str, vmid: int, address: str) -> str:
     """What a guest that does not do what a test waits for shows: its page, QEMU's view, its console
     and the node's load."""
@@ -172,7 +184,7 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
 
     record = lab.require_record()
     client = api(lab, node)
-    values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm",
+    values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm", "{iface}": "vmbr0",
               "{upid}": next((t["upid"] for t in client.nodes(node).tasks.get()), None),
               "{volume}": next((v["volid"] for v in client.nodes(node).storage("local-lvm").content.get()), None),
               "{vmid}": next((str(vm["vmid"]) for vm in client.nodes(node).qemu.get()), None),

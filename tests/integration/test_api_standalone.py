@@ -1,8 +1,8 @@
 """The REST API of nodes outside any cluster, with proxmoxer, on nodes of the run's
 PVE version: version, logins, PVE's answers outside a cluster, parameter checks, what a student
-sees first on a fresh node, and the permission matrix (every served method and path, three callers
-without write rights). Nothing here changes a node beyond the accounts the matrix adds, so the
-tests hold in any order."""
+sees first on a fresh node, a bridge made and removed through the network API, and the permission
+matrix (every served method and path, three callers without write rights). Nothing here changes a node
+beyond the accounts the matrix adds (the bridge is gone again), so the tests hold in any order."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pvelab.procfs import cpuinfo
 from pvelab.twin.drive import ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import api, check_every_get, client_as, pve_version
+from .conftest import api, check_every_get, client_as, pve_version, wait_for_task
 
 pytestmark = [pytest.mark.lab, pytest.mark.smoke, pytest.mark.pve8]
 
@@ -83,6 +83,27 @@ def test_a_fresh_node_shows_what_a_fresh_pve_node_shows(lab: Lab) -> None:
     assert (cpu["model"], cpu["cpus"], cpu["mhz"]) == (host["model"], host["cpus"], host["mhz"]) != ("lab twin", 0, "0")
 
 
+def test_a_bridge_made_through_the_network_api_exists_once_the_network_is_reloaded(lab: Lab) -> None:
+    """PVE's flow: the edit waits in interfaces.new (listed, not yet in the kernel), a reload (a
+    srvreload task) makes the bridge with its address, deleting it and reloading removes it again."""
+    network = api(lab, "pve3").nodes("pve3").network
+    address = "198.19.250.13/24"  # lab space no lab uses; nothing is ever sent there
+    network.post(iface="vmbr9", type="bridge", cidr=address, autostart=1, comments="made by a test")
+    assert network("vmbr9").get()["cidr"] == address
+    assert ssh(lab, "pve3", "ip link show vmbr9").returncode != 0  # pending until the reload
+    assert "+auto vmbr9" in ssh(lab, "pve3", "diff -u /etc/network/interfaces /etc/network/interfaces.new").stdout
+    status = wait_for_task(api(lab, "pve3"), "pve3", network.put())
+    assert status["exitstatus"] == "OK" and status["type"] == "srvreload", status
+    shown = ssh(lab, "pve3", "ip -o addr show dev vmbr9; ip -d link show vmbr9").stdout
+    assert f"inet {address}" in shown and "bridge" in shown, shown
+    assert ssh(lab, "pve3", "test ! -e /etc/network/interfaces.new && grep -c vmbr9 /etc/network/interfaces"
+               ).stdout.strip() == "2"  # auto + iface lines, now running
+    network("vmbr9").delete()
+    assert wait_for_task(api(lab, "pve3"), "pve3", network.put())["exitstatus"] == "OK"
+    assert ssh(lab, "pve3", "ip link show vmbr9").returncode != 0
+    assert {i["iface"] for i in network.get(type="any_bridge")} == {"vmbr0"}
+
+
 STUDENT_PASSWORD = "stranger-pass"  # noqa: S105 - a lab account's password
 
 
@@ -122,7 +143,7 @@ def test_the_permission_matrix_over_http(lab: Lab, accounts: dict[str, str]) -> 
     values = {"node": "pve1", "vmid": "201", "storage": "local", "userid": "grader@pve", "tokenid": "grade",
               "poolid": "lab1", "groupid": "nogroup", "roleid": "PVEAuditor", "realm": "pve", "upid": upid,
               "volume": "local:iso%2Fnone.iso", "id": "nojob", "sid": "vm:201", "rule": "norule", "group": "nogroup",
-              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout"}
+              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout", "iface": "vmbr0"}
     body = {"vmid": 299, "ostemplate": "local:vztmpl/none.tar.zst", "poolid": "lab1", "userid": "grader@pve",
             "path": "/", "roles": "PVEAuditor", "users": "stranger@pve", "password": "new-password"}
     callers = {"stranger@pve": (client_as(lab, "pve1", "stranger@pve", STUDENT_PASSWORD), frozenset()),

@@ -15,7 +15,16 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi  
 from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import api, audit_cluster, check_every_get, client_as, lab_addr, pve_version, wait_until
+from .conftest import (
+    api,
+    audit_cluster,
+    check_every_get,
+    client_as,
+    lab_addr,
+    pve_version,
+    wait_for_task,
+    wait_until,
+)
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")
@@ -138,17 +147,6 @@ def test_writes_through_the_api_need_quorum(audited: Lab) -> None:
 
 # -- access control: a class's accounts, as PVE checks them ------------------------------------------
 STUDENT_PASSWORD = "student1-pass"  # noqa: S105 - a lab account's password
-
-
-def wait_for_task(client: Any, node: str, upid: str, timeout: float = 60) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def done() -> bool:
-        found.update(client.nodes(node).tasks(upid).status.get())
-        return found.get("status") == "stopped"
-
-    wait_until(done, timeout, f"task {upid}")
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from pvelab.procfs import nodename
 from pvelab.pve import version
 from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.auth import Caller
-from pvelab.pve.api.routes import ApiException, Context, handler_for
+from pvelab.pve.api.routes import ApiException, Context, WithAttributes, handler_for
 
 ERROR_EXIT = 255  # PVE's CLI tools exit -1 on errors
 
@@ -24,7 +24,8 @@ def call(method: str, path: str, params: dict[str, Any], ha: bool = False) -> An
         raise ApiException(501, f"No '{method.lower()}' handler defined for '{path}'")
     endpoint, values = found
     typed = schema.verify(endpoint, {**params, **values})
-    return handler_for(method, endpoint.template, path)(Context(Caller("root@pam"), nodename(), ha), typed)
+    answer = handler_for(method, endpoint.template, path)(Context(Caller("root@pam"), nodename(), ha), typed)
+    return answer.data if isinstance(answer, WithAttributes) else answer
 
 
 def finish_task(upid: str, echo: bool = True) -> bool:

@@ -34,6 +34,21 @@ def refusing(fn: Callable[[], Any]) -> Any:
 
 
 @dataclass(frozen=True)
+class WithAttributes:
+    """A handler's answer with result attributes beside `data` (PVE's set_result_attrib: a task log's
+    `total`, the network's pending `changes`)."""
+    data: Any
+    attributes: dict[str, Any]
+
+
+def answer_body(answer: Any) -> dict[str, Any]:
+    """The JSON body of a handler's answer: {"data": ...} and any result attributes."""
+    if isinstance(answer, WithAttributes):
+        return {"data": answer.data, **answer.attributes}
+    return {"data": answer}
+
+
+@dataclass(frozen=True)
 class Context:
     caller: Caller
     node: str  # this node's name

@@ -89,8 +89,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def reply_data(self, data: Any) -> None:
-        self.reply(200, json.dumps({"data": data}).encode())
+    def reply_data(self, answer: Any) -> None:
+        self.reply(200, json.dumps(routes.answer_body(answer)).encode())
 
     def reply_error(self, status: int, message: str, errors: dict[str, str] | None = None) -> None:
         if status == 401:
