@@ -220,6 +220,25 @@ ENDPOINTS = [
     ("GET", "/nodes/{node}/network/{iface}"),
     ("PUT", "/nodes/{node}/network/{iface}"),
     ("DELETE", "/nodes/{node}/network/{iface}"),
+    # the node's own pages (issue 25)
+    ("GET", "/nodes/{node}/version"),
+    ("GET", "/nodes/{node}/time"),
+    ("PUT", "/nodes/{node}/time"),
+    ("GET", "/nodes/{node}/dns"),
+    ("PUT", "/nodes/{node}/dns"),
+    ("GET", "/nodes/{node}/hosts"),
+    ("POST", "/nodes/{node}/hosts"),
+    ("GET", "/nodes/{node}/syslog"),
+    ("GET", "/nodes/{node}/journal"),
+    ("GET", "/nodes/{node}/services"),
+    ("GET", "/nodes/{node}/services/{service}"),
+    ("GET", "/nodes/{node}/services/{service}/state"),
+    ("POST", "/nodes/{node}/services/{service}/start"),
+    ("POST", "/nodes/{node}/services/{service}/stop"),
+    ("POST", "/nodes/{node}/services/{service}/restart"),
+    ("POST", "/nodes/{node}/services/{service}/reload"),
+    ("GET", "/nodes/{node}/subscription"),
+    ("DELETE", "/nodes/{node}/subscription"),
 ]
 KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken", "permissions")
 

@@ -185,6 +185,7 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
     record = lab.require_record()
     client = api(lab, node)
     values = {"{node}": node, "{userid}": "root@pam", "{storage}": "local-lvm", "{iface}": "vmbr0",
+              "{service}": "pveproxy",
               "{upid}": next((t["upid"] for t in client.nodes(node).tasks.get()), None),
               "{volume}": next((v["volid"] for v in client.nodes(node).storage("local-lvm").content.get()), None),
               "{vmid}": next((str(vm["vmid"]) for vm in client.nodes(node).qemu.get()), None),

@@ -104,6 +104,25 @@ def test_a_bridge_made_through_the_network_api_exists_once_the_network_is_reload
     assert {i["iface"] for i in network.get(type="any_bridge")} == {"vmbr0"}
 
 
+def test_the_node_pages_show_the_node_itself(lab: Lab) -> None:
+    """Services as systemd has them (a restart is a srvrestart task), the journal's range with its
+    cursors, the system log's total, the time zone, DNS and hosts as the node's files hold them."""
+    node = api(lab, "pve2").nodes("pve2")
+    services = {s["service"]: s for s in node.services.get()}
+    assert services["pveproxy"]["state"] == "running" and services["pve-cluster"]["active-state"] == "active"
+    assert services["pvedaemon"]["unit-state"] == "not-found"  # the twin's pveproxy serves its calls too
+    status = wait_for_task(api(lab, "pve2"), "pve2", node.services("pvescheduler").restart.post())
+    assert (status["exitstatus"], status["type"]) == ("OK", "srvrestart"), status
+    assert node.services("pvescheduler").state.get()["state"] == "running"
+    lines = node.journal.get(lastentries=20)
+    assert lines[0].startswith("s=") and lines[-1].startswith("s=") and len(lines) == 22, lines
+    assert any("pve2 " in line for line in lines[1:-1])
+    assert node.syslog.get(limit=5)[0]["n"] == 1
+    assert node.time.get()["timezone"] == ssh(lab, "pve2", "timedatectl show -p Timezone --value").stdout.strip()
+    assert "pve2" in node.hosts.get()["data"]
+    assert node.subscription.get()["status"] == "notfound"
+
+
 STUDENT_PASSWORD = "stranger-pass"  # noqa: S105 - a lab account's password
 
 
@@ -143,7 +162,8 @@ def test_the_permission_matrix_over_http(lab: Lab, accounts: dict[str, str]) -> 
     values = {"node": "pve1", "vmid": "201", "storage": "local", "userid": "grader@pve", "tokenid": "grade",
               "poolid": "lab1", "groupid": "nogroup", "roleid": "PVEAuditor", "realm": "pve", "upid": upid,
               "volume": "local:iso%2Fnone.iso", "id": "nojob", "sid": "vm:201", "rule": "norule", "group": "nogroup",
-              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout", "iface": "vmbr0"}
+              "name": "nopool", "monid": "pve1", "osdid": "0", "flag": "noout", "iface": "vmbr0",
+              "service": "pveproxy"}
     body = {"vmid": 299, "ostemplate": "local:vztmpl/none.tar.zst", "poolid": "lab1", "userid": "grader@pve",
             "path": "/", "roles": "PVEAuditor", "users": "stranger@pve", "password": "new-password"}
     callers = {"stranger@pve": (client_as(lab, "pve1", "stranger@pve", STUDENT_PASSWORD), frozenset()),

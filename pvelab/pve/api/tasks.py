@@ -91,6 +91,12 @@ def start(node: str, kind: str, ident: str, user: str, work: Callable[[Callable[
     return holder["upid"]
 
 
+def current_upid() -> str | None:
+    """The UPID of the task the calling worker thread runs (None outside a worker)."""
+    me = threading.current_thread()
+    return next((upid for upid, thread in RUNNING.items() if thread is me), None)
+
+
 def worker_alive(tid: int, pstart: int) -> bool:
     """Whether a task's worker still runs, in whichever process started it (the API server, a CLI
     tool, pvescheduler): its thread exists and belongs to the process that started at `pstart`."""
