@@ -1,0 +1,91 @@
+"""proxmox-auto-installer's own answer-file tests (tests/fixtures/pve-installer/SOURCES.md) against
+pvelab's answer checker: every answer its parse_answer accepts is accepted on the test machine
+(run-env-info.json, run-env-udev.json, a case's own run-env where it has one), every one it refuses is
+refused with the installer's message (`parse-error` or `error` of the case's .json)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pvelab.nested import answer
+from pvelab.nested.answer import AnswerError, Locales, Machine
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pve-installer"
+VALID = sorted(p.stem for p in (FIXTURES / "parse_answer").glob("*.toml"))
+INVALID = sorted(p.stem for p in (FIXTURES / "parse_answer_fail").glob("*.toml"))
+
+
+def machine(case: Path) -> Machine:
+    run_env = case.with_suffix(".run-env.json")
+    info = json.loads((run_env if run_env.exists() else FIXTURES / "run-env-info.json").read_text())
+    return Machine.of(info, json.loads((FIXTURES / "run-env-udev.json").read_text()))
+
+
+LOCALES = Locales.of(json.loads((FIXTURES / "locales.json").read_text()))
+
+
+def declared(module: str) -> list[str]:
+    """The cases parse-answer.rs declares in one of its test modules."""
+    text = (FIXTURES / "parse-answer.rs").read_text()
+    block = text[text.index(f"mod {module} {{"):]
+    block = block[block.index("declare_tests!("):block.index(");")]
+    return sorted(n for n in re.findall(r"^\s+([a-z0-9_]+),?$", block, re.MULTILINE) if not n.startswith("run_named"))
+
+
+def test_the_suite_is_whole() -> None:
+    """Every case the installer's test file declares has its fixture here, and no other."""
+    assert (declared("parse_answer"), declared("parse_answer_fail")) == (VALID, INVALID)
+    assert (len(VALID), len(INVALID)) == (19, 12)
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_answers_the_installer_accepts_are_accepted(name: str) -> None:
+    case = FIXTURES / "parse_answer" / f"{name}.toml"
+    checked = answer.check(case.read_text(), machine(case), LOCALES)
+    expected = json.loads(case.with_suffix(".json").read_text())
+    # what the installer makes of it, where both say it: the keyboard map, country, zone, mail
+    assert (checked["global"]["keyboard"], checked["global"]["country"], checked["global"]["timezone"],
+            checked["global"]["mailto"]) == (expected["keymap"], expected["country"], expected["timezone"],
+                                             expected["mailto"])
+
+
+@pytest.mark.parametrize("name", INVALID)
+def test_answers_the_installer_refuses_are_refused_in_its_words(name: str) -> None:
+    case = FIXTURES / "parse_answer_fail" / f"{name}.toml"
+    wanted = json.loads(case.with_suffix(".json").read_text())
+    with pytest.raises(AnswerError) as refused:
+        answer.check(case.read_text(), machine(case), LOCALES)
+    assert str(refused.value) == wanted.get("parse-error", wanted.get("error"))
+
+
+MINIMAL = (FIXTURES / "parse_answer" / "minimal.toml").read_text()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("[global]\n", "[global]\nreboot-mode = \"halt\"\n"),
+     "error parsing answer.toml: unknown variant `halt`, expected one of `reboot`, `power-off`"),
+    (("[global]\n", "[global]\nrebootmode = \"power-off\"\n"),
+     "error parsing answer.toml: unknown field `rebootmode`, expected one of `country`, `fqdn`, `keyboard`, "
+     "`mailto`, `timezone`, `root-password`, `root-password-hashed`, `reboot-on-error`, `reboot-mode`, "
+     "`root-ssh-keys`, `subscription-key`"),
+    (('disk-list = ["sda"]', 'disk-list = ["sdz"]'), "disk in 'disk-selection' not found"),
+])
+def test_what_the_nested_lab_writes_is_checked_as_the_installer_reads_it(change: tuple[str, str],
+                                                                          message: str) -> None:
+    case = FIXTURES / "parse_answer" / "minimal.toml"
+    text = MINIMAL.replace(*change, 1)
+    assert text != MINIMAL
+    with pytest.raises(AnswerError) as refused:
+        answer.check(text, machine(case), LOCALES)
+    assert str(refused.value) == message
+
+
+def test_power_off_after_the_install_is_what_a_nested_lab_asks_for() -> None:
+    case = FIXTURES / "parse_answer" / "minimal.toml"
+    keys = 'root-ssh-keys = ["ssh-ed25519 AAAA x"]'
+    text = MINIMAL.replace("[global]\n", f'[global]\nreboot-mode = "power-off"\n{keys}\n')
+    assert answer.check(text, machine(case))["global"]["reboot-mode"] == "power-off"
