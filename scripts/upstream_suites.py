@@ -41,6 +41,10 @@ SUITES = [
      "test_vzdump_upstream", "test_the_guests_a_job_covers_are_pves"),
     ("pve-cluster corosync.conf", "proxmox/pve-cluster `src/test/corosync_parser_test.pl`", "test_cluster_upstream",
      "test_a_config_is_written_back_as_pve_writes_it"),
+    ("pve-installer answers accepted", "proxmox/pve-installer `proxmox-auto-installer/tests/resources/parse_answer/`",
+     "test_answer_upstream", "test_answers_the_installer_accepts_are_accepted"),
+    ("pve-installer answers refused", "proxmox/pve-installer `proxmox-auto-installer/tests/resources/"
+     "parse_answer_fail/`", "test_answer_upstream", "test_answers_the_installer_refuses_are_refused_in_its_words"),
 ]
 PERL_FILES = [f"pve-storage/{name}" for name in (
     "prune_backups_test.pm", "parse_volname_test.pm", "archive_info_test.pm", "filesystem_path_test.pm",
@@ -74,6 +78,19 @@ def perl_counts(name: str) -> tuple[int, int, int]:
             len(re.findall(r"^not ok \d+", tap, re.MULTILINE)))
 
 
+def network_counts() -> tuple[int, int]:
+    """(passed, failed) of pve-common's network tests, each t.*.pl a case of its runtest.pl."""
+    from tests.unit.test_network_upstream import FIXTURES, SUITE
+
+    harness = FIXTURES / "perl-harness"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+           "PVELAB_CALLS": f"{sys.executable} {harness / 'pvelab_calls.py'}"}
+    ran = subprocess.run(["perl", "-I", str(harness), "runtest.pl"], cwd=SUITE, capture_output=True, text=True,
+                         env=env, check=False)
+    out = ran.stdout + ran.stderr
+    return len(re.findall(r"^PASS: ", out, re.MULTILINE)), len(re.findall(r"^FAIL: ", out, re.MULTILINE))
+
+
 def table() -> str:
     rows = ["| suite | from | cases | passed | failed | note |", "| --- | --- | ---: | ---: | ---: | --- |"]
     counts = harness_counts()
@@ -87,6 +104,10 @@ def table() -> str:
         folder = "src/tests" if repository == "pve-guest-common" else "src/test"
         rows.append(f"| {repository} `{short}` | proxmox/{repository} `{folder}/{file}` | "
                     f"{planned} | {passed} | {failed} | run by perl, unchanged |")
+    network = network_counts()
+    rows.append(f"| pve-common `etc_network_interfaces` | proxmox/pve-common `test/etc_network_interfaces/` | "
+                f"{sum(network)} | {network[0]} | {network[1]} | "
+                "run by perl, unchanged (its runtest.pl and t.*.pl) |")
     from tests.unit.test_cfg2cmd_upstream import cases, outcome
 
     results = [outcome(case)[0] for case in cases()]
