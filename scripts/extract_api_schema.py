@@ -239,6 +239,7 @@ ENDPOINTS = [
     ("POST", "/nodes/{node}/services/{service}/reload"),
     ("GET", "/nodes/{node}/subscription"),
     ("DELETE", "/nodes/{node}/subscription"),
+    ("GET", "/cluster/log"),
 ]
 KEEP = ("name", "parameters", "returns", "protected", "proxyto", "allowtoken", "permissions")
 

@@ -81,6 +81,21 @@ def test_every_get_answers_as_the_schema_says_in_a_cluster(lab: Lab, apiclu: dic
     assert {key: problems for key, problems in answered.items() if problems} == {}
 
 
+def test_the_cluster_log_shows_one_nodes_tasks_on_every_node(lab: Lab, apiclu: dict[str, Any]) -> None:
+    """pmxcfs's cluster log: a task on pve2 (its start and end) and a login on pve1, read on pve3."""
+    upid = api(lab, "pve2").nodes("pve2").services("pvescheduler").reload.post()
+    assert wait_for_task(api(lab, "pve2"), "pve2", upid)["exitstatus"] == "OK"
+    wanted = {f"starting task {upid}", f"end task {upid} OK", "successful auth for user 'root@pam'"}
+
+    def logged() -> bool:
+        return wanted <= {e["msg"] for e in api(lab, "pve3").cluster.log.get(max=200)}
+
+    wait_until(logged, 30, "pve2's task in pve3's cluster log")
+    entry = next(e for e in api(lab, "pve1").cluster.log.get(max=200) if e["msg"] == f"end task {upid} OK")
+    assert (entry["node"], entry["user"], entry["tag"], entry["pri"]) == ("pve2", "root@pam", "pvedaemon", 6)
+    assert entry["id"] == f"{entry['uid']}:pve2"
+
+
 def test_a_failed_task_says_why(lab: Lab, apiclu: dict[str, Any]) -> None:
     with pytest.raises(ResourceException) as err:
         api(lab, "pve1").cluster.config.post(clustername="again")

@@ -25,6 +25,7 @@ from pvelab.pve.access.usercfg import (
 )
 from pvelab.pve.api import auth
 from pvelab.pve.api.routes import ApiException, Context, route, set_guard
+from pvelab.pve.cluster import clusterlog
 
 set_guard(AccessGuard())
 T = TypeVar("T")
@@ -100,6 +101,7 @@ def login(ctx: Context, params: dict[str, Any]) -> Any:
     name = members.read().get("cluster", {}).get("name")
     if name and Permissions(cfg).check(user, "/", ["Sys.Audit"], noerr=True):
         data["clustername"] = name
+    clusterlog.log_msg("info", ROOT, f"successful auth for user '{user}'")
     return data
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -15,6 +16,15 @@ TASK_DIR = Path("/var/log/pve/tasks")
 UPID_RE = re.compile(r"^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):"
                      r"([0-9A-Fa-f]{8}):([^:\s/]+):([^:\s/]*):([^:\s/]+):$")
 RUNNING: dict[str, threading.Thread] = {}
+# Told of every task's start and end (the cluster log registers here: PVE logs both there); the
+# framework names no subsystem. Each gets (priority, user, message).
+TASK_LOGGERS: list[Callable[[str, str, str], None]] = []
+
+
+def log_task_event(priority: str, user: str, message: str) -> None:
+    for logger in TASK_LOGGERS:
+        with contextlib.suppress(Exception):  # a log that cannot be written never fails the task
+            logger(priority, user, message)
 
 
 class TaskError(Exception):
@@ -73,6 +83,7 @@ def start(node: str, kind: str, ident: str, user: str, work: Callable[[Callable[
 
         RUNNING[upid] = threading.current_thread()
         ready.set()
+        log_task_event("info", user, f"starting task {upid}")
         try:
             work(both)
         except Exception as exc:  # noqa: BLE001 - any failure becomes the task's exit status
@@ -80,8 +91,10 @@ def start(node: str, kind: str, ident: str, user: str, work: Callable[[Callable[
             if echo is not None:
                 echo(message)
             log(f"TASK ERROR: {message}")
+            log_task_event("err", user, f"end task {upid} {message}")
         else:
             log("TASK OK")
+            log_task_event("info", user, f"end task {upid} OK")
         finally:
             RUNNING.pop(upid, None)
 

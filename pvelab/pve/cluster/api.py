@@ -4,6 +4,7 @@ Every handler takes (ctx, params) and returns the `data` value."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from pvelab.pve import certs, members, version
 from pvelab.pve.access import guard as access
 from pvelab.pve.api import tasks
 from pvelab.pve.api.routes import ApiException, Context, route
+from pvelab.pve.cluster import clusterlog
 from pvelab.pve.cluster import corosync_conf as cc
 from pvelab.pve.cluster import ops as cluster
 
@@ -27,6 +29,10 @@ def cluster_call(fn: Callable[[], Any]) -> Any:
         raise ApiException(exc.status, str(exc)) from exc
     except PermissionError as exc:
         raise ApiException(500, "cluster not ready - no quorum?") from exc
+
+
+if clusterlog.log_msg not in tasks.TASK_LOGGERS:  # PVE logs every task's start and end in the cluster log
+    tasks.TASK_LOGGERS.append(clusterlog.log_msg)
 
 
 def worker(ctx: Context, kind: str, ident: str, work: Callable[[Callable[[str], None]], None]) -> str:
@@ -147,6 +153,19 @@ def cluster_status(ctx: Context, params: dict[str, Any]) -> Any:
         out.append({"type": "node", "id": f"node/{name}", "name": name, "nodeid": node["id"], "ip": node["ip"],
                     "local": int(name == ctx.node), "online": node["online"], "level": ""})
     return out
+
+
+@route("GET /cluster/log")
+def cluster_log(ctx: Context, params: dict[str, Any]) -> Any:
+    """The cluster log, newest first: all of it for those with Sys.Syslog on /, their own entries otherwise."""
+    user = "" if access.allowed(ctx.caller.name, "/", ["Sys.Syslog"]) else ctx.caller.name
+    try:
+        entries = json.loads(clusterlog.LOG_FILE.read_bytes())["data"]
+    except (OSError, ValueError, KeyError):
+        entries = []
+    wanted = int(params.get("max") or 0) or clusterlog.DEFAULT_MAX
+    picked = [e for e in entries if not user or e.get("user") == user][:wanted]
+    return [{**e, "id": f"{e['uid']}:{e['node']}"} for e in picked]
 
 
 @route("GET /cluster/options")

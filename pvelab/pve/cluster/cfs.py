@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.cluster import corosync_conf
+from pvelab.pve.cluster.clusterlog import ClusterLog
 from pvelab.pve.cluster.configdb import ConfigDB, OpError
 from pvelab.pve.cluster.dfsm import LocalWriter, Replicator
 
@@ -55,6 +56,7 @@ class ClusterFS:
         self.online: set[int] = set()
         self.quorum: Any = None
         self.writer: Replicator | LocalWriter
+        self.clusterlog = ClusterLog(nodename, self._send_quietly if self.clustered else None)
         if self.clustered:
             self.writer = Replicator(self.db, self._send, self.quorate, self.changed)
             threading.Thread(target=self._cpg_loop, daemon=True).start()
@@ -77,10 +79,24 @@ class ClusterFS:
             raise OpError(errno.EACCES, "not connected to corosync")
         self._send_fn(payload)
 
+    def _send_quietly(self, payload: bytes) -> None:
+        """The cluster log's multicasts: an entry logged without corosync stays in this node's log."""
+        with contextlib.suppress(Exception):  # whatever corosync answers, logging must not fail the caller
+            self._send(payload)
+
     def _on_members(self, members: list[Any], _left: list[Any], _joined: list[Any]) -> None:
         assert isinstance(self.writer, Replicator)
         self.online = {m.nodeid for m in members}
         self.writer.on_members((self.local_nodeid, os.getpid()), [(m.nodeid, m.pid) for m in members])
+        self._send_quietly(self.clusterlog.snapshot())  # members meeting merge their logs, as pmxcfs does
+
+    def _on_message(self, sender: tuple[int, int], payload: bytes) -> None:
+        """CPG deliveries: cluster log entries to the log, everything else to the database's replicator."""
+        assert isinstance(self.writer, Replicator)
+        if payload.startswith((b'{"t": "log"', b'{"t": "logs"')):
+            self.clusterlog.on_message(json.loads(payload))
+        else:
+            self.writer.on_message(sender, payload)
 
     def _cpg_loop(self) -> None:
         from pvelab.pve.cluster.corosync import CorosyncError, CpgGroup, Quorum
@@ -92,7 +108,7 @@ class ClusterFS:
             group: CpgGroup | None = None
             try:
                 quorum = self.quorum = Quorum()
-                group = CpgGroup(CPG_GROUP, lambda n, p, m: replicator.on_message((n, p), m), self._on_members)
+                group = CpgGroup(CPG_GROUP, lambda n, p, m: self._on_message((n, p), m), self._on_members)
                 self.local_nodeid = group.local_nodeid()
                 self._send_fn = group.send
                 log(f"joined CPG group {CPG_GROUP} as node {self.local_nodeid}")
@@ -182,7 +198,7 @@ class ClusterFS:
             return (json.dumps({"version": self.db.version, "starttime": int(START)}) + "\n").encode()
         if name == ".vmlist":
             return (json.dumps({"version": self.db.version, "ids": vmlist(self.db)}) + "\n").encode()
-        return b'{"data": []}\n'
+        return self.clusterlog.virtual_file()
 
     def corosync(self) -> dict[str, Any] | None:
         data = self.db.read("corosync.conf")

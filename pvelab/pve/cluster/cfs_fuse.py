@@ -21,6 +21,7 @@ from pvelab.pve.cluster.cfs import LINKS, MOUNTPOINT, START, VIRTUAL_FILES, WWW_
 from pvelab.pve.cluster.configdb import OpError, is_lock
 
 fuse.fuse_python_api = (0, 2)
+CLUSTER_LOG = ".clusterlog"
 
 
 class PveFS(fuse.Fuse):
@@ -82,6 +83,14 @@ class PveFS(fuse.Fuse):
 
     def write(self, path: str, buf: bytes, offset: int) -> int:
         name = key(path)
+        if name == CLUSTER_LOG:  # a process of this node logging (PVE's log_msg, over its IPC there)
+            try:
+                self.cfs.clusterlog.handle_write(bytes(buf))
+            except (ValueError, TypeError):
+                return -errno.EINVAL
+            return len(buf)
+        if name in VIRTUAL_FILES:
+            return -errno.EACCES
         current = self.cfs.db.read(name) or b""
         data = current[:offset].ljust(offset, b"\0") + buf + current[offset + len(buf):]
         result = self._put(name, data)
@@ -89,6 +98,8 @@ class PveFS(fuse.Fuse):
 
     def truncate(self, path: str, size: int) -> int:
         name = key(path)
+        if name == CLUSTER_LOG:
+            return 0
         current = self.cfs.db.read(name)
         if current is None:
             return -errno.ENOENT
