@@ -123,6 +123,24 @@ def test_the_node_pages_show_the_node_itself(lab: Lab) -> None:
     assert node.subscription.get()["status"] == "notfound"
 
 
+def test_the_network_module_makes_an_isolated_bridge_once_and_removes_it(lab: Lab) -> None:
+    """pvelab.pve.pve_network as a nested lab uses it: a bridge without ports, applied; the same again
+    changes nothing; check mode shows a change and makes none; absent takes it from the kernel too."""
+    from .test_ansible_modules import api_args, module
+
+    bridge = {**api_args(lab, "pve3"), "node": "pve3", "iface": "vmbr7", "bridge_ports": [],
+              "comments": "student7 link0"}
+    made = module(lab, "pvelab.pve.pve_network", bridge, diff=True)
+    assert made["changed"] and not made["_failed"] and made["reload_log"][-1] == "TASK OK", made
+    assert ssh(lab, "pve3", "ip -d link show vmbr7").stdout.count("bridge") >= 1
+    assert module(lab, "pvelab.pve.pve_network", bridge)["changed"] is False
+    preview = module(lab, "pvelab.pve.pve_network", {**bridge, "cidr": "198.19.251.13/24"}, check=True)
+    assert preview["changed"] and "would be changed" in preview["msg"]
+    assert "cidr" not in api(lab, "pve3").nodes("pve3").network("vmbr7").get()
+    gone = module(lab, "pvelab.pve.pve_network", {**bridge, "state": "absent"})
+    assert gone["changed"] and ssh(lab, "pve3", "ip link show vmbr7").returncode != 0
+
+
 STUDENT_PASSWORD = "stranger-pass"  # noqa: S105 - a lab account's password
 
 
