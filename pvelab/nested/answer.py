@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -418,3 +419,84 @@ def select_disks(disks: dict[str, Any], machine: Machine) -> list[str]:
     if not chosen:
         raise AnswerError("No disks found matching selection.")
     return chosen
+
+
+# -- what a nested lab writes ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class NodePlan:
+    """One nested node as the lab plans it: what its answer file says and what its VM looks like."""
+    hostname: str
+    domain: str
+    cidr: str  # management address (corosync link 0), e.g. 198.18.40.11/24
+    gateway: str
+    dns: str
+    mac: str  # net0's fixed MAC: the answer's network filter picks the NIC by it
+    root_password_hashed: str  # crypt(3) hash (mkpasswd, or Ansible's password_hash filter)
+    ssh_keys: tuple[str, ...] = ()
+    mailto: str = "root@localhost"
+    timezone: str = "UTC"
+    keyboard: str = "en-us"
+    country: str = "us"
+    os_disk_gib: int = 32
+    extra_macs: tuple[str, ...] = ()  # net1, net2: link1 and Ceph (the installer configures only net0)
+    first_boot_hook: bool = False  # a first-boot hook baked into the installer ISO (the extra NICs)
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def mac_filter(mac: str) -> str:
+    """The udev glob that picks a NIC by its MAC (ID_NET_NAME_MAC is `enx` + the MAC's hex digits)."""
+    return "*" + mac.replace(":", "").lower()
+
+
+def render(plan: NodePlan) -> str:
+    """The node's answer.toml: static address on the NIC with its MAC, ext4 on the OS disk, the hashed
+    root password and SSH keys, and power-off at the end (the lab then detaches the CDs and boots
+    the disk; with `reboot` the installer CD would start again)."""
+    keys = ", ".join(toml_string(k) for k in plan.ssh_keys)
+    text = (
+        "[global]\n"
+        f"keyboard = {toml_string(plan.keyboard)}\n"
+        f"country = {toml_string(plan.country)}\n"
+        f"fqdn = {toml_string(f'{plan.hostname}.{plan.domain}')}\n"
+        f"mailto = {toml_string(plan.mailto)}\n"
+        f"timezone = {toml_string(plan.timezone)}\n"
+        f"root-password-hashed = {toml_string(plan.root_password_hashed)}\n"
+        f"root-ssh-keys = [{keys}]\n"
+        'reboot-mode = "power-off"\n'
+        "\n[network]\n"
+        'source = "from-answer"\n'
+        f"cidr = {toml_string(plan.cidr)}\n"
+        f"dns = {toml_string(plan.dns)}\n"
+        f"gateway = {toml_string(plan.gateway)}\n"
+        f"filter.ID_NET_NAME_MAC = {toml_string(mac_filter(plan.mac))}\n"
+        "\n[disk-setup]\n"
+        'filesystem = "ext4"\n'
+        'disk-list = ["sda"]\n'
+        f"lvm.hdsize = {plan.os_disk_gib}\n"
+    )
+    if plan.first_boot_hook:
+        text += '\n[first-boot]\nsource = "from-iso"\nordering = "network-online"\n'
+    return text
+
+
+def planned_machine(plan: NodePlan, osd_disk_gib: int = 32) -> Machine:
+    """The node's VM as PVE's installer will see it: SCSI disks sda (OS) and sdb (OSD), virtio NICs
+    ens18, ens19, ... with their fixed MACs, no DHCP lease."""
+    blocks = [plan.os_disk_gib * 1024 ** 3 // 512, osd_disk_gib * 1024 ** 3 // 512]
+    disks = [[i, f"/dev/sd{letter}", size, "QEMU HARDDISK", 512, f"/sys/block/sd{letter}"]
+             for i, (letter, size) in enumerate(zip("ab", blocks, strict=True))]
+    udev_disks = {str(i): {"DEVNAME": f"/dev/sd{letter}", "ID_MODEL": "QEMU_HARDDISK", "ID_BUS": "scsi"}
+                  for i, letter in enumerate("ab")}
+    nics = {}
+    for slot, mac in enumerate((plan.mac, *plan.extra_macs)):
+        name = f"ens{18 + slot}"
+        nics[name] = {"INTERFACE": name, "ID_NET_NAME_MAC": "enx" + mac.replace(":", "").lower(),
+                      "ID_NET_NAME_PATH": f"enp0s{18 + slot}", "ID_NET_DRIVER": "virtio_net"}
+    interfaces = {name: {"name": name, "mac": (plan.mac, *plan.extra_macs)[i].lower(), "state": "UP"}
+                  for i, name in enumerate(nics)}
+    return Machine(disks, {"hostname": None, "dns": {"dns": [plan.dns], "domain": None}, "interfaces": interfaces},
+                   udev_disks, nics)

@@ -89,3 +89,28 @@ def test_power_off_after_the_install_is_what_a_nested_lab_asks_for() -> None:
     keys = 'root-ssh-keys = ["ssh-ed25519 AAAA x"]'
     text = MINIMAL.replace("[global]\n", f'[global]\nreboot-mode = "power-off"\n{keys}\n')
     assert answer.check(text, machine(case))["global"]["reboot-mode"] == "power-off"
+
+
+PLAN = answer.NodePlan(hostname="pve1", domain="student1.lab", cidr="198.18.40.11/24", gateway="198.18.40.1",
+                       dns="198.18.40.1", mac="BC:24:11:40:01:01", root_password_hashed="$6$salt$hash",
+                       ssh_keys=("ssh-ed25519 AAAAC3Nza controller",), extra_macs=("BC:24:11:40:01:02",),
+                       first_boot_hook=True)
+
+
+def test_a_nested_nodes_answer_is_one_the_installer_accepts_on_that_vm() -> None:
+    text = answer.render(PLAN)
+    checked = answer.check(text, answer.planned_machine(PLAN), LOCALES)
+    assert checked["global"]["reboot-mode"] == "power-off"
+    assert checked["global"]["fqdn"] == {"simple": "pve1.student1.lab"}
+    assert checked["network"]["filter"] == {"ID_NET_NAME_MAC": "*bc2411400101"}
+    assert answer.single_nic(checked["network"]["filter"], answer.planned_machine(PLAN).udev_nics) == "ens18"
+    assert checked["first-boot"] == {"source": "from-iso", "ordering": "network-online"}
+
+
+def test_an_answer_for_another_vm_is_refused_before_any_vm_is_made() -> None:
+    other = answer.planned_machine(answer.NodePlan(**{**PLAN.__dict__, "mac": "BC:24:11:40:02:01"}))
+    with pytest.raises(AnswerError, match="filter did not match any device"):
+        answer.check(answer.render(PLAN), other, LOCALES)
+    with pytest.raises(AnswerError, match="invalid IP address"):
+        answer.check(answer.render(answer.NodePlan(**{**PLAN.__dict__, "cidr": "198.18.40.11/40"})),
+                     answer.planned_machine(PLAN))
