@@ -94,3 +94,15 @@ def test_the_api_answers_all_to_sys_syslog_and_own_entries_to_others(tmp_path: P
     assert set(everything[0]) == {"uid", "time", "pri", "tag", "pid", "node", "user", "msg", "id"}
     assert [e["msg"] for e in call("student@pve")] == ["message 1"]
     assert len(call("root@pam", max="1")) == 1
+
+
+def test_logging_without_pmxcfs_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With pmxcfs down /etc/pve is a plain directory: a log entry must not create a file there (it would
+    stand in the way of the next mount)."""
+    monkeypatch.setattr(clusterlog, "LOG_FILE", tmp_path / ".clusterlog")
+    clusterlog.log_msg("info", "root@pam", "starting task UPID:pve1:x")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / ".clusterlog").write_bytes(b"")  # a stand-in for pmxcfs's file: the entry is written to it
+    clusterlog.log_msg("err", "root@pam", "end task UPID:pve1:x boom")
+    written = json.loads((tmp_path / ".clusterlog").read_bytes())
+    assert (written["pri"], written["user"], written["msg"]) == (3, "root@pam", "end task UPID:pve1:x boom")

@@ -114,7 +114,14 @@ def log_msg(priority: str | int, ident: str, msg: str) -> None:
     pri = PRIORITIES.get(str(priority), priority)
     request = {"pri": int(pri), "tag": process_tag(), "pid": os.getpid(), "user": ident or "", "msg": msg}
     try:
-        with open(LOG_FILE, "wb") as fh:
-            fh.write(json.dumps(request).encode())
+        # never O_CREAT: with pmxcfs down, /etc/pve is a plain directory, and a file left in it would
+        # stand in the way of pmxcfs's mount
+        fd = os.open(LOG_FILE, os.O_WRONLY)
     except OSError:
-        pass  # PVE warns "writing cluster log failed" to syslog and carries on
+        return  # PVE warns "writing cluster log failed" to syslog and carries on
+    try:
+        os.write(fd, json.dumps(request).encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
