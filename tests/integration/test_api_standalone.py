@@ -83,6 +83,8 @@ def test_a_fresh_node_shows_what_a_fresh_pve_node_shows(lab: Lab) -> None:
     assert (cpu["model"], cpu["cpus"], cpu["mhz"]) == (host["model"], host["cpus"], host["mhz"]) != ("lab twin", 0, "0")
 
 
+@pytest.mark.skipif(pve_version() != "9", reason="lab time: runs once per CI run, on PVE 9 nodes (the network code "
+                                                "is the same on 8, where it passed in run S)")
 def test_a_bridge_made_through_the_network_api_exists_once_the_network_is_reloaded(lab: Lab) -> None:
     """PVE's flow: the edit waits in interfaces.new (listed, not yet in the kernel), a reload (a
     srvreload task) makes the bridge with its address, deleting it and reloading removes it again."""
@@ -123,6 +125,8 @@ def test_the_node_pages_show_the_node_itself(lab: Lab) -> None:
     assert node.subscription.get()["status"] == "notfound"
 
 
+@pytest.mark.skipif(pve_version() != "9", reason="lab time: runs once per CI run, on PVE 9 nodes (the network code "
+                                                "is the same on 8, where it passed in run S)")
 def test_the_network_module_makes_an_isolated_bridge_once_and_removes_it(lab: Lab) -> None:
     """pvelab.pve.pve_network as a nested lab uses it: a bridge without ports, applied; the same again
     changes nothing; check mode shows a change and makes none; absent takes it from the kernel too."""
