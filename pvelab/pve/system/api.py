@@ -18,7 +18,7 @@ from typing import Any
 
 from pvelab.pve import version
 from pvelab.pve.access import guard as access
-from pvelab.pve.api import tasks
+from pvelab.pve.api import schema, tasks
 from pvelab.pve.api.routes import ApiException, Context, WithAttributes, route
 from pvelab.pve.system import journal
 
@@ -174,8 +174,6 @@ def get_journal(ctx: Context, params: dict[str, Any]) -> Any:
 # -- services -------------------------------------------------------------------------------------
 def service_names(ctx: Context) -> list[str]:
     """The services PVE lists (its schema's enum: PVE 8's list differs from 9's)."""
-    from pvelab.pve.api import schema  # the served schema of the node's major
-
     found = schema.match(version.major(), "GET", f"/nodes/{ctx.node}/services/pveproxy/state")
     assert found is not None
     return list(found[0].properties["service"]["enum"])
