@@ -500,3 +500,49 @@ def planned_machine(plan: NodePlan, osd_disk_gib: int = 32) -> Machine:
                   for i, name in enumerate(nics)}
     return Machine(disks, {"hostname": None, "dns": {"dns": [plan.dns], "domain": None}, "interfaces": interfaces},
                    udev_disks, nics)
+
+
+# -- which installer reads it ------------------------------------------------------------------------
+# What of the answer format arrived with which proxmox-installer release (its debian/changelog;
+# tests/unit/test_answer_upstream.py checks each against it): an ISO with an older installer refuses
+# or ignores it.
+INSTALLER_FEATURES = (
+    ((8, 2, 7), "`global.root-password-hashed`", lambda raw: "root-password-hashed" in raw["global"]
+     or "root_password_hashed" in raw["global"]),
+    ((8, 2, 7), "`[post-installation-webhook]`", lambda raw: "post-installation-webhook" in raw),
+    ((8, 3, 0), "`[first-boot]`", lambda raw: "first-boot" in raw),
+    ((8, 4, 0), "kebab-case keys", lambda raw: any(was_snake_case(key) for key in keys_of(raw))),
+    ((8, 4, 3), '`global.reboot-mode = "power-off"`', lambda raw: raw["global"].get(
+        "reboot-mode", raw["global"].get("reboot_mode")) == "power-off"),
+    ((8, 4, 3), "`global.fqdn` from DHCP", lambda raw: isinstance(raw["global"].get("fqdn"), dict)),
+    ((9, 1, 0), "`[network.interface-name-pinning]`", lambda raw: "interface-name-pinning" in raw["network"]),
+    ((9, 2, 0), "`global.subscription-key`", lambda raw: "subscription-key" in raw["global"]
+     or "subscription_key" in raw["global"]),
+)
+
+
+def was_snake_case(name: str) -> bool:
+    """A kebab-case key that installers before 8.4.0 knew only in snake_case."""
+    return "-" in name and any(k.name == name and k.alias for k in (*GLOBAL, *DISK_SETUP, *WEBHOOK, *FIRST_BOOT))
+
+
+def keys_of(raw: dict[str, Any]) -> list[str]:
+    """Every key of the answer's sections (one level down), as written."""
+    return [key for section in raw.values() if isinstance(section, dict) for key in section]
+
+
+def needed_installer(text: str) -> list[tuple[tuple[int, int, int], str]]:
+    """What the answer uses that not every installer reads: [(first installer release, what)]."""
+    raw = tomllib.loads(text)
+    parse(text)  # the answer itself first
+    return [(version, what) for version, what, uses in INSTALLER_FEATURES if uses(raw)]
+
+
+def check_installer(text: str, installer: str) -> None:
+    """Refuse an answer that the ISO's installer (its proxmox-installer version, e.g. "8.4.1") cannot read."""
+    have = tuple(int(part) for part in installer.split(".")[:3])
+    for version, what in needed_installer(text):
+        if have < version:
+            raise AnswerError(f"the installer ISO (proxmox-installer {installer}) is too old for this answer: "
+                              f"{what} needs proxmox-installer {'.'.join(map(str, version))} or newer; use a newer "
+                              "PVE ISO")

@@ -114,3 +114,36 @@ def test_an_answer_for_another_vm_is_refused_before_any_vm_is_made() -> None:
     with pytest.raises(AnswerError, match="invalid IP address"):
         answer.check(answer.render(answer.NodePlan(**{**PLAN.__dict__, "cidr": "198.18.40.11/40"})),
                      answer.planned_machine(PLAN))
+
+
+CHANGELOG = (FIXTURES / "debian-changelog").read_text()
+# each feature's release, and what its changelog entry says of it
+RELEASE_SAYS = {"`global.root-password-hashed`": "root_password_hashed", "`[post-installation-webhook]`":
+                "post-installation-webhook", "`[first-boot]`": "first-boot hook", "kebab-case keys": "kebab-case",
+                '`global.reboot-mode = "power-off"`': "power off the machine", "`global.fqdn` from DHCP":
+                "FQDN from DHCP", "`[network.interface-name-pinning]`": "interface name pinning",
+                "`global.subscription-key`": "subscription-key"}
+
+
+def release_notes(version: tuple[int, int, int]) -> str:
+    start = CHANGELOG.index(f"proxmox-installer ({'.'.join(map(str, version))})")
+    return CHANGELOG[start:CHANGELOG.index("\nproxmox-installer (", start + 1)]
+
+
+@pytest.mark.parametrize(("version", "what"), [(v, w) for v, w, _ in answer.INSTALLER_FEATURES])
+def test_each_feature_arrived_with_the_release_proxmoxs_changelog_names(version: tuple[int, int, int],
+                                                                          what: str) -> None:
+    assert RELEASE_SAYS[what] in release_notes(version)
+
+
+def test_an_installer_too_old_for_the_answer_is_refused_before_any_vm_is_made() -> None:
+    text = answer.render(PLAN)
+    assert {what for _, what in answer.needed_installer(text)} == {
+        "`global.root-password-hashed`", "`[first-boot]`", "kebab-case keys", '`global.reboot-mode = "power-off"`'}
+    answer.check_installer(text, "8.4.3")
+    answer.check_installer(text, "9.1.7")
+    with pytest.raises(AnswerError, match=r"proxmox-installer 8\.4\.1\) is too old for this answer: "
+                                          r'`global.reboot-mode = "power-off"` needs proxmox-installer 8\.4\.3'):
+        answer.check_installer(text, "8.4.1")
+    legacy = (FIXTURES / "parse_answer_fail" / "ipv4_and_subnet_mask_33.toml").read_text().replace("/33", "/24")
+    assert answer.needed_installer(legacy) == []  # snake_case keys, no newer section: any installer reads it
