@@ -13,6 +13,7 @@ from pvelab.pve.storage.volumes import LVM_BACKING
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_THIN_POOL_DIR = LVM_BACKING  # where local-lvm's volumes live (the twin mounts a directory of its own there)
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
+QEMU_SERVER_DATA = Path(__file__).resolve().parent / "qemu_server"  # qemu-server's data files (SOURCES.md there)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
             "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph",
             "pveum": "pvelab.pve.access.pveum"}
@@ -168,6 +169,9 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
         files[f"etc/systemd/system/{unit}.service.d/ceph-after-pve-cluster.conf"] = (CEPH_AFTER_PVE_CLUSTER, 0o644)
     files["etc/systemd/system/ceph-osd@.service.d/pvelab-disk-owner.conf"] = (CEPH_OSD_DISK_OWNER, 0o644)
     files["usr/share/pvelab/pve-major"] = (pve_version + "\n", 0o644)
+    # qemu-server's -readconfig files (q35's USB controllers): a q35 VM does not start without them
+    for data in sorted(QEMU_SERVER_DATA.glob("*.cfg")):
+        files[f"usr/share/qemu-server/{data.name}"] = (data.read_text(), 0o644)
     # as PVE's installer: the new node's storage.cfg, taken into /etc/pve when pmxcfs first starts
     files["usr/share/pvelab/installer/etc-pve/storage.cfg"] = (storage_config.INSTALLER_DEFAULT, 0o644)
     return files

@@ -4,6 +4,7 @@ and the rewrite the twin applies to run it without KVM."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import replace
 from pathlib import Path
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from pvelab.pve.guests import qemu_cmd, qemu_drive, store
+from pvelab.pve.guests import qemu_cmd, qemu_devices, qemu_drive, store
 from pvelab.pve.guests.config import parse
 from pvelab.pve.guests.store import GuestError
+from pvelab.twin.node_files import node_files
 from tests.unit.test_cfg2cmd_upstream import mocked_host
 
 CFG2CMD = Path(__file__).resolve().parent.parent / "fixtures" / "qemu-server" / "cfg2cmd"
@@ -76,6 +78,16 @@ def test_the_twin_runs_the_same_command_under_tcg_without_pve_only_options() -> 
     assert all(a in runnable for a in untouched)
 
 
+def test_the_cpu_type_host_runs_as_tcgs_max_and_says_so() -> None:
+    """A nested PVE node's VM asks for `cpu: host` (nested virtualization); without KVM QEMU refuses it
+    ("CPU model 'host' requires KVM or HVF"), so the twin runs `max` and the task log says why."""
+    argv = qemu_cmd.command(100, {"cpu": "host"}, mocked_host({}))
+    assert argv[argv.index("-cpu") + 1].startswith("host")
+    runnable, notes = qemu_cmd.runnable(argv, 100, "pve1")
+    assert runnable[runnable.index("-cpu") + 1].split(",")[0] == "max"
+    assert any("CPU type 'host' needs KVM" in note for note in notes)
+
+
 def test_an_emulated_lvm_volume_is_opened_as_the_file_it_is_here() -> None:
     """PVE opens an LVM volume with host_device; the twin's are files (no device-mapper), so the
     running command opens them with the file driver - and says so - while showcmd keeps PVE's."""
@@ -130,3 +142,14 @@ def test_a_qcow2_volume_is_opened_as_qcow2_though_the_drive_names_no_format() ->
     assert [t["file"]["driver"] for t in trees] == ["qcow2", "raw"]
     with pytest.raises(GuestError, match="'format=raw' option different from storage format 'qcow2'"):
         qemu_cmd.command(150, {"scsi0": "local:150/vm-150-disk-0.qcow2,format=raw"}, mocked_host({}))
+
+
+def test_every_readconfig_file_qemu_server_names_is_installed_in_the_nodes() -> None:
+    """A q35 VM's command line reads qemu-server's pve-q35-4.0.cfg (its USB controllers): without the
+    file QEMU stops at once ("Could not open '/usr/share/qemu-server/pve-q35-4.0.cfg'")."""
+    source = "".join(Path(m.__file__).read_text() for m in (qemu_cmd, qemu_devices))
+    named = set(re.findall(r"/usr/share/qemu-server/([\w.-]+\.cfg)", source))
+    installed = {rel.rsplit("/", 1)[1]: content for rel, (content, _) in node_files("9").items()
+                 if rel.startswith("usr/share/qemu-server/")}
+    assert named == {"pve-q35-4.0.cfg", "pve-q35.cfg", "pve-usb.cfg"} and named <= set(installed)
+    assert 'driver = "ich9-usb-ehci1"' in installed["pve-q35-4.0.cfg"]

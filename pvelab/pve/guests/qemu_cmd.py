@@ -589,13 +589,20 @@ def runnable(argv: list[str], vmid: int, node: str,
              is_device: Callable[[str], bool] = drives.is_device_file) -> tuple[list[str], list[str]]:
     """The command as the twin runs it, and what was changed (for the task log). Debian's QEMU has
     no PVE patches and these machines no KVM: TCG instead of KVM, no `-id` (a PVE-only option),
-    the plain machine type, no KVM-only CPU flags, no vhost-net, no boot splash; an emulated LVM
-    volume is a file, not a device-mapper device, so QEMU opens it with its `file` driver; the
-    console of a guest without a serial port goes to a file; fw_cfg tells the tiny guest OS its
-    VMID and node."""
+    the plain machine type, no KVM-only CPU flags (and `max` for the CPU type `host`), no vhost-net,
+    no boot splash; an emulated LVM volume is a file, not a device-mapper device, so QEMU opens it
+    with its `file` driver; the console of a guest without a serial port goes to a file; fw_cfg tells
+    the tiny guest OS its VMID and node."""
     out: list[str] = ["qemu-system-x86_64", "-accel", "tcg,tb-size=32"]
     changed = ["KVM is not available on this machine: running QEMU with TCG (software emulation)"]
-    rewrite = {"-cpu": lambda a: ",".join(f for f in a.split(",") if f != "enforce" and not f.startswith("+kvm_")),
+    def tcg_cpu(arg: str) -> str:
+        flags = [f for f in arg.split(",") if f != "enforce" and not f.startswith("+kvm_")]
+        if flags and flags[0] == "host":  # the host's own CPU needs KVM; `max` is all that TCG emulates
+            flags[0] = "max"
+            changed.append("CPU type 'host' needs KVM: QEMU's 'max' (every feature TCG emulates) stands in for it")
+        return ",".join(flags)
+
+    rewrite = {"-cpu": tcg_cpu,
                "-machine": lambda a: ",".join(p.split("+pve")[0] if p.startswith("type=") else p for p in a.split(",")),
                "-boot": lambda a: ",".join(p for p in a.split(",") if not p.startswith("splash=")),
                "-netdev": lambda a: ",".join(p for p in a.split(",") if p != "vhost=on")}

@@ -2,7 +2,7 @@
 
 PVE moves interfaces.new over interfaces and runs ifupdown2's `ifreload -a`: interfaces marked `auto`
 are brought to their configured state, those the old config had and the new one lacks are taken
-down and removed. The twin's kernel has bridges (VLAN-aware ones too) and veth links, but no bonding,
+down and removed. The twin's kernel has bridges and veth links, but no bridge VLAN filtering, bonding,
 802.1Q, VXLAN, dummy or Open vSwitch: those stanzas are kept in the file as PVE keeps them and the
 task warns, in ifupdown2's words, that the link could not be made (docs/pve/network.md)."""
 
@@ -80,9 +80,11 @@ def _bridge(name: str, d: Iface, links: dict[str, dict[str, Any]], log: Log) -> 
         _set("link", "add", name, "type", "bridge", log=log)
     stp = "1" if d.get("bridge_stp") == "on" else "0"
     fd = int(d.get("bridge_fd") or 0)
-    vlan_aware = "1" if truthy(d.get("bridge_vlan_aware")) else "0"
-    _set("link", "set", name, "type", "bridge", "stp_state", stp, "forward_delay", str(fd * 100),
-         "vlan_filtering", vlan_aware, log=log)
+    _set("link", "set", name, "type", "bridge", "stp_state", stp, "forward_delay", str(fd * 100), log=log)
+    if truthy(d.get("bridge_vlan_aware")) and ip("link", "set", name, "type", "bridge", "vlan_filtering", "1"
+                                                  ).returncode != 0:
+        log(f"{name} : warning: {name}: cannot make the bridge VLAN aware: this kernel has no bridge VLAN "
+            "filtering (the twin's; a PVE node has it)")
     if truthy(d.get("mtu")):
         _set("link", "set", name, "mtu", str(d["mtu"]), log=log)
     wanted = set((d.get("bridge_ports") or "").split())
