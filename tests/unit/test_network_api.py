@@ -159,7 +159,7 @@ def test_a_reload_makes_new_bridges_and_removes_dropped_ones(monkeypatch: pytest
     new["ifaces"]["bond0"] = {"type": "bond", "autostart": 1, "slaves": "eth2", "families": ["inet"]}
     kernel = FakeKernel(links, {"vmbr0": {"198.18.0.11/24"}, "eth1": {"198.18.1.11/24"}})
     monkeypatch.setattr(apply, "ip", kernel.ip)
-    monkeypatch.setattr(apply, "live_links", lambda: kernel.links)
+    monkeypatch.setattr(files, "ip_links", lambda: kernel.links)
     monkeypatch.setattr(apply, "live_addresses", lambda name: kernel.addresses.get(name, set()))
     log: list[str] = []
     apply.reload(old, new, log.append)

@@ -37,12 +37,10 @@ def edit(change: Callable[[dict[str, Iface]], None]) -> None:
     """One edit of the pending config under PVE's lock; the writer's refusals are PVE's 500s."""
     try:
         with files.locked():
-            config, _ = files.read()
+            config, _ = files.read(files.ip_links())
             change(config["ifaces"])
             files.write(config)
-    except InterfacesError as exc:
-        raise ApiException(500, str(exc)) from exc
-    except TimeoutError as exc:
+    except (InterfacesError, TimeoutError) as exc:  # the writer's refusals, PVE's lock timeout
         raise ApiException(500, str(exc)) from exc
 
 
@@ -74,7 +72,8 @@ def altnames_of(iface: str, alt: dict[str, str]) -> list[str] | None:
 # -- read ----------------------------------------------------------------------------------------
 @route("GET /nodes/{node}/network")
 def index(ctx: Context, params: dict[str, Any]) -> Any:
-    config, changes = files.read(with_changes=True)
+    links = files.ip_links()  # one `ip` call for the config and the altnames
+    config, changes = files.read(links, with_changes=True)
     ifaces = config["ifaces"]
     ifaces.pop("lo", None)  # the loopback device is not listed
     wanted = params.get("type")
@@ -84,7 +83,7 @@ def index(ctx: Context, params: dict[str, Any]) -> Any:
             is_bridge = kind in ("bridge", "OVSBridge")
             if not (wanted == kind or (is_bridge and re.fullmatch(r"any(_local)?_bridge", wanted))):
                 del ifaces[name]
-    alt = files.altnames(files.ip_links())
+    alt = files.altnames(links)
     listed = []
     for name in sorted(ifaces):
         d = ifaces[name]
@@ -97,11 +96,12 @@ def index(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /nodes/{node}/network/{iface}")
 def read(ctx: Context, params: dict[str, Any]) -> Any:
-    config, _ = files.read()
+    links = files.ip_links()
+    config, _ = files.read(links)
     iface = params["iface"]
     if iface not in config["ifaces"]:
         raise param_error("iface", "interface does not exist")
-    return presented(iface, config["ifaces"][iface], files.altnames(files.ip_links()))
+    return presented(iface, config["ifaces"][iface], files.altnames(links))
 
 
 # -- edit ----------------------------------------------------------------------------------------
@@ -267,10 +267,8 @@ def revert(ctx: Context, params: dict[str, Any]) -> Any:
 def reload(ctx: Context, params: dict[str, Any]) -> Any:
     def work(log: Callable[[str], None]) -> None:
         links = files.ip_links()
-        running = files.INTERFACES.read_text(encoding="utf-8") if files.INTERFACES.exists() else ""
-        old = interfaces.parse(running, links, files.active_links(links))
+        old = files.parse_file(files.INTERFACES, links)
         files.take_pending()
-        new, _ = files.read()
-        apply.reload(old, new, log)
+        apply.reload(old, files.parse_file(files.INTERFACES, links), log)
 
     return tasks.start(ctx.node, "srvreload", "networking", ctx.caller.name, work)

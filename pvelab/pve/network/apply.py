@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+from pvelab.pve.network import files
 from pvelab.pve.network.interfaces import Config, Iface, truthy
 
 Log = Callable[[str], None]
@@ -24,11 +25,6 @@ KERNEL_LACKS = {"bond": "bonding", "vlan": "8021q", "vxlan": "vxlan", "dummy": "
 
 def ip(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-
-
-def live_links() -> dict[str, dict[str, Any]]:
-    out = ip("-details", "-json", "link", "show")
-    return {link["ifname"]: link for link in json.loads(out.stdout or "[]")}
 
 
 def live_addresses(name: str) -> set[str]:
@@ -44,7 +40,7 @@ def live_addresses(name: str) -> set[str]:
 
 def reload(old: Config, new: Config, log: Log) -> None:
     """Bring the node's links from the old config's state to the new one's."""
-    links = live_links()
+    links = files.ip_links()
     old_ifaces, new_ifaces = old["ifaces"], new["ifaces"]
     for name in sorted(set(old_ifaces) - set(new_ifaces)):
         _remove(name, old_ifaces[name], links)
@@ -88,7 +84,7 @@ def _bridge(name: str, d: Iface, links: dict[str, dict[str, Any]], log: Log) -> 
     if truthy(d.get("mtu")):
         _set("link", "set", name, "mtu", str(d["mtu"]), log=log)
     wanted = set((d.get("bridge_ports") or "").split())
-    for port, link in live_links().items():
+    for port, link in files.ip_links().items():  # again: a bridge just made has ports now
         if link.get("master") == name and port not in wanted and _is_configured_port(link):
             _set("link", "set", port, "nomaster", log=log)
     for port in sorted(wanted):

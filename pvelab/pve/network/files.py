@@ -38,13 +38,16 @@ def altnames(links: dict[str, dict[str, Any]]) -> dict[str, str]:
     return {alt: name for name, link in links.items() for alt in link.get("altnames") or ()}
 
 
-def read(with_changes: bool = False) -> tuple[Config, str | None]:
+def parse_file(path: Path, links: dict[str, dict[str, Any]]) -> Config:
+    """One interfaces file as PVE reads it, against the node's links (an absent file is an empty one)."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return interfaces.parse(text, links, active_links(links))
+
+
+def read(links: dict[str, dict[str, Any]], with_changes: bool = False) -> tuple[Config, str | None]:
     """The config as PVE reads it: the pending file if there is one; with the diff against the running file."""
-    links = ip_links()
     source = PENDING if PENDING.exists() else INTERFACES
-    text = source.read_text(encoding="utf-8") if source.exists() else ""
-    config = interfaces.parse(text, links, active_links(links))
-    return config, (changes() if with_changes and source == PENDING else None)
+    return parse_file(source, links), (changes() if with_changes and source == PENDING else None)
 
 
 def changes() -> str | None:
