@@ -21,6 +21,11 @@ class ApiException(Exception):
         self.errors = errors or {}
 
 
+def param_error(name: str, message: str) -> ApiException:
+    """PVE's 400 for one parameter a handler refuses (raise_param_exc)."""
+    return ApiException(400, "Parameter verification failed.", {name: message})
+
+
 def refusing(fn: Callable[[], Any]) -> Any:
     """Run a handler's work; its refusals become PVE's API answers (no quorum: a read-only /etc/pve)."""
     try:

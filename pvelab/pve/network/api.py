@@ -11,7 +11,7 @@ from typing import Any
 
 from pvelab.pve.access import guard as access
 from pvelab.pve.api import tasks
-from pvelab.pve.api.routes import ApiException, Context, WithAttributes, route
+from pvelab.pve.api.routes import ApiException, Context, WithAttributes, param_error, route
 from pvelab.pve.network import apply, files, interfaces
 from pvelab.pve.network.interfaces import Iface, InterfacesError
 
@@ -27,10 +27,6 @@ NOT_STORED = ("node", "iface", "delete", "digest")
 def stored(params: dict[str, Any]) -> dict[str, Any]:
     """An edit's parameters as the interface keeps them (booleans as PVE's 0/1)."""
     return {k: (int(v) if isinstance(v, bool) else v) for k, v in params.items() if k not in NOT_STORED}
-
-
-def param_error(name: str, message: str) -> ApiException:
-    return ApiException(400, "Parameter verification failed.", {name: message})
 
 
 def edit(change: Callable[[dict[str, Iface]], None]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from pvelab.pve import version
 from pvelab.pve.access import guard as access
 from pvelab.pve.api import schema, tasks
-from pvelab.pve.api.routes import ApiException, Context, WithAttributes, route
+from pvelab.pve.api.routes import ApiException, Context, WithAttributes, param_error, route
 from pvelab.pve.system import journal
 
 RESOLV_CONF = Path("/etc/resolv.conf")
@@ -29,10 +29,6 @@ SSH_RSA_KEY = Path("/etc/ssh/ssh_host_rsa_key.pub")
 PRICING_URL = "https://www.proxmox.com/en/proxmox-virtual-environment/pricing"
 ESSENTIAL_SERVICES = ("pveproxy", "pvedaemon", "pve-cluster")
 API_SERVICE = "pveproxy"  # the twin's API server is this unit: restarting it must not end the task running it
-
-
-def param_error(name: str, message: str) -> ApiException:
-    return ApiException(400, "Parameter verification failed.", {name: message})
 
 
 def run(argv: list[str]) -> str:
@@ -196,16 +192,17 @@ def service_state(service: str, props: dict[str, str] | None = None) -> dict[str
     return {"state": state, "unit-state": unit_state, "active-state": props.get("ActiveState") or "unknown"}
 
 
-def service_entry(service: str) -> dict[str, Any] | None:
+def service_entry(service: str) -> dict[str, Any]:
+    """A service as PVE answers it, from one `systemctl show`: name and description where systemd
+    knows the unit, and its state."""
     props = unit_properties(service)
-    if "Description" not in props:
-        return None
-    return {"service": service, "name": service, "desc": props["Description"], **service_state(service, props)}
+    named = {"name": service, "desc": props["Description"]} if "Description" in props else {}
+    return {"service": service, **named, **service_state(service, props)}
 
 
 @route("GET /nodes/{node}/services")
 def services_index(ctx: Context, params: dict[str, Any]) -> Any:
-    return [entry for name in sorted(service_names(ctx)) if (entry := service_entry(name)) is not None]
+    return [entry for name in sorted(service_names(ctx)) if "desc" in (entry := service_entry(name))]
 
 
 @route("GET /nodes/{node}/services/{service}")
@@ -215,10 +212,7 @@ def service_index(ctx: Context, params: dict[str, Any]) -> Any:
 
 @route("GET /nodes/{node}/services/{service}/state")
 def get_service_state(ctx: Context, params: dict[str, Any]) -> Any:
-    entry = service_entry(params["service"])
-    state = service_state(params["service"])
-    return {"service": params["service"], **({"name": entry["name"], "desc": entry["desc"]} if entry else {}),
-            **state}
+    return service_entry(params["service"])
 
 
 def service_task(ctx: Context, params: dict[str, Any], kind: str, verb: str, command: str) -> str:
