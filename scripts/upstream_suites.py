@@ -80,14 +80,9 @@ def perl_counts(name: str) -> tuple[int, int, int]:
 
 def network_counts() -> tuple[int, int]:
     """(passed, failed) of pve-common's network tests, each t.*.pl a case of its runtest.pl."""
-    from tests.unit.test_network_upstream import FIXTURES, SUITE
+    from tests.unit.test_network_upstream import run_suite
 
-    harness = FIXTURES / "perl-harness"
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
-           "PVELAB_CALLS": f"{sys.executable} {harness / 'pvelab_calls.py'}"}
-    ran = subprocess.run(["perl", "-I", str(harness), "runtest.pl"], cwd=SUITE, capture_output=True, text=True,
-                         env=env, check=False)
-    out = ran.stdout + ran.stderr
+    out = run_suite()[1]
     return len(re.findall(r"^PASS: ", out, re.MULTILINE)), len(re.findall(r"^FAIL: ", out, re.MULTILINE))
 
 

@@ -18,7 +18,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SUITE = FIXTURES / "pve-common" / "etc_network_interfaces"
 
 
-def test_every_test_of_pve_commons_network_suite_passes() -> None:
+def run_suite() -> tuple[int, str]:
+    """runtest.pl's exit code and output (a PASS or FAIL line per test file)."""
     if shutil.which("perl") is None:
         pytest.fail("perl is needed to run Proxmox's test files (Debian's perl package; scripts/setup.sh installs it)")
     harness = FIXTURES / "perl-harness"
@@ -26,8 +27,12 @@ def test_every_test_of_pve_commons_network_suite_passes() -> None:
            "PVELAB_CALLS": f"{sys.executable} {harness / 'pvelab_calls.py'}"}
     ran = subprocess.run(["perl", "-I", str(harness), "runtest.pl"], cwd=SUITE, capture_output=True, text=True,
                          env=env, timeout=120, check=False)
-    out = ran.stdout + ran.stderr
+    return ran.returncode, ran.stdout + ran.stderr
+
+
+def test_every_test_of_pve_commons_network_suite_passes() -> None:
+    code, out = run_suite()
     tests = sorted(p.name for p in SUITE.glob("t.*.pl"))
     assert len(tests) == 13
     assert re.findall(r"^PASS: (\S+)$", out, re.MULTILINE) == tests, out
-    assert ran.returncode == 0, out
+    assert code == 0, out
