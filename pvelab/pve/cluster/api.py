@@ -4,7 +4,6 @@ Every handler takes (ctx, params) and returns the `data` value."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -159,12 +158,7 @@ def cluster_status(ctx: Context, params: dict[str, Any]) -> Any:
 def cluster_log(ctx: Context, params: dict[str, Any]) -> Any:
     """The cluster log, newest first: all of it for those with Sys.Syslog on /, their own entries otherwise."""
     user = "" if access.allowed(ctx.caller.name, "/", ["Sys.Syslog"]) else ctx.caller.name
-    try:
-        entries = json.loads(clusterlog.LOG_FILE.read_bytes())["data"]
-    except (OSError, ValueError, KeyError):
-        entries = []
-    wanted = int(params.get("max") or 0) or clusterlog.DEFAULT_MAX
-    picked = [e for e in entries if not user or e.get("user") == user][:wanted]
+    picked = clusterlog.pick(clusterlog.read(), user, int(params.get("max") or 0))
     return [{**e, "id": f"{e['uid']}:{e['node']}"} for e in picked]
 
 

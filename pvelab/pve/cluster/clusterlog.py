@@ -80,16 +80,14 @@ class ClusterLog:
         with self.lock:
             return json.dumps({"t": "logs", "entries": self.entries}).encode()
 
-    def dump(self, user: str = "", limit: int = 0) -> list[Entry]:
-        """Newest first, at most `limit` (50 if 0), only `user`'s entries when a user is named."""
-        wanted = limit or DEFAULT_MAX
+    def dump(self) -> list[Entry]:
+        """Every entry, newest first."""
         with self.lock:
-            newest = reversed(self.entries)
-            return [dict(e) for e in newest if not user or e["user"] == user][:wanted]
+            return [dict(e) for e in reversed(self.entries)]
 
     def virtual_file(self) -> bytes:
         """/etc/pve/.clusterlog as pmxcfs shows it: {"data": [...]}, newest first."""
-        return (json.dumps({"data": self.dump(limit=len(self.entries) or 1)}) + "\n").encode()
+        return (json.dumps({"data": self.dump()}) + "\n").encode()
 
     def on_message(self, msg: dict[str, Any]) -> None:
         """A member's new entry, or its whole log when members meet (this node's own come back too)."""
@@ -100,6 +98,19 @@ class ClusterLog:
         request = json.loads(data)
         self.add(int(request.get("pri", 6)), str(request.get("tag") or ""), int(request.get("pid") or 0),
                  str(request.get("user") or ""), str(request.get("msg") or ""))
+
+
+def pick(entries: list[Entry], user: str = "", limit: int = 0) -> list[Entry]:
+    """What pmxcfs answers a reader: the newest `limit` entries (50 if 0), only `user`'s when one is named."""
+    return [e for e in entries if not user or e.get("user") == user][:limit or DEFAULT_MAX]
+
+
+def read() -> list[Entry]:
+    """This node's copy of the cluster log, newest first ([] while pmxcfs is not there)."""
+    try:
+        return list(json.loads(LOG_FILE.read_bytes())["data"])
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def process_tag() -> str:
