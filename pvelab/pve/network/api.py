@@ -79,7 +79,7 @@ def index(ctx: Context, params: dict[str, Any]) -> Any:
             is_bridge = kind in ("bridge", "OVSBridge")
             if not (wanted == kind or (is_bridge and re.fullmatch(r"any(_local)?_bridge", wanted))):
                 del ifaces[name]
-    alt = files.altnames(links)
+    alt = interfaces.altname_mapping(links)
     listed = []
     for name in sorted(ifaces):
         d = ifaces[name]
@@ -97,7 +97,7 @@ def read(ctx: Context, params: dict[str, Any]) -> Any:
     iface = params["iface"]
     if iface not in config["ifaces"]:
         raise param_error("iface", "interface does not exist")
-    return presented(iface, config["ifaces"][iface], files.altnames(links))
+    return presented(iface, config["ifaces"][iface], interfaces.altname_mapping(links))
 
 
 # -- edit ----------------------------------------------------------------------------------------

@@ -34,10 +34,6 @@ def active_links(links: dict[str, dict[str, Any]]) -> list[str]:
     return [name for name, link in links.items() if "UP" in (link.get("flags") or ())]
 
 
-def altnames(links: dict[str, dict[str, Any]]) -> dict[str, str]:
-    return {alt: name for name, link in links.items() for alt in link.get("altnames") or ()}
-
-
 def parse_file(path: Path, links: dict[str, dict[str, Any]]) -> Config:
     """One interfaces file as PVE reads it, against the node's links (an absent file is an empty one)."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""

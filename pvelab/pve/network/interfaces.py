@@ -73,6 +73,11 @@ def is_physical(link: dict[str, Any]) -> bool:
     return link.get("link_type") == "ether" and (link.get("linkinfo") or {}).get("info_kind") is None
 
 
+def altname_mapping(ip_links: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """PVE::IPRoute2::altname_mapping: each alternative name of a link -> the link's name."""
+    return {alt: name for name, link in ip_links.items() for alt in link.get("altnames") or ()}
+
+
 def netmask_bits(mask: str) -> int | None:
     """PVE's table of dotted IPv4 netmasks (get_netmask_bits); None for anything else."""
     try:
@@ -137,7 +142,7 @@ def parse(text: str, ip_links: dict[str, dict[str, Any]], active: list[str]) -> 
     """PVE's __read_etc_network_interfaces: the file's text, the node's links by name, the links up."""
     ifaces: dict[str, Iface] = {}
     options: list[list[Any]] = []
-    altnames = {alt: name for name, link in ip_links.items() for alt in link.get("altnames") or ()}
+    altnames = altname_mapping(ip_links)
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
