@@ -270,13 +270,17 @@ TOP = [
 ]
 
 
-def parse(text: str) -> dict[str, Any]:
-    """The answer as the installer's parser reads it (ParseError with its message otherwise)."""
+def load(text: str) -> dict[str, Any]:
+    """The TOML as written (ParseError if it is not TOML)."""
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ParseError(str(exc)) from None
-    return table(raw, TOP, "AutoInstallerConfig")
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The answer as the installer's parser reads it (ParseError with its message otherwise)."""
+    return table(load(text), TOP, "AutoInstallerConfig")
 
 
 # -- the checks against the machine ---------------------------------------------------------------
@@ -533,8 +537,8 @@ def keys_of(raw: dict[str, Any]) -> list[str]:
 
 def needed_installer(text: str) -> list[tuple[tuple[int, int, int], str]]:
     """What the answer uses that not every installer reads: [(first installer release, what)]."""
-    raw = tomllib.loads(text)
-    parse(text)  # the answer itself first
+    raw = load(text)
+    table(raw, TOP, "AutoInstallerConfig")  # the answer itself first
     return [(version, what) for version, what, uses in INSTALLER_FEATURES if uses(raw)]
 
 
