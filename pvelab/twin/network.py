@@ -87,6 +87,11 @@ class LabNetwork:
             ip("addr", "add", f"{node.link_addr(link)}/{self.spec.prefixlen(link)}", "dev",
                node.address_ifname(link), netns=node.netns)
             ip("link", "set", node_end, "up", netns=node.netns)
+        # A bridge left to itself takes its lowest port MAC, so a guest's tap joining can change it and
+        # the host keeps sending to the old one (no answer for half a minute, until ARP asks again);
+        # ifupdown2 on PVE gives the bridge its first port's MAC, and it stays.
+        port = json.loads(ip("-json", "link", "show", node.node_ifname(0), netns=node.netns))[0]
+        ip("link", "set", bridge, "address", port["address"], netns=node.netns)
         ip("link", "set", bridge, "up", netns=node.netns)
 
     def _create_nft_table(self) -> None:

@@ -19,12 +19,14 @@ from pvelab.twin.spec import LabSpec
 ROOT = Caller("root@pam")
 LINKS = {
     "lo": {"ifname": "lo", "link_type": "loopback", "flags": ["LOOPBACK", "UP"]},
-    "eth0": {"ifname": "eth0", "link_type": "ether", "flags": ["UP"], "master": "vmbr0"},
+    "eth0": {"ifname": "eth0", "link_type": "ether", "flags": ["UP"], "master": "vmbr0",
+             "address": "ba:5e:00:00:00:01"},
     "eth1": {"ifname": "eth1", "link_type": "ether", "flags": ["UP"], "altnames": ["enp0s4"]},
-    "eth2": {"ifname": "eth2", "link_type": "ether", "flags": []},
-    "vmbr0": {"ifname": "vmbr0", "link_type": "ether", "flags": ["UP"], "linkinfo": {"info_kind": "bridge"}},
+    "eth2": {"ifname": "eth2", "link_type": "ether", "flags": [], "address": "ba:5e:00:00:00:02"},
+    "vmbr0": {"ifname": "vmbr0", "link_type": "ether", "flags": ["UP"], "linkinfo": {"info_kind": "bridge"},
+              "address": "ba:5e:00:00:00:01"},
     "tap100i0": {"ifname": "tap100i0", "link_type": "ether", "flags": ["UP"], "master": "vmbr0",
-                 "linkinfo": {"info_kind": "tun"}},
+                 "linkinfo": {"info_kind": "tun"}, "address": "02:00:00:00:00:01"},
 }
 
 
@@ -168,8 +170,23 @@ def test_a_reload_makes_new_bridges_and_removes_dropped_ones(monkeypatch: pytest
     assert "addr add 198.18.9.11/24 dev vmbr1" in kernel.ran
     assert not any(cmd.startswith("addr") and ("vmbr0" in cmd or "eth1" in cmd) for cmd in kernel.ran)  # as it was
     assert not any("tap100i0" in cmd for cmd in kernel.ran)  # a guest's NIC stays on its bridge
+    # a bridge keeps its first port's MAC (a guest's tap with a lower one joining must not move it)
+    assert "link set vmbr1 address ba:5e:00:00:00:02" in kernel.ran
+    assert not any(cmd.startswith("link set vmbr0 address") for cmd in kernel.ran)  # it has it already
     assert log == ["bond0 : warning: bond0: cannot create bond link: this kernel has no bonding support (the "
                    "twin's; a PVE node has it)"]
+
+
+def test_a_bridges_hwaddress_line_is_its_mac(monkeypatch: pytest.MonkeyPatch) -> None:
+    old = interfaces.parse(LabSpec().etc_network_interfaces(LabSpec().nodes[0]), LINKS, [])
+    new = copy.deepcopy(old)
+    new["ifaces"]["vmbr0"]["options"] = ["hwaddress BA:5E:00:00:00:99"]
+    kernel = FakeKernel(LINKS, {"vmbr0": {"198.18.0.11/24"}, "eth1": {"198.18.1.11/24"}})
+    monkeypatch.setattr(apply, "ip", kernel.ip)
+    monkeypatch.setattr(files, "ip_links", lambda: kernel.links)
+    monkeypatch.setattr(apply, "live_addresses", lambda name: kernel.addresses.get(name, set()))
+    apply.reload(old, new, [].append)
+    assert "link set vmbr0 address BA:5E:00:00:00:99" in kernel.ran
 
 
 def test_a_reload_is_a_srvreload_task_that_moves_the_pending_file(node: Path, monkeypatch: pytest.MonkeyPatch

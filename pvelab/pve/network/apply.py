@@ -93,6 +93,18 @@ def _bridge(name: str, d: Iface, links: dict[str, dict[str, Any]], log: Log) -> 
             continue
         _set("link", "set", port, "master", name, log=log)
         _set("link", "set", port, "up", log=log)
+    _steady_mac(name, d, [p for p in (d.get("bridge_ports") or "").split() if p in links], log)
+
+
+def _steady_mac(name: str, d: Iface, ports: list[str], log: Log) -> None:
+    """The bridge's MAC from its `hwaddress` line, else its first port's, as ifupdown2 on PVE sets it: left to the
+    kernel it follows the lowest port MAC, and a guest's tap joining would move it under the node's
+    address (callers' ARP entries point at the old one until they ask again)."""
+    links = files.ip_links()
+    set_here = [o.split()[1] for o in d.get("options") or () if o.split()[0] == "hwaddress" and len(o.split()) > 1]
+    mac = set_here[0] if set_here else (links.get(ports[0], {}).get("address") if ports else None)
+    if mac and links.get(name, {}).get("address") != str(mac).lower():
+        _set("link", "set", name, "address", str(mac), log=log)
 
 
 def _is_configured_port(link: dict[str, Any]) -> bool:
