@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = command("up", cmd_up, "build (once) and boot the lab; changes nothing if it is up")
     up.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    up.add_argument("--slot", type=int, metavar="K",
+                    help="a named lab's slot (its addresses: docs/twin.md); default: the lowest free one")
     up.add_argument("--pve-version", default="9", choices=["8", "9"],
                     help="PVE version the nodes present: 9 on Debian 13 (default), 8 on Debian 12")
     up.add_argument("--osd-disks", type=int, default=1, metavar="N",
@@ -96,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_up(lab: Lab, args: argparse.Namespace) -> None:
     size = disks.parse_size(args.osd_size)
     disks.check_layout(args.osd_disks, size)
-    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version, osd_disks=args.osd_disks, osd_size=size))
+    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version, osd_disks=args.osd_disks, osd_size=size),
+           slot=args.slot)
     print_status(lab)
 
 

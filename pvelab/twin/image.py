@@ -5,6 +5,7 @@ Real PVE releases sit on a Debian release, and so do the twin's nodes: PVE 8 on 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import shutil
@@ -140,6 +141,17 @@ def ensure_image(pve_version: str, cache: Path | None = None, log: Callable[[str
     final = image_dir(pve_version, cache)
     if (final / "etc" / "os-release").exists():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # Several `up`s at once (class.yml starts a server's labs together) build it once: the others
+    # wait here and find it made.
+    with open(final.with_name(final.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "etc" / "os-release").exists():
+            return final
+        return _build_image(pve_version, final, log)
+
+
+def _build_image(pve_version: str, final: Path, log: Callable[[str], None]) -> Path:
     require_tools("mmdebstrap", "xorriso")
     building = final.with_name(final.name + ".building")
     shutil.rmtree(building, ignore_errors=True)

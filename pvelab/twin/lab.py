@@ -98,18 +98,29 @@ class Lab:
         slot = self.reserved_slot()
         return None if slot is None else prefix_of(slot)
 
-    def reserve_slot(self) -> int:
-        """The lab's slot: the one it holds, or the lowest one no named lab holds (under a lock, so two
-        `up`s at once never take the same one)."""
+    def reserve_slot(self, wanted: int | None = None) -> int:
+        """The lab's slot: the one it holds, else `wanted` (a class over several servers gives each lab
+        its own, so their addresses never meet), else the lowest one no named lab holds; under a lock,
+        so two `up`s at once never take the same one."""
         held = self.reserved_slot()
+        if held is not None and wanted not in (None, held):
+            raise TwinError(f"lab '{self.name}' holds slot {held}, not {wanted}",
+                            f"keep its slot, or take it down first: pvelab twin down --lab {self.name}")
         if held is not None:
             return held
+        if wanted is not None and not 1 <= wanted <= MAX_SLOT:
+            raise TwinError(f"slot {wanted} is not a named lab's slot", f"give a slot from 1 to {MAX_SLOT}")
         labs_dir().mkdir(parents=True, exist_ok=True)
         with open(labs_dir() / ".slots.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            taken = {Lab.named(n).reserved_slot() for n in lab_dirs()}
+            taken = {Lab.named(n).reserved_slot(): n for n in lab_dirs()}
             busy = prefixes_in_use()
-            free = [k for k in range(1, MAX_SLOT + 1) if k not in taken and prefix_of(k) not in busy]
+            if wanted is not None and (wanted in taken or prefix_of(wanted) in busy):
+                holder = f"lab '{taken[wanted]}'" if wanted in taken else f"links named {prefix_of(wanted)}*"
+                raise TwinError(f"slot {wanted} is taken on this host (by {holder})",
+                                "give another slot, or take that lab down first")
+            free = [wanted] if wanted is not None else [
+                k for k in range(1, MAX_SLOT + 1) if k not in taken and prefix_of(k) not in busy]
             if not free:
                 raise TwinError(f"all {MAX_SLOT} lab slots are taken", "take a lab down: pvelab twin down --lab NAME")
             self.paths.root.mkdir(parents=True, exist_ok=True)
@@ -118,11 +129,17 @@ class Lab:
             return free[0]
 
     # -- up --------------------------------------------------------------------------------------
-    def up(self, spec: LabSpec) -> LabRecord:
-        """Bring the lab up as `spec` asks (its name and slot are this lab's: they are filled in here)."""
+    def up(self, spec: LabSpec, slot: int | None = None) -> LabRecord:
+        """Bring the lab up as `spec` asks (its name and slot are this lab's: they are filled in here;
+        `slot` asks for a given one)."""
         require_root()
         down = f"pvelab twin down{f' --lab {self.name}' if self.name else ''}"
+        if slot is not None and not self.name:
+            raise TwinError("only a named lab takes a slot (the default lab has slot 0)", "add --lab NAME")
         existing = self.record
+        if existing is not None and slot not in (None, existing.spec.slot):
+            raise TwinError(f"lab '{self.name}' is up in slot {existing.spec.slot}, not {slot}",
+                            f"keep its slot, or take it down first: {down}")
         if existing is not None and self.supervisor_alive():
             if not existing.spec.same_build(dataclasses.replace(spec, name=self.name, slot=existing.spec.slot)):
                 raise TwinError(
@@ -131,7 +148,7 @@ class Lab:
             self.log("the lab is already up; nothing changed")
             return existing
         if self.name:
-            spec = dataclasses.replace(spec, name=self.name, slot=self.reserve_slot())
+            spec = dataclasses.replace(spec, name=self.name, slot=self.reserve_slot(slot))
         self.preflight(spec)
         try:
             return self._build(spec)
