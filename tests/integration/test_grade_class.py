@@ -1,12 +1,17 @@
-"""`pvelab grade` scores a whole class at once: eight twin labs side by side (`pvelab twin up --lab`),
-each put in a different state a student could leave it in, graded in one run over real HTTPS, SSH and
-IPMI. Each check's score must match the state its lab is in; the unreachable lab must not hold up the
-others; the four outputs must agree; a student pointing at another's cluster must be caught."""
+"""A class over two lab servers, graded at once: `playbooks/class.yml` brings up eight twin labs, four on
+this host directly and four on this host over a real SSH hop (tests/ssh_hop.py), and writes one roster
+and one inventory per student. Each lab is put in a different state a student could leave it in, and
+`pvelab grade` scores the whole roster in one run over real HTTPS, SSH and IPMI. Each check's score
+must match the state its lab is in; the unreachable lab must not hold up the others; the four outputs
+must agree; a student pointing at another's cluster must be caught."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +23,9 @@ import yaml
 
 from pvelab.cli import main
 from pvelab.twin.drive import fingerprint, quorum_view, ssh
-from pvelab.twin.image import ensure_image
-from pvelab.twin.inventory import class_roster
 from pvelab.twin.lab import Lab
-from pvelab.twin.spec import LabSpec
 from tests.grade_outputs import assert_outputs_agree
+from tests.ssh_hop import ssh_hop
 
 from .conftest import TEST_LAB, own_lab, pve_version, wait_until
 
@@ -115,29 +118,91 @@ SCORES = {
 }
 
 
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+PREFIX = f"{TEST_LAB}-"  # the tests' own labs: named TEST_LAB-<state>
+
+
+class Classroom:
+    """The class class.yml made: its labs by student (state) and the files it wrote."""
+
+    def __init__(self, labs: dict[str, Lab], class_dir: Path, runs: list[str]) -> None:
+        self.labs, self.dir, self.runs = labs, class_dir, runs
+
+    @property
+    def roster(self) -> dict:
+        return dict(yaml.safe_load((self.dir / "roster.yml").read_text()))
+
+
+def class_playbook(inventory: Path, class_dir: Path, state: str) -> str:
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/class.yml",
+                           "-e", json.dumps({"class_state": state, "class_students": list(STATES),
+                                             "class_dir": str(class_dir), "class_lab_prefix": PREFIX,
+                                             "class_pve_version": pve_version(),
+                                             "class_roster_params": {"cluster_name": CLUSTER}})],
+                          cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
 @pytest.fixture(scope="module")
-def classroom() -> Iterator[dict[str, Lab]]:
-    """Eight named labs, each brought into its state; all torn down afterwards even when a test fails."""
+def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroom]:
+    """Eight named labs over two lab servers by class.yml, each brought into its state; all torn down
+    afterwards (class.yml absent, then each lab directly) even when a test fails."""
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (namespaces, bridges, mounts): run sudo ./scripts/test.sh")
-    labs = {name: own_lab(f"{TEST_LAB}-{name}") for name in STATES}  # the tests' own labs, named by state
-    spec = LabSpec(node_count=3, pve_version=pve_version())
-    ensure_image(spec.pve_version)  # built once here, not by eight `up`s at once
+    labs = {name: own_lab(PREFIX + name) for name in STATES}
+    workdir = tmp_path_factory.mktemp("class")
+    inventory, class_dir = workdir / "servers.yml", workdir / "class"
+    with ssh_hop() as there:
+        servers = {"here": {"ansible_connection": "local", "lab_capacity": 4},
+                   "there": {**there.inventory_vars(), "lab_capacity": 4}}
+        inventory.write_text(yaml.safe_dump({"lab_servers": {"hosts": servers, "vars": {
+            "pvelab_cli": str(BIN / "pvelab"), "ansible_python_interpreter": "/usr/bin/python3"}}}))
+        try:
+            started = time.monotonic()
+            runs = [class_playbook(inventory, class_dir, "present")]
+            print(f"class.yml: 8 labs over 2 servers up in {time.monotonic() - started:.1f} s")
+            runs.append(class_playbook(inventory, class_dir, "present"))
+            with ThreadPoolExecutor(max_workers=len(labs)) as pool:
+                for done in [pool.submit(STATES[name], lab) for name, lab in labs.items()]:
+                    done.result()
+            print(f"8 labs up and in their states after {time.monotonic() - started:.1f} s")
+            yield Classroom(labs, class_dir, runs)
+            runs.append(class_playbook(inventory, class_dir, "absent"))
+            assert [name for name, lab in labs.items() if lab.paths.root.exists()] == [], "class.yml absent left labs"
+            assert not (class_dir / "roster.yml").exists() and not list(class_dir.iterdir())
+        finally:
+            for lab in labs.values():
+                lab.down(quiet=True)
 
-    def prepare(name: str, lab: Lab) -> None:
-        lab.up(spec)
-        STATES[name](lab)
 
-    try:
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(labs)) as pool:  # as an instructor's script would: all at once
-            for done in [pool.submit(prepare, name, lab) for name, lab in labs.items()]:
-                done.result()
-        print(f"8 labs up and in their states after {time.monotonic() - started:.1f} s")
-        yield labs
-    finally:
-        for lab in labs.values():
-            lab.down(quiet=True)
+def test_class_yml_spreads_the_class_over_both_servers_once(classroom: Classroom) -> None:
+    made, again = classroom.runs[:2]
+    # four labs each, as the capacities ask, placed in list order by room left
+    assert "here: " + ", ".join(PREFIX + s for s in list(STATES)[0::2]) in made, made
+    assert "there: " + ", ".join(PREFIX + s for s in list(STATES)[1::2]) in made, made
+    assert re.search(r"^here\s+: ok=\d+\s+changed=[1-9]", made, re.M) and re.search(
+        r"^there\s+: ok=\d+\s+changed=[1-9]", made, re.M), made
+    assert all(re.search(rf"^{server}\s+: ok=\d+\s+changed=0\b", again, re.M) for server in ("here", "there")), again
+    roster = classroom.roster
+    assert [s["id"] for s in roster["students"]] == list(STATES)  # one roster, in class order
+    for student in roster["students"]:
+        record = classroom.labs[student["id"]].require_record()
+        assert [n["address"] for n in student["nodes"]] == [n.link_addr(0) for n in record.spec.nodes]
+        assert student["params"] == {"cluster_name": CLUSTER}
+        assert Path(student["ssh_key_file"]).parent == classroom.dir / student["id"]
+        assert oct(Path(student["ssh_key_file"]).stat().st_mode & 0o777) == "0o600"
+        inventory = yaml.safe_load((classroom.dir / student["id"] / "inventory.yml").read_text())
+        hosts = inventory["all"]["children"]["pve_nodes"]["hosts"]
+        assert {name: h["ansible_host"] for name, h in hosts.items()} == {
+            n.name: n.link_addr(0) for n in record.spec.nodes}
+        assert inventory["all"]["vars"]["ansible_ssh_private_key_file"] == student["ssh_key_file"]
+    # the student's inventory works from the controller as it is: Ansible reaches all three nodes
+    pinged = subprocess.run([str(BIN / "ansible"), "-i", str(classroom.dir / "complete" / "inventory.yml"),
+                             "pve_nodes", "-m", "ansible.builtin.ping"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
+    assert pinged.returncode == 0 and pinged.stdout.count("SUCCESS") == 3, pinged.stdout + pinged.stderr
 
 
 def read_cmdline(proc: Path) -> bytes:
@@ -156,13 +221,12 @@ def grade(tmp_path: Path, roster: dict, out: str) -> tuple[int, Path, float]:
     return code, tmp_path / out, time.monotonic() - started
 
 
-def test_one_run_scores_each_lab_as_the_state_it_is_in(classroom: dict[str, Lab], tmp_path: Path,
+def test_one_run_scores_each_lab_as_the_state_it_is_in(classroom: Classroom, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    labs = [(name, lab.require_record(), lab.paths) for name, lab in classroom.items()]
-    roster = class_roster(labs, {"cluster_name": CLUSTER})
+    roster = classroom.roster  # class.yml's, over both servers
     complete = next(s for s in roster["students"] if s["id"] == "complete")
     # A student who hands in the complete lab's cluster (through its link1 addresses) as their own.
-    spec = classroom["complete"].require_record().spec
+    spec = classroom.labs["complete"].require_record().spec
     roster["students"].append({**complete, "id": "copycat", "nodes": [
         {"name": n.name, "address": n.link_addr(1)} for n in spec.nodes]})
     code, alone, _ = grade(tmp_path, {"students": [complete]}, "alone")
@@ -193,4 +257,4 @@ def test_one_run_scores_each_lab_as_the_state_it_is_in(classroom: dict[str, Lab]
     evidence = json.loads((out / "students" / "node-down" / "evidence.json").read_text())
     assert any(e["request"] == "GET /cluster/status" and e["ok"] for e in evidence)
     assert any(e["target"] == "pve3" and not e["ok"] for e in evidence)
-    assert all(classroom["complete"].require_record().root_password not in json.dumps(e) for e in evidence)
+    assert all(classroom.labs["complete"].require_record().root_password not in json.dumps(e) for e in evidence)
