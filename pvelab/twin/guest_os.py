@@ -26,6 +26,8 @@ CT_TEMPLATE_PATH = Path("var/lib/vz/template/cache") / CT_TEMPLATE_NAME
 ISO_PATH = Path("var/lib/vz/template/iso") / ISO_NAME  # inside a node's root filesystem
 ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
+ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
+INSTALLED_AT_KIB = 65536  # where the stand-in installer keeps the answer on the disk (INIT's INSTALLED_AT)
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
            "qemu_fw_cfg", "button", "evdev")  # button, evdev: the ACPI power button (qm shutdown)
@@ -55,6 +57,61 @@ done
 for poll in /sys/block/sr*/events_poll_msecs; do  # no media-change polling of the CD drives: under
   [ -e "$poll" ] && echo 0 > "$poll"                   # TCG each poll is emulated ATAPI I/O
 done
+# PVE's automated installer, stood in for (docs/nested.md): booted with a disc labelled proxmox-ais
+# (tried as given and upper-case, as proxmox-fetch-answer does), it reads answer.toml, checks that
+# the keys the installer needs are there, shows what it read on its page, "installs" (copies its own
+# boot CD onto the answer's disk with the answer behind it, at 64 MiB) and powers off or reboots as
+# reboot-mode says. A disk so installed boots as that node: the answer's name and address.
+AIS=$(findfs LABEL=proxmox-ais 2>/dev/null || findfs LABEL=PROXMOX-AIS 2>/dev/null)
+INSTALLED_AT=65536  # KiB
+toml() {  # toml FILE SECTION KEY: a string, number or one-string array value, unquoted
+  awk -v s="[$2]" -v k="$3" '/^\[/ { in_s = ($0 == s) } in_s && $1 == k && $2 == "=" {
+    sub(/^[^=]*= */, ""); gsub(/^\[ *"|" *\]$|^"|"$/, ""); print; exit }' "$1"
+}
+if [ -n "$AIS" ]; then
+  mkdir -p /mnt/ais; mount -t iso9660 -o ro "$AIS" /mnt/ais; A=/mnt/ais/answer.toml
+  MISSING=""
+  for key in global.keyboard global.country global.fqdn global.mailto global.timezone network.source \
+             disk-setup.filesystem; do
+    [ -n "$(toml $A "${key%%.*}" "${key#*.}" 2>/dev/null)" ] || MISSING="$MISSING $key"
+  done
+  [ -n "$(toml $A global root-password)$(toml $A global root-password-hashed)" ] ||
+    MISSING="$MISSING global.root-password"
+  TARGET=/dev/$(toml $A disk-setup disk-list); [ "$TARGET" = /dev/ ] && TARGET=/dev/sda
+  BOOTCD=""; for dev in /dev/sr*; do [ "$dev" != "$AIS" ] && [ -b "$dev" ] && BOOTCD=$dev && break; done
+  cat > /www/cgi-bin/status <<EOS
+#!/bin/sh
+echo "Content-Type: text/plain"; echo
+echo "installer: pvelab stand-in"; echo "answer: $AIS"
+echo "fqdn: $(toml $A global fqdn)"; echo "cidr: $(toml $A network cidr)"; echo "gateway: $(toml $A network gateway)"
+echo "disk: $TARGET"; echo "reboot-mode: $(toml $A global reboot-mode)"; echo "missing:$MISSING"
+EOS
+  chmod +x /www/cgi-bin/status; httpd -p 80 -h /www
+  if [ -n "$MISSING" ] || [ ! -b "$TARGET" ] || [ -z "$BOOTCD" ]; then
+    echo "pvelab stand-in installer: cannot install (missing:$MISSING; disk $TARGET; boot CD $BOOTCD)" > /dev/console
+    while true; do sleep 3600; done  # the installer stops with its error on screen, as PVE's does
+  fi
+  echo "pvelab stand-in installer: installing onto $TARGET from $BOOTCD" > /dev/console
+  dd if="$BOOTCD" of="$TARGET" bs=1M conv=fsync 2>/dev/null
+  { printf 'PVELABAI\n'; cat $A; printf '\0'; } |
+    dd of="$TARGET" bs=1024 seek=$INSTALLED_AT conv=notrunc,fsync 2>/dev/null
+  sync; echo "pvelab stand-in installer: done, $(toml $A global reboot-mode || true)" > /dev/console
+  [ "$(toml $A global reboot-mode)" = power-off ] && poweroff -f
+  reboot -f
+fi
+# Booted from a disk the stand-in installed: that node's name and address, no heartbeats (the disk
+# is its system disk).
+for dev in /dev/sda /dev/vda; do
+  if [ -b "$dev" ] && [ "$(dd if=$dev bs=1024 skip=$INSTALLED_AT count=1 2>/dev/null | head -c 8)" = PVELABAI ]; then
+    dd if=$dev bs=1024 skip=$INSTALLED_AT count=64 2>/dev/null | tr -d '\0' | tail -n +2 > /run/answer.toml
+    INSTALLED=$dev
+  fi
+done
+if [ -n "$INSTALLED" ]; then
+  FQDN=$(toml /run/answer.toml global fqdn); NAME=${FQDN%%.*}
+  ADDR=$(toml /run/answer.toml network cidr); GW=$(toml /run/answer.toml network gateway)
+  MASK=$(ipcalc -m "$ADDR" | cut -d= -f2); ADDR=${ADDR%/*}
+fi
 if [ -n "$CIDEV" ]; then
   NAME=$(sed -n 's/^hostname: *//p' /mnt/ci/user-data | head -1)
   ADDR=$(sed -n "s/^ *address: *'*\([0-9.]*\)'*.*/\1/p" /mnt/ci/network-config | head -1)
@@ -69,7 +126,7 @@ if [ -n "$ADDR" ]; then
   [ -n "$GW" ] && ip route add default via "$GW"
 fi
 for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb; do  # the first disk that is not the cloud-init drive
-  [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && DISK=$dev && break
+  [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && [ -z "$INSTALLED" ] && DISK=$dev && break
 done
 echo "pvelab tiny guest: cloud-init drive ${CIDEV:-none}, heartbeat disk ${DISK:-none}" > /dev/console
 # The heartbeat log is raw on the disk (no filesystem to make, so a blank disk costs nothing): block 0
@@ -93,6 +150,7 @@ echo "vmid: $VMID"; echo "name: $NAME"
 echo "node: \$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/node/raw 2>/dev/null)"
 echo "boot_id: $BOOT"; echo "uptime: \$(cut -d. -f1 /proc/uptime)"; echo "counter: \$n"
 echo "heartbeats: \$(cat /run/heartbeats)"; echo "disk: ${DISK:-none}"
+[ -n "$INSTALLED" ] && echo "installed: $INSTALLED" && echo "fqdn: $FQDN"
 EOS
 # the heartbeat disk's size as the guest sees it (a SCSI disk learns a new size on a rescan, as
 # `echo 1 > /sys/block/sdX/device/rescan` does on any Linux guest after an online resize)
@@ -106,6 +164,9 @@ EOS
 chmod +x /www/cgi-bin/status /www/cgi-bin/disk
 echo '<a href="/cgi-bin/status">status</a>' > /www/index.html
 httpd -p 80 -h /www
+if [ -n "$INSTALLED" ]; then  # a node waits for SSH: the stand-in answers port 22 with a banner only
+  (while true; do echo "SSH-2.0-pvelab-standin-node" | nc -l -p 22 >/dev/null 2>&1; done) &
+fi
 echo "pvelab tiny guest: vmid=$VMID name=$NAME addr=$ADDR disk=$DISK boot=$BOOT" > /dev/console
 # A record every second, written to the disk every 5 s in one batch: one dd, the rest shell
 # builtins (a fork is costly under TCG; a crash loses at most the last 5 s of heartbeats).
@@ -229,9 +290,14 @@ def build_iso(rootfs: Path) -> Path:
         (tree / "isolinux" / "isolinux.cfg").write_text(ISOLINUX_CFG)
         (tree / "vmlinuz").write_bytes(kernel.read_bytes())
         (tree / "initrd.img").write_bytes(initramfs(rootfs, version))
+        # isohybrid (an MBR beside the El Torito record): copied onto a disk, as the stand-in
+        # installer does, it boots from that disk too
         subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(target), "-V", "PVELAB_TINY",
+                        "-isohybrid-mbr", str(ISOHYBRID_MBR),
                         "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
                         "-boot-load-size", "4", "-boot-info-table", str(tree)], check=True, capture_output=True)
+    if target.stat().st_size > INSTALLED_AT_KIB * 1024:
+        raise RuntimeError(f"{target} is larger than the stand-in installer's {INSTALLED_AT_KIB} KiB system area")
     return target
 
 
