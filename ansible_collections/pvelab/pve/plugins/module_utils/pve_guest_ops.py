@@ -30,7 +30,17 @@ def wanted_config(p: dict[str, Any]) -> dict[str, str]:
         out["onboot"] = str(int(p["onboot"]))
     if p.get("ipconfig0") is not None and p["kind"] == "vm":
         out["ipconfig0"] = p["ipconfig0"]
+    out.update({k: str(int(v)) if isinstance(v, bool) else str(v) for k, v in (p.get("config") or {}).items()})
     return out
+
+
+def deletions(p: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The options of `delete` the guest's config has (PVE removes them with PUT config delete=...)."""
+    both = sorted(set(p.get("delete") or ()) & (set(p.get("config") or {}) | set(p.get("options") or {})))
+    if both:
+        raise PveError(f"guest {p['vmid']}: {', '.join(both)} both set and deleted: keep each in one of config, "
+                       "options and delete")
+    return [k for k in p.get("delete") or () if k in config]
 
 
 def create_params(p: dict[str, Any]) -> dict[str, Any]:
@@ -80,22 +90,25 @@ def ensure_guest(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     config = api.get(f"{base}/config")
     want = wanted_config(p)
     changes = {k: v for k, v in want.items() if str(config.get(k, "")) != v}
+    removed = deletions(p, config)
     power = power_change(api, p, base, entry)
     template = template_change(p, config, power or entry.get("status"))
-    if not changes and power is None and not template:
+    if not changes and not removed and power is None and not template:
         return {"changed": False, "vmid": vmid, "node": node, "status": entry.get("status")}
-    before = {k: str(config.get(k, "")) for k in changes}
+    before = {k: str(config.get(k, "")) for k in [*changes, *removed]}
     result = {"changed": True, "vmid": vmid, "node": node,
               "diff": {"before": {**before, **({"status": entry.get("status")} if power else {}),
                                   **({"template": 0} if template else {})},
                        "after": {**changes, **({"status": power} if power else {}),
                                  **({"template": 1} if template else {})}}}
     if check_mode:
-        what = [*([f"set {', '.join(sorted(changes))}"] if changes else []), *([power] if power else []),
+        what = [*([f"set {', '.join(sorted(changes))}"] if changes else []),
+                *([f"removed {', '.join(removed)}"] if removed else []), *([power] if power else []),
                 *(["made a template"] if template else [])]
         return {**result, "msg": f"guest {vmid} would be changed ({'; '.join(what)})", "status": entry.get("status")}
-    if changes:
-        api.put(f"{base}/config", digest=config.get("digest"), **changes)
+    if changes or removed:
+        api.put(f"{base}/config", digest=config.get("digest"), **changes,
+                **({"delete": ",".join(removed)} if removed else {}))
     if power:
         run_task(api, node, f"{base}/status/{'start' if power == 'running' else 'stop'}", p)
     if template:
@@ -136,6 +149,7 @@ def create(api: PveApi, p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     if not p.get("node"):
         raise PveError(f"guest {vmid} does not exist yet: give the node to create it on")
     params = create_params(p)
+    deletions(p, {})  # the same refusal as for an existing guest
     if p.get("template") and p["state"] == "started":
         raise PveError(f"a template never runs: use state: stopped (or present) with template: true for guest {vmid}")
     status = "running" if p["state"] == "started" else "stopped"

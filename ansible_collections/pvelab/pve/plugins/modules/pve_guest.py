@@ -11,8 +11,8 @@ description:
   - Makes guest O(vmid) exist (or not) with the options a lab needs, through the API of the node at O(api_host);
     it finds the guest wherever it is in the cluster. Every task it starts (create, start, stop, destroy) is
     waited for, and a failed task fails the module with the task's log.
-  - On an existing guest only O(name), O(memory), O(cores), O(onboot), O(description) and O(ipconfig0) are
-    compared and changed; disks and NICs are set when the guest is created.
+  - On an existing guest only O(name), O(memory), O(cores), O(onboot), O(description), O(ipconfig0) and
+    O(config) are compared and changed, and O(delete) removed; disks and NICs are set when the guest is created.
   - "O(state=started) or V(stopped) starts or stops it; a guest managed by HA is refused, as HA starts and
     stops it (use M(pvelab.pve.pve_ha_resource))."
   - O(state=absent) stops a running guest and destroys it with its disks (and C(purge), so backup jobs and
@@ -93,6 +93,19 @@ options:
   options:
     description: Further config options set at creation, as PVE names them (C(tablet), C(ostype), ...).
     type: dict
+  config:
+    description:
+      - Config options as PVE names them (C(boot), C(machine), ...), set at creation and compared and changed on
+        an existing guest (as its config spells them).
+    type: dict
+    version_added: "0.7.0"
+  delete:
+    description:
+      - Config options to remove from an existing guest (C([ide2, ide3]): its CDs), as C(qm set --delete) does;
+        an option named here and in O(config) or O(options) is refused.
+    type: list
+    elements: str
+    version_added: "0.7.0"
   task_timeout:
     description: Seconds to wait for each task.
     type: int
@@ -171,6 +184,8 @@ ARGUMENT_SPEC = dict(
     template={"type": "bool"},
     description={"type": "str"},
     options={"type": "dict"},
+    config={"type": "dict"},
+    delete={"type": "list", "elements": "str"},
     task_timeout={"type": "int", "default": 300},
 )
 

@@ -193,7 +193,10 @@ class FakeApi:
             self.world.snapshots[int(path.split("/")[4])][path.split("/")[6]].update(changes)
             return
         if path.endswith("/config"):
-            self.world.guests[int(path.split("/")[4])]["config"].update(changes)
+            config = self.world.guests[int(path.split("/")[4])]["config"]
+            config.update(changes)
+            for key in filter(None, str(params.get("delete") or "").split(",")):
+                config.pop(key, None)
             return
         if path.startswith("/cluster/backup/"):
             self.world.backup_jobs[path.rsplit("/", 1)[1]].update(changes)

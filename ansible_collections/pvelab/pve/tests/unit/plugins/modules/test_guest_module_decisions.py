@@ -53,6 +53,28 @@ def test_only_the_difference_is_set_with_the_digest(world: FakeCluster) -> None:
     assert world.changes() == [("pve1", "PUT", "/nodes/pve1/qemu/110/config", {"digest": "c" * 40, "memory": "512"})]
 
 
+def test_config_is_compared_and_deleted_options_removed_once(world: FakeCluster) -> None:
+    """A nested node after its install: the CDs go, the disk boots (as `qm set --delete ide2,ide3 --boot ...`)."""
+    world.guests[111]["config"].update(ide2="local:iso/installer.iso,media=cdrom", ide3="local:iso/ais.iso,media=cdrom",
+                                       boot="order=ide2;scsi0")
+    wanted = guest(vmid=111, config={"boot": "order=scsi0"}, delete=["ide2", "ide3", "ide1"])
+    preview = pve_guest_ops.ensure_guest(wanted, check_mode=True)
+    assert preview["msg"] == "guest 111 would be changed (set boot; removed ide2, ide3)" and world.changes() == []
+    assert preview["diff"]["before"] == {"boot": "order=ide2;scsi0", "ide2": "local:iso/installer.iso,media=cdrom",
+                                         "ide3": "local:iso/ais.iso,media=cdrom"}
+    pve_guest_ops.ensure_guest(wanted, check_mode=False)
+    assert world.changes() == [("pve1", "PUT", "/nodes/pve1/qemu/111/config",
+                                {"digest": "c" * 40, "boot": "order=scsi0", "delete": "ide2,ide3"})]
+    assert pve_guest_ops.ensure_guest(wanted, check_mode=False)["changed"] is False
+
+
+def test_an_option_both_set_and_deleted_is_refused(world: FakeCluster) -> None:
+    with pytest.raises(PveError, match="guest 111: boot both set and deleted"):
+        pve_guest_ops.ensure_guest(guest(vmid=111, config={"boot": "order=scsi0"}, delete=["boot"]), True)
+    with pytest.raises(PveError, match="guest 130: ide3 both set and deleted"):
+        pve_guest_ops.ensure_guest(guest(**{**NEW_VM, "vmid": 130}, options={"ide3": "x"}, delete=["ide3"]), True)
+
+
 def test_an_ha_guest_may_run_on_another_node_than_it_was_made_on(world: FakeCluster) -> None:
     world.guests[110]["ha"] = True  # HA moved it; the playbook still says where it was made
     result = pve_guest_ops.ensure_guest(guest(vmid=110, node="pve3", name="web110"), check_mode=False)

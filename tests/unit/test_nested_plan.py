@@ -1,0 +1,59 @@
+"""A class of nested labs planned on one L0 host: fixed VMIDs, bridges, addresses and MACs by student and
+node, every answer checked against its VM before anything is made, and refusals that say what to change."""
+
+from __future__ import annotations
+
+import pytest
+
+from pvelab.nested import answer
+from pvelab.nested.plan import NestedClass, PlanError, plan_class
+from pvelab.pve.api import schema
+
+SETTINGS = {"students": ["s001", "s002"], "root_password_hashed": "$6$salt$hash",
+            "installer_iso": "local:iso/proxmox-ve_9.1-1.iso", "ssh_keys": ["ssh-ed25519 AAAA teacher"]}
+
+
+def test_each_student_gets_three_nodes_in_a_fixed_place() -> None:
+    nodes = plan_class(NestedClass.of(SETTINGS))
+    assert [(n.student, n.name, n.vmid) for n in nodes] == [
+        ("s001", "pve1", 4011), ("s001", "pve2", 4012), ("s001", "pve3", 4013),
+        ("s002", "pve1", 4021), ("s002", "pve2", 4022), ("s002", "pve3", 4023)]
+    first, other = nodes[0], nodes[3]
+    assert (first.address, first.link1_address, first.gateway) == ("10.99.0.11", "10.99.1.11", "10.99.0.1")
+    assert (other.address, other.bridges) == ("10.99.2.11", ("vmbr4002", "vmbr4003"))
+    assert first.bridges == ("vmbr4000", "vmbr4001")
+    assert first.plan.mac == "BC:24:11:0F:AB:00" and first.plan.extra_macs == ("BC:24:11:0F:AB:01",)
+    assert len({n.plan.mac for n in nodes}) == 6 and len({n.disc_name for n in nodes}) == 6
+
+
+def test_a_student_added_changes_no_one_elses_lab() -> None:
+    before = plan_class(NestedClass.of(SETTINGS))
+    after = plan_class(NestedClass.of({**SETTINGS, "students": ["s001", "s002", "s003"]}))
+    assert after[:6] == before
+
+
+def test_each_answer_is_the_nodes_and_each_vm_one_pve_accepts() -> None:
+    for node in plan_class(NestedClass.of(SETTINGS)):
+        text = node.answer
+        assert f'fqdn = "{node.name}.{node.student}.lab"' in text and f'cidr = "{node.address}/24"' in text
+        assert 'reboot-mode = "power-off"' in text
+        params = node.create_params()
+        assert params["ide3"] == f"local:iso/{node.disc_name},media=cdrom"
+        assert params["net0"] == f"virtio={node.plan.mac},bridge={node.bridges[0]},firewall=0"
+        found = schema.match("9", "POST", "/nodes/l0/qemu")
+        assert found is not None
+        schema.verify(found[0], {**{k: str(v) for k, v in params.items()}, "node": "l0"})
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"students": []}, "the nested lab needs students"),
+    ({"installer_iso": ""}, "the nested lab needs installer_iso"),
+    ({"color": "blue"}, "unknown nested lab settings: color"),
+    ({"students": ["a", "a"]}, "a student is listed twice"),
+    ({"network": "10.99.0.0/24"}, "10.99.0.0/24 has 1 /24s: room for 0 students, not 1"),
+    ({"first_vmid": 50}, "VMIDs 61..73 are outside"),
+    ({"students": ["s_1"]}, "s_1/pve1: "),  # no FQDN the installer takes
+])
+def test_a_class_that_cannot_be_planned_is_refused(change: dict[str, object], message: str) -> None:
+    with pytest.raises((PlanError, answer.AnswerError), match=message.replace("(", "\\(").replace(".", "\\.")):
+        plan_class(NestedClass.of({**SETTINGS, **change}))
