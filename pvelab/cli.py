@@ -15,6 +15,9 @@ from pvelab import __version__
 from pvelab.errors import TwinError
 from pvelab.grade import cli as grade_cli
 from pvelab.grade.cli import GradeError
+from pvelab.nested import cli as nested_cli
+from pvelab.nested.answer import AnswerError
+from pvelab.nested.plan import PlanError
 from pvelab.twin import disks
 from pvelab.twin.inventory import class_roster, roster
 from pvelab.twin.lab import Lab, all_labs, stray_prefixes, sweep_prefix
@@ -92,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     roster.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="a per-student value the rubric reads, e.g. cluster_name=edu-cloud")
     grade_cli.add_parser(top)
+    nested_cli.add_parser(top)
     return parser
 
 
@@ -197,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) and ExitStatus.USAGE
     try:
         args.func(Lab.named(args.lab) if getattr(args, "lab", "") else Lab(), args)
-    except (TwinError, GradeError) as exc:
+    except (TwinError, GradeError, PlanError, AnswerError) as exc:
         print(f"pvelab: error: {exc}", file=sys.stderr)
         return ExitStatus.ERROR
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 LABEL = "proxmox-ais"  # proxmox-fetch-answer's default partition label
+FIXED_DATE = "2000010100000000"  # YYYYMMDDhhmmsscc
 
 
 def write_answer_disc(answer_toml: str, target: Path) -> Path:
@@ -17,8 +18,10 @@ def write_answer_disc(answer_toml: str, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "answer.toml").write_text(answer_toml, encoding="utf-8")
+        # fixed dates: the same answer makes the same bytes, so a second run uploads nothing
         done = subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(target), "-V", LABEL, "-r", "-J",
-                               tmp], capture_output=True, text=True, check=False)
+                               f"--modification-date={FIXED_DATE}", "--set_all_file_dates", FIXED_DATE, tmp],
+                              capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"xorriso could not write {target}: {done.stderr.strip()} (is xorriso installed?)")
     return target

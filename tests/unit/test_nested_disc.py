@@ -25,6 +25,13 @@ def test_the_disc_is_labelled_for_the_installer_and_holds_the_answer(tmp_path: P
     assert (tmp_path / "read.toml").read_text() == answer.render(PLAN)
 
 
+def test_the_same_answer_makes_the_same_disc(tmp_path: Path) -> None:
+    first = write_answer_disc(answer.render(PLAN), tmp_path / "a.iso").read_bytes()
+    assert write_answer_disc(answer.render(PLAN), tmp_path / "b.iso").read_bytes() == first
+    other = answer.render(answer.NodePlan(**{**PLAN.__dict__, "cidr": "198.18.40.12/24"}))
+    assert write_answer_disc(other, tmp_path / "c.iso").read_bytes() != first
+
+
 def standin_reads(answer_file: Path, section: str, key: str) -> str:
     """The stand-in installer's `toml` function (from the guest OS's init), run by sh."""
     init = guest_os.INIT

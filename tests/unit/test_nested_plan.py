@@ -3,8 +3,13 @@ node, every answer checked against its VM before anything is made, and refusals 
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+import yaml
+
+from pvelab.cli import main
 from pvelab.nested import answer
 from pvelab.nested.plan import NestedClass, PlanError, plan_class
 from pvelab.pve.api import schema
@@ -57,3 +62,27 @@ def test_each_answer_is_the_nodes_and_each_vm_one_pve_accepts() -> None:
 def test_a_class_that_cannot_be_planned_is_refused(change: dict[str, object], message: str) -> None:
     with pytest.raises((PlanError, answer.AnswerError), match=message.replace("(", "\\(").replace(".", "\\.")):
         plan_class(NestedClass.of({**SETTINGS, **change}))
+
+
+def test_the_cli_prints_the_plan_and_writes_each_disc_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    (tmp_path / "class.yml").write_text(yaml.safe_dump(SETTINGS))
+    assert main(["nested", "plan", str(tmp_path / "class.yml"), "--discs", str(tmp_path / "discs")]) == 0
+    nodes = json.loads(capsys.readouterr().out)["nodes"]
+    assert [(n["student"], n["name"], n["fqdn"], n["address"]) for n in nodes[:2]] == [
+        ("s001", "pve1", "pve1.s001.lab", "10.99.0.11"), ("s001", "pve2", "pve2.s001.lab", "10.99.0.12")]
+    assert nodes[0]["create"]["ide3"] == "local:iso/pvelab-ais-4011.iso,media=cdrom"
+    assert nodes[0]["after_install"] == {"delete": "ide2,ide3", "boot": "order=scsi0"}
+    disc = Path(nodes[0]["disc"])
+    assert disc == tmp_path / "discs" / "pvelab-ais-4011.iso" and len(list(disc.parent.glob("*.iso"))) == 6
+    made = disc.stat().st_mtime_ns
+    assert main(["nested", "plan", str(tmp_path / "class.yml"), "--discs", str(tmp_path / "discs")]) == 0
+    assert disc.stat().st_mtime_ns == made  # the same answer: the disc is left as it is
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "class.yml").write_text(yaml.safe_dump({**SETTINGS, "students": ["a", "a"]}))
+    assert main(["nested", "plan", str(tmp_path / "class.yml")]) == 1
+    assert capsys.readouterr().err == "pvelab: error: a student is listed twice\n"
+    assert main(["nested", "plan", str(tmp_path / "missing.yml")]) == 1
+    assert "cannot read the settings" in capsys.readouterr().err
