@@ -30,7 +30,8 @@ ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
 INSTALLED_AT_KIB = 65536  # where the stand-in installer keeps the answer on the disk (INIT's INSTALLED_AT)
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
-           "qemu_fw_cfg", "button", "evdev")  # button, evdev: the ACPI power button (qm shutdown)
+           "qemu_fw_cfg", "button", "evdev",  # button, evdev: the ACPI power button (qm shutdown)
+           "ahci")  # a q35 machine's IDE drives (a nested node's CDs) sit on its AHCI controller
 
 INIT = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
