@@ -48,8 +48,10 @@ class SshHop:
         """How Ansible reaches this "server" (host vars of an inventory's lab server)."""
         return {"ansible_host": self.address, "ansible_port": self.port, "ansible_user": "root",
                 "ansible_connection": "ssh", "ansible_ssh_private_key_file": str(self.key_file),
-                # no master connection kept after the run: it would hold a session of this sshd open
-                "ansible_ssh_args": "-o ControlMaster=no",
+                # one connection per run, as Ansible keeps it, but let go 5 s after the run (not 60):
+                # it holds a session of this sshd open
+                "ansible_ssh_args": (f"-o ControlMaster=auto -o ControlPersist=5s "
+                                     f"-o ControlPath={self.key_file.parent}/cm-%C"),
                 "ansible_ssh_common_args": f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"}
 
 
