@@ -101,8 +101,8 @@ options:
     version_added: "0.7.0"
   delete:
     description:
-      - Config options to remove from an existing guest (C([ide2, ide3]): its CDs), as C(qm set --delete) does;
-        an option named here and in O(config) or O(options) is refused.
+      - Config options to remove from an existing guest (its CDs, say - C(ide2) and C(ide3)), as C(qm set --delete)
+        does; an option named here and in O(config) or O(options) is refused.
     type: list
     elements: str
     version_added: "0.7.0"

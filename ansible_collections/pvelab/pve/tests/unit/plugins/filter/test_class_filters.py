@@ -52,8 +52,8 @@ def test_names_and_emails_ride_along_for_the_roster() -> None:
     (["a", "b"], {"x": 4}, {"first_slot": 99}, "slots 99..100 do not fit in 1..99"),
     (["a"], {"x": 4}, {"first_slot": 0}, "slots 0..0 do not fit"),
 ])
-def test_a_class_that_cannot_be_placed_is_refused_saying_why(students: list[str], capacities: dict[str, int],
-                                                            kwargs: dict[str, object], message: str) -> None:
+def test_a_class_that_cannot_be_placed_is_refused_saying_why(
+        students: list[str], capacities: dict[str, int], kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(classes.ClassPlanError, match=message.replace(".", "\\.").replace("(", "\\(")):
         classes.class_plan(students, capacities, **kwargs)  # type: ignore[arg-type]
 
