@@ -445,6 +445,10 @@ class NodePlan:
     extra_macs: tuple[str, ...] = ()  # net1, net2: link1 and Ceph (the installer configures only net0)
     first_boot_hook: bool = False  # a first-boot hook baked into the installer ISO (the extra NICs)
 
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{self.domain}"
+
 
 def toml_string(value: str) -> str:
     """A TOML basic string (JSON's escapes are TOML's for these characters)."""
@@ -465,7 +469,7 @@ def render(plan: NodePlan) -> str:
         "[global]\n"
         f"keyboard = {toml_string(plan.keyboard)}\n"
         f"country = {toml_string(plan.country)}\n"
-        f"fqdn = {toml_string(f'{plan.hostname}.{plan.domain}')}\n"
+        f"fqdn = {toml_string(plan.fqdn)}\n"
         f"mailto = {toml_string(plan.mailto)}\n"
         f"timezone = {toml_string(plan.timezone)}\n"
         f"root-password-hashed = {toml_string(plan.root_password_hashed)}\n"

@@ -41,7 +41,7 @@ def read_settings(source: str) -> dict[str, Any]:
 
 
 def node_entry(node: NestedNode, disc: Path | None) -> dict[str, Any]:
-    return {"student": node.student, "name": node.name, "vmid": node.vmid, "fqdn": f"{node.name}.{node.plan.domain}",
+    return {"student": node.student, "name": node.name, "vmid": node.vmid, "fqdn": node.plan.fqdn,
             "address": node.address, "link1_address": node.link1_address, "gateway": node.gateway,
             "bridges": list(node.bridges), "disc": str(disc) if disc else None, "disc_name": node.disc_name,
             "create": node.create_params(), "after_install": after_install_params()}

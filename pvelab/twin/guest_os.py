@@ -27,7 +27,7 @@ ISO_PATH = Path("var/lib/vz/template/iso") / ISO_NAME  # inside a node's root fi
 ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
-INSTALLED_AT_KIB = 65536  # where the stand-in installer keeps the answer on the disk (INIT's INSTALLED_AT)
+INSTALLED_AT_KIB = 65536  # where the stand-in installer keeps the answer on the disk
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
            "qemu_fw_cfg", "button", "evdev",  # button, evdev: the ACPI power button (qm shutdown)
@@ -64,7 +64,7 @@ done
 # boot CD onto the answer's disk with the answer behind it, at 64 MiB) and powers off or reboots as
 # reboot-mode says. A disk so installed boots as that node: the answer's name and address.
 AIS=$(findfs LABEL=proxmox-ais 2>/dev/null || findfs LABEL=PROXMOX-AIS 2>/dev/null)
-INSTALLED_AT=65536  # KiB
+INSTALLED_AT=@INSTALLED_AT_KIB@  # KiB
 toml() {  # toml FILE SECTION KEY: a string, number or one-string array value, unquoted
   awk -v s="[$2]" -v k="$3" '/^\[/ { in_s = ($0 == s) } in_s && $1 == k && $2 == "=" {
     sub(/^[^=]*= */, ""); gsub(/^\[ *"|" *\]$|^"|"$/, ""); print; exit }' "$1"
@@ -79,13 +79,14 @@ if [ -n "$AIS" ]; then
   [ -n "$(toml $A global root-password)$(toml $A global root-password-hashed)" ] ||
     MISSING="$MISSING global.root-password"
   TARGET=/dev/$(toml $A disk-setup disk-list); [ "$TARGET" = /dev/ ] && TARGET=/dev/sda
+  REBOOT=$(toml $A global reboot-mode)
   BOOTCD=""; for dev in /dev/sr*; do [ "$dev" != "$AIS" ] && [ -b "$dev" ] && BOOTCD=$dev && break; done
   cat > /www/cgi-bin/status <<EOS
 #!/bin/sh
 echo "Content-Type: text/plain"; echo
 echo "installer: pvelab stand-in"; echo "answer: $AIS"
 echo "fqdn: $(toml $A global fqdn)"; echo "cidr: $(toml $A network cidr)"; echo "gateway: $(toml $A network gateway)"
-echo "disk: $TARGET"; echo "reboot-mode: $(toml $A global reboot-mode)"; echo "missing:$MISSING"
+echo "disk: $TARGET"; echo "reboot-mode: $REBOOT"; echo "missing:$MISSING"
 EOS
   chmod +x /www/cgi-bin/status; httpd -p 80 -h /www
   if [ -n "$MISSING" ] || [ ! -b "$TARGET" ] || [ -z "$BOOTCD" ]; then
@@ -96,8 +97,8 @@ EOS
   dd if="$BOOTCD" of="$TARGET" bs=1M conv=fsync 2>/dev/null
   { printf 'PVELABAI\n'; cat $A; printf '\0'; } |
     dd of="$TARGET" bs=1024 seek=$INSTALLED_AT conv=notrunc,fsync 2>/dev/null
-  sync; echo "pvelab stand-in installer: done, $(toml $A global reboot-mode || true)" > /dev/console
-  [ "$(toml $A global reboot-mode)" = power-off ] && poweroff -f
+  sync; echo "pvelab stand-in installer: done, $REBOOT" > /dev/console
+  [ "$REBOOT" = power-off ] && poweroff -f
   reboot -f
 fi
 # Booted from a disk the stand-in installed: that node's name and address, no heartbeats (the disk
@@ -206,6 +207,8 @@ while true; do
   read -t 1 -u 4 _
 done
 """
+
+INIT = INIT.replace("@INSTALLED_AT_KIB@", str(INSTALLED_AT_KIB))  # one place for the stand-in's offset
 
 ISOLINUX_CFG = """DEFAULT tiny
 PROMPT 0

@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,8 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
 TEST_LAB = os.environ.get("PVELAB_TEST_LAB", "pvelab-ci")
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent  # ansible-playbook, molecule, pvelab: the run's own virtualenv
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,11 +17,9 @@ import pytest
 from pvelab.twin.drive import quorum_view, ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import lab_addr
+from .conftest import BIN, REPO, lab_addr
 
 pytestmark = pytest.mark.lab
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def ansible_env() -> dict[str, str]:

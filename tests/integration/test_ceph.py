@@ -15,6 +15,8 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
 from .conftest import (
+    BIN,
+    REPO,
     TEST_LAB,
     api,
     check_every_get,
@@ -25,7 +27,7 @@ from .conftest import (
     pve_version,
     wait_until,
 )
-from .test_ansible_modules import BIN, REPO, ansible_env, api_args, community_module, module
+from .test_ansible_modules import ansible_env, api_args, community_module, module
 
 pytestmark = [pytest.mark.lab, pytest.mark.pve8]
 NODES = ("pve1", "pve2", "pve3")

@@ -15,8 +15,8 @@ from pvelab.twin.bmc import BmcClient
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_add_over_ssh, pvecm_create, quorum_view, ssh, trust_root_ssh
 from pvelab.twin.lab import Lab
 
-from .conftest import audit_cluster, wait_until
-from .test_ansible_modules import BIN, REPO, ansible_env
+from .conftest import BIN, REPO, audit_cluster, wait_until
+from .test_ansible_modules import ansible_env
 
 pytestmark = pytest.mark.lab
 NODES = ("pve1", "pve2", "pve3")

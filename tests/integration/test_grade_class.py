@@ -11,7 +11,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from pvelab.twin.lab import Lab
 from tests.grade_outputs import assert_outputs_agree
 from tests.ssh_hop import ssh_hop
 
-from .conftest import TEST_LAB, own_lab, pve_version, wait_until
+from .conftest import BIN, REPO, TEST_LAB, own_lab, pve_version, wait_until
 
 # Grading is version-blind at this layer (the version-guarded probes are unit-tested), and eight labs
 # are the dearest setup in the suite: this runs once per CI run, on PVE 9 nodes.
@@ -118,8 +117,6 @@ SCORES = {
 }
 
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 PREFIX = f"{TEST_LAB}-"  # the tests' own labs: named TEST_LAB-<state>
 
 

@@ -7,21 +7,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from .conftest import own_lab
+from .conftest import BIN, REPO, own_lab
 
 pytestmark = pytest.mark.lab
-REPO = Path(__file__).resolve().parents[2]
 RECOVERY_LIMIT_S = 330  # PVE's worst case: the CRM master itself loses power (~3 min), with room for a busy host
 
 
 def test_molecule_ha_scenario_passes_on_the_twin() -> None:
     lab = own_lab()  # molecule's create and destroy run `pvelab twin up/down`, on $PVELAB_LAB: this lab
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     try:
         proc = subprocess.run(["molecule", "test", "-s", "ha"], cwd=REPO, env=env, capture_output=True, text=True,

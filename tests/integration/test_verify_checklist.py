@@ -5,24 +5,21 @@ the test removes a node from the cluster."""
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from pvelab.twin.drive import fingerprint, pvecm_add, pvecm_create, quorum_view
 from pvelab.twin.lab import Lab
 
-from .conftest import wait_until
+from .conftest import BIN, REPO, wait_until
 from .test_ansible_modules import ansible_env, api_args, module
 
 pytestmark = [pytest.mark.lab, pytest.mark.destructive]
-REPO = Path(__file__).resolve().parents[2]
 
 
 def verify_playbook() -> subprocess.CompletedProcess[str]:
     """verify.yml with the cluster checks (this lab has a cluster only, not the course lab)."""
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/verify.yml",
+    return subprocess.run([str(BIN / "ansible-playbook"), "playbooks/verify.yml",
                            "-e", f"verify_checks={REPO / 'tests' / 'verify' / 'test_cluster.py'}"], cwd=REPO,
                           env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
 

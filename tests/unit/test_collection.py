@@ -48,7 +48,8 @@ def test_no_short_module_role_or_filter_names_in_yaml() -> None:
     short_module = re.compile(r"^\s*(?:- )?(" + "|".join(MODULES) + r"):", re.M)
     short_role = re.compile(r"^\s*(?:- role: |name: )(" + "|".join(ROLES) + r")\s*$", re.M)
     short_filter = re.compile(r"\|\s*(pvecm_status|pvecm_nodes|corosync_links|ha_failback_guests|guest_page|"
-                              r"kept_entries)\b")
+                              r"kept_entries|class_plan|class_capacity|class_roster_entry|class_roster|"
+                              r"class_inventory)\b")
     texts = {str(p.relative_to(REPO)): p.read_text() for p in yaml_files()}
     found = {name: hits for name, text in texts.items()
              if (hits := short_module.findall(text) + short_role.findall(text) + short_filter.findall(text))}
@@ -66,3 +67,12 @@ def test_nothing_edits_sys_path_or_points_ansible_at_bare_folders() -> None:
     defaults = dict(config["defaults"])
     assert not {"library", "module_utils", "roles_path", "filter_plugins"} & set(defaults)
     assert defaults["collections_path"] == "."
+
+
+def test_the_class_filters_know_the_twins_lab_names_and_slots() -> None:
+    """The collection cannot import pvelab: its copies of a lab name's form and the last slot stay in step."""
+    from ansible_collections.pvelab.pve.plugins.filter import classes
+    from pvelab.twin.spec import MAX_SLOT
+    from pvelab.twin.state import LAB_NAME
+
+    assert (classes.LAB_NAME.pattern, classes.MAX_SLOT) == (LAB_NAME.pattern, MAX_SLOT)

@@ -83,25 +83,26 @@ def _bridge(name: str, d: Iface, links: dict[str, dict[str, Any]], log: Log) -> 
             "filtering (the twin's; a PVE node has it)")
     if truthy(d.get("mtu")):
         _set("link", "set", name, "mtu", str(d["mtu"]), log=log)
-    wanted = set((d.get("bridge_ports") or "").split())
+    ports = (d.get("bridge_ports") or "").split()
     for port, link in files.ip_links().items():  # again: a bridge just made has ports now
-        if link.get("master") == name and port not in wanted and _is_configured_port(link):
+        if link.get("master") == name and port not in ports and _is_configured_port(link):
             _set("link", "set", port, "nomaster", log=log)
-    for port in sorted(wanted):
+    for port in sorted(set(ports)):
         if port not in links:
             log(f"{name} : warning: {name}: bridge port {port} does not exist")
             continue
         _set("link", "set", port, "master", name, log=log)
         _set("link", "set", port, "up", log=log)
-    _steady_mac(name, d, [p for p in (d.get("bridge_ports") or "").split() if p in links], log)
+    _steady_mac(name, d, [p for p in ports if p in links], log)
 
 
 def _steady_mac(name: str, d: Iface, ports: list[str], log: Log) -> None:
     """The bridge's MAC from its `hwaddress` line, else its first port's, as ifupdown2 on PVE sets it: left to the
     kernel it follows the lowest port MAC, and a guest's tap joining would move it under the node's
     address (callers' ARP entries point at the old one until they ask again)."""
-    links = files.ip_links()
-    set_here = [o.split()[1] for o in d.get("options") or () if o.split()[0] == "hwaddress" and len(o.split()) > 1]
+    links = files.ip_links()  # after the ports joined: the bridge's MAC as the kernel left it
+    set_here = [words[1] for words in map(str.split, d.get("options") or ()) if words[:1] == ["hwaddress"]
+                and len(words) > 1]
     mac = set_here[0] if set_here else (links.get(ports[0], {}).get("address") if ports else None)
     if mac and links.get(name, {}).get("address") != str(mac).lower():
         _set("link", "set", name, "address", str(mac), log=log)

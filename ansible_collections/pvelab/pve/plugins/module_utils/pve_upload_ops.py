@@ -10,12 +10,12 @@ from typing import Any
 
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
-
-SUBDIR = {"iso": "iso", "vztmpl": "vztmpl", "import": "import"}  # a volume ID's part: STORAGE:iso/NAME
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_guest_ops import run_task
 
 
 def volume_id(p: dict[str, Any]) -> str:
-    return f"{p['storage']}:{SUBDIR[p['content']]}/{p['filename'] or os.path.basename(p['src'] or '')}"
+    """STORAGE:CONTENT/NAME, as PVE names an uploaded ISO or template (local:iso/NAME.iso)."""
+    return f"{p['storage']}:{p['content']}/{p['filename'] or os.path.basename(p['src'] or '')}"
 
 
 def present_volume(api: PveApi, p: dict[str, Any], volid: str) -> dict[str, Any] | None:
@@ -69,10 +69,6 @@ def ensure_upload(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
         named = os.path.join(tmp, volid.rsplit("/", 1)[1])
         os.symlink(os.path.abspath(p["src"]), named)
         with open(named, "rb") as handle:
-            upid = api.post(f"/nodes/{p['node']}/storage/{p['storage']}/upload", content=p["content"],
-                            filename=handle, checksum=checksum, **{"checksum-algorithm": "sha256"})
-    try:
-        api.wait_for_task(p["node"], upid, p["task_timeout"])
-    except PveError as exc:
-        raise PveError(str(exc), {"changed": True}) from exc
+            run_task(api, p["node"], f"/nodes/{p['node']}/storage/{p['storage']}/upload", p, content=p["content"],
+                     filename=handle, checksum=checksum, **{"checksum-algorithm": "sha256"})
     return result
