@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -16,17 +18,45 @@ pytestmark = pytest.mark.lab
 RECOVERY_LIMIT_S = 330  # PVE's worst case: the CRM master itself loses power (~3 min), with room for a busy host
 
 
+STEP = re.compile(r"\[ha > (\w+)\] Execut(ing|ed)")
+
+
+def run_timed(argv: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, list[tuple[str, float]]]:
+    """Run molecule, reading its output as it comes: the return code, the output, and each step's
+    seconds (from its `Executing` line to the next step's)."""
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(timeout, proc.kill)  # a hung scenario ends the test instead of the CI run
+    timer.start()
+    lines: list[str] = []
+    steps: list[tuple[str, float]] = []
+    started: tuple[str, float] | None = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            found = STEP.search(line)
+            if found and found.group(2) == "ing" and (started is None or started[0] != found.group(1)):
+                if started:
+                    steps.append((started[0], time.monotonic() - started[1]))
+                started = (found.group(1), time.monotonic())
+        code = proc.wait()
+    finally:
+        timer.cancel()
+    if started:
+        steps.append((started[0], time.monotonic() - started[1]))
+    return code, "".join(lines), steps
+
+
 def test_molecule_ha_scenario_passes_on_the_twin() -> None:
     lab = own_lab()  # molecule's create and destroy run `pvelab twin up/down`, on $PVELAB_LAB: this lab
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", NO_COLOR="1",
                ANSIBLE_FORCE_COLOR="0", PY_COLORS="0")
     try:
-        proc = subprocess.run(["molecule", "test", "-s", "ha"], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=2400, check=False)
+        returncode, output, steps = run_timed(["molecule", "test", "-s", "ha"], env, timeout=2400)
     finally:
         lab.down(quiet=True)  # molecule's own destroy ran unless it crashed; never leave a lab behind
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-6000:]
+    print("molecule steps:", ", ".join(f"{step} {seconds:.0f} s" for step, seconds in steps))  # where time goes
+    assert returncode == 0, output[-6000:]
     for step in ("create", "converge", "idempotence", "check", "verify", "side_effect", "destroy"):
         assert f"{step}: Executed: Successful" in output, f"molecule step {step} did not succeed"
     # Both verify runs (before and after the drill) ran every check on all three nodes, none failed.
