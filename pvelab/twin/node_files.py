@@ -15,8 +15,9 @@ NODE_THIN_POOL_DIR = LVM_BACKING  # where local-lvm's volumes live (the twin mou
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 QEMU_SERVER_DATA = Path(__file__).resolve().parent / "qemu_server"  # qemu-server's data files (SOURCES.md there)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pvesm": "pvelab.pve.storage.pvesm", "qm": "pvelab.pve.guests.qm", "pveceph": "pvelab.pve.ceph.pveceph",
+            "pvesm": "pvelab.pve.storage.pvesm", "pveceph": "pvelab.pve.ceph.pveceph",
             "pveum": "pvelab.pve.access.pveum"}
+SBIN_COMMANDS = {"qm": "pvelab.pve.guests.qm"}  # where qemu-server installs it (qmeventd runs /usr/sbin/qm)
 # QEMU's -netdev scripts, where each PVE major version keeps them.
 BRIDGE_SCRIPTS = ("var/lib/qemu-server", "usr/libexec/qemu-server")
 
@@ -57,6 +58,21 @@ WantedBy=multi-user.target
 
 PVEPROXY_UNIT = daemon_unit("PVE API Proxy Server", "pvelab.pve.api.server")
 PVESCHEDULER_UNIT = daemon_unit("Proxmox VE scheduler", "pvelab.pve.guests.jobs")
+
+# qemu-server's unit, as it is: QEMU's event socket, so a guest that powers itself off stops its VM.
+QMEVENTD_UNIT = """[Unit]
+Description=PVE Qemu Event Daemon
+RequiresMountsFor=/var/run
+Before=pve-ha-lrm.service
+Before=pve-guests.service
+
+[Service]
+ExecStart=/usr/sbin/qmeventd /var/run/qmeventd.sock
+Type=forking
+
+[Install]
+WantedBy=multi-user.target
+"""
 
 # pve-container's unit: each CT's lxc-start in the foreground, under systemd (pct start runs it).
 PVE_CONTAINER_UNIT = """[Unit]
@@ -147,6 +163,7 @@ def command_script(module: str, function: str = "main") -> str:
 
 def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files = {f"usr/bin/{name}": (command_script(module), 0o755) for name, module in COMMANDS.items()}
+    files.update({f"usr/sbin/{name}": (command_script(module), 0o755) for name, module in SBIN_COMMANDS.items()})
     files["usr/bin/vzdump"] = (command_script("pvelab.pve.guests.qm", "vzdump_main"), 0o755)
     files["usr/sbin/qmrestore"] = (command_script("pvelab.pve.guests.qm", "qmrestore_main"), 0o755)
     for directory in BRIDGE_SCRIPTS:
@@ -156,6 +173,8 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
     files["etc/systemd/system/pveproxy.service"] = (PVEPROXY_UNIT, 0o644)
     files["etc/systemd/system/pvescheduler.service"] = (PVESCHEDULER_UNIT, 0o644)
     files["etc/systemd/system/pve-container@.service"] = (PVE_CONTAINER_UNIT, 0o644)
+    files["usr/sbin/qmeventd"] = (command_script("pvelab.pve.guests.qmeventd"), 0o755)
+    files["etc/systemd/system/qmeventd.service"] = (QMEVENTD_UNIT, 0o644)
     files["usr/sbin/pct"] = (command_script("pvelab.pve.guests.pct"), 0o755)
     for name, module in (("ha-manager", "pvelab.pve.ha.cli"), ("watchdog-mux", "pvelab.pve.ha.watchdog_mux"),
                          ("pve-ha-crm", "pvelab.pve.ha.crm"), ("pve-ha-lrm", "pvelab.pve.ha.lrm")):
@@ -178,7 +197,7 @@ def node_files(pve_version: str) -> dict[str, tuple[str, int]]:
 
 
 ENABLED_UNITS = ("pve-cluster.service", "pveproxy.service", "pvescheduler.service", "pve-ha-crm.service",
-                 "pve-ha-lrm.service")
+                 "pve-ha-lrm.service", "qmeventd.service")
 
 
 def install(root: Path, pve_version: str) -> None:

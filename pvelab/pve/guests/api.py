@@ -422,8 +422,13 @@ def vm_reboot(ctx: Context, params: dict[str, Any]) -> Any:
     timeout = float(params.get("timeout") or 600)
 
     def work(log: Callable[[str], None]) -> None:
-        runtime.shutdown(vmid, log, timeout, False)
-        start_vm(ctx.node, vmid, log)
+        # PVE's vm_reboot: a shutdown that leaves a reboot request, under the config lock; qmeventd's
+        # `qm cleanup` starts the VM again once its QEMU is gone (only a running VM: nothing else would)
+        with store.locked(vmid):
+            if runtime.pid_of(vmid) is None:
+                return
+            runtime.request_reboot(vmid)
+            runtime.shutdown(vmid, log, timeout, False)
 
     return worker(ctx, "qmreboot", vmid, work)
 

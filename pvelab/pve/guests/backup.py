@@ -21,7 +21,7 @@ from typing import IO, Any
 from pvelab.poll import poll
 from pvelab.pve.access import store as access_store
 from pvelab.pve.cluster import corosync_conf
-from pvelab.pve.guests import qmp, runtime, store, vma
+from pvelab.pve.guests import qmeventd, qmp, runtime, store, vma
 from pvelab.pve.guests.config import Section, VmConfig, dump, parse
 from pvelab.pve.guests.migrate import duration
 from pvelab.pve.guests.store import GuestError
@@ -206,9 +206,10 @@ def held(node: str, vmid: int, mode: str, stopwait_minutes: float, info: Log) ->
             with contextlib.suppress(qmp.QmpError):
                 qmp.command(vmid, "cont")
         if running and mode == "stop":
+            # with the backup lock still held (the caller drops it), as vzdump does: the `qm cleanup`
+            # qmeventd ran for the QEMU that stopped sees it, and leaves the one started here alone
             info("restarting vm")
-            store.set_lock(node, vmid, None)
-            start_vm(node, vmid, lambda _line: None)
+            start_vm(node, vmid, lambda _line: None, skiplock=True)
 
 
 PVE_COROSYNC = Path("/etc/pve/corosync.conf")
@@ -303,6 +304,10 @@ class BackupRun:
         self.lines.append(f"INFO: {line}")
         self.log(f"INFO: {line}")
 
+    def warn(self, line: str) -> None:
+        self.lines.append(f"WARN: {line}")
+        self.log(f"WARN: {line}")
+
     def keep_policy(self, guest_name: str) -> None:
         """After the archive, as vzdump: its notes, its protection, then the guest's older backups pruned."""
         storage, volname = self.params.get("storage", "local"), f"backup/{self.archive.name}"
@@ -350,7 +355,8 @@ def vzdump(node: str, vmid: int, params: dict[str, Any], log: Log) -> Path:
         for key, volid, drive in disks_of(options):
             info(f"include disk '{key}' '{volid}' {drive.get('size', '')}")
         info(f"backup mode: {mode}")
-        with held(node, vmid, mode, float(params.get("stopwait") or 10), info) as live:
+        with held(node, vmid, mode, float(params.get("stopwait") or 10), info) as live, \
+                qmeventd.backup_running(vmid, info.warn) if live else contextlib.nullcontext():
             sources = disk_sources(vmid, options, live, temporaries)
             info.dir.mkdir(parents=True, exist_ok=True)
             info(f"creating vzdump archive '{info.archive}'")

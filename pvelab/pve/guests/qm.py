@@ -13,13 +13,14 @@ import tty
 from typing import Any
 
 from pvelab.procfs import nodename
-from pvelab.pve.api import direct
+from pvelab.pve.api import direct, schema
 from pvelab.pve.guests import clone, qmp, runtime, snapshot_cli, store
 from pvelab.pve.guests.config import encode_text
 from pvelab.pve.guests.qemu_cmd import RUN
 from pvelab.pve.guests.store import GuestError
 
 USAGE = """USAGE: qm <COMMAND> [ARGS] [OPTIONS]
+       qm cleanup <vmid> <clean-shutdown> <guest-requested> [OPTIONS]
        qm clone <vmid> <newid> [OPTIONS]
        qm config <vmid> [OPTIONS]
        qm create <vmid> [OPTIONS]
@@ -60,6 +61,12 @@ SAFE_ARG = re.compile(r"^[\w\-/.:,+@%]+$")
 def shellquote(arg: str) -> str:
     """PVE::Tools::cmd2string's quoting: single quotes only where the shell needs them."""
     return arg if SAFE_ARG.match(arg) else "'" + arg.replace("'", "'\"'\"'") + "'"
+
+
+def boolean(word: str) -> bool | None:
+    """A PVE boolean parameter's value (1|0, yes|no, on|off, true|false); None for anything else."""
+    return {"1": True, "yes": True, "on": True, "true": True,
+            "0": False, "no": False, "off": False, "false": False}.get(word.lower())
 
 
 def print_list(vms: list[dict[str, Any]]) -> None:
@@ -128,6 +135,22 @@ def terminal(vmid: int, iface: str) -> int:
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
+def cleanup(base: str, vmid: str, clean: str, guest: str) -> int:
+    """`qm cleanup VMID CLEAN GUEST`; the VM started again when a reboot asked for it."""
+    flags = {"clean-shutdown": clean, "guest-requested": guest}
+    bad = {k: f"type check ('boolean') failed - got '{v}'" for k, v in flags.items() if boolean(v) is None}
+    if bad:
+        raise schema.ParamError(bad)
+
+    def warn(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    if runtime.cleanup_after_exit(nodename(), int(vmid), bool(boolean(clean)), bool(boolean(guest)), warn):
+        warn(f"Restarting VM {vmid}")
+        return direct.run_task("POST", f"{base}/{vmid}/status/start", {})
+    return 0
+
+
 def run(command: str, args: list[str], options: dict[str, str]) -> int:
     base = f"/nodes/{nodename()}/qemu"
     if command == "list":
@@ -146,6 +169,9 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         vmid, disk, *storage = args
         params = {**options, "disk": disk, **({"storage": storage[0]} if storage else {})}
         return direct.run_task("POST", f"{base}/{vmid}/move_disk", params)
+    if command == "cleanup":  # what qmeventd runs once a QEMU ended
+        vmid, clean, guest = args
+        return cleanup(base, vmid, clean, guest)
     if command == "clone":
         vmid, newid = args
         return direct.run_task("POST", f"{base}/{vmid}/clone", {**options, "newid": newid})

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -290,5 +291,59 @@ def shutdown(vmid: int, log: Log, timeout: float, force_stop: bool) -> None:
 
 
 def cleanup(vmid: int) -> None:
-    for suffix in ("pid", "qmp", "vnc"):
+    """vm_stop_cleanup's part here: the stopped QEMU's run files go."""
+    for suffix in ("mon", "qmp", "pid", "vnc", "qga"):
         (RUN_DIR / f"{vmid}.{suffix}").unlink(missing_ok=True)
+
+
+def request_reboot(vmid: int) -> None:
+    """A reboot is a shutdown with this file left: `qm cleanup` starts the VM again (PVE's reboot request)."""
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / f"{vmid}.reboot").touch()
+
+
+def clear_reboot_request(vmid: int) -> bool:
+    try:
+        (RUN_DIR / f"{vmid}.reboot").unlink()
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def cleanup_after_exit(node: str, vmid: int, clean: bool, guest: bool, warn: Log,
+                       wait_s: float = 30, lock_s: float = 60) -> bool:
+    """`qm cleanup VMID CLEAN GUEST`, which qmeventd runs once a QEMU's event socket closed: under
+    the config lock, wait for that QEMU to be gone (a VM started again meanwhile aborts the
+    cleanup), unplug the taps of a crashed one, drop the run files of one that crashed or that
+    the guest powered off (a stop through the API did that itself). Whether a reboot was asked
+    for (the caller starts the VM again). PVE's messages."""
+    if not store.config_path(node, vmid).exists():
+        return False
+    warn(f"Starting cleanup for {vmid}")
+    with store.locked(vmid, timeout=lock_s):
+        conf = store.load(node, vmid)
+        lock = conf.main.options.get("lock")
+        pid = pid_of(vmid)
+        if pid is not None:
+            if clean and lock == "backup":
+                raise GuestError("skipping cleanup - 'backup' lock is present and vm is running again")
+            started, warned = time.monotonic(), False
+            while pid is not None and time.monotonic() - started < wait_s:
+                if not warned and time.monotonic() - started > wait_s / 3:
+                    warn(f"VM cleanup: QEMU process {pid} for VM {vmid} still running (or newly started)")
+                    warned = True
+                time.sleep(1)
+                pid = pid_of(vmid)
+            if pid is not None:
+                raise GuestError(f"aborting cleanup, VM is still running after {int(wait_s)} seconds")
+        if lock == "rollback":
+            raise GuestError("skipping cleanup - 'rollback' lock is present")
+        if not clean:  # QEMU's taps go with it; one a crash left behind is removed
+            for key in conf.main.options:
+                if key.startswith("net") and key[3:].isdigit() and Path(f"/sys/class/net/tap{vmid}i{key[3:]}").exists():
+                    subprocess.run(["ip", "link", "delete", f"tap{vmid}i{key[3:]}"], capture_output=True, check=False)
+        if not clean or guest:
+            cleanup(vmid)
+        restart = clear_reboot_request(vmid)
+    warn(f"Finished cleanup for {vmid}")
+    return restart

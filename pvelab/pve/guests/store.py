@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pvelab.poll import poll
 from pvelab.pve import members
 from pvelab.pve.guests.config import DRIVE_KEY, ConfigError, Section, VmConfig, dump, parse
 from pvelab.pve.refusal import Refusal
@@ -125,14 +126,26 @@ def set_lock(node: str, vmid: int, lock: str | None, kind: str = "qemu", move_to
 
 
 @contextlib.contextmanager
-def locked(vmid: int, kind: str = "qemu") -> Iterator[None]:
-    """PVE's lock_config: a node-local flock per VMID, held while a config is read and written."""
+def locked(vmid: int, kind: str = "qemu", timeout: float | None = None) -> Iterator[None]:
+    """PVE's lock_config: a node-local flock per VMID, held while a config is read and written;
+    with `timeout` (lock_config_full), PVE's error when it is not had within that many seconds."""
     directory = LOCK_DIR if kind == "qemu" else LXC_LOCK_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / f"pve-config-{vmid}.lock" if kind != "qemu" else directory / f"lock-{vmid}.conf",
-              "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    path = directory / f"pve-config-{vmid}.lock" if kind != "qemu" else directory / f"lock-{vmid}.conf"
+    with open(path, "a") as handle:
+        if timeout is None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        elif poll(lambda: try_flock(handle.fileno()) or None, timeout=timeout, interval=0.1) is None:
+            raise GuestError(f"can't lock file '{path}' - got timeout")
         yield
+
+
+def try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 # -- property strings --------------------------------------------------------------------------
