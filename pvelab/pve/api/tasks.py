@@ -156,7 +156,7 @@ def read_log(upid: str, start_at: int = 0, limit: int = 50) -> tuple[list[dict[s
     return [{"n": start_at + i + 1, "t": line} for i, line in enumerate(chosen)], len(lines)
 
 
-def recent(node: str, limit: int = 50) -> list[dict[str, Any]]:
+def recent(node: str, limit: int | None = 50) -> list[dict[str, Any]]:
     found = []
     for path in TASK_DIR.glob("?/UPID:*"):
         try:
@@ -165,4 +165,16 @@ def recent(node: str, limit: int = 50) -> list[dict[str, Any]]:
             continue
     found.sort(key=lambda t: t["starttime"], reverse=True)
     return [t for t in found if t["node"] == node][:limit]
+
+
+def status_type(task: dict[str, Any]) -> str:
+    """PVE::Tools::upid_normalize_status_type: running, ok, warning, error or unknown."""
+    if task.get("status") == "running":
+        return "running"
+    exitstatus = str(task.get("exitstatus", ""))
+    if exitstatus == "OK":
+        return "ok"
+    if re.fullmatch(r"WARNINGS: \d+", exitstatus):
+        return "warning"
+    return "unknown" if exitstatus == "unexpected status" else "error"
 

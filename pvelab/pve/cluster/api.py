@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,34 @@ def node_rootfs() -> dict[str, int]:
 
 @route("GET /nodes/{node}/tasks")
 def task_index(ctx: Context, params: dict[str, Any]) -> Any:
-    found = tasks.recent(ctx.node, int(params.get("limit", 50)))
-    if access.allowed(ctx.caller.name, f"/nodes/{ctx.node}", ["Sys.Audit"]):
-        return found
-    return [t for t in found if t.get("user") == ctx.caller.name]  # one's own tasks only
+    """The node's tasks, newest first, filtered as pve-manager's node_tasks filters them (user, type,
+    VMID, start time, status; `start` skips, `limit` caps); only one's own without Sys.Audit."""
+    auditor = access.allowed(ctx.caller.name, f"/nodes/{ctx.node}", ["Sys.Audit"])
+    wanted = {"ok", "warning", "error", "unknown"}
+    if params.get("statusfilter") is not None and not params.get("errors"):
+        wanted = {word.lower() for word in re.split(r"[\s,;]+", str(params["statusfilter"])) if word}
+    elif params.get("errors"):
+        wanted = {"warning", "error", "unknown"}
+    filtered = params.get("statusfilter") is not None or bool(params.get("errors"))
+    user, kind, vmid = params.get("userfilter"), params.get("typefilter"), params.get("vmid")
+    since, until = params.get("since"), params.get("until")
+    start, limit = int(params.get("start") or 0), int(params.get("limit", 50))
+    out: list[dict[str, Any]] = []
+    count = 0
+    for task in tasks.recent(ctx.node, None):
+        status = tasks.status_type(task)
+        if ((user and str(user).lower() not in task["user"].lower())
+                or not (auditor or task.get("user") == ctx.caller.name)
+                or (kind and task["type"] != kind) or (vmid and task.get("id") != str(vmid))
+                or (since is not None and task["starttime"] < int(since))
+                or (until is not None and task["starttime"] > int(until))
+                or (status == "running" and filtered) or (status != "running" and status not in wanted)):
+            continue
+        count += 1
+        if count <= start or len(out) >= limit:
+            continue
+        out.append(task)
+    return out
 
 
 def task_owner_or_auditor(ctx: Context, upid: str) -> None:
