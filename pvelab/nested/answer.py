@@ -407,7 +407,9 @@ def check_passwords(options: dict[str, Any]) -> None:
 
 
 def select_disks(disks: dict[str, Any], machine: Machine) -> list[str]:
-    """The machine's disks the answer installs to: listed ones must exist, a filter must match."""
+    """The machine's disks the answer installs to: listed ones must exist, a filter must match; ext4
+    and xfs take one disk, the first a filter matches (get_single_udev_index). Disks in the order of
+    their udev index as text, as the installer's map holds them."""
     by_name = {str(d[1]).rsplit("/", 1)[-1]: str(d[0]) for d in machine.disks}
     if disks.get("disk-list"):
         for name in disks["disk-list"]:
@@ -415,8 +417,13 @@ def select_disks(disks: dict[str, Any], machine: Machine) -> list[str]:
                 raise AnswerError("disk in 'disk-selection' not found")
         return [by_name[name] for name in disks["disk-list"]]
     filters, match_all = disks["filter"], disks.get("filter-match") == "all"
+    if disks["filesystem"] in ("ext4", "xfs"):
+        for index, props in sorted(machine.udev_disks.items()):
+            if any(fnmatch.fnmatchcase(props[k], v) for k, v in filters.items() if k in props):
+                return [index]
+        raise AnswerError("filter did not match any device")
     chosen = []
-    for index, props in sorted(machine.udev_disks.items(), key=lambda item: int(item[0])):
+    for index, props in sorted(machine.udev_disks.items()):
         hits = [fnmatch.fnmatchcase(props.get(k, "\0"), v) if k in props else False for k, v in filters.items()]
         if (all(hits) if match_all else any(hits)):
             chosen.append(index)
@@ -442,6 +449,7 @@ class NodePlan:
     keyboard: str = "en-us"
     country: str = "us"
     os_disk_gib: int = 32
+    os_disk_serial: str = ""  # the OS disk's serial (its VM gives it): the answer picks the disk by it
     extra_macs: tuple[str, ...] = ()  # net1, net2: link1 and Ceph (the installer configures only net0)
     first_boot_hook: bool = False  # a first-boot hook baked into the installer ISO (the extra NICs)
 
@@ -458,6 +466,19 @@ def toml_string(value: str) -> str:
 def mac_filter(mac: str) -> str:
     """The udev glob that picks a NIC by its MAC (ID_NET_NAME_MAC is `enx` + the MAC's hex digits)."""
     return "*" + mac.replace(":", "").lower()
+
+
+def disk_selection(plan: NodePlan) -> str:
+    """The OS disk by its serial where the VM gives it one: with virtio-scsi-single every disk has its
+    own controller, the kernel probes them in parallel, and `sda` may be the OSD disk."""
+    if plan.os_disk_serial:
+        return f"filter.ID_SERIAL = {toml_string('*' + plan.os_disk_serial)}"
+    return 'disk-list = ["sda"]'
+
+
+def udev_serial(serial: str) -> str:
+    """ID_SERIAL as udev's scsi_id makes it for a QEMU SCSI disk given `serial=`."""
+    return f"0QEMU_QEMU_HARDDISK_{serial}"
 
 
 def render(plan: NodePlan) -> str:
@@ -483,7 +504,7 @@ def render(plan: NodePlan) -> str:
         f"filter.ID_NET_NAME_MAC = {toml_string(mac_filter(plan.mac))}\n"
         "\n[disk-setup]\n"
         'filesystem = "ext4"\n'
-        'disk-list = ["sda"]\n'
+        f"{disk_selection(plan)}\n"
         f"lvm.hdsize = {plan.os_disk_gib}\n"
     )
     if plan.first_boot_hook:
@@ -491,14 +512,16 @@ def render(plan: NodePlan) -> str:
     return text
 
 
-def planned_machine(plan: NodePlan, osd_disk_gib: int = 32) -> Machine:
-    """The node's VM as PVE's installer will see it: SCSI disks sda (OS) and sdb (OSD), virtio NICs
-    ens18, ens19, ... with their fixed MACs, no DHCP lease."""
-    blocks = [plan.os_disk_gib * 1024 ** 3 // 512, osd_disk_gib * 1024 ** 3 // 512]
+def planned_machine(plan: NodePlan, osd_disk_gib: int = 32, osd_disk_serial: str = "") -> Machine:
+    """The node's VM as PVE's installer will see it, at its worst: the OSD disk probed first (sda), the
+    OS disk second (sdb), each with its serial; virtio NICs ens18, ens19, ... with their fixed MACs,
+    no DHCP lease."""
+    blocks = [osd_disk_gib * 1024 ** 3 // 512, plan.os_disk_gib * 1024 ** 3 // 512]
     disks = [[i, f"/dev/sd{letter}", size, "QEMU HARDDISK", 512, f"/sys/block/sd{letter}"]
              for i, (letter, size) in enumerate(zip("ab", blocks, strict=True))]
-    udev_disks = {str(i): {"DEVNAME": f"/dev/sd{letter}", "ID_MODEL": "QEMU_HARDDISK", "ID_BUS": "scsi"}
-                  for i, letter in enumerate("ab")}
+    udev_disks = {str(i): {"DEVNAME": f"/dev/sd{letter}", "ID_MODEL": "QEMU_HARDDISK", "ID_BUS": "scsi",
+                           **({"ID_SERIAL": udev_serial(serial)} if serial else {})}
+                  for i, (letter, serial) in enumerate(zip("ab", (osd_disk_serial, plan.os_disk_serial), strict=True))}
     nics = {}
     for slot, mac in enumerate((plan.mac, *plan.extra_macs)):
         name = f"ens{18 + slot}"

@@ -17,10 +17,11 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from pvelab.nested import answer
+from pvelab.nested import answer, vm
 from pvelab.nested.vm import VmShape, create_params
 
 NODES = 3
+OS_DISK_INDEX = "1"  # in answer.planned_machine, the OS disk probed after the OSD disk
 
 
 class PlanError(ValueError):
@@ -45,6 +46,8 @@ class NestedClass:
     osd_disk_gib: int = 32
     cpu: str = "host"
     tags: tuple[str, ...] = ("pvelab",)
+    require_kvm: bool = True  # refuse an L0 host without nested virtualization
+    installer_version: str = ""  # proxmox-installer of the ISO (e.g. 9.1.0): answers it cannot read are refused
 
     @classmethod
     def of(cls, settings: dict[str, Any]) -> NestedClass:
@@ -114,16 +117,25 @@ def plan_class(klass: NestedClass) -> list[NestedNode]:
             plan = answer.NodePlan(
                 hostname=f"pve{n}", domain=f"{student}.{klass.domain}", cidr=f"{address}/24", gateway=gateway,
                 dns=gateway, mac=mac(vmid, 0), root_password_hashed=klass.root_password_hashed,
-                ssh_keys=klass.ssh_keys, os_disk_gib=klass.os_disk_gib, extra_macs=(mac(vmid, 1),))
+                ssh_keys=klass.ssh_keys, os_disk_gib=klass.os_disk_gib, os_disk_serial=vm.os_serial(vmid),
+                extra_macs=(mac(vmid, 1),))
             shape = VmShape(vmid=vmid, storage=klass.storage, bridges=bridges, installer_iso=klass.installer_iso,
                             answer_iso=f"{klass.iso_storage}:iso/pvelab-ais-{vmid}.iso", memory_mib=klass.memory_mib,
                             cores=klass.cores, osd_disk_gib=klass.osd_disk_gib, cpu=klass.cpu,
                             tags=(*klass.tags, student))
             nodes.append(NestedNode(student, f"pve{n}", vmid, address, str(link1.network_address + 10 + n),
                                     bridges, gateway, plan, shape))
-    for node in nodes:  # before any VM is made: each answer is one its VM's installer accepts
+    for node in nodes:  # before any VM is made: each answer is one its VM's installer accepts, on the OS disk
+        machine = answer.planned_machine(node.plan, klass.osd_disk_gib, vm.osd_serial(node.vmid))
         try:
-            answer.check(node.answer, answer.planned_machine(node.plan, klass.osd_disk_gib))
+            checked = answer.check(node.answer, machine)
         except answer.AnswerError as exc:
             raise PlanError(f"{node.student}/{node.name}: {exc}") from exc
+        if answer.select_disks(checked["disk-setup"], machine) != [OS_DISK_INDEX]:
+            raise PlanError(f"{node.student}/{node.name}: the answer would install onto the OSD disk")
+        if klass.installer_version:
+            try:
+                answer.check_installer(node.answer, klass.installer_version)
+            except answer.AnswerError as exc:
+                raise PlanError(str(exc)) from exc
     return nodes

@@ -25,11 +25,22 @@ class VmShape:
     tags: tuple[str, ...] = ("pvelab",)
 
 
+def os_serial(vmid: int) -> str:
+    """The OS disk's serial: the answer file picks the disk to install onto by it."""
+    return f"os-{vmid}"
+
+
+def osd_serial(vmid: int) -> str:
+    """The OSD disk's serial: a stable id for Ceph."""
+    return f"osd-{vmid}"
+
+
 def create_params(plan: NodePlan, shape: VmShape) -> dict[str, object]:
-    """POST /nodes/{node}/qemu: q35, virtio-scsi-single, OS disk scsi0 and OSD disk scsi1 (with a
-    serial, so Ceph sees a stable id), the installer on ide2 and the answer disc on ide3, NICs with
-    the plan's fixed MACs and no firewall (its MAC filter would drop the nested guests' frames), the
-    i6300esb watchdog (fencing lessons), no balloon, no agent (the installer has none)."""
+    """POST /nodes/{node}/qemu: q35, virtio-scsi-single, OS disk scsi0 and OSD disk scsi1 (with serials:
+    the installer picks the OS disk by its own, Ceph sees a stable id), the installer on ide2 and the
+    answer disc on ide3, NICs with the plan's fixed MACs and no firewall (its MAC filter would drop
+    the nested guests' frames), the i6300esb watchdog (fencing lessons), no balloon, no agent (the
+    installer has none)."""
     macs = (plan.mac, *plan.extra_macs)
     if len(shape.bridges) != len(macs):
         raise ValueError(f"node {plan.hostname}: {len(macs)} MACs for {len(shape.bridges)} bridges")
@@ -38,8 +49,9 @@ def create_params(plan: NodePlan, shape: VmShape) -> dict[str, object]:
         "vmid": shape.vmid, "name": plan.hostname, "ostype": "l26", "machine": "q35", "cpu": shape.cpu,
         "sockets": 1, "cores": shape.cores, "memory": shape.memory_mib, "balloon": 0,
         "scsihw": "virtio-scsi-single",
-        "scsi0": f"{shape.storage}:{plan.os_disk_gib},{disk}",
-        "scsi1": f"{shape.storage}:{shape.osd_disk_gib},{disk},serial=osd-{shape.vmid}",
+        "scsi0": f"{shape.storage}:{plan.os_disk_gib},{disk}" + (f",serial={plan.os_disk_serial}"
+                                                                 if plan.os_disk_serial else ""),
+        "scsi1": f"{shape.storage}:{shape.osd_disk_gib},{disk},serial={osd_serial(shape.vmid)}",
         "ide2": f"{shape.installer_iso},media=cdrom", "ide3": f"{shape.answer_iso},media=cdrom",
         "boot": "order=ide2;scsi0", "watchdog": "model=i6300esb,action=reset", "agent": "0",
         "tags": ";".join(shape.tags), "onboot": 0,

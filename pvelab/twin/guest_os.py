@@ -41,6 +41,13 @@ for m in $(cat /etc/modules-order); do insmod "/lib/modules/$m" 2>/dev/null; don
 for i in $(seq 30); do  # until the NIC and a disk have appeared (at most 3 s)
   [ -e /sys/class/net/eth0 ] && ls /dev/vd? /dev/sd? 2>/dev/null | grep -q . && break; sleep 0.1
 done
+# With virtio-scsi-single every disk has a controller of its own, probed in parallel: wait (at most
+# 10 s) until there are as many SCSI disks as virtio-scsi controllers, so no disk is missed below
+HBAS=0
+for d in /sys/bus/pci/devices/*; do
+  [ "$(cat $d/vendor)" = 0x1af4 ] && case "$(cat $d/device)" in 0x1004|0x1048) HBAS=$((HBAS + 1));; esac
+done
+for i in $(seq 100); do [ "$(ls /dev/sd? 2>/dev/null | wc -l)" -ge "$HBAS" ] && break; sleep 0.1; done
 fw() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/$1/raw" 2>/dev/null; }
 VMID=$(fw vmid); NAME=vm$VMID
 # The cloud-init drive, as PVE makes it (NoCloud, cidata). Looked for again for up to 5 s: a CD drive's
@@ -63,7 +70,17 @@ done
 # the keys the installer needs are there, shows what it read on its page, "installs" (copies its own
 # boot CD onto the answer's disk with the answer behind it, at 64 MiB) and powers off or reboots as
 # reboot-mode says. A disk so installed boots as that node: the answer's name and address.
-AIS=$(findfs LABEL=proxmox-ais 2>/dev/null || findfs LABEL=PROXMOX-AIS 2>/dev/null)
+# Booted from a CD (the first of QEMU's boot order, fw_cfg's bootorder, is an IDE/SATA drive) it may be
+# an installer whose answer disc trails: a q35 VM's AHCI drives are probed late under TCG, so the
+# disc is looked for up to 30 s then; booted otherwise, once.
+case "$(head -n 1 /sys/firmware/qemu_fw_cfg/by_name/bootorder/raw 2>/dev/null)" in
+  *ide@*|*/drive@*) AIS_TRIES=150;;
+  *) AIS_TRIES=1;;
+esac
+for i in $(seq $AIS_TRIES); do
+  AIS=$(findfs LABEL=proxmox-ais 2>/dev/null || findfs LABEL=PROXMOX-AIS 2>/dev/null)
+  [ -n "$AIS" ] && break; [ "$i" -lt "$AIS_TRIES" ] && sleep 0.2
+done
 INSTALLED_AT=@INSTALLED_AT_KIB@  # KiB
 toml() {  # toml FILE SECTION KEY: a string, number or one-string array value, unquoted
   awk -v s="[$2]" -v k="$3" '/^\[/ { in_s = ($0 == s) } in_s && $1 == k && $2 == "=" {
@@ -79,6 +96,16 @@ if [ -n "$AIS" ]; then
   [ -n "$(toml $A global root-password)$(toml $A global root-password-hashed)" ] ||
     MISSING="$MISSING global.root-password"
   TARGET=/dev/$(toml $A disk-setup disk-list); [ "$TARGET" = /dev/ ] && TARGET=/dev/sda
+  SERIAL=$(toml $A disk-setup filter.ID_SERIAL)
+  if [ -n "$SERIAL" ]; then  # the first disk whose ID_SERIAL, as udev makes it for a QEMU SCSI disk
+    TARGET=/dev/nomatch       # (0VENDOR_MODEL_SERIAL), matches the filter's glob
+    for dev in /sys/block/sd*; do
+      [ -e "$dev/device/vpd_pg80" ] || continue
+      ID="0$(echo $(cat $dev/device/vendor) | tr ' ' _)_$(echo $(cat $dev/device/model) | tr ' ' _)"
+      ID="${ID}_$(tail -c +5 $dev/device/vpd_pg80 | tr -d '\0')"
+      case "$ID" in $SERIAL) TARGET=/dev/${dev##*/}; break;; esac
+    done
+  fi
   REBOOT=$(toml $A global reboot-mode)
   BOOTCD=""; for dev in /dev/sr*; do [ "$dev" != "$AIS" ] && [ -b "$dev" ] && BOOTCD=$dev && break; done
   cat > /www/cgi-bin/status <<EOS
@@ -103,7 +130,7 @@ EOS
 fi
 # Booted from a disk the stand-in installed: that node's name and address, no heartbeats (the disk
 # is its system disk).
-for dev in /dev/sda /dev/vda; do
+for dev in /dev/sd? /dev/vd?; do  # whichever the kernel probed first: the one with the installed answer
   if [ -b "$dev" ] && [ "$(dd if=$dev bs=1024 skip=$INSTALLED_AT count=1 2>/dev/null | head -c 8)" = PVELABAI ]; then
     dd if=$dev bs=1024 skip=$INSTALLED_AT count=64 2>/dev/null | tr -d '\0' | tail -n +2 > /run/answer.toml
     INSTALLED=$dev

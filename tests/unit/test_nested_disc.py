@@ -58,5 +58,12 @@ def test_the_standin_installer_reads_what_the_controller_rendered(tmp_path: Path
     assert standin_reads(tmp_path / "answer.toml", section, key) == expected
 
 
+def test_the_standin_reads_the_os_disks_serial_filter(tmp_path: Path) -> None:
+    (tmp_path / "answer.toml").write_text(answer.render(answer.NodePlan(**{**PLAN.__dict__,
+                                                                          "os_disk_serial": "os-4101"})))
+    assert standin_reads(tmp_path / "answer.toml", "disk-setup", "filter.ID_SERIAL") == "*os-4101"
+    assert standin_reads(tmp_path / "answer.toml", "disk-setup", "disk-list") == ""
+
+
 def test_the_installed_systems_place_on_disk_is_the_one_init_reads() -> None:
     assert f"INSTALLED_AT={guest_os.INSTALLED_AT_KIB}  # KiB" in guest_os.INIT

@@ -50,6 +50,28 @@ def test_each_answer_is_the_nodes_and_each_vm_one_pve_accepts() -> None:
         schema.verify(found[0], {**{k: str(v) for k, v in params.items()}, "node": "l0"})
 
 
+def test_each_answer_installs_onto_the_os_disk_by_its_serial_whatever_order_the_disks_come_in() -> None:
+    for node in plan_class(NestedClass.of(SETTINGS)):
+        params = node.create_params()
+        assert str(params["scsi0"]).endswith(f",serial=os-{node.vmid}")
+        assert str(params["scsi1"]).endswith(f",serial=osd-{node.vmid}")
+        assert f'filter.ID_SERIAL = "*os-{node.vmid}"' in node.answer and "disk-list" not in node.answer
+        # the installer's view at its worst: the OSD disk probed first, as sda
+        machine = answer.planned_machine(node.plan, 32, f"osd-{node.vmid}")
+        checked = answer.check(node.answer, machine)
+        assert answer.select_disks(checked["disk-setup"], machine) == ["1"]
+        assert machine.udev_disks["1"]["ID_SERIAL"] == f"0QEMU_QEMU_HARDDISK_os-{node.vmid}"
+
+
+def test_an_answer_by_name_is_shown_to_pick_the_osd_disk_in_that_order() -> None:
+    node = plan_class(NestedClass.of(SETTINGS))[0]
+    by_name = answer.NodePlan(**{**node.plan.__dict__, "os_disk_serial": ""})
+    machine = answer.planned_machine(by_name, 32, f"osd-{node.vmid}")
+    assert 'disk-list = ["sda"]' in answer.render(by_name)
+    checked = answer.check(answer.render(by_name), machine)
+    assert answer.select_disks(checked["disk-setup"], machine) == ["0"]  # the OSD disk: why serials
+
+
 @pytest.mark.parametrize("change,message", [
     ({"students": []}, "the nested lab needs students"),
     ({"installer_iso": ""}, "the nested lab needs installer_iso"),

@@ -40,8 +40,12 @@ def test_the_shape_installs_then_boots_its_disk() -> None:
                                                                                       "virtio-scsi-single", 0)
     assert str(params["scsi1"]).endswith(",serial=osd-4101") and params["tags"] == "pvelab;student1"
     assert after_install_params() == {"delete": "ide2,ide3", "boot": "order=scsi0"}
-    # the answer written for this VM is one its installer accepts on it (the NIC by its MAC, sda)
+    # the answer written for this VM is one its installer accepts on it (the NIC by its MAC, the disk
+    # by its serial when the plan gives one)
     answer.check(answer.render(PLAN), answer.planned_machine(PLAN, SHAPE.osd_disk_gib))
+    serial = answer.NodePlan(**{**PLAN.__dict__, "os_disk_serial": "os-4101"})
+    assert str(create_params(serial, SHAPE)["scsi0"]).endswith(",ssd=1,serial=os-4101")
+    answer.check(answer.render(serial), answer.planned_machine(serial, SHAPE.osd_disk_gib, "osd-4101"))
 
 
 def test_macs_and_bridges_must_pair_up() -> None:
