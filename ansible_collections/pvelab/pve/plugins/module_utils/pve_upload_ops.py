@@ -7,6 +7,7 @@ import hashlib
 import os
 import tempfile
 from typing import Any
+from urllib.parse import quote
 
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
@@ -46,7 +47,9 @@ def ensure_upload(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
                                                             "after": {}}}
         if check_mode:
             return {**result, "msg": f"{volid} would be removed"}
-        upid = api.delete(f"/nodes/{p['node']}/storage/{p['storage']}/content/{volid}")
+        # one path segment: the volume ID's ':' and '/' encoded (PVE decodes each segment; a bare '/'
+        # would make two, and an endpoint PVE does not have: 501)
+        upid = api.delete(f"/nodes/{p['node']}/storage/{p['storage']}/content/{quote(volid, safe='')}")
         if isinstance(upid, str) and upid.startswith("UPID:"):
             api.wait_for_task(p["node"], upid, p["task_timeout"])
         return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -40,7 +41,8 @@ class FakeNode:
 
     def delete(self, path: str, /, **params: Any) -> Any:
         self.calls.append(("DELETE", path, params))
-        self.files.pop(path.rsplit("/", 1)[1].split("/", 1)[-1].removeprefix("local:iso/"), None)
+        # PVE decodes each path segment: the volume ID is the last one
+        self.files.pop(unquote(path.rsplit("/", 1)[1]).removeprefix("local:iso/"), None)
 
     def wait_for_task(self, node: str, upid: str, timeout: float = 300) -> list[str]:
         return []
@@ -88,7 +90,7 @@ def test_absent_removes_it_once(node: type[FakeNode]) -> None:
     assert pve_upload_ops.ensure_upload(upload(filename="old.iso", state="absent"), check_mode=True)["changed"]
     assert node.files == {"old.iso": b"x"}
     pve_upload_ops.ensure_upload(upload(filename="old.iso", state="absent"), check_mode=False)
-    assert node.files == {} and node.calls == [("DELETE", "/nodes/l0/storage/local/content/local:iso/old.iso", {})]
+    assert node.files == {} and node.calls == [("DELETE", "/nodes/l0/storage/local/content/local%3Aiso%2Fold.iso", {})]
     assert pve_upload_ops.ensure_upload(upload(filename="old.iso", state="absent"), False)["changed"] is False
 
 
