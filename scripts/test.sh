@@ -81,14 +81,15 @@ lab_tests() {  # lab_tests VERSION MARKER PATH [pytest args]
 # The full tier's labs run as two streams at once, each with its own labs: most of the time of
 # molecule's scenario and of its drills is waiting on PVE's and Ceph's clocks (HA's 120 s lock
 # expiry, the OSD down-out interval), with the CPU mostly idle, so the rest of the PVE 9 suite runs
-# beside it. Stream B: molecule `ha` on PVE 9, then the pve8-marked tests; its output is printed
-# after stream A's, with each part's time. The labs are named apart (pvelab-ci, pvelab-cib).
+# beside it. Stream B: molecule `ha` and the nested labs on a twin L0 host (test_nested.py) on PVE 9,
+# then the pve8-marked tests; its output is printed after stream A's, with each part's time. The labs
+# are named apart (pvelab-ci, pvelab-cib).
 STREAM_B_LAB=pvelab-cib
 stream_b() {  # runs in a subshell of its own (&): the lab name stays there
   export PVELAB_TEST_LAB=$STREAM_B_LAB
   local started=$SECONDS code=0
-  lab_tests 9 "lab" tests/integration/test_molecule.py "$@" || code=1
-  echo "== stream B: molecule ha (PVE 9) took $((SECONDS - started)) s (exit $code)"
+  lab_tests 9 "lab" tests/integration/test_molecule.py tests/integration/test_nested.py "$@" || code=1
+  echo "== stream B: molecule ha and the nested labs (PVE 9) took $((SECONDS - started)) s (exit $code)"
   local pve8_started=$SECONDS pve8_code=0
   lab_tests 8 "lab and pve8" tests/integration "$@" || pve8_code=1
   echo "== stream B: the pve8-marked tests (PVE 8 nodes) took $((SECONDS - pve8_started)) s (exit $pve8_code)"
@@ -99,10 +100,11 @@ lab_streams() {
   log=$(mktemp)
   stream_b "$@" > "$log" 2>&1 &
   local b=$!
-  lab_tests 9 "lab" tests/integration --ignore=tests/integration/test_molecule.py "$@" || code_a=$?
-  echo "== stream A (the PVE 9 suite but molecule) ended; waiting for stream B"
+  lab_tests 9 "lab" tests/integration --ignore=tests/integration/test_molecule.py \
+    --ignore=tests/integration/test_nested.py "$@" || code_a=$?
+  echo "== stream A (the PVE 9 suite but stream B's files) ended; waiting for stream B"
   wait $b || code_b=$?
-  echo "== stream B's output (molecule ha, then the pve8-marked tests)"
+  echo "== stream B's output (molecule ha and the nested labs, then the pve8-marked tests)"
   cat "$log"
   rm -f "$log"
   [ $code_a -eq 0 ] && [ $code_b -eq 0 ]
@@ -118,5 +120,5 @@ if [ "$tier" = quick ]; then
   exit 0
 fi
 part "users' labs: record what is up before the lab tests" python -m tests.user_labs record
-part "lab tests: PVE 9 suite | molecule ha, then pve8-marked on PVE 8, at once" lab_streams "$@"
+part "lab tests: PVE 9 suite | molecule ha, nested, then pve8-marked on PVE 8, at once" lab_streams "$@"
 part "users' labs: still up, quorate and unchanged" python -m tests.user_labs check

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from pvelab.nested.disc import write_answer_disc
+from pvelab.nested.l0 import L0Facts, bridge_comment, refusals
 from pvelab.nested.plan import NestedClass, NestedNode, PlanError, plan_class
 from pvelab.nested.vm import after_install_params
 
@@ -23,6 +24,9 @@ def add_parser(top: Any) -> None:
     plan = cmds.add_parser("plan", help="plan a class's nested labs (JSON on stdout)")
     plan.add_argument("settings", help="the class's settings, YAML or JSON (`-`: stdin)")
     plan.add_argument("--discs", type=Path, metavar="DIR", help="write each node's answer disc into DIR")
+    plan.add_argument("--l0-facts", type=Path, metavar="FILE",
+                      help="what the L0 host has (JSON: nested, guests, network, storages, isos, as pvesh prints "
+                           "them): a plan that runs into it is refused")
     plan.set_defaults(func=cmd_plan)
 
 
@@ -43,8 +47,11 @@ def read_settings(source: str) -> dict[str, Any]:
 def node_entry(node: NestedNode, disc: Path | None) -> dict[str, Any]:
     return {"student": node.student, "name": node.name, "vmid": node.vmid, "fqdn": node.plan.fqdn,
             "address": node.address, "link1_address": node.link1_address, "gateway": node.gateway,
-            "bridges": list(node.bridges), "disc": str(disc) if disc else None, "disc_name": node.disc_name,
-            "create": node.create_params(), "after_install": after_install_params()}
+            "bridges": list(node.bridges),
+            "bridge_comments": [bridge_comment(node, k) for k in range(len(node.bridges))],
+            "disc": str(disc) if disc else None, "disc_name": node.disc_name,
+            "create": {k: v for k, v in node.create_params().items() if k != "vmid"},
+            "after_install": after_install_params()}
 
 
 def write_disc(node: NestedNode, directory: Path) -> Path:
@@ -57,7 +64,36 @@ def write_disc(node: NestedNode, directory: Path) -> Path:
     return disc
 
 
+def read_facts(path: Path) -> L0Facts:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"cannot read the L0 host's facts {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PlanError(f"the L0 host's facts {path} are not a JSON object")
+    return L0Facts.of(data)
+
+
 def cmd_plan(_lab: Any, args: argparse.Namespace) -> None:
-    nodes = plan_class(NestedClass.of(read_settings(args.settings)))
+    klass = NestedClass.of(read_settings(args.settings))
+    nodes = plan_class(klass)
+    if args.l0_facts:
+        found = refusals(klass, nodes, read_facts(args.l0_facts))
+        if found:
+            raise PlanError("the L0 host cannot take this plan:\n- " + "\n- ".join(found))
+    if args.discs:
+        args.discs.mkdir(parents=True, exist_ok=True)
     entries = [node_entry(node, write_disc(node, args.discs) if args.discs else None) for node in nodes]
-    print(json.dumps({"nodes": entries}, indent=1))
+    print(json.dumps({"nodes": entries, "inventories": inventories(nodes)}, indent=1))
+
+
+def inventories(nodes: list[NestedNode]) -> dict[str, Any]:
+    """Each student's inventory as site.yml reads one (inventory/example-hardware's shape): the three
+    nodes, their link0 (management, SSH, API) and link1 addresses; the cluster is named after the student."""
+    out: dict[str, Any] = {}
+    for node in nodes:
+        settings = {"ansible_user": "root", "pve_cluster_name": node.student}
+        entry = out.setdefault(node.student, {"all": {"children": {"pve_nodes": {"hosts": {}}}, "vars": settings}})
+        entry["all"]["children"]["pve_nodes"]["hosts"][node.name] = {
+            "ansible_host": node.address, "link0_addr": node.address, "link1_addr": node.link1_address}
+    return out
