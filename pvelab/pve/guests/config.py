@@ -62,15 +62,20 @@ def option_types() -> dict[str, str]:
             if prop.get("type") in ("boolean", "integer", "number")}
 
 
+def boolean(word: str) -> bool | None:
+    """A PVE boolean parameter's value (1|0, on|off, yes|no, true|false, any case); None for anything else."""
+    return {"1": True, "on": True, "yes": True, "true": True,
+            "0": False, "off": False, "no": False, "false": False}.get(word.lower())
+
+
 def checked_value(key: str, value: str, types: dict[str, str]) -> str:
     """qemu-server's check_type for the typed options: a boolean written as 1 or 0 (on/yes/true, ...),
     an integer or number as digits; a value of another type is refused with PVE's text."""
     kind = types.get(key)
     if kind == "boolean":
-        if value == "1" or value.lower() in ("on", "yes", "true"):
-            return "1"
-        if value == "0" or value.lower() in ("off", "no", "false"):
-            return "0"
+        truth = boolean(value)
+        if truth is not None:
+            return "1" if truth else "0"
     elif kind == "integer":
         if re.fullmatch(r"\d+", value):
             return str(int(value))

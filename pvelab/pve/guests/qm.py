@@ -15,7 +15,7 @@ from typing import Any
 from pvelab.procfs import nodename
 from pvelab.pve.api import direct, schema
 from pvelab.pve.guests import clone, qmp, runtime, snapshot_cli, store
-from pvelab.pve.guests.config import encode_text
+from pvelab.pve.guests.config import boolean, encode_text
 from pvelab.pve.guests.qemu_cmd import RUN
 from pvelab.pve.guests.store import GuestError
 
@@ -61,12 +61,6 @@ SAFE_ARG = re.compile(r"^[\w\-/.:,+@%]+$")
 def shellquote(arg: str) -> str:
     """PVE::Tools::cmd2string's quoting: single quotes only where the shell needs them."""
     return arg if SAFE_ARG.match(arg) else "'" + arg.replace("'", "'\"'\"'") + "'"
-
-
-def boolean(word: str) -> bool | None:
-    """A PVE boolean parameter's value (1|0, yes|no, on|off, true|false); None for anything else."""
-    return {"1": True, "yes": True, "on": True, "true": True,
-            "0": False, "no": False, "off": False, "false": False}.get(word.lower())
 
 
 def print_list(vms: list[dict[str, Any]]) -> None:

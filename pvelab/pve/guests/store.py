@@ -7,15 +7,14 @@ guest, and moving the file to another node's directory is what moves a guest."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pvelab.poll import poll
 from pvelab.pve import members
 from pvelab.pve.guests.config import DRIVE_KEY, ConfigError, Section, VmConfig, dump, parse
+from pvelab.pve.lockfile import lock_file
 from pvelab.pve.refusal import Refusal
 
 T = TypeVar("T")
@@ -130,22 +129,13 @@ def locked(vmid: int, kind: str = "qemu", timeout: float | None = None) -> Itera
     """PVE's lock_config: a node-local flock per VMID, held while a config is read and written;
     with `timeout` (lock_config_full), PVE's error when it is not had within that many seconds."""
     directory = LOCK_DIR if kind == "qemu" else LXC_LOCK_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"pve-config-{vmid}.lock" if kind != "qemu" else directory / f"lock-{vmid}.conf"
-    with open(path, "a") as handle:
-        if timeout is None:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        elif poll(lambda: try_flock(handle.fileno()) or None, timeout=timeout, interval=0.1) is None:
-            raise GuestError(f"can't lock file '{path}' - got timeout")
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(lock_file(path, timeout))
+        except TimeoutError as exc:  # only the lock's own: the block's errors are its own
+            raise GuestError(str(exc)) from None
         yield
-
-
-def try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
 
 
 # -- property strings --------------------------------------------------------------------------

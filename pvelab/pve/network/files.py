@@ -5,15 +5,14 @@ applying moves the new file over the old (pve-common's INotify shadow file for '
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve.lockfile import lock_file
 from pvelab.pve.network import interfaces
 from pvelab.pve.network.interfaces import Config
 
@@ -77,18 +76,5 @@ def take_pending() -> bool:
 @contextlib.contextmanager
 def locked(timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """PVE's lock on the interfaces file around each edit; its error when it cannot be had in time."""
-    LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(LOCK, "a") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"can't lock file '{LOCK}' - got timeout") from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with lock_file(LOCK, timeout):
+        yield
