@@ -102,12 +102,11 @@ def task_index(ctx: Context, params: dict[str, Any]) -> Any:
     """The node's tasks, newest first, filtered as pve-manager's node_tasks filters them (user, type,
     VMID, start time, status; `start` skips, `limit` caps); only one's own without Sys.Audit."""
     auditor = access.allowed(ctx.caller.name, f"/nodes/{ctx.node}", ["Sys.Audit"])
-    wanted = {"ok", "warning", "error", "unknown"}
-    if params.get("statusfilter") is not None and not params.get("errors"):
-        wanted = {word.lower() for word in re.split(r"[\s,;]+", str(params["statusfilter"])) if word}
-    elif params.get("errors"):
+    wanted: set[str] | None = None  # no status asked for: every task, the running ones too
+    if params.get("errors"):
         wanted = {"warning", "error", "unknown"}
-    filtered = params.get("statusfilter") is not None or bool(params.get("errors"))
+    elif params.get("statusfilter") is not None:
+        wanted = {word.lower() for word in re.split(r"[\s,;]+", str(params["statusfilter"])) if word}
     user, kind, vmid = params.get("userfilter"), params.get("typefilter"), params.get("vmid")
     since, until = params.get("since"), params.get("until")
     start, limit = int(params.get("start") or 0), int(params.get("limit", 50))
@@ -120,7 +119,7 @@ def task_index(ctx: Context, params: dict[str, Any]) -> Any:
                 or (kind and task["type"] != kind) or (vmid and task.get("id") != str(vmid))
                 or (since is not None and task["starttime"] < int(since))
                 or (until is not None and task["starttime"] > int(until))
-                or (status == "running" and filtered) or (status != "running" and status not in wanted)):
+                or (wanted is not None and status not in wanted)):
             continue
         count += 1
         if count <= start or len(out) >= limit:
