@@ -13,33 +13,21 @@ gain of a second machine's CPUs.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
+from bench.playbook import BIN, timed_playbook
 from tests.ssh_hop import ssh_hop
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def play(inventory: Path, class_dir: Path, state: str, students: list[str], nodes: int) -> float:
-    started = time.monotonic()
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/class.yml", "-e",
-                           json.dumps({"class_state": state, "class_students": students, "class_dir": str(class_dir),
-                                       "class_lab_prefix": "bench-", "class_nodes": nodes})],
-                          cwd=REPO, capture_output=True, text=True, check=False)
-    took = time.monotonic() - started
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-2000:], file=sys.stderr)
-        raise SystemExit(f"class.yml {state} failed after {took:.1f} s")
-    return took
+    return timed_playbook(inventory, "playbooks/class.yml", {
+        "class_state": state, "class_students": students, "class_dir": str(class_dir), "class_lab_prefix": "bench-",
+        "class_nodes": nodes}, f"class.yml {state}")
 
 
 def measure(servers: dict[str, dict[str, object]], label: str, students: list[str], nodes: int) -> None:

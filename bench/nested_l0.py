@@ -12,9 +12,6 @@ OS under TCG: these figures are the L0 side's own cost, not a real PVE install's
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,28 +19,19 @@ from typing import Any
 
 import yaml
 
+from bench.playbook import BIN, timed_playbook
 from pvelab.twin.lab import Lab
 from pvelab.twin.spec import LabSpec
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SETTINGS: dict[str, Any] = {"root_password_hashed": "$6$pvelab$x", "installer_iso": "local:iso/pvelab-tiny.iso",
                             "network": "198.19.240.0/21", "memory_mib": 256, "cores": 1, "os_disk_gib": 1,
                             "osd_disk_gib": 1, "require_kvm": False}
 
 
 def play(inventory: Path, workdir: Path, students: list[str], **extra: Any) -> float:
-    started = time.monotonic()
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/nested.yml", "-e",
-                           json.dumps({"nested_class": {**SETTINGS, "students": students},
-                                       "nested_dir": str(workdir / "nested"), "pvelab_cli": str(BIN / "pvelab"),
-                                       **extra})],
-                          cwd=REPO, capture_output=True, text=True, check=False)
-    took = time.monotonic() - started
-    if proc.returncode != 0:
-        print(proc.stdout[-3000:], proc.stderr[-2000:], file=sys.stderr)
-        raise SystemExit(f"nested.yml failed after {took:.1f} s")
-    return took
+    return timed_playbook(inventory, "playbooks/nested.yml", {
+        "nested_class": {**SETTINGS, "students": students}, "nested_dir": str(workdir / "nested"),
+        "pvelab_cli": str(BIN / "pvelab"), **extra}, "nested.yml")
 
 
 def main() -> None:
