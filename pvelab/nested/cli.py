@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from pvelab.nested import first_boot_hook
 from pvelab.nested.disc import write_answer_disc
 from pvelab.nested.l0 import L0Facts, bridge_comment, refusals
 from pvelab.nested.plan import NestedClass, NestedNode, PlanError, plan_class
@@ -25,9 +26,15 @@ def add_parser(top: Any) -> None:
     plan.add_argument("settings", help="the class's settings, YAML or JSON (`-`: stdin)")
     plan.add_argument("--discs", type=Path, metavar="DIR", help="write each node's answer disc into DIR")
     plan.add_argument("--l0-facts", type=Path, metavar="FILE",
-                      help="what the L0 host has (JSON: nested, guests, network, storages, isos, as pvesh prints "
-                           "them): a plan that runs into it is refused")
+                      help="what the L0 hosts have (JSON: guests, and for each host by node name nested, network, "
+                           "storages, isos, as pvesh prints them): a plan that runs into it is refused")
     plan.set_defaults(func=cmd_plan)
+    hook = cmds.add_parser("first-boot-hook", help="print pvelab's first-boot hook, for prepare-iso --on-first-boot")
+    hook.set_defaults(func=cmd_first_boot_hook)
+
+
+def cmd_first_boot_hook(_lab: Any, _args: argparse.Namespace) -> None:
+    sys.stdout.buffer.write(first_boot_hook())
 
 
 def read_settings(source: str) -> dict[str, Any]:
@@ -46,7 +53,8 @@ def read_settings(source: str) -> dict[str, Any]:
 
 def node_entry(node: NestedNode, disc: Path | None) -> dict[str, Any]:
     return {"student": node.student, "name": node.name, "vmid": node.vmid, "fqdn": node.plan.fqdn,
-            "address": node.address, "link1_address": node.link1_address, "gateway": node.gateway,
+            "l0_node": node.l0_node, "address": node.address, "link1_address": node.link1_address,
+            "gateway": node.gateway,
             "bridges": list(node.bridges),
             "bridge_comments": [bridge_comment(node, k) for k in range(len(node.bridges))],
             "disc": str(disc) if disc else None, "disc_name": node.disc_name,
@@ -80,7 +88,7 @@ def cmd_plan(_lab: Any, args: argparse.Namespace) -> None:
     if args.l0_facts:
         found = refusals(klass, nodes, read_facts(args.l0_facts))
         if found:
-            raise PlanError("the L0 host cannot take this plan:\n- " + "\n- ".join(found))
+            raise PlanError("the L0 hosts cannot take this plan:\n- " + "\n- ".join(found))
     if args.discs:
         args.discs.mkdir(parents=True, exist_ok=True)
     entries = [node_entry(node, write_disc(node, args.discs) if args.discs else None) for node in nodes]

@@ -26,10 +26,21 @@ def remote_node_ip(node: str) -> str:
     return str(found[0][4][0])
 
 
+def ssh_options(node: str) -> list[str]:
+    """PVE's options to reach a cluster node (ssh_info_to_ssh_opts): batch mode, the node's name as
+    the host key alias."""
+    return ["-o", "BatchMode=yes", "-o", f"HostKeyAlias={node}", "-o", "StrictHostKeyChecking=accept-new",
+            "-o", "ConnectTimeout=10"]
+
+
 def ssh_command(node: str, address: str) -> list[str]:
-    """PVE's SSH to a cluster node: batch mode, the node's name as the host key alias."""
-    return ["ssh", "-e", "none", "-o", "BatchMode=yes", "-o", f"HostKeyAlias={node}",
-            "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10", f"root@{address}"]
+    """PVE's SSH to a cluster node."""
+    return ["ssh", "-e", "none", *ssh_options(node), f"root@{address}"]
+
+
+def scp_command(node: str, address: str, source: str, dest: str) -> list[str]:
+    """PVE's copy of a file to a cluster node (the upload of a file for another node's storage)."""
+    return ["/usr/bin/scp", *ssh_options(node), "-p", "--", source, f"root@[{address}]:{shlex.quote(dest)}"]
 
 
 def run_on(node: str, argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from pvelab.nested import first_boot_hook
+
 ISO_NAME = "pvelab-tiny.iso"
 # The container template (a rootfs tarball, as PVE's templates are), in `local:vztmpl/`.
 CT_TEMPLATE_NAME = "pvelab-tiny-ct_1.0-1_amd64.tar.gz"
@@ -108,12 +110,23 @@ if [ -n "$AIS" ]; then
   fi
   REBOOT=$(toml $A global reboot-mode)
   BOOTCD=""; for dev in /dev/sr*; do [ "$dev" != "$AIS" ] && [ -b "$dev" ] && BOOTCD=$dev && break; done
+  FIRSTBOOT=$(toml $A first-boot source)  # PVE's installer takes the hook from the ISO (prepare-iso
+  case "$FIRSTBOOT" in                    # --on-first-boot) or a URL; the stand-in only from the ISO
+    "") ;;
+    from-iso) mkdir -p /mnt/cd
+      if ! mount -t iso9660 -o ro "$BOOTCD" /mnt/cd 2>/dev/null || [ ! -f /mnt/cd/proxmox-first-boot ]; then
+        MISSING="$MISSING failed loading first-boot executable from ISO"
+        MISSING="$MISSING (was ISO prepared with \`--on-first-boot\` specified?)"
+      fi
+      umount /mnt/cd 2>/dev/null;;
+    *) MISSING="$MISSING first-boot.source=$FIRSTBOOT (the stand-in takes the hook only from the ISO)";;
+  esac
   cat > /www/cgi-bin/status <<EOS
 #!/bin/sh
 echo "Content-Type: text/plain"; echo
 echo "installer: pvelab stand-in"; echo "answer: $AIS"
 echo "fqdn: $(toml $A global fqdn)"; echo "cidr: $(toml $A network cidr)"; echo "gateway: $(toml $A network gateway)"
-echo "disk: $TARGET"; echo "reboot-mode: $REBOOT"; echo "missing:$MISSING"
+echo "disk: $TARGET"; echo "reboot-mode: $REBOOT"; echo "first-boot: ${FIRSTBOOT:-none}"; echo "missing:$MISSING"
 EOS
   chmod +x /www/cgi-bin/status; httpd -p 80 -h /www
   if [ -n "$MISSING" ] || [ ! -b "$TARGET" ] || [ -z "$BOOTCD" ]; then
@@ -154,6 +167,21 @@ if [ -n "$ADDR" ]; then
   ip addr add "$ADDR/$PREFIX" dev eth0
   [ -n "$GW" ] && ip route add default via "$GW"
 fi
+# An installed node with a first-boot hook runs it from the installed ISO as PVE's proxmox-first-boot
+# unit does, with the ordering's target. The stand-in keeps no root filesystem between boots, so each
+# boot is its first (on PVE the hook runs once and what it wrote stays).
+if [ -n "$INSTALLED" ] && [ -n "$(toml /run/answer.toml first-boot source)" ]; then
+  mkdir -p /mnt/sys /var/lib/proxmox-first-boot /etc/network
+  if mount -t iso9660 -o ro "$INSTALLED" /mnt/sys 2>/dev/null && [ -f /mnt/sys/proxmox-first-boot ]; then
+    cp /mnt/sys/proxmox-first-boot /var/lib/proxmox-first-boot/; chmod 0700 /var/lib/proxmox-first-boot/*
+    case "$(toml /run/answer.toml first-boot ordering)" in
+      before-network) UNIT=network-pre;; network-online) UNIT=network-online;; *) UNIT=multi-user;;
+    esac
+    /var/lib/proxmox-first-boot/proxmox-first-boot $UNIT > /run/first-boot.log 2>&1
+    echo "exit $?" >> /run/first-boot.log; cat /run/first-boot.log > /dev/console
+  fi
+  umount /mnt/sys 2>/dev/null
+fi
 for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb; do  # the first disk that is not the cloud-init drive
   [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && [ -z "$INSTALLED" ] && DISK=$dev && break
 done
@@ -180,6 +208,7 @@ echo "node: \$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/node/raw 2>/dev/
 echo "boot_id: $BOOT"; echo "uptime: \$(cut -d. -f1 /proc/uptime)"; echo "counter: \$n"
 echo "heartbeats: \$(cat /run/heartbeats)"; echo "disk: ${DISK:-none}"
 [ -n "$INSTALLED" ] && echo "installed: $INSTALLED" && echo "fqdn: $FQDN"
+[ -s /run/first-boot.log ] && sed 's/^/first-boot: /' /run/first-boot.log
 EOS
 # the heartbeat disk's size as the guest sees it (a SCSI disk learns a new size on a rescan, as
 # `echo 1 > /sys/block/sdX/device/rescan` does on any Linux guest after an online resize)
@@ -321,9 +350,12 @@ def build_iso(rootfs: Path) -> Path:
         (tree / "isolinux" / "isolinux.cfg").write_text(ISOLINUX_CFG)
         (tree / "vmlinuz").write_bytes(kernel.read_bytes())
         (tree / "initrd.img").write_bytes(initramfs(rootfs, version))
+        # as PVE's ISO prepared with `prepare-iso --on-first-boot` carries it: the stand-in
+        # installer's nodes run it (docs/nested.md)
+        (tree / "proxmox-first-boot").write_bytes(first_boot_hook())
         # isohybrid (an MBR beside the El Torito record): copied onto a disk, as the stand-in
         # installer does, it boots from that disk too
-        subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(target), "-V", "PVELAB_TINY",
+        subprocess.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-o", str(target), "-V", "PVELAB_TINY",
                         "-isohybrid-mbr", str(ISOHYBRID_MBR),
                         "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat", "-no-emul-boot",
                         "-boot-load-size", "4", "-boot-info-table", str(tree)], check=True, capture_output=True)

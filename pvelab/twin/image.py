@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pvelab.errors import TwinError
+from pvelab.nested import first_boot_hook
 from pvelab.twin import guest_os
 from pvelab.twin.host import require_tools
 from pvelab.twin.state import cache_dir, labs_dir, state_dir
@@ -75,8 +76,9 @@ def recipe(pve_version: str) -> dict[str, object]:
 
 
 def guest_os_digest() -> str:
-    """The tiny guest OS is built into the image, so a change to its builder makes a new image."""
-    return hashlib.sha256(Path(guest_os.__file__).read_bytes()).hexdigest()[:16]
+    """The tiny guest OS is built into the image, so a change to its builder (or to the first-boot hook
+    its ISO carries) makes a new image."""
+    return hashlib.sha256(Path(guest_os.__file__).read_bytes() + first_boot_hook()).hexdigest()[:16]
 
 
 def recipe_hash(data: dict[str, object]) -> str:

@@ -15,9 +15,10 @@ NODE_THIN_POOL_DIR = LVM_BACKING  # where local-lvm's volumes live (the twin mou
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 QEMU_SERVER_DATA = Path(__file__).resolve().parent / "qemu_server"  # qemu-server's data files (SOURCES.md there)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pvesm": "pvelab.pve.storage.pvesm", "pveceph": "pvelab.pve.ceph.pveceph",
-            "pveum": "pvelab.pve.access.pveum"}
-SBIN_COMMANDS = {"qm": "pvelab.pve.guests.qm"}  # where qemu-server installs it (qmeventd runs /usr/sbin/qm)
+            "pveceph": "pvelab.pve.ceph.pveceph", "pveum": "pvelab.pve.access.pveum"}
+# where qemu-server and libpve-storage-perl install them (qmeventd runs /usr/sbin/qm, an upload for
+# another node /usr/sbin/pvesm there)
+SBIN_COMMANDS = {"qm": "pvelab.pve.guests.qm", "pvesm": "pvelab.pve.storage.pvesm"}
 # QEMU's -netdev scripts, where each PVE major version keeps them.
 BRIDGE_SCRIPTS = ("var/lib/qemu-server", "usr/libexec/qemu-server")
 

@@ -4,6 +4,7 @@ node, every answer checked against its VM before anything is made, and refusals 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from pvelab.cli import main
 from pvelab.nested import answer
-from pvelab.nested.plan import NestedClass, PlanError, plan_class
+from pvelab.nested.plan import NestedClass, PlanError, placement, plan_class
 from pvelab.pve.api import schema
 
 SETTINGS = {"students": ["s001", "s002"], "root_password_hashed": "$6$salt$hash",
@@ -79,6 +80,7 @@ def test_an_answer_by_name_is_shown_to_pick_the_osd_disk_in_that_order() -> None
     ({"students": ["a", "a"]}, "a student is listed twice"),
     ({"network": "10.99.0.0/24"}, "10.99.0.0/24 has 1 /24s: room for 0 students, not 1"),
     ({"first_vmid": 50}, "VMIDs 61..73 are outside"),
+    ({"first_vmid": 65520}, "VMIDs 65531..65543 are outside 100..65535"),  # the MACs carry two bytes
     ({"students": ["s_1"]}, "s_1/pve1: "),  # no FQDN the installer takes
 ])
 def test_a_class_that_cannot_be_planned_is_refused(change: dict[str, object], message: str) -> None:
@@ -108,3 +110,33 @@ def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path, capsys: pytest.C
     assert capsys.readouterr().err == "pvelab: error: a student is listed twice\n"
     assert main(["nested", "plan", str(tmp_path / "missing.yml")]) == 1
     assert "cannot read the settings" in capsys.readouterr().err
+
+
+def hosts_of(students: int, *capacities: int) -> list[str | None]:
+    klass = NestedClass.of({**SETTINGS, "students": [f"s{i:03}" for i in range(students)],
+                            "hosts": {f"l0{chr(97 + i)}": c for i, c in enumerate(capacities)}})
+    return placement(klass)
+
+
+def test_students_are_spread_over_the_l0_hosts_in_turn_passing_full_ones() -> None:
+    assert hosts_of(5, 0, 0) == ["l0a", "l0b", "l0a", "l0b", "l0a"]
+    assert hosts_of(5, 1, 0, 2) == ["l0a", "l0b", "l0c", "l0b", "l0c"]
+    assert hosts_of(4, 1, 0, 2)[:3] == hosts_of(3, 1, 0, 2)  # an added student moves no one
+    assert hosts_of(2) == [None, None]  # no hosts given: the one L0 host the playbook names
+
+
+def test_each_node_is_planned_on_its_students_host() -> None:
+    nodes = plan_class(NestedClass.of({**SETTINGS, "hosts": {"l0a": 0, "l0b": 0}}))
+    assert [(n.student, n.l0_node) for n in nodes] == [("s001", "l0a")] * 3 + [("s002", "l0b")] * 3
+
+
+@pytest.mark.parametrize("hosts,message", [
+    ({"l0a": 1}, "the class has 2 students and its L0 hosts take 1 (l0a 1: their nested_capacity): add a host or "
+                 "raise a capacity"),
+    ({"l0a": -1}, "L0 host l0a: its capacity is a number of students (0: no limit), not -1"),
+    ({"l0a": "2"}, "L0 host l0a: its capacity is a number of students (0: no limit), not '2'"),
+    (["l0a"], "hosts maps each L0 host's node name to the students it takes"),
+])
+def test_l0_hosts_that_cannot_take_the_class_are_refused(hosts: object, message: str) -> None:
+    with pytest.raises(PlanError, match=re.escape(message)):
+        plan_class(NestedClass.of({**SETTINGS, "hosts": hosts}))

@@ -7,10 +7,12 @@ import contextlib
 import hashlib
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pvelab.pve import remote
 from pvelab.pve.access import guard as access
 from pvelab.pve.access.perms import ROOT, PermissionDenied, Permissions
 from pvelab.pve.api import tasks
@@ -371,6 +373,37 @@ def node_prune(ctx: Context, params: dict[str, Any]) -> Any:
     return tasks.start(ctx.node, "prunebackups", f"{vmid}@{sid}" if vmid is not None else sid, ctx.caller.name, work)
 
 
+def upload_copy(node: str, here: str, sid: str, source: Path, target: Path
+                ) -> tuple[list[str], Callable[[], None]]:
+    """How an upload reaches its storage: moved into place on this node; for another node's storage
+    copied there with scp, as PVE does (the storage activated and the directory made there first)."""
+    if node == here:
+        def move() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), target)
+        return ["cp", "--", str(source), str(target)], move
+    try:
+        address = remote.remote_node_ip(node)
+    except remote.LookupFailed as exc:
+        raise ApiException(500, str(exc)) from exc
+    activated = remote.run_on(node, ["/usr/sbin/pvesm", "status", "--storage", sid], timeout=60)
+    if activated.returncode != 0:
+        raise ApiException(500, f"can't activate storage '{sid}' on node '{node}': {activated.stderr.strip()}")
+    if remote.run_on(node, ["/bin/mkdir", "-p", "--", str(target.parent)], timeout=60).returncode != 0:
+        raise ApiException(500, "mkdir failed")
+    command = remote.scp_command(node, address, str(source), str(target))
+
+    def copy() -> None:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+            if done.returncode != 0:
+                remote.run_on(node, ["rm", "-f", "--", str(target)], timeout=60)
+                raise StorageError(f"import failed: {done.stderr.strip() or done.returncode}")
+        finally:
+            source.unlink(missing_ok=True)  # uploaded here only: nothing to remove there
+    return command, copy
+
+
 @route("POST /nodes/{node}/storage/{storage}/upload")
 def node_storage_upload(ctx: Context, params: dict[str, Any]) -> Any:
     """An uploaded ISO or template moved into the storage, as PVE's upload task does."""
@@ -387,6 +420,8 @@ def node_storage_upload(ctx: Context, params: dict[str, Any]) -> Any:
     if content == "iso" and not name.lower().endswith((".iso", ".img")):
         raise ApiException(400, "Parameter verification failed.", {"filename": "wrong file extension"})
     target = Path(get_subdir(options, content)) / name
+    node = params["node"]
+    command, copy = upload_copy(ctx.node if node == "localhost" else node, ctx.node, sid, source, target)
 
     def work(log: Callable[[str], None]) -> None:
         log(f"starting file import from: {source}")
@@ -397,12 +432,11 @@ def node_storage_upload(ctx: Context, params: dict[str, Any]) -> Any:
                 source.unlink(missing_ok=True)
                 raise StorageError(f"checksum mismatch: got '{got}' != expect '{params['checksum']}'")
             log("calculating checksum...OK, checksum verified")
-        log(f"target node: {ctx.node}")
+        log(f"target node: {node}")
         log(f"target file: {target}")
         log(f"file size is: {source.stat().st_size}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        log(f"command: cp -- {source} {target}")
-        shutil.move(str(source), target)
+        log(f"command: {' '.join(command)}")
+        copy()
         log("finished file import successfully")
 
     return tasks.start(ctx.node, "imgcopy", "", ctx.caller.name, work)

@@ -104,8 +104,11 @@ class PveApi:
     def wait_for_task(self, node: str, upid: str, timeout: float = 300, reconnect: bool = False) -> list[str]:
         """Poll a task until it stops; return its log, or raise with the log's end if it failed.
         `WARNINGS: n` is success with warnings, as PVE's GUI and other clients treat it.
-        `reconnect`: the node drops sessions while it works (a cluster join), so log in again."""
+        `reconnect`: the node drops sessions while it works (a cluster join), so log in again.
+        The task is asked for on the node that runs it, which its UPID names: not always the node the
+        call was for (an upload for another node's storage runs on the node that took the upload)."""
         last_error = [""]
+        node = upid_node(upid) or node
 
         def status() -> dict[str, Any] | None:
             try:
@@ -130,6 +133,12 @@ class PveApi:
             tail = "\n".join(log[-10:])
             raise PveError(f"Task {upid} on node '{node}' failed: {final.get('exitstatus')}\n{tail}")
         return log
+
+
+def upid_node(upid: str) -> str | None:
+    """The node a task runs on, from its UPID (UPID:node:pid:pstart:starttime:type:id:user:)."""
+    parts = upid.split(":")
+    return parts[1] if len(parts) >= 8 and parts[0] == "UPID" and parts[1] else None
 
 
 def task_succeeded(exitstatus: Any) -> bool:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.pvelab.pve.plugins.module_utils import corosync_conf as cc
+from ansible_collections.pvelab.pve.plugins.module_utils.pve_api import PveApi, upid_node
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_cluster_ops import check_joinable, link_params
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_corosync_ops import desired_conf, refuse_breaking_quorum
 from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveError
@@ -117,3 +118,24 @@ def test_filters_use_the_same_parsers():
     text = (SAMPLES / "pvecm-status-3nodes.txt").read_text()
     assert filters["pvecm_status"](text) == parse_status(text)
     assert set(filters) == {"pvecm_status", "pvecm_nodes", "corosync_links"}
+
+
+class TaskRecorder(PveApi):
+    """PveApi answering a finished task, noting each path asked for (no connection)."""
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        self.asked = []
+
+    def get(self, path, /, **params):
+        self.asked.append(path)
+        return {"status": "stopped", "exitstatus": "OK"} if path.endswith("/status") else [{"n": 1, "t": "TASK OK"}]
+
+
+def test_a_task_is_asked_for_on_the_node_its_upid_names():
+    """An upload for pve2's storage sent to pve1 runs as a task on pve1 (it copies the file over): its
+    status is pve1's to tell, as PVE's task API answers only for the node's own tasks."""
+    api = TaskRecorder()
+    upid = "UPID:pve1:0000015C:002754BE:6B122894:imgcopy::root@pam:"
+    assert api.wait_for_task("pve2", upid) == ["TASK OK"]
+    assert api.asked == [f"/nodes/pve1/tasks/{upid}/status", f"/nodes/pve1/tasks/{upid}/log"]
+    assert upid_node("not a upid") is None
