@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="data disks per node for Ceph OSDs, shown as /dev/sdb, ... (default 1)")
     up.add_argument("--osd-size", default="16G", metavar="SIZE",
                     help="size of each data disk, sparse on the host (default 16G)")
+    up.add_argument("--storage-server", action="store_true",
+                    help="add the storage server `nas` (an iSCSI target with LUNs, a BMC) on link0")
     down = command("down", cmd_down, "remove everything the lab made (safe to run twice)")
     down.add_argument("--all", action="store_true", help="take down every lab on this host, named or not")
     command("list", cmd_list, "a table of the labs on this host: the default one and the named ones")
@@ -102,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_up(lab: Lab, args: argparse.Namespace) -> None:
     size = disks.parse_size(args.osd_size)
     disks.check_layout(args.osd_disks, size)
-    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version, osd_disks=args.osd_disks, osd_size=size),
+    lab.up(LabSpec(node_count=args.nodes, pve_version=args.pve_version, osd_disks=args.osd_disks, osd_size=size,
+                   storage_server=args.storage_server),
            slot=args.slot)
     print_status(lab)
 

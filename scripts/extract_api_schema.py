@@ -82,6 +82,9 @@ ENDPOINTS = [
     ("PUT", "/storage/{storage}"),
     ("DELETE", "/storage/{storage}"),
     ("GET", "/nodes/{node}/storage"),
+    # storage scans (issue 23): the SAN's targets
+    ("GET", "/nodes/{node}/scan"),
+    ("GET", "/nodes/{node}/scan/iscsi"),
     ("GET", "/nodes/{node}/storage/{storage}"),
     ("GET", "/nodes/{node}/storage/{storage}/status"),
     ("GET", "/nodes/{node}/storage/{storage}/content"),

@@ -18,6 +18,7 @@ APT_PACKAGES=(
   perl  # runs Proxmox's own Perl test files (tests/fixtures) against pvelab
   qemu-utils  # qemu-img: the unit tier makes real qcow2 images (linked clones, copies)
   openssh-server  # class.yml reaches lab servers over SSH; the tests run their own sshd (tests/ssh_hop.py)
+  tgt  # the lab's storage server: its iSCSI target (tgtd, user space)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

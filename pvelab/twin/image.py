@@ -33,6 +33,7 @@ PACKAGES = (
     # made by the PVE layer as raw bluestore (no LVM here), so ceph-volume is not needed; qemu-block-extra
     # gives QEMU its librbd driver for disks on rbd storages.
     "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "qemu-block-extra",
+    "libiscsi-bin",  # iscsi-ls: iscsidirect storages list their LUNs with it, as on PVE
 )
 # Units that make no sense in a lab node container, or slow its boot.
 MASKED_UNITS = (

@@ -45,9 +45,19 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
                 "bmc_port": BMC_PORT,
                 "bmc_interface": "lanplus",
                 "bmc_cipher_suite": CIPHER_SUITE,
+                **storage_server_vars(record),
             },
         }
     }
+
+
+def storage_server_vars(record: LabRecord) -> dict[str, Any]:
+    """The storage server (`up --storage-server`), for storages on it: its address, iSCSI portal and target."""
+    nas = record.spec.nas
+    if nas is None:
+        return {}
+    return {"lab_storage_server": {"address": nas.link_addr(0), "bmc_address": nas.bmc_addr,
+                                   "iscsi_portal": nas.portal(), "iscsi_target": nas.iqn}}
 
 
 def write_inventory(record: LabRecord, paths: LabPaths) -> None:

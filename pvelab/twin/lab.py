@@ -24,6 +24,7 @@ from pvelab.twin.host import pid_alive, require_root, require_tools, run, udp_wi
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
 from pvelab.twin.latency import parse_delay
+from pvelab.twin.nas import create_luns, lun_files
 from pvelab.twin.network import (
     LabNetwork,
     existing_links,
@@ -158,7 +159,7 @@ class Lab:
             raise
 
     def preflight(self, spec: LabSpec) -> None:
-        require_tools(*HOST_TOOLS)
+        require_tools(*HOST_TOOLS, *(("tgtd", "tgtadm") if spec.storage_server else ()))
         leftovers = self.leftovers()
         if leftovers:
             raise TwinError(
@@ -200,6 +201,8 @@ class Lab:
         LabNetwork(spec).create()
         for node in spec.nodes:
             self.prepare_node(record, node, image)
+        if spec.nas is not None:
+            self.prepare_storage_server(record, spec.nas)
         self.start_supervisor()
         self.log("starting BMCs and watchdogs, powering nodes on...")
         request(self.paths.supervisor_socket, "start", timeout=120)
@@ -246,6 +249,17 @@ class Lab:
         bmc.write_config(bmc_dir, node, record.bmc_password, paths.supervisor_socket)
         (bmc_dir / "password").write_text(record.bmc_password + "\n")
         (bmc_dir / "password").chmod(0o600)
+
+    def prepare_storage_server(self, record: LabRecord, nas: NodeSpec) -> None:
+        """The storage server's LUN files and its BMC (it has no system of its own to prepare)."""
+        self.paths.node_dir(nas.name).mkdir(parents=True, exist_ok=True)
+        create_luns(self.paths)
+        bmc_dir = self.paths.bmc_dir(nas.name)
+        bmc.write_config(bmc_dir, nas, record.bmc_password, self.paths.supervisor_socket)
+        (bmc_dir / "password").write_text(record.bmc_password + "\n")
+        (bmc_dir / "password").chmod(0o600)
+        self.log(f"storage server {nas.name}: iSCSI target at {nas.link_addr(0)}, {len(lun_files(self.paths))} LUNs; "
+                 f"BMC {nas.bmc_addr}")
 
     def start_supervisor(self) -> None:
         log = open(self.paths.supervisor_log, "ab")  # noqa: SIM115 - handed to the child

@@ -59,6 +59,8 @@ class LabNetwork:
             self._create_bridge(link)
         for node in self.spec.nodes:
             self._create_node_netns(node)
+        if self.spec.nas is not None:
+            self._create_storage_server_netns(self.spec.nas)
         self._create_nft_table()
 
     def _create_bridge(self, link: int | None) -> None:
@@ -68,7 +70,7 @@ class LabNetwork:
         ip("link", "set", bridge, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0")
         ip("addr", "add", f"{self.spec.host_addr(link)}/{self.spec.prefixlen(link)}", "dev", bridge)
         if link is None:
-            for node in self.spec.nodes:  # BMCs live on the host side, like a management network
+            for node in self.spec.machines:  # BMCs live on the host side, like a management network
                 ip("addr", "add", f"{node.bmc_addr}/32", "dev", bridge)
         ip("link", "set", bridge, "up")
 
@@ -93,6 +95,16 @@ class LabNetwork:
         port = json.loads(ip("-json", "link", "show", node.node_ifname(0), netns=node.netns))[0]
         ip("link", "set", bridge, "address", port["address"], netns=node.netns)
         ip("link", "set", bridge, "up", netns=node.netns)
+
+    def _create_storage_server_netns(self, nas: NodeSpec) -> None:
+        """The storage server: one NIC on link0 (the nodes' storage network here), its address there."""
+        ip("netns", "add", nas.netns)
+        ip("link", "set", "lo", "up", netns=nas.netns)
+        host_end, nas_end = nas.host_veth(0), nas.node_ifname(0)
+        ip("link", "add", host_end, "type", "veth", "peer", "name", nas_end, "netns", nas.netns)
+        ip("link", "set", host_end, "master", self.spec.bridge(0), "up")
+        ip("addr", "add", f"{nas.link_addr(0)}/{self.spec.prefixlen(0)}", "dev", nas_end, netns=nas.netns)
+        ip("link", "set", nas_end, "up", netns=nas.netns)
 
     def _create_nft_table(self) -> None:
         run(["nft", "add", "table", "bridge", self.spec.prefix])

@@ -28,6 +28,12 @@ PVE_VERSIONS = ("8", "9")
 BMC_PORT = 623
 BMC_USER = "admin"
 MANAGEMENT_BRIDGE = "vmbr0"
+STORAGE_SERVER = "nas"
+STORAGE_SERVER_OCTET = 5
+ISCSI_TARGET = "iqn.2026-12.test.pvelab:nas.store1"  # the storage server's one target
+ISCSI_PORT = 3260
+ISCSI_LUNS = 3  # LUNs 1..3 of the target (LUN 0 is tgt's controller)
+ISCSI_LUN_SIZE = 2 * 1024 ** 3  # bytes, sparse files on the host
 PREFIX = "pvlab"  # every kernel object the default lab makes starts with this, so leftovers are easy to find
 
 
@@ -84,6 +90,43 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class StorageServerSpec(NodeSpec):
+    """The lab's storage server `nas` (`pvelab twin up --storage-server`): not a PVE node, a machine on
+    link0 (the lab's storage network too) at .5, with its BMC at .5 of the BMC network, serving iSCSI
+    LUNs (tgtd) to the nodes (docs/twin.md)."""
+
+    @property
+    def name(self) -> str:
+        return STORAGE_SERVER
+
+    def link_addr(self, link: int) -> str:
+        return str(subnet(self.slot, link).network_address + STORAGE_SERVER_OCTET)
+
+    @property
+    def bmc_addr(self) -> str:
+        return str(subnet(self.slot, None).network_address + STORAGE_SERVER_OCTET)
+
+    def host_veth(self, link: int) -> str:
+        return f"{prefix_of(self.slot)}nasl{link}"
+
+    @staticmethod
+    def address_ifname(link: int) -> str:
+        return f"eth{link}"
+
+    @property
+    def control_port(self) -> int:
+        """tgtd's management channel (/var/run/tgtd/socket.N): one per lab, never tgtd's default 0."""
+        return 1000 + self.slot
+
+    @property
+    def iqn(self) -> str:
+        return ISCSI_TARGET
+
+    def portal(self) -> str:
+        return f"{self.link_addr(0)}:{ISCSI_PORT}"
+
+
+@dataclass(frozen=True)
 class LabSpec:
     node_count: int = 3
     pve_version: str = "9"
@@ -91,6 +134,7 @@ class LabSpec:
     slot: int = 0
     osd_disks: int = 1  # data disks per node, for Ceph OSDs (/dev/sdb, ...)
     osd_size: int = 16 * 1024 ** 3  # bytes, sparse: Ceph OSDs under ~8 GiB die of ENOSPC under `rados bench`
+    storage_server: bool = False  # a storage server `nas` beside the nodes (iSCSI)
     nodes: tuple[NodeSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -115,14 +159,24 @@ class LabSpec:
 
     def same_build(self, other: LabSpec) -> bool:
         """Whether `other` asks for this lab as it is (its slot is the lab's business, not the asker's)."""
-        return ((self.node_count, self.pve_version, self.name, self.osd_disks, self.osd_size)
-                == (other.node_count, other.pve_version, other.name, other.osd_disks, other.osd_size))
+        return ((self.node_count, self.pve_version, self.name, self.osd_disks, self.osd_size, self.storage_server)
+                == (other.node_count, other.pve_version, other.name, other.osd_disks, other.osd_size,
+                    other.storage_server))
+
+    @property
+    def nas(self) -> StorageServerSpec | None:
+        return StorageServerSpec(0, self.slot) if self.storage_server else None
+
+    @property
+    def machines(self) -> tuple[NodeSpec, ...]:
+        """Everything with power and a BMC: the nodes, and the storage server if the lab has one."""
+        return (*self.nodes, *([self.nas] if self.nas else []))
 
     def node(self, name: str) -> NodeSpec:
-        for node in self.nodes:
+        for node in self.machines:
             if node.name == name:
                 return node
-        known = ", ".join(n.name for n in self.nodes)
+        known = ", ".join(n.name for n in self.machines)
         raise TwinError(f"unknown node '{name}'", f"this lab has: {known}")
 
     def nodes_named(self, names: list[str]) -> list[NodeSpec]:
@@ -143,7 +197,7 @@ class LabSpec:
 
     def etc_hosts(self) -> str:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-        lines += [f"{n.link_addr(0)}\t{n.name}.pvelab.test {n.name}" for n in self.nodes]
+        lines += [f"{n.link_addr(0)}\t{n.name}.pvelab.test {n.name}" for n in self.machines]
         return "\n".join(lines) + "\n"
 
     def etc_network_interfaces(self, node: NodeSpec) -> str:
@@ -158,11 +212,13 @@ class LabSpec:
 
     def to_dict(self) -> dict[str, object]:
         return {"node_count": self.node_count, "pve_version": self.pve_version, "name": self.name,
-                "slot": self.slot, "osd_disks": self.osd_disks, "osd_size": self.osd_size}
+                "slot": self.slot, "osd_disks": self.osd_disks, "osd_size": self.osd_size,
+                "storage_server": self.storage_server}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> LabSpec:
         return cls(node_count=int(str(data["node_count"])), pve_version=str(data["pve_version"]),
                    name=str(data.get("name", "")), slot=int(str(data.get("slot", 0))),
                    osd_disks=int(str(data.get("osd_disks", 0))),  # records from before data disks had none
-                   osd_size=int(str(data.get("osd_size", cls.osd_size))))
+                   osd_size=int(str(data.get("osd_size", cls.osd_size))),
+                   storage_server=bool(data.get("storage_server", False)))

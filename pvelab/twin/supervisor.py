@@ -26,6 +26,7 @@ from pvelab.errors import TwinError
 from pvelab.poll import poll
 from pvelab.twin import bmc, cgroups, events, latency
 from pvelab.twin.host import udp_bound
+from pvelab.twin.nas import StorageServer
 from pvelab.twin.node import NSPAWN_REBOOT_EXIT, ContainerNode, PowerState
 from pvelab.twin.spec import BMC_PORT, LINKS
 from pvelab.twin.state import LabPaths, LabRecord
@@ -92,14 +93,20 @@ class Supervisor:
         self.paths = paths
         self.record = record
         image = Path(record.image)
-        self.nodes = {n.name: ContainerNode(n, paths, image) for n in record.spec.nodes}
+        # the storage server first: powered on before the nodes, as a lab's storage comes up first
+        nas = record.spec.nas
+        self.nodes: dict[str, ContainerNode | StorageServer] = {
+            **({nas.name: StorageServer(nas, paths)} if nas else {}),
+            **{n.name: ContainerNode(n, paths, image) for n in record.spec.nodes}}
         self.services: list[Service] = []
         self.lock = threading.RLock()
         self.stopping = threading.Event()
-        for spec in record.spec.nodes:
+        for spec in record.spec.machines:
             bmc_dir = paths.bmc_dir(spec.name)
             self.services.append(Service("bmc", spec.name, bmc.ipmi_sim_argv(bmc_dir),
                                          bmc_dir / "ipmi_sim.log"))
+        for spec in record.spec.nodes:
+            bmc_dir = paths.bmc_dir(spec.name)
             self.services.append(Service("watchdog", spec.name, [
                 sys.executable, "-m", "pvelab.twin.watchdog", spec.name,
                 "--fifo", str(paths.watchdog_fifo(spec.name)),
@@ -109,7 +116,7 @@ class Supervisor:
             ], paths.node_dir(spec.name) / "watchdog.log"))
 
     # -- requests --------------------------------------------------------------------------------
-    def node(self, name: str) -> ContainerNode:
+    def node(self, name: str) -> ContainerNode | StorageServer:
         try:
             return self.nodes[name]
         except KeyError:
@@ -140,12 +147,12 @@ class Supervisor:
                 dead = next((s for s in self.services if not s.alive()), None)
                 if dead is not None:
                     raise TwinError(f"the {dead.kind} of {dead.node} exited at start", f"see {dead.log}")
-                return True if all(udp_bound(n.bmc_addr, BMC_PORT) for n in self.record.spec.nodes) else None
+                return True if all(udp_bound(n.bmc_addr, BMC_PORT) for n in self.record.spec.machines) else None
 
             if poll(ready, SERVICE_START_WAIT, 0.05) is None:
                 raise TwinError(f"the BMCs did not listen within {SERVICE_START_WAIT:.0f} s",
                                 f"see the ipmi_sim.log files under {self.paths.root}/nodes")
-            for spec in self.record.spec.nodes:  # a board's BMC keeps wall-clock time for its event log
+            for spec in self.record.spec.machines:  # a board's BMC keeps wall-clock time for its event log
                 try:
                     bmc.BmcClient(spec.bmc_addr, self.record.bmc_password).set_sel_time()
                 except Exception as exc:  # noqa: BLE001 - a clock is not worth failing the lab for

@@ -56,7 +56,7 @@ def check_quorum() -> None:
 def volume_path(volid: str) -> str:
     """A volume's path for QEMU; an unknown storage is the guest's error."""
     try:
-        return str(volumes.volume_path(volid))
+        return volumes.volume_location(volid)
     except storage_config.StorageError as exc:
         raise GuestError(str(exc)) from exc
 
@@ -80,7 +80,7 @@ class NodeStorages:
             else:
                 vtype, image = "images", store_.image_name(name)
             fmt = store_.volume_format(name) if vtype == "images" else "raw"
-            return Volume(store_.id, options, vtype, image, fmt, str(store_.path(name)))
+            return Volume(store_.id, options, vtype, image, fmt, store_.location(name))
         except storage_config.StorageError as exc:
             raise GuestError(str(exc)) from exc
 

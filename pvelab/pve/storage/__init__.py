@@ -2,4 +2,4 @@
 emulated `lvmthin` (these containers have no device-mapper, so its logical volumes are sparse files
 behind /dev/VG/LV links), the `pvesm` command and the /storage API."""
 
-API_MODULES = ("api",)  # its API routes (pvelab.pve.api.routes finds them here)
+API_MODULES = ("api", "scan")  # its API routes (pvelab.pve.api.routes finds them here)

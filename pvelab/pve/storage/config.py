@@ -49,8 +49,13 @@ TYPES = {
     "rbd": StorageType((), ("bwlimit", "content", "data-pool", "disable", "keyring", "krbd", "monhost", "namespace",
                             "nodes", "pool", "username"),
                        frozenset({"images", "rootdir"}), ("images",), ("raw",), False),
+    # LUNs of an iSCSI target used by QEMU directly through libiscsi (PVE's ISCSIDirectPlugin): no
+    # kernel initiator; the LUNs are made on the target, PVE only lists and uses them
+    "iscsidirect": StorageType(("portal", "target"), ("bwlimit", "content", "disable", "nodes"),
+                               frozenset({"images", "none"}), ("images",), ("raw",), False),
 }
-ALWAYS_SHARED = ("rbd",)  # PVE's RBD plugin is shared by nature: every node sees the same pool
+# shared by nature: every node sees the same pool, or the same target's LUNs
+ALWAYS_SHARED = ("rbd", "iscsidirect")
 
 
 def parse(text: str) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,7 @@ from pvelab.pve import version
 from pvelab.pve.api import direct
 from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.api import real_volume_id
-from pvelab.pve.storage.volumes import volume_path
+from pvelab.pve.storage.volumes import volume_location
 
 USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm add <type> <storage> [OPTIONS]
@@ -22,6 +22,7 @@ USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm path <volume>
        pvesm prune-backups <storage> [OPTIONS]
        pvesm remove <storage>
+       pvesm scan iscsi <portal>
        pvesm set <storage> [OPTIONS]
        pvesm status [OPTIONS]"""
 
@@ -52,6 +53,13 @@ def print_content(items: list[dict[str, Any]]) -> None:
             print(row.format(i["volid"], i["format"], i["content"], i["size"]) + f" {i['vmid']}")
     for i in sorted((i for i in items if not i.get("vmid")), key=lambda i: i["format"]):
         print(row.format(i["volid"], i["format"], i["content"], i["size"]))
+
+
+def print_scan(rows: list[tuple[str, str]]) -> None:
+    """pvesm scan's printer: the first column as wide as its longest entry, then the second."""
+    width = max((len(first) for first, _ in rows), default=0)
+    for first, second in rows:
+        print(f"{first:<{width}} {second}")
 
 
 def print_prune_list(items: list[dict[str, Any]]) -> None:
@@ -102,13 +110,17 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         return prune_backups(node, storage, options)
     elif command == "path":
         (volume,) = args
-        print(volume_path(volume))
+        print(volume_location(volume))
     elif command == "add":
         kind, storage = args
         direct.call("POST", "/storage", {**options, "type": kind, "storage": storage})
     elif command == "set":
         (storage,) = args
         direct.call("PUT", f"/storage/{storage}", options)
+    elif command == "scan" and args[:1] == ["iscsi"]:
+        portal = args[1] if len(args) > 1 else options.pop("portal", "")
+        print_scan([(r["target"], r["portal"]) for r in direct.call("GET", f"/nodes/{nodename()}/scan/iscsi",
+                                                                      {**options, "portal": portal})])
     elif command == "remove":
         (storage,) = args
         direct.call("DELETE", f"/storage/{storage}", options)

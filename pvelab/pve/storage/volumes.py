@@ -131,6 +131,10 @@ class Backend:
     def exists(self, volname: str) -> bool:
         return self.path(volname).exists()
 
+    def location(self, volname: str) -> str:
+        """What `pvesm path` prints and QEMU opens (a file, a device, or a URL QEMU's driver reads)."""
+        return str(self.path(volname))
+
     # -- what a volume is, and can do -------------------------------------------------------------
     FEATURES: dict[str, dict[str, set[str]]] = {}
 
@@ -800,7 +804,93 @@ class RbdBackend(Backend):
         return Path(f"rbd:{self.pool}/{image}:conf=/etc/pve/ceph.conf:id=admin:keyring={self.keyring}")
 
 
-BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend}
+ISCSI_LS = "/usr/bin/iscsi-ls"  # libiscsi-bin's, as PVE runs it
+ISCSI_LUN = re.compile(r"^lun(\d+)$")
+ISCSI_LS_LUN = re.compile(r"Lun:(\d+)\s+([A-Za-z0-9\-_.:]*)\s+\(Size:([0-9.]*)(k|M|G|T)\)")
+ISCSI_UNITS = {"k": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+
+
+class IscsiDirectBackend(Backend):
+    """LUNs of an iSCSI target that QEMU opens itself through libiscsi (PVE's ISCSIDirectPlugin): the
+    LUNs are listed with `iscsi-ls -s` against the portal, named `lunN`, owned by no guest; nothing is
+    allocated, freed, snapshotted or resized here. Always active, as PVE reports it."""
+
+    FEATURES = {"copy": {"current": {"raw"}}}
+
+    def lun(self, volname: str) -> int:
+        found = ISCSI_LUN.match(volname)
+        if not found:
+            raise StorageError(f"unable to parse iscsi volume name '{volname}'")
+        return int(found.group(1))
+
+    def luns(self) -> dict[str, int]:
+        """PVE's iscsi_ls: {lunN: size in bytes} for every disk LUN behind the portal."""
+        argv = [ISCSI_LS, "-s", f"iscsi://{self.options['portal']}"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise StorageError(f"iscsi error: command '{' '.join(argv)}' failed: got timeout") from exc
+        found = {}
+        for line in done.stdout.splitlines():
+            lun = ISCSI_LS_LUN.search(line.strip())
+            if lun:
+                found[f"lun{lun.group(1)}"] = int(float(lun.group(3)) * ISCSI_UNITS[lun.group(4)])
+        if done.returncode != 0 and "TESTUNITREADY failed with SENSE KEY" not in done.stderr:
+            raise StorageError(f"iscsi error: command '{' '.join(argv)}' failed: exit code {done.returncode}")
+        return found
+
+    def status(self) -> dict[str, int]:
+        return {"total": 0, "used": 0, "avail": 0}
+
+    def volumes(self) -> list[dict[str, Any]]:
+        return [{"volid": f"{self.id}:{name}", "name": name, "content": "images", "format": "raw", "size": size}
+                for name, size in sorted(self.luns().items())]
+
+    def alloc(self, vmid: int, name: str | None, size_kib: int, fmt: str | None) -> str:
+        raise StorageError("can't allocate space in iscsi storage")
+
+    def alloc_rootdir(self, vmid: int, size_kib: int) -> str:
+        raise StorageError("can't allocate space in iscsi storage")
+
+    def free(self, volname: str) -> None:
+        raise StorageError("can't free space in iscsi storage")
+
+    def create_base(self, volname: str) -> str:
+        raise StorageError("can't create base images in iscsi storage")
+
+    def clone_image(self, volname: str, vmid: int, snap: str | None = None) -> str:
+        raise StorageError("can't clone images in iscsi storage")
+
+    def is_base(self, volname: str) -> bool:
+        return False
+
+    def path(self, volname: str) -> Path:
+        return Path(self.location(volname))  # for callers that want a Path: the URL is location()
+
+    def location(self, volname: str) -> str:
+        return f"iscsi://{self.options['portal']}/{self.options['target']}/{self.lun(volname)}"
+
+    def exists(self, volname: str) -> bool:
+        return volname in self.luns()
+
+    def size(self, volname: str) -> int:
+        self.lun(volname)
+        return self.luns().get(volname, 0)
+
+    def resize(self, volname: str, size: int) -> None:
+        raise StorageError("volume resize is not possible on iscsi device")
+
+    def snapshot(self, volname: str, snap: str) -> None:
+        raise StorageError("volume snapshot is not possible on iscsi device")
+
+    def snapshot_delete(self, volname: str, snap: str) -> None:
+        raise StorageError("volume snapshot delete is not possible on iscsi device")
+
+    def snapshot_rollback(self, volname: str, snap: str) -> None:
+        raise StorageError("volume snapshot rollback is not possible on iscsi device")
+
+
+BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend, "iscsidirect": IscsiDirectBackend}
 
 
 def backend(storage_id: str, options: dict[str, Any]) -> Backend:
@@ -819,9 +909,15 @@ def volume_exists(volid: str) -> bool:
 
 
 def volume_path(volid: str) -> Path:
-    """Where a volume is (`pvesm path`)."""
+    """Where a volume is, as a path on this node."""
     store, volname = volume_backend(volid)
     return store.path(volname)
+
+
+def volume_location(volid: str) -> str:
+    """What `pvesm path` prints and QEMU opens: a path, or a URL (iscsi://) for QEMU's own driver."""
+    store, volname = volume_backend(volid)
+    return store.location(volname)
 
 
 def protection_file(archive: Path) -> Path:

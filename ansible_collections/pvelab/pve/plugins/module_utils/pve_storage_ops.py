@@ -10,13 +10,15 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveEr
 
 # What each type needs to be created; PVE fixes these there (SectionConfig `fixed`), so changing one
 # means remove and add.
-FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",)}
+FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",), "iscsidirect": ("portal", "target")}
 # The options each type takes (PVE answers "unexpected property" for the others).
 TYPE_OPTIONS = {"dir": {"path", "content", "shared", "nodes", "disable"},
                 "lvmthin": {"thinpool", "vgname", "content", "nodes", "disable"},
-                "rbd": {"pool", "content", "krbd", "monhost", "nodes", "disable"}}
+                "rbd": {"pool", "content", "krbd", "monhost", "nodes", "disable"},
+                "iscsidirect": {"portal", "target", "content", "nodes", "disable"}}
 # The options this module manages, named as in storage.cfg.
-OPTIONS = ("path", "content", "shared", "nodes", "disable", "vgname", "thinpool", "pool", "krbd", "monhost")
+OPTIONS = ("path", "content", "shared", "nodes", "disable", "vgname", "thinpool", "pool", "krbd", "monhost", "portal",
+           "target")
 
 
 def wanted_options(p: dict[str, Any]) -> dict[str, str]:

@@ -12,7 +12,8 @@ description:
     at O(api_host) (C(/storage)). In a cluster, C(/etc/pve/storage.cfg) is shared, so one node is enough.
   - Only the options given are compared and changed; others are left as they are.
   - Options PVE fixes at creation (C(path) of a V(dir) storage, C(vgname) and C(thinpool) of an
-    V(lvmthin), C(pool) of an V(rbd)) cannot change; asking to is refused with the fix (remove, add again).
+    V(lvmthin), C(pool) of an V(rbd), C(portal) and C(target) of an V(iscsidirect)) cannot change; asking to is
+    refused with the fix (remove, add again).
   - Removing a storage removes its definition only, as C(pvesm remove) does; the volumes stay where they are.
 version_added: "0.2.0"
 author: pvelab developers (!UNKNOWN)
@@ -29,7 +30,7 @@ options:
   type:
     description: Storage type; required to create one, checked against an existing one.
     type: str
-    choices: [dir, lvmthin, rbd]
+    choices: [dir, lvmthin, rbd, iscsidirect]
   path:
     description: Directory of a V(dir) storage.
     type: str
@@ -62,6 +63,12 @@ options:
   monhost:
     description: Monitors of an external Ceph cluster, for an V(rbd) storage.
     type: str
+  portal:
+    description: The iSCSI portal (address or name, optionally C(:port)) of an V(iscsidirect) storage.
+    type: str
+  target:
+    description: The iSCSI target (its IQN) of an V(iscsidirect) storage; its LUNs are the storage's volumes.
+    type: str
 extends_documentation_fragment:
   - pvelab.pve.api
   - pvelab.pve.attributes
@@ -79,6 +86,17 @@ EXAMPLES = r"""
     path: /mnt/lab-shared
     shared: true
     content: [images, backup]
+  delegate_to: localhost
+
+- name: The SAN's LUNs, for guests' disks (QEMU logs in to the target itself)
+  pvelab.pve.pve_storage:
+    api_host: 198.18.0.11
+    api_password: "{{ pve_root_password }}"
+    storage: san
+    type: iscsidirect
+    portal: 198.18.0.5
+    target: iqn.2026-12.test.pvelab:nas.store1
+    content: [images]
   delegate_to: localhost
 
 - name: No more ISOs on local
@@ -116,7 +134,7 @@ ARGUMENT_SPEC = dict(
     API_ARGUMENT_SPEC,
     storage={"type": "str", "required": True},
     state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-    type={"type": "str", "choices": ["dir", "lvmthin", "rbd"]},
+    type={"type": "str", "choices": ["dir", "lvmthin", "rbd", "iscsidirect"]},
     path={"type": "str"},
     content={"type": "list", "elements": "str"},
     shared={"type": "bool"},
@@ -127,6 +145,8 @@ ARGUMENT_SPEC = dict(
     pool={"type": "str"},
     krbd={"type": "bool"},
     monhost={"type": "str"},
+    portal={"type": "str"},
+    target={"type": "str"},
 )
 
 

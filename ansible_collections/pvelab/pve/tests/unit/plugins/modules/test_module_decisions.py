@@ -339,6 +339,9 @@ def test_storage_update_sends_only_the_difference_with_the_digest(world: FakeClu
     ({"storage": "local-lvm", "shared": True}, "shared does not apply to a 'lvmthin' storage"),
     ({"storage": "new"}, "storage 'new' does not exist yet: give its type"),
     ({"storage": "new", "type": "lvmthin", "vgname": "pve"}, "needs thinpool to be created"),
+    ({"storage": "san", "type": "iscsidirect", "portal": "198.18.0.5"}, "needs target to be created"),
+    ({"storage": "san", "type": "iscsidirect", "portal": "198.18.0.5", "target": "iqn.x:y", "shared": True},
+     "shared does not apply to a 'iscsidirect' storage"),
 ])
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_storage_refusals_come_before_check_mode(world: FakeCluster, given: dict[str, Any], message: str,
@@ -346,6 +349,17 @@ def test_storage_refusals_come_before_check_mode(world: FakeCluster, given: dict
     with pytest.raises(PveError, match=message):
         pve_storage_ops.ensure(storage_params(**given), check_mode=check_mode)
     assert world.changes() == []
+
+
+def test_an_iscsidirect_storage_is_made_with_its_portal_and_target(world: FakeCluster) -> None:
+    san = {"storage": "san", "type": "iscsidirect", "portal": "198.18.0.5", "target": "iqn.2026-12.test.pvelab:nas.s1",
+           "content": ["images"]}
+    pve_storage_ops.ensure(storage_params(**san), check_mode=False)
+    assert world.changes() == [("pve1", "POST", "/storage", {
+        "storage": "san", "type": "iscsidirect", "portal": "198.18.0.5", "target": "iqn.2026-12.test.pvelab:nas.s1",
+        "content": "images"})]
+    with pytest.raises(PveError, match="target of storage 'san' cannot change once it exists"):
+        pve_storage_ops.ensure(storage_params(**{**san, "target": "iqn.2026-12.test.pvelab:nas.s2"}), False)
 
 
 def test_storage_absent(world: FakeCluster) -> None:

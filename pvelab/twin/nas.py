@@ -1,0 +1,113 @@
+"""The lab's storage server `nas` as a machine: its own network namespace on link0, a BMC, and power.
+
+Not a PVE node and no full system: powered on it is Debian's tgtd (the Linux SCSI target framework,
+user space: this kernel has no target module and needs none) serving one iSCSI target with the lab's
+LUNs, sparse files on the host; powered off its wire goes dead first and then every process of it is
+killed, as a power cut leaves the nodes' sessions hanging until their timeouts. What the target is
+given (target, LUNs, who may log in) is its configuration, applied at each power on as a real box
+reads its targets.conf at boot. docs/twin.md says what it is and how it differs from a real NAS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from pvelab.errors import TwinError
+from pvelab.poll import poll
+from pvelab.twin import cgroups
+from pvelab.twin.host import run
+from pvelab.twin.node import PowerState
+from pvelab.twin.spec import ISCSI_LUN_SIZE, ISCSI_LUNS, ISCSI_PORT, StorageServerSpec
+from pvelab.twin.state import LabPaths
+
+START_WAIT = 10.0  # seconds for tgtd to take requests on its management channel
+TGTD_SOCKETS = Path("/var/run/tgtd")
+
+
+def lun_files(paths: LabPaths) -> list[Path]:
+    return [paths.node_dir("nas") / "luns" / f"lun{n}.img" for n in range(1, ISCSI_LUNS + 1)]
+
+
+def create_luns(paths: LabPaths) -> None:
+    """The LUNs' backing files (sparse), once: they keep what the nodes wrote across power cycles."""
+    for path in lun_files(paths):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            with open(path, "wb") as fh:
+                fh.truncate(ISCSI_LUN_SIZE)
+
+
+class StorageServer:
+    """Power for the storage server, as ContainerNode gives it to a node (the supervisor holds both)."""
+
+    def __init__(self, spec: StorageServerSpec, paths: LabPaths) -> None:
+        self.spec, self.paths, self.name = spec, paths, spec.name
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def tgtadm(self, *args: str) -> str:
+        return run(["tgtadm", "-C", str(self.spec.control_port), "--lld", "iscsi", *args])
+
+    def launcher_argv(self) -> list[str]:
+        """tgtd in the server's namespace and control group (no preexec_fn: the supervisor is threaded)."""
+        cgroups.create(self.spec.cgroup)
+        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.spec.cgroup))
+        tgtd = ["ip", "netns", "exec", self.spec.netns, "tgtd", "-f", "--iscsi",
+                f"portal={self.spec.link_addr(0)}:{ISCSI_PORT}", "-C", str(self.spec.control_port)]
+        return ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', "tgtd", *tgtd]
+
+    def power_on(self) -> None:
+        if self.power_state() is PowerState.ON:
+            return
+        run(["ip", "link", "set", self.spec.host_veth(0), "up"])
+        TGTD_SOCKETS.mkdir(parents=True, exist_ok=True)
+        log = open(self.paths.console_log(self.name), "ab")  # noqa: SIM115 - handed to the child
+        with log:
+            log.write(f"\n--- power on {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(self.launcher_argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        if poll(lambda: True if self._answers() else None, START_WAIT, 0.1) is None:
+            raise TwinError(f"the storage server's tgtd did not start within {START_WAIT:.0f} s",
+                            f"see {self.paths.console_log(self.name)}")
+        self.configure()
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise TwinError(f"the storage server's tgtd exited ({self.process.returncode})",
+                            f"see {self.paths.console_log(self.name)}")
+        done = subprocess.run(["tgtadm", "-C", str(self.spec.control_port), "--op", "show", "--mode", "sys"],
+                              capture_output=True, check=False)
+        return done.returncode == 0
+
+    def configure(self) -> None:
+        """The target, its LUNs, and every initiator allowed (a lab's storage network is its own)."""
+        self.tgtadm("--op", "new", "--mode", "target", "--tid", "1", "-T", self.spec.iqn)
+        for lun, path in enumerate(lun_files(self.paths), start=1):
+            self.tgtadm("--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun), "-b", str(path))
+        self.tgtadm("--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+
+    def power_off(self) -> None:
+        """A power cut: the wire dies first (no FIN or RST reaches a node), then every process."""
+        run(["ip", "link", "set", self.spec.host_veth(0), "down"], check=False)
+        if cgroups.is_frozen(self.spec.cgroup):
+            cgroups.freeze(self.spec.cgroup, False)
+        deadline = time.monotonic() + 10
+        while cgroups.pids(self.spec.cgroup) and time.monotonic() < deadline:
+            cgroups.kill_all(self.spec.cgroup)
+            time.sleep(0.05)
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+        self.process = None
+
+    def power_state(self) -> PowerState:
+        return PowerState.ON if cgroups.pids(self.spec.cgroup) else PowerState.OFF
+
+    def sessions(self) -> list[str]:
+        """The initiators' addresses with a connection to the target now (tgtadm's I_T nexus list)."""
+        out = self.tgtadm("--op", "show", "--mode", "conn", "--tid", "1")
+        return [line.split(":", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("IP Address:")]
