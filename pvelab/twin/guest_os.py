@@ -206,7 +206,10 @@ echo "Content-Type: text/plain"; echo
 echo "vmid: $VMID"; echo "name: $NAME"
 echo "node: \$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/node/raw 2>/dev/null)"
 echo "boot_id: $BOOT"; echo "uptime: \$(cut -d. -f1 /proc/uptime)"; echo "counter: \$n"
-echo "heartbeats: \$(cat /run/heartbeats)"; echo "disk: ${DISK:-none}"
+# the count is rewritten every second (truncate, then write): a read between the two is empty, so
+# read again (under load a page showed "heartbeats: " and a test took it for a number)
+hb=\$(cat /run/heartbeats); [ -n "\$hb" ] || hb=\$(cat /run/heartbeats)
+echo "heartbeats: \$hb"; echo "disk: ${DISK:-none}"
 [ -n "$INSTALLED" ] && echo "installed: $INSTALLED" && echo "fqdn: $FQDN"
 [ -s /run/first-boot.log ] && sed 's/^/first-boot: /' /run/first-boot.log
 EOS
