@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--all", action="store_true", help="take down every lab on this host, named or not")
     command("list", cmd_list, "a table of the labs on this host: the default one and the named ones")
     command("status", lambda lab, _args: print_status(lab), "a table of nodes: power, addresses, uptime, watchdog")
+    command("storage-server", lambda lab, _args: print("\n".join(lab.storage_server().describe())),
+            "the storage server (up --storage-server): its target, LUNs and the nodes logged in now")
     ssh = command("ssh", cmd_ssh, "open a shell on a node (or run a command there)")
     ssh.add_argument("node")
     ssh.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell")

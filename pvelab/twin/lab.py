@@ -24,7 +24,7 @@ from pvelab.twin.host import pid_alive, require_root, require_tools, run, udp_wi
 from pvelab.twin.image import ensure_image
 from pvelab.twin.inventory import write_inventory
 from pvelab.twin.latency import parse_delay
-from pvelab.twin.nas import create_luns, lun_files
+from pvelab.twin.nas import StorageServer, create_luns, lun_files
 from pvelab.twin.network import (
     LabNetwork,
     existing_links,
@@ -386,7 +386,21 @@ class Lab:
                 uptime=uptime_of(leader) if leader is not None else None,
                 watchdog=watchdog_summary(self.paths.watchdog_state(node.name)),
             ))
+        if record.spec.nas is not None:
+            nas = record.spec.nas
+            power = StorageServer(nas, self.paths).power_state().value
+            rows.append(NodeStatus(name=nas.name, power=power, frozen=power == "on" and cgroups.is_frozen(nas.cgroup),
+                                   addresses=[nas.link_addr(0), "-"], bmc=nas.bmc_addr, uptime=None, watchdog="-"))
         return rows
+
+    def storage_server(self) -> StorageServer:
+        """The lab's storage server, for what it serves and who is logged in to it."""
+        nas = self.require_record().spec.nas
+        if nas is None:
+            down = f"pvelab twin down{f' --lab {self.name}' if self.name else ''}"
+            raise TwinError("this lab has no storage server", f"bring the lab up with one: {down}, then "
+                            "pvelab twin up --storage-server")
+        return StorageServer(nas, self.paths)
 
     # -- faults and power: the one door the CLI, the tests and the benchmarks use -----------------
     def power(self, name: str, action: str, cause: str = "cli") -> str:

@@ -107,6 +107,18 @@ class StorageServer:
     def power_state(self) -> PowerState:
         return PowerState.ON if cgroups.pids(self.spec.cgroup) else PowerState.OFF
 
+    def describe(self) -> list[str]:
+        """What the server serves and who uses it, for `pvelab twin storage-server`."""
+        lines = [f"storage server {self.name}: power {self.power_state().value}, address {self.spec.link_addr(0)}, "
+                 f"BMC {self.spec.bmc_addr}",
+                 f"iSCSI target {self.spec.iqn} on portal {self.spec.portal()}"]
+        lines += [f"  LUN {n}: {path.stat().st_size // 1024 ** 2} MiB, {path}"
+                  for n, path in enumerate(lun_files(self.paths), start=1)]
+        if self.power_state() is PowerState.ON:
+            sessions = self.sessions()
+            lines.append(f"sessions: {', '.join(sessions) if sessions else 'none'}")
+        return lines
+
     def sessions(self) -> list[str]:
         """The initiators' addresses with a connection to the target now (tgtadm's I_T nexus list)."""
         out = self.tgtadm("--op", "show", "--mode", "conn", "--tid", "1")

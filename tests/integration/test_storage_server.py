@@ -8,6 +8,7 @@ the target is back as it was. PVE's refusals on the SAN come with PVE's texts an
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.nas import StorageServer
 from pvelab.twin.spec import ISCSI_TARGET
 
-from .conftest import GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
+from .conftest import BIN, GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
 
 # One run, on PVE 9 (the storage layer is the same code on 8).
 pytestmark = [pytest.mark.lab,
@@ -126,6 +127,10 @@ def test_a_disk_on_a_lun_is_an_iscsi_session_and_survives_a_live_migration(lab: 
                                                                             ) -> None:
     nas = server(lab)
     assert node_address(lab, "pve1") in nas.sessions()  # QEMU on pve1 logged in to the target itself
+    shown = subprocess.run([str(BIN / "pvelab"), "twin", "storage-server", "--lab", lab.name], capture_output=True,
+                           text=True, check=True).stdout  # what a student sees of the server
+    assert f"iSCSI target {ISCSI_TARGET} on portal {nas.spec.portal()}" in shown
+    assert "  LUN 1: 2048 MiB," in shown and f"sessions: {node_address(lab, 'pve1')}\n" in shown, shown
     assert vm_on_lun["disk"] == "/dev/sda"
     moved = watch_live_migration(lab, "pve1", VMID, "pve2", ADDRESS[VMID])
     assert moved["result"].returncode == 0, moved["result"].stderr
