@@ -62,9 +62,9 @@ def is_ours(guest: dict[str, Any], node: NestedNode) -> bool:
 def refusals(klass: NestedClass, nodes: list[NestedNode], facts: L0Facts) -> list[str]:
     """Each reason the plan cannot be made on these L0 hosts, with what to do; [] when it can."""
     out: list[str] = []
+    located = [(node, *facts.host(node.l0_node)) for node in nodes]  # each node with its host's name and facts
     used: dict[str, HostFacts] = {}
-    for node in nodes:
-        name, host = facts.host(node.l0_node)
+    for node, name, host in located:
         if host is not None:
             used[name] = host
         elif node.name == "pve1":  # once a student
@@ -77,11 +77,10 @@ def refusals(klass: NestedClass, nodes: list[NestedNode], facts: L0Facts) -> lis
                        "/etc/modprobe.d/, then reload the module with no VM running), or set require_kvm: false to "
                        "go on without")
     guests = {int(g["vmid"]): g for g in facts.guests if "vmid" in g}
-    for node in nodes:
+    for node, where, _host in located:
         found = guests.get(node.vmid)
         if found is None:
             continue
-        where, _host = facts.host(node.l0_node)
         if not is_ours(found, node):
             out.append(f"VMID {node.vmid} ({node.student}/{node.name}) is in use by {found.get('type')} "
                        f"'{found.get('name', '')}' on {found.get('node')}: choose another first_vmid")
@@ -89,8 +88,7 @@ def refusals(klass: NestedClass, nodes: list[NestedNode], facts: L0Facts) -> lis
             out.append(f"VMID {node.vmid} ({node.student}/{node.name}) is on {found.get('node')}, and the plan puts "
                        f"{node.student} on {where} (the L0 hosts or their capacities changed): list them as before, "
                        f"or migrate the student's VMs to {where}")
-    for node in nodes:
-        name, host = facts.host(node.l0_node)
+    for node, name, host in located:
         if node.name != "pve1" or host is None:
             continue
         interfaces = {i.get("iface"): i for i in host.network}

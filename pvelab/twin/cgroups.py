@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
+import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -83,6 +85,22 @@ def kill_all(node: str) -> None:
     for pid in pids(node):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def kill_until_empty(node: str, timeout: float = 10.0) -> None:
+    """kill_all until no process of the node is left (a dying process may fork first), or timeout."""
+    deadline = time.monotonic() + timeout
+    while pids(node) and time.monotonic() < deadline:
+        kill_all(node)
+        time.sleep(0.05)
+
+
+def launcher_argv(node: str, name: str, argv: list[str]) -> list[str]:
+    """`argv` wrapped so it starts inside the node's cgroups: a shell enters them, then execs it (no
+    preexec_fn: the supervisor that starts machines is threaded). `name` is the shell's $0."""
+    create(node)
+    procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in _dirs(node))
+    return ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', name, *argv]
 
 
 def remove(node: str) -> None:

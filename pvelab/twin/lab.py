@@ -245,8 +245,12 @@ class Lab:
         host_key = (root / "etc" / "ssh" / "ssh_host_ed25519_key.pub").read_text().split()
         with open(paths.known_hosts, "a") as fh:
             fh.write(f"{node.name},{node.link_addr(0)},{node.link_addr(1)} {host_key[0]} {host_key[1]}\n")
-        bmc_dir = paths.bmc_dir(node.name)
-        bmc.write_config(bmc_dir, node, record.bmc_password, paths.supervisor_socket)
+        self.prepare_bmc(record, node)
+
+    def prepare_bmc(self, record: LabRecord, machine: NodeSpec) -> None:
+        """A machine's BMC: ipmi_sim's configuration and the password its watchdog and clients read."""
+        bmc_dir = self.paths.bmc_dir(machine.name)
+        bmc.write_config(bmc_dir, machine, record.bmc_password, self.paths.supervisor_socket)
         (bmc_dir / "password").write_text(record.bmc_password + "\n")
         (bmc_dir / "password").chmod(0o600)
 
@@ -254,10 +258,7 @@ class Lab:
         """The storage server's LUN files and its BMC (it has no system of its own to prepare)."""
         self.paths.node_dir(nas.name).mkdir(parents=True, exist_ok=True)
         create_luns(self.paths)
-        bmc_dir = self.paths.bmc_dir(nas.name)
-        bmc.write_config(bmc_dir, nas, record.bmc_password, self.paths.supervisor_socket)
-        (bmc_dir / "password").write_text(record.bmc_password + "\n")
-        (bmc_dir / "password").chmod(0o600)
+        self.prepare_bmc(record, nas)
         self.log(f"storage server {nas.name}: iSCSI target at {nas.link_addr(0)}, {len(lun_files(self.paths))} LUNs; "
                  f"BMC {nas.bmc_addr}")
 

@@ -11,7 +11,6 @@ reads its targets.conf at boot. docs/twin.md says what it is and how it differs 
 from __future__ import annotations
 
 import contextlib
-import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -52,12 +51,10 @@ class StorageServer:
         return run(["tgtadm", "-C", str(self.spec.control_port), "--lld", "iscsi", *args])
 
     def launcher_argv(self) -> list[str]:
-        """tgtd in the server's namespace and control group (no preexec_fn: the supervisor is threaded)."""
-        cgroups.create(self.spec.cgroup)
-        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.spec.cgroup))
+        """tgtd in the server's namespace, started inside its control group."""
         tgtd = ["ip", "netns", "exec", self.spec.netns, "tgtd", "-f", "--iscsi",
                 f"portal={self.spec.link_addr(0)}:{ISCSI_PORT}", "-C", str(self.spec.control_port)]
-        return ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', "tgtd", *tgtd]
+        return cgroups.launcher_argv(self.spec.cgroup, "tgtd", tgtd)
 
     def power_on(self) -> None:
         if self.power_state() is PowerState.ON:
@@ -93,12 +90,7 @@ class StorageServer:
     def power_off(self) -> None:
         """A power cut: the wire dies first (no FIN or RST reaches a node), then every process."""
         run(["ip", "link", "set", self.spec.host_veth(0), "down"], check=False)
-        if cgroups.is_frozen(self.spec.cgroup):
-            cgroups.freeze(self.spec.cgroup, False)
-        deadline = time.monotonic() + 10
-        while cgroups.pids(self.spec.cgroup) and time.monotonic() < deadline:
-            cgroups.kill_all(self.spec.cgroup)
-            time.sleep(0.05)
+        cgroups.kill_until_empty(self.spec.cgroup)  # kill_all thaws a frozen server first
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import signal
 import subprocess
 import time
@@ -130,11 +129,8 @@ class ContainerNode:
         ]
 
     def launcher_argv(self) -> list[str]:
-        """nspawn wrapped so it starts inside the node's cgroups (no preexec_fn: we are threaded)."""
-        cgroups.create(self.spec.cgroup)
-        procs = " ".join(shlex.quote(str(d / "cgroup.procs")) for d in cgroups._dirs(self.spec.cgroup))
-        script = f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"'
-        return ["sh", "-c", script, "nspawn", *self.nspawn_argv()]
+        """nspawn, started inside the node's cgroups."""
+        return cgroups.launcher_argv(self.spec.cgroup, "nspawn", self.nspawn_argv())
 
     def power_on(self) -> None:
         if self.power_state() is PowerState.ON:
@@ -167,10 +163,7 @@ class ContainerNode:
                 self.process.kill()
                 self.process.wait(timeout=5)
             self.process = None
-        deadline = time.monotonic() + 10
-        while cgroups.pids(self.spec.cgroup) and time.monotonic() < deadline:
-            cgroups.kill_all(self.spec.cgroup)
-            time.sleep(0.05)
+        cgroups.kill_until_empty(self.spec.cgroup)
         self._set_links("down")  # the namespace outlives the node; a machine without power answers nothing
 
     def _set_links(self, state: str) -> None:

@@ -864,9 +864,7 @@ class IscsiDirectBackend(Backend):
     def is_base(self, volname: str) -> bool:
         return False
 
-    def path(self, volname: str) -> Path:
-        return Path(self.location(volname))  # for callers that want a Path: the URL is location()
-
+    # no path(): a LUN is no file on the node; what QEMU and `pvesm path` get is location()
     def location(self, volname: str) -> str:
         return f"iscsi://{self.options['portal']}/{self.options['target']}/{self.lun(volname)}"
 
