@@ -82,9 +82,10 @@ ENDPOINTS = [
     ("PUT", "/storage/{storage}"),
     ("DELETE", "/storage/{storage}"),
     ("GET", "/nodes/{node}/storage"),
-    # storage scans (issue 23): the SAN's targets
+    # storage scans (issue 23): the SAN's targets, the NAS's exports
     ("GET", "/nodes/{node}/scan"),
     ("GET", "/nodes/{node}/scan/iscsi"),
+    ("GET", "/nodes/{node}/scan/nfs"),
     ("GET", "/nodes/{node}/storage/{storage}"),
     ("GET", "/nodes/{node}/storage/{storage}/status"),
     ("GET", "/nodes/{node}/storage/{storage}/content"),

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   qemu-utils  # qemu-img: the unit tier makes real qcow2 images (linked clones, copies)
   openssh-server  # class.yml reaches lab servers over SSH; the tests run their own sshd (tests/ssh_hop.py)
   tgt  # the lab's storage server: its iSCSI target (tgtd, user space)
+  nfs-ganesha nfs-ganesha-vfs rpcbind  # the lab's storage server: its NFS server (user space)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,7 +8,7 @@ import yaml
 
 from pvelab.twin.bmc import CIPHER_SUITE
 from pvelab.twin.disks import disk_names
-from pvelab.twin.spec import BMC_PORT, BMC_USER, LINKS
+from pvelab.twin.spec import BMC_PORT, BMC_USER, LINKS, NFS_EXPORT
 from pvelab.twin.state import LabPaths, LabRecord
 
 
@@ -52,12 +52,14 @@ def inventory(record: LabRecord, paths: LabPaths) -> dict[str, Any]:
 
 
 def storage_server_vars(record: LabRecord) -> dict[str, Any]:
-    """The storage server (`up --storage-server`), for storages on it: its address, iSCSI portal and target."""
+    """The storage server (`up --storage-server`), for storages on it: its address, iSCSI portal and
+    target, NFS export."""
     nas = record.spec.nas
     if nas is None:
         return {}
     return {"lab_storage_server": {"address": nas.link_addr(0), "bmc_address": nas.bmc_addr,
-                                   "iscsi_portal": nas.portal(), "iscsi_target": nas.iqn}}
+                                   "iscsi_portal": nas.portal(), "iscsi_target": nas.iqn,
+                                   "nfs_export": NFS_EXPORT}}
 
 
 def write_inventory(record: LabRecord, paths: LabPaths) -> None:

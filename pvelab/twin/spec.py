@@ -34,6 +34,8 @@ ISCSI_TARGET = "iqn.2026-12.test.pvelab:nas.store1"  # the storage server's one 
 ISCSI_PORT = 3260
 ISCSI_LUNS = 3  # LUNs 1..3 of the target (LUN 0 is tgt's controller)
 ISCSI_LUN_SIZE = 2 * 1024 ** 3  # bytes, sparse files on the host
+NFS_EXPORT = "/vmstore"  # the storage server's one NFS export (v3 path = v4 pseudo path)
+NFS_MOUNTD_PORT = 20048  # MOUNT protocol, pinned as NFS servers commonly do (rpcbind maps it)
 PREFIX = "pvlab"  # every kernel object the default lab makes starts with this, so leftovers are easy to find
 
 

@@ -222,6 +222,10 @@ def check_every_get(lab: Lab, node: str) -> dict[str, list[str]]:
         if path.endswith("/scan/iscsi"):  # the lab's storage server's portal, else one where nothing listens
             nas = record.spec.nas
             params = {"portal": nas.link_addr(0) if nas else record.spec.host_addr(0)}
+        if path.endswith("/scan/nfs"):  # the lab's storage server's exports (without one: nothing to ask)
+            if record.spec.nas is None:
+                continue
+            params = {"server": record.spec.nas.link_addr(0)}
         if path.endswith("/extractconfig"):  # a backup to read, where the node has one
             backups = [v["volid"] for s in client.nodes(node).storage.get(content="backup")
                        for v in client.nodes(node).storage(s["storage"]).content.get(content="backup")]

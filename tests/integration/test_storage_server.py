@@ -1,15 +1,17 @@
-"""The lab's storage server and an iSCSI SAN on it (issue 23, first part): `pvelab twin up
---storage-server` adds `nas` (tgtd with three LUNs, a BMC) beside a two-node cluster; `pvesm scan
-iscsi` finds its target, an `iscsidirect` storage lists the LUNs as PVE does, a VM's disk on a LUN is
-a real iSCSI session to the server (seen there, from the node that runs the VM) and stays one through
-a live migration; the server's power is cut and restored through its BMC's door (`Lab.power`) and
-the target is back as it was. PVE's refusals on the SAN come with PVE's texts and change nothing."""
+"""The lab's storage server, an iSCSI SAN and an NFS NAS on it (issue 23): `pvelab twin up
+--storage-server` adds `nas` (tgtd with three LUNs, nfs-ganesha with one export, a BMC) beside a
+two-node cluster; `pvesm scan iscsi|nfs` finds its target and export, an `iscsidirect` storage lists
+the LUNs as PVE does, an `nfs` storage is mounted on every node (pvelab's FUSE client over libnfs)
+and holds an ISO, a backup and a disk; a VM's disk on a LUN is a real iSCSI session to the server and
+a disk on NFS a real NFS connection (seen there, from the node that runs the VM), both through a live
+migration; the server's power is cut and restored through its BMC's door (`Lab.power`): the NFS
+storage is "not online" meanwhile, and the guests' writes go on after. PVE's refusals come with
+PVE's texts and change nothing."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,16 +19,16 @@ import pytest
 from pvelab.pve.api.schema import endpoints, returns_problems
 from pvelab.twin.drive import SHARED_STORAGE, add_shared_storage, form_cluster, guest_page, ssh, watch_live_migration
 from pvelab.twin.lab import Lab
-from pvelab.twin.nas import StorageServer
-from pvelab.twin.spec import ISCSI_TARGET
+from pvelab.twin.nas import StorageServer, export_dir
+from pvelab.twin.spec import ISCSI_TARGET, NFS_EXPORT
 
 from .conftest import BIN, GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
 
 # One run, on PVE 9 (the storage layer is the same code on 8).
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.environ.get("PVELAB_PVE_VERSION", "9") != "9", reason="runs once, on PVE 9 nodes")]
-VMID = 300
-ADDRESS = GuestAddresses({VMID: 130})
+VMID, NFS_VMID = 300, 301
+ADDRESS = GuestAddresses({VMID: 130, NFS_VMID: 131})
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +77,101 @@ def test_scan_finds_the_target_and_the_storage_lists_its_luns(lab: Lab, san: str
     assert run(lab, "pve1", "pvesm path san:lun2") == f"iscsi://{san}/{ISCSI_TARGET}/2\n"
 
 
-def test_every_get_answers_as_the_schema_says_the_san_included(lab: Lab, san: str) -> None:
+@pytest.fixture(scope="module")
+def nas_storage(lab: Lab) -> str:
+    """The server's address, once `nas` (nfs, its export) is added: mounted on pve1 by the add."""
+    address = server(lab).spec.link_addr(0)
+    run(lab, "pve1", f"pvesm add nfs nas --server {address} --export {NFS_EXPORT} --content images,iso,backup")
+    return address
+
+
+def test_the_nfs_storage_is_mounted_and_active_on_every_node(lab: Lab, nas_storage: str) -> None:
+    assert run(lab, "pve2", f"pvesm scan nfs {nas_storage}") == f"{NFS_EXPORT} (everyone)\n"
+    assert f"nfs: nas\n\texport {NFS_EXPORT}\n\tpath /mnt/pve/nas\n\tserver {nas_storage}\n" in run(
+        lab, "pve2", "cat /etc/pve/storage.cfg")
+    for node in ("pve1", "pve2"):  # pve2 mounts it when its status is first asked, as pvestatd would
+        status = [line.split() for line in run(lab, node, "pvesm status").splitlines()]
+        assert next(row for row in status if row[0] == "nas")[1:3] == ["nfs", "active"], status
+        mounts = run(lab, node, "grep /mnt/pve/nas /proc/mounts").split()
+        assert mounts[:3] == [f"{nas_storage}:{NFS_EXPORT}", "/mnt/pve/nas", "fuse.nfs"], mounts
+    assert sorted(server(lab).nfs_clients()) == sorted(node_address(lab, n) for n in ("pve1", "pve2"))
+
+
+@pytest.fixture(scope="module")
+def iso_on_nas(lab: Lab, nas_storage: str) -> str:
+    """The tiny guest's ISO, copied onto the export through pve1's mount."""
+    run(lab, "pve1", "mkdir -p /mnt/pve/nas/template/iso && cp /var/lib/vz/template/iso/pvelab-tiny.iso "
+                     "/mnt/pve/nas/template/iso/")
+    return "nas:iso/pvelab-tiny.iso"
+
+
+def test_what_one_node_writes_on_the_export_the_other_reads_and_the_server_holds(lab: Lab, iso_on_nas: str
+                                                                                ) -> None:
+    assert run(lab, "pve2", "md5sum < /mnt/pve/nas/template/iso/pvelab-tiny.iso") == \
+        run(lab, "pve1", "md5sum < /var/lib/vz/template/iso/pvelab-tiny.iso")
+    assert (export_dir(lab.paths) / "template/iso/pvelab-tiny.iso").stat().st_size > 1024 ** 2
+    listing = [line.split() for line in run(lab, "pve2", "pvesm list nas --content iso").splitlines()[1:]]
+    assert [row[:3] for row in listing] == [[iso_on_nas, "iso", "iso"]], listing
+
+
+def test_refusals_on_the_nas_say_why_and_change_nothing(lab: Lab, nas_storage: str) -> None:
+    before = run(lab, "pve1", "cat /etc/pve/storage.cfg")
+    nowhere = lab.require_record().spec.subnet(0).network_address + 9
+    for args, message in (
+            (f"nas2 --server {nowhere} --export {NFS_EXPORT}", "create storage failed: storage 'nas2' is not online"),
+            (f"nas2 --server {nas_storage} --export /nope",
+             f"create storage failed: mount error: mount.nfs: access denied by server while mounting "
+             f"{nas_storage}:/nope"),
+            (f"nas --server {nas_storage} --export {NFS_EXPORT}", "create storage failed: storage ID 'nas' already "
+                                                                   "defined")):
+        added = ssh(lab, "pve1", f"pvesm add nfs {args}", timeout=60)
+        assert added.returncode != 0 and message in added.stderr, added.stderr
+    assert run(lab, "pve1", "cat /etc/pve/storage.cfg") == before
+    assert "/mnt/pve/nas2" not in run(lab, "pve1", "cat /proc/mounts")
+
+
+@pytest.fixture(scope="module")
+def vm_on_nfs(lab: Lab, iso_on_nas: str) -> dict[str, str]:
+    """VM 301 on pve1: booted from the ISO on the NAS, its heartbeat disk a new volume there."""
+    run(lab, "pve1", f"qm create {NFS_VMID} --name nfs{NFS_VMID} --memory 256 --net0 virtio,bridge=vmbr0 "
+                     f"--ide2 {iso_on_nas},media=cdrom --scsihw virtio-scsi-pci --scsi0 nas:1 "
+                     f"--ide0 {SHARED_STORAGE}:cloudinit --ipconfig0 ip={ADDRESS[NFS_VMID]}/24 --tablet 0 --start 1")
+    wait_until(lambda: bool(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0") != "0"), 120,
+               "VM 301 writing heartbeats to its disk on NFS")
+    return guest_page(ADDRESS[NFS_VMID])
+
+
+def test_a_disk_on_nfs_is_an_nfs_connection_and_holds_a_backup_and_a_live_migration(
+        lab: Lab, vm_on_nfs: dict[str, str]) -> None:
+    disk = export_dir(lab.paths) / "images" / str(NFS_VMID) / f"vm-{NFS_VMID}-disk-0.raw"
+    assert disk.stat().st_size == 1024 ** 3  # the server holds it
+    assert run(lab, "pve1", f"qm config {NFS_VMID} | grep ^scsi0") == \
+        f"scsi0: nas:{NFS_VMID}/vm-{NFS_VMID}-disk-0.raw,size=1G\n"
+    backup = run(lab, "pve1", f"vzdump {NFS_VMID} --storage nas --mode snapshot", timeout=300)
+    assert "Backup job finished successfully" in backup
+    volid = next(line.split()[0] for line in run(lab, "pve2", "pvesm list nas --content backup").splitlines()[1:])
+    assert volid.startswith(f"nas:backup/vzdump-qemu-{NFS_VMID}-") and volid.endswith(".vma"), volid
+    assert list((export_dir(lab.paths) / "dump").glob(f"vzdump-qemu-{NFS_VMID}-*.vma"))
+    moved = watch_live_migration(lab, "pve1", NFS_VMID, "pve2", ADDRESS[NFS_VMID])
+    assert moved["result"].returncode == 0, moved["result"].stderr
+    assert moved["after"]["boot_id"] == vm_on_nfs["boot_id"] and moved["after"]["node"] == "pve2"
+    start = int(guest_page(ADDRESS[NFS_VMID])["heartbeats"])
+    wait_until(lambda: int(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0")) >= start + 3, 30,
+               "heartbeats to the NFS disk going on after the migration")
+
+
+def test_every_get_answers_as_the_schema_says_the_san_included(lab: Lab, san: str, nas_storage: str) -> None:
     answered = check_every_get(lab, "pve2")
     assert "GET /nodes/{node}/scan/iscsi" in answered and "GET /nodes/{node}/scan" in answered
+    assert "GET /nodes/{node}/scan/nfs" in answered
     assert {path: problems for path, problems in answered.items() if problems} == {}
     node = api(lab, "pve2").nodes("pve2")
     schema = endpoints(lab.require_record().spec.pve_version)
     for key, data in (("GET /nodes/{node}/storage/{storage}/content", node.storage("san").content.get()),
                       ("GET /nodes/{node}/storage/{storage}/status", node.storage("san").status.get()),
-                      ("GET /nodes/{node}/scan/iscsi", node.scan.iscsi.get(portal=san))):
+                      ("GET /nodes/{node}/scan/iscsi", node.scan.iscsi.get(portal=san)),
+                      ("GET /nodes/{node}/scan/nfs", node.scan.nfs.get(server=nas_storage)),
+                      ("GET /nodes/{node}/storage/{storage}/status", node.storage("nas").status.get())):
         assert data, key
         assert returns_problems(schema[key].info.get("returns", {}), data) == [], key
 
@@ -144,13 +232,26 @@ def test_a_disk_on_a_lun_is_an_iscsi_session_and_survives_a_live_migration(lab: 
                "heartbeats going on after the migration")
 
 
-def test_power_cut_on_the_server_and_back_the_target_returns_as_it_was(lab: Lab, vm_on_lun: dict[str, str]) -> None:
+def test_power_cut_on_the_server_and_back_the_target_returns_as_it_was(lab: Lab, vm_on_lun: dict[str, str],
+                                                                       vm_on_nfs: dict[str, str]) -> None:
     nas = server(lab)
-    assert lab.power("nas", "off", cause="test: the SAN loses power") == "off"
+    assert lab.power("nas", "off", cause="test: the SAN and NAS lose power") == "off"
     gone = ssh(lab, "pve1", "pvesm list san")
     assert gone.returncode != 0 and "iscsi error" in gone.stderr  # the nodes find no portal
-    time.sleep(2)
+    # the NFS server does not answer: PVE's check gives up after its 10 s and lists the storage inactive
+    status = ssh(lab, "pve1", "pvesm status", timeout=60)
+    assert "storage 'nas' is not online" in status.stderr, status.stderr
+    assert next(line.split() for line in status.stdout.splitlines() if line.startswith("nas "))[1:3] == [
+        "nfs", "inactive"]
+    listed = ssh(lab, "pve2", "pvesm list nas", timeout=60)
+    assert listed.returncode != 0 and "storage 'nas' is not online" in listed.stderr
     assert lab.power("nas", "on", cause="test: power back") == "on"
+    status = [line.split() for line in run(lab, "pve2", "pvesm status").splitlines()]
+    assert next(row for row in status if row[0] == "nas")[1:3] == ["nfs", "active"]
+    # the guest on NFS waited (a hard mount's behaviour: QEMU's libnfs reconnects) and writes on
+    start = int(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0"))
+    wait_until(lambda: int(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0")) >= start + 3, 60,
+               "heartbeats to the NFS disk after the power came back")
     assert [line.split()[0] for line in run(lab, "pve1", "pvesm list san").splitlines()[1:]] == [
         "san:lun1", "san:lun2", "san:lun3"]
     # the guest's QEMU logs in again by itself (libiscsi reconnects) and its writes go on

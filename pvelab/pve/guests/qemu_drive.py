@@ -154,6 +154,11 @@ def storage_blockdev(volume: Volume, storages: Storages) -> dict[str, Any]:
         assert found is not None
         return {"driver": "iscsi", "portal": found.group(1), "target": found.group(2), "lun": int(found.group(3)),
                 "transport": "tcp"}
+    if kind == "nfs" and volume.path.startswith(str(options["path"]) + "/"):
+        # not PVE's: QEMU opens a disk on NFS through its own libnfs driver where PVE's QEMU opens the file
+        # on the kernel's mount (this kernel has none; the node's FUSE mount is too slow for a disk)
+        return {"driver": "nfs", "server": {"type": "inet", "host": str(options["server"])},
+                "path": str(options["export"]).rstrip("/") + volume.path[len(str(options["path"])):]}
     if kind in ("lvm", "lvmthin") or storages.is_device(volume.path):
         return {"driver": "host_device", "filename": volume.path}
     return {"driver": "file", "filename": volume.path}

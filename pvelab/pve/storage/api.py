@@ -3,11 +3,11 @@ pvesm and pvesh call these same handlers."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from pvelab.pve.storage.volumes import backend, parse_size, parse_volume_id, pru
 
 # Parameters of POST/PUT /storage that are not storage options.
 NOT_OPTIONS = ("storage", "type", "digest", "delete")
+MOUNTED_TYPES = ("nfs",)  # network file systems PVE mounts below /mnt/pve/<id> unless given a path
 
 
 storage_call = refusing
@@ -40,8 +41,12 @@ def status_entry(storage_id: str, options: dict[str, Any]) -> dict[str, Any]:
                              "shared": int(config.is_shared(options)), "enabled": int(config.is_enabled(options)),
                              "active": 0, "total": 0, "used": 0, "avail": 0}
     if config.is_enabled(options):
-        with contextlib.suppress(OSError):  # an unreachable storage is listed inactive, as PVE does
+        try:
             entry.update(backend(storage_id, options).status(), active=1)
+        except StorageError as exc:  # PVE's storage_info warns ("storage 'ID' is not online"), lists it inactive
+            print(exc, file=sys.stderr)
+        except OSError:  # an unreachable storage is listed inactive, as PVE does
+            pass
     if entry["total"]:
         entry["used_fraction"] = entry["used"] / entry["total"]
     return entry
@@ -73,12 +78,19 @@ def storage_create(ctx: Context, params: dict[str, Any]) -> Any:
             raise StorageError(f"storage type '{kind}' is not available in the lab twin (it has "
                                f"{', '.join(sorted(TYPES))})", param="type", status=400)
         sections = config.read()
-        if sid in sections:
-            raise StorageError(f"storage ID '{sid}' already defined")
         options = checked_options(kind, {k: v for k, v in params.items() if k not in NOT_OPTIONS})
+        if kind in MOUNTED_TYPES:
+            options.setdefault("path", f"{config.MOUNT_BASE}/{sid}")
         for name in TYPES[kind].required:
             if name not in options:
                 raise StorageError(f"missing value for required option '{name}'")
+        try:  # what PVE does under its storage.cfg lock, refusals prefixed as its lock reports them
+            if sid in sections:
+                raise StorageError(f"storage ID '{sid}' already defined")
+            if config.is_enabled(options) and config.available_on(options, ctx.node):
+                backend(sid, {"type": kind, **options}).activate()  # PVE: "to detect errors/problems sooner"
+        except StorageError as exc:
+            raise StorageError(f"create storage failed: {exc}") from exc
         write({**sections, sid: {"type": kind, **options}})
         return {"storage": sid, "type": kind}
 

@@ -53,9 +53,16 @@ TYPES = {
     # kernel initiator; the LUNs are made on the target, PVE only lists and uses them
     "iscsidirect": StorageType(("portal", "target"), ("bwlimit", "content", "disable", "nodes"),
                                frozenset({"images", "none"}), ("images",), ("raw",), False),
+    # an NFS export mounted at `path` (/mnt/pve/ID unless given), laid out as a directory storage
+    "nfs": StorageType(("export", "path", "server"),
+                       ("bwlimit", "content", "content-dirs", "create-base-path", "create-subdirs", "disable", "format",
+                        "max-protected-backups", "mkdir", "nodes", "options", "preallocation", "prune-backups"),
+                       frozenset({"images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import", "none"}),
+                       ("images",), ("raw", "qcow2", "vmdk"), True),
 }
-# shared by nature: every node sees the same pool, or the same target's LUNs
-ALWAYS_SHARED = ("rbd", "iscsidirect")
+# shared by nature: every node sees the same pool, the same target's LUNs, or the same export
+ALWAYS_SHARED = ("rbd", "iscsidirect", "nfs")
+MOUNT_BASE = "/mnt/pve"  # where PVE mounts network file systems: /mnt/pve/<storage id>
 
 
 def parse(text: str) -> dict[str, dict[str, Any]]:

@@ -23,6 +23,7 @@ USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm prune-backups <storage> [OPTIONS]
        pvesm remove <storage>
        pvesm scan iscsi <portal>
+       pvesm scan nfs <server>
        pvesm set <storage> [OPTIONS]
        pvesm status [OPTIONS]"""
 
@@ -121,6 +122,10 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         portal = args[1] if len(args) > 1 else options.pop("portal", "")
         print_scan([(r["target"], r["portal"]) for r in direct.call("GET", f"/nodes/{nodename()}/scan/iscsi",
                                                                       {**options, "portal": portal})])
+    elif command == "scan" and args[:1] == ["nfs"]:
+        server = args[1] if len(args) > 1 else options.pop("server", "")
+        print_scan([(r["path"], r["options"]) for r in direct.call("GET", f"/nodes/{nodename()}/scan/nfs",
+                                                                     {**options, "server": server})])
     elif command == "remove":
         (storage,) = args
         direct.call("DELETE", f"/storage/{storage}", options)

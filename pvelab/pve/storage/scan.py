@@ -1,5 +1,6 @@
 """What a node finds on the storage network before a storage is added: `pvesm scan` and
-/nodes/{node}/scan (pve-storage's API2::Storage::Scan). iSCSI discovery goes through libiscsi's
+/nodes/{node}/scan (pve-storage's API2::Storage::Scan). NFS exports are listed by `showmount` as on
+PVE (nfs.scan). iSCSI discovery goes through libiscsi's
 `iscsi-ls`, where PVE runs open-iscsi's `iscsiadm --mode discovery --type sendtargets`: this kernel has
 no iSCSI initiator, and the same SendTargets answer is behind both (docs/pve/storage.md)."""
 
@@ -11,10 +12,10 @@ import subprocess
 from typing import Any
 
 from pvelab.pve.api.routes import Context, route
-from pvelab.pve.storage import volumes
+from pvelab.pve.storage import nfs, volumes
 from pvelab.pve.storage.config import StorageError
 
-# pve-storage's scan index: every method it lists (the twin serves iscsi; the others answer 501)
+# pve-storage's scan index: every method it lists (the twin serves iscsi and nfs; the others answer 501)
 METHODS = ("cifs", "glusterfs", "iscsi", "lvm", "nfs", "pbs", "zfs")
 ISCSI_PORT = 3260
 PORTAL = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[A-Za-z0-9.\-]+)(?::(\d+))?$")
@@ -73,3 +74,8 @@ def scan_index(ctx: Context, params: dict[str, Any]) -> Any:
 def scan_iscsi(ctx: Context, params: dict[str, Any]) -> Any:
     return [{"target": target, "portal": ",".join(portals)}
             for target, portals in sorted(iscsi_discovery(params["portal"]).items())]
+
+
+@route("GET /nodes/{node}/scan/nfs")
+def scan_nfs(ctx: Context, params: dict[str, Any]) -> Any:
+    return nfs.scan(params["server"])

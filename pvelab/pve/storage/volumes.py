@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pvelab.pve.storage import prune
+from pvelab.pve.storage import nfs, prune
 from pvelab.pve.storage.config import TYPES, StorageError, content_of, get
 from pvelab.pve.storage.volname import filesystem_path, get_subdir
 
@@ -108,6 +108,9 @@ class Backend:
     def __init__(self, storage_id: str, options: dict[str, Any]) -> None:
         self.id, self.options = storage_id, options
         self.kind = TYPES[options["type"]]
+
+    def activate(self) -> None:
+        """PVE's activate_storage: what must be there before the storage is used (a mount)."""
 
     def status(self) -> dict[str, int]:
         raise NotImplementedError
@@ -888,7 +891,47 @@ class IscsiDirectBackend(Backend):
         raise StorageError("volume snapshot rollback is not possible on iscsi device")
 
 
-BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend, "iscsidirect": IscsiDirectBackend}
+class NfsBackend(DirBackend):
+    """PVE's NFSPlugin: a directory storage on a mounted export. Whatever reads or writes it activates
+    it first, as PVE's activate_storage does: the server must answer (`showmount`, else "storage 'ID'
+    is not online"), and the export is mounted at `path` if it is not (see nfs.py for the mount)."""
+
+    def __init__(self, storage_id: str, options: dict[str, Any]) -> None:
+        super().__init__(storage_id, options)
+        self.active = False
+
+    def activate(self) -> None:
+        if self.active:
+            return
+        server, export, path = str(self.options["server"]), str(self.options["export"]), str(self.options["path"])
+        if not nfs.check_connection(self.options):
+            raise StorageError(f"storage '{self.id}' is not online")
+        if not nfs.is_mounted(server, export, path):
+            Path(path).mkdir(parents=True, exist_ok=True)  # only while unmounted: a dead server would hang it
+            nfs.mount(self.id, server, export, path)
+        self.active = True
+
+    @property
+    def root(self) -> Path:
+        self.activate()
+        return Path(self.options["path"])
+
+    def status(self) -> dict[str, int]:
+        st = os.statvfs(self.root)
+        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        return {"total": total, "used": total - st.f_bfree * st.f_frsize, "avail": free}
+
+    def volumes(self) -> list[dict[str, Any]]:
+        self.activate()
+        return super().volumes()
+
+    def path(self, volname: str) -> Path:
+        self.activate()
+        return super().path(volname)
+
+
+BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend, "iscsidirect": IscsiDirectBackend,
+            "nfs": NfsBackend}
 
 
 def backend(storage_id: str, options: dict[str, Any]) -> Backend:

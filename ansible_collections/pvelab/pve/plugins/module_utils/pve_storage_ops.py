@@ -10,22 +10,28 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveEr
 
 # What each type needs to be created; PVE fixes these there (SectionConfig `fixed`), so changing one
 # means remove and add.
-FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",), "iscsidirect": ("portal", "target")}
+FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",), "iscsidirect": ("portal", "target"),
+         "nfs": ("server", "export")}
+# Fixed too, but PVE chooses it when not given (an nfs storage is mounted at /mnt/pve/<storage>).
+FIXED_WITH_DEFAULT = {"nfs": ("path",)}
 # The options each type takes (PVE answers "unexpected property" for the others).
 TYPE_OPTIONS = {"dir": {"path", "content", "shared", "nodes", "disable"},
                 "lvmthin": {"thinpool", "vgname", "content", "nodes", "disable"},
                 "rbd": {"pool", "content", "krbd", "monhost", "nodes", "disable"},
-                "iscsidirect": {"portal", "target", "content", "nodes", "disable"}}
+                "iscsidirect": {"portal", "target", "content", "nodes", "disable"},
+                "nfs": {"server", "export", "path", "options", "content", "nodes", "disable"}}
 # The options this module manages, named as in storage.cfg.
 OPTIONS = ("path", "content", "shared", "nodes", "disable", "vgname", "thinpool", "pool", "krbd", "monhost", "portal",
-           "target")
+           "target", "server", "export", "options")
+# storage.cfg's names the module spells otherwise (`options` would read as the module's own options).
+PARAMETER = {"options": "mount_options"}
 
 
 def wanted_options(p: dict[str, Any]) -> dict[str, str]:
     """The asked options as storage.cfg spells them (lists joined, booleans 0/1); unset ones left out."""
     out: dict[str, str] = {}
     for option in OPTIONS:
-        value = p.get(option)
+        value = p.get(PARAMETER.get(option, option))
         if value is None:
             continue
         if isinstance(value, bool):
@@ -75,7 +81,7 @@ def ensure(p: dict[str, Any], check_mode: bool) -> dict[str, Any]:
 def create(api: PveApi, p: dict[str, Any], want: dict[str, str], check_mode: bool) -> dict[str, Any]:
     sid, kind = p["storage"], p["type"]
     if kind is None:
-        raise PveError(f"storage '{sid}' does not exist yet: give its type (dir, lvmthin, rbd) to create it")
+        raise PveError(f"storage '{sid}' does not exist yet: give its type ({', '.join(FIXED)}) to create it")
     missing = [o for o in FIXED.get(kind, ()) if o not in want]
     if missing:
         raise PveError(f"a '{kind}' storage needs {', '.join(missing)} to be created (storage '{sid}')")
@@ -95,9 +101,10 @@ def update(api: PveApi, p: dict[str, Any], entry: dict[str, Any], want: dict[str
                        "(state: absent) to make it another type")
     have = current_options(entry)
     changes = {k: v for k, v in want.items() if have.get(k) != v}
-    fixed = [k for k in changes if k in FIXED.get(kind, ())]
+    fixed = [k for k in changes if k in (*FIXED.get(kind, ()), *FIXED_WITH_DEFAULT.get(kind, ()))]
     if fixed:
-        raise PveError(f"{', '.join(fixed)} of storage '{sid}' cannot change once it exists (PVE fixes it): "
+        raise PveError(f"{', '.join(PARAMETER.get(k, k) for k in fixed)} of storage '{sid}' cannot change once it "
+                       "exists (PVE fixes it): "
                        "remove the storage and add it again")
     if not changes:
         return {"changed": False, "storage": sid, "config": {"type": kind, **have}}

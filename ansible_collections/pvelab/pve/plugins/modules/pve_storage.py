@@ -12,8 +12,10 @@ description:
     at O(api_host) (C(/storage)). In a cluster, C(/etc/pve/storage.cfg) is shared, so one node is enough.
   - Only the options given are compared and changed; others are left as they are.
   - Options PVE fixes at creation (C(path) of a V(dir) storage, C(vgname) and C(thinpool) of an
-    V(lvmthin), C(pool) of an V(rbd), C(portal) and C(target) of an V(iscsidirect)) cannot change; asking to is
-    refused with the fix (remove, add again).
+    V(lvmthin), C(pool) of an V(rbd), C(portal) and C(target) of an V(iscsidirect), C(server), C(export) and
+    C(path) of an V(nfs)) cannot change; asking to is refused with the fix (remove, add again).
+  - Adding an V(nfs) storage mounts it on the node that is asked (PVE's check that the server answers and the
+    export mounts); a server that does not answer is refused with PVE's message and nothing is added.
   - Removing a storage removes its definition only, as C(pvesm remove) does; the volumes stay where they are.
 version_added: "0.2.0"
 author: pvelab developers (!UNKNOWN)
@@ -30,9 +32,10 @@ options:
   type:
     description: Storage type; required to create one, checked against an existing one.
     type: str
-    choices: [dir, lvmthin, rbd, iscsidirect]
+    choices: [dir, lvmthin, rbd, iscsidirect, nfs]
   path:
-    description: Directory of a V(dir) storage.
+    description: Directory of a V(dir) storage; where an V(nfs) storage is mounted (PVE's C(/mnt/pve/<storage>) when
+      not given).
     type: str
   content:
     description: Content types the storage holds (C(images), C(rootdir), C(iso), C(vztmpl), C(backup), C(snippets)).
@@ -69,6 +72,15 @@ options:
   target:
     description: The iSCSI target (its IQN) of an V(iscsidirect) storage; its LUNs are the storage's volumes.
     type: str
+  server:
+    description: The NFS server (address or name) of an V(nfs) storage.
+    type: str
+  export:
+    description: The export path on the server of an V(nfs) storage (as C(pvesm scan nfs) lists it).
+    type: str
+  mount_options:
+    description: NFS mount options of an V(nfs) storage (storage.cfg's C(options), for example C(vers=3,soft)).
+    type: str
 extends_documentation_fragment:
   - pvelab.pve.api
   - pvelab.pve.attributes
@@ -97,6 +109,17 @@ EXAMPLES = r"""
     portal: 198.18.0.5
     target: iqn.2026-12.test.pvelab:nas.store1
     content: [images]
+  delegate_to: localhost
+
+- name: The NAS's export, for ISOs and backups
+  pvelab.pve.pve_storage:
+    api_host: 198.18.0.11
+    api_password: "{{ pve_root_password }}"
+    storage: nas
+    type: nfs
+    server: 198.18.0.5
+    export: /vmstore
+    content: [iso, backup, images]
   delegate_to: localhost
 
 - name: No more ISOs on local
@@ -134,7 +157,7 @@ ARGUMENT_SPEC = dict(
     API_ARGUMENT_SPEC,
     storage={"type": "str", "required": True},
     state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-    type={"type": "str", "choices": ["dir", "lvmthin", "rbd", "iscsidirect"]},
+    type={"type": "str", "choices": ["dir", "lvmthin", "rbd", "iscsidirect", "nfs"]},
     path={"type": "str"},
     content={"type": "list", "elements": "str"},
     shared={"type": "bool"},
@@ -147,6 +170,9 @@ ARGUMENT_SPEC = dict(
     monhost={"type": "str"},
     portal={"type": "str"},
     target={"type": "str"},
+    server={"type": "str"},
+    export={"type": "str"},
+    mount_options={"type": "str"},
 )
 
 

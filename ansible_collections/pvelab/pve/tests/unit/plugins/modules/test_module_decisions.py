@@ -362,6 +362,23 @@ def test_an_iscsidirect_storage_is_made_with_its_portal_and_target(world: FakeCl
         pve_storage_ops.ensure(storage_params(**{**san, "target": "iqn.2026-12.test.pvelab:nas.s2"}), False)
 
 
+def test_an_nfs_storage_is_made_with_its_server_and_export_and_pves_path_stays(world: FakeCluster) -> None:
+    nas = {"storage": "nas", "type": "nfs", "server": "198.18.0.5", "export": "/vmstore", "content": ["iso", "backup"],
+           "mount_options": "vers=3"}
+    pve_storage_ops.ensure(storage_params(**nas), check_mode=False)
+    assert world.changes() == [("pve1", "POST", "/storage", {
+        "storage": "nas", "type": "nfs", "server": "198.18.0.5", "export": "/vmstore", "content": "backup,iso",
+        "options": "vers=3"})]
+    world.storages["nas"]["path"] = "/mnt/pve/nas"  # what PVE chose
+    assert pve_storage_ops.ensure(storage_params(**nas), check_mode=False)["changed"] is False
+    for changed, message in (({"export": "/other"}, "export of storage 'nas' cannot change"),
+                             ({"path": "/mnt/elsewhere"}, "path of storage 'nas' cannot change")):
+        with pytest.raises(PveError, match=message):
+            pve_storage_ops.ensure(storage_params(**{**nas, **changed}), check_mode=True)
+    with pytest.raises(PveError, match="a 'nfs' storage needs export to be created"):
+        pve_storage_ops.ensure(storage_params(storage="nas2", type="nfs", server="198.18.0.5"), check_mode=True)
+
+
 def test_storage_absent(world: FakeCluster) -> None:
     assert pve_storage_ops.ensure(storage_params(storage="nope", state="absent"), False)["changed"] is False
     preview = pve_storage_ops.ensure(storage_params(storage="local-lvm", state="absent"), True)
