@@ -34,7 +34,7 @@ from pvelab.twin.network import (
     require_netns_support,
 )
 from pvelab.twin.node import ContainerNode, exec_in, leader_pid, uptime_of
-from pvelab.twin.spec import BMC_PORT, LINKS, MAX_SLOT, PREFIX, LabSpec, NodeSpec, prefix_of
+from pvelab.twin.spec import BMC_PORT, LINKS, MAX_SLOT, NFS_EXPORT, PREFIX, LabSpec, NodeSpec, prefix_of
 from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir
 
 Log = Callable[[str], None]
@@ -260,7 +260,7 @@ class Lab:
         create_luns(self.paths)
         self.prepare_bmc(record, nas)
         self.log(f"storage server {nas.name}: iSCSI target at {nas.link_addr(0)}, {len(lun_files(self.paths))} LUNs; "
-                 f"BMC {nas.bmc_addr}")
+                 f"NFS export {nas.link_addr(0)}:{NFS_EXPORT}; BMC {nas.bmc_addr}")
 
     def start_supervisor(self) -> None:
         log = open(self.paths.supervisor_log, "ab")  # noqa: SIM115 - handed to the child

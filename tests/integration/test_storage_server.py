@@ -10,7 +10,9 @@ PVE's texts and change nothing."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 
@@ -22,7 +24,8 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.nas import StorageServer, export_dir
 from pvelab.twin.spec import ISCSI_TARGET, NFS_EXPORT
 
-from .conftest import BIN, GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
+from .conftest import BIN, REPO, GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
+from .test_ansible_modules import ansible_env
 
 # One run, on PVE 9 (the storage layer is the same code on 8).
 pytestmark = [pytest.mark.lab,
@@ -232,31 +235,29 @@ def test_a_disk_on_a_lun_is_an_iscsi_session_and_survives_a_live_migration(lab: 
                "heartbeats going on after the migration")
 
 
-def test_power_cut_on_the_server_and_back_the_target_returns_as_it_was(lab: Lab, vm_on_lun: dict[str, str],
-                                                                       vm_on_nfs: dict[str, str]) -> None:
+def test_the_storage_server_loss_drill_shows_the_outage_and_the_guests_writing_again(
+        lab: Lab, vm_on_lun: dict[str, str], vm_on_nfs: dict[str, str]) -> None:
+    """The drill cuts the server's power through its BMC for 15 s while VM 300 (a LUN) and VM 301 (NFS)
+    write heartbeats: the NFS storage is not online meanwhile, the guests' writes wait, and both go on
+    after power on in the same boot."""
     nas = server(lab)
-    assert lab.power("nas", "off", cause="test: the SAN and NAS lose power") == "off"
-    gone = ssh(lab, "pve1", "pvesm list san")
-    assert gone.returncode != 0 and "iscsi error" in gone.stderr  # the nodes find no portal
-    # the NFS server does not answer: PVE's check gives up after its 10 s and lists the storage inactive
-    status = ssh(lab, "pve1", "pvesm status", timeout=60)
-    assert "storage 'nas' is not online" in status.stderr, status.stderr
-    assert next(line.split() for line in status.stdout.splitlines() if line.startswith("nas "))[1:3] == [
-        "nfs", "inactive"]
-    listed = ssh(lab, "pve2", "pvesm list nas", timeout=60)
-    assert listed.returncode != 0 and "storage 'nas' is not online" in listed.stderr
-    assert lab.power("nas", "on", cause="test: power back") == "on"
-    status = [line.split() for line in run(lab, "pve2", "pvesm status").splitlines()]
-    assert next(row for row in status if row[0] == "nas")[1:3] == ["nfs", "active"]
-    # the guest on NFS waited (a hard mount's behaviour: QEMU's libnfs reconnects) and writes on
-    start = int(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0"))
-    wait_until(lambda: int(guest_page(ADDRESS[NFS_VMID]).get("heartbeats", "0")) >= start + 3, 60,
-               "heartbeats to the NFS disk after the power came back")
+    drill = subprocess.run(
+        [str(BIN / "ansible-playbook"), "playbooks/drills/storage_server_loss.yml", "-e", json.dumps({
+            "drill_storage_guests": [f"vm:{VMID}", f"vm:{NFS_VMID}"], "storage_drill_outage": 15,
+            "drill_guest_pages": {f"vm:{v}": f"http://{ADDRESS[v]}/cgi-bin/status" for v in (VMID, NFS_VMID)}})],
+        cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
+    out = drill.stdout + drill.stderr
+    assert drill.returncode == 0, out[-4000:]
+    report = re.findall(r'^\s+"(.*)",?$', out[out.index("TASK [Report]"):], re.M)
+    print(*report, sep="\n")  # the drill's report, for the CI log
+    text = "\n".join(report)
+    assert "storage 'nas' is not online" in text, text
+    assert re.search(r"nas\s+nfs\s+inactive", text) and re.search(r"nas\s+nfs\s+active", text), text
+    for vmid in (VMID, NFS_VMID):
+        assert re.search(rf"vm:{vmid}: heartbeats \d+ before the cut; during the outage (\d+),\s+then \1 \(its writes "
+                         r"waited\); \d+ after; same boot \(no reboot\):\s+yes", text), text
+    # the server is back as it was: the LUNs listed, one session (the guest's QEMU logged in again)
     assert [line.split()[0] for line in run(lab, "pve1", "pvesm list san").splitlines()[1:]] == [
         "san:lun1", "san:lun2", "san:lun3"]
-    # the guest's QEMU logs in again by itself (libiscsi reconnects) and its writes go on
     wait_until(lambda: len(nas.sessions()) == 1, 60, "the guest's session back",
                explain=lambda: f"sessions: {nas.sessions()}")
-    start = int(guest_page(ADDRESS[VMID]).get("heartbeats", "0"))
-    wait_until(lambda: int(guest_page(ADDRESS[VMID]).get("heartbeats", "0")) >= start + 3, 60,
-               "heartbeats after the power came back")
