@@ -57,14 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="data disks per node for Ceph OSDs, shown as /dev/sdb, ... (default 1)")
     up.add_argument("--osd-size", default="16G", metavar="SIZE",
                     help="size of each data disk, sparse on the host (default 16G)")
-    up.add_argument("--storage-server", action="store_true",
-                    help="add the storage server `nas` (an iSCSI target with LUNs, a BMC) on link0")
+    up.add_argument("--storage-server", action=argparse.BooleanOptionalAction, default=True,
+                    help="the storage server `nas` beside the nodes (an NFS export, an iSCSI target with LUNs, a "
+                         "BMC) on link0 (default: yes)")
     down = command("down", cmd_down, "remove everything the lab made (safe to run twice)")
     down.add_argument("--all", action="store_true", help="take down every lab on this host, named or not")
     command("list", cmd_list, "a table of the labs on this host: the default one and the named ones")
     command("status", lambda lab, _args: print_status(lab), "a table of nodes: power, addresses, uptime, watchdog")
     command("storage-server", lambda lab, _args: print("\n".join(lab.storage_server().describe())),
-            "the storage server (up --storage-server): its target, LUNs and the nodes logged in now")
+            "the storage server: its export, target, LUNs and the nodes using them now")
     ssh = command("ssh", cmd_ssh, "open a shell on a node (or run a command there)")
     ssh.add_argument("node")
     ssh.add_argument("remote", nargs=argparse.REMAINDER, help="command to run instead of a shell")

@@ -220,6 +220,10 @@ def storage_defined(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     def judge(node: str) -> str | None:
         listed = {s["storage"]: s for s in cx.api(f"/nodes/{node}/storage", node=node)}
         if not listed.get(sid, {}).get("active"):
+            if entry.get("type") == "nfs":
+                return (f"storage '{sid}' is not active on {node}: does its server answer from there (pvesm scan nfs "
+                        f"{entry.get('server')} on {node}) and export {entry.get('export')}? PVE mounts it at "
+                        f"{entry.get('path')} when the server answers")
             return (f"storage '{sid}' is not active on {node}: is its directory mounted (a shared storage "
                     "needs the mount on every node) and the storage enabled there?")
         isos = {v["volid"] for v in cx.api(f"/nodes/{node}/storage/{sid}/content", node=node, content="iso")} \

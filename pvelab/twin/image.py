@@ -43,6 +43,10 @@ MASKED_UNITS = (
     "console-getty.service",
     # LXC's own bridge (lxcbr0, 10.0.3.0/24, dnsmasq) and autostart: PVE uses neither; CTs join vmbr0.
     "lxc-net.service", "lxc.service", "lxc-monitord.service",
+    # nfs-common's kernel-client side: rpc_pipefs is the kernel's sunrpc filesystem, which this kernel
+    # does not have (no NFS client), so its mount and the pNFS block daemon that needs it would fail
+    # at every boot; the NFS storage's client is pvelab's FUSE one (docs/pve/storage.md).
+    "run-rpc_pipefs.mount", "nfs-blkmap.service",
 )
 CUSTOMIZE = (
     # Host keys and machine-id are made per node by the twin, never shared through the image.

@@ -143,9 +143,12 @@ class Lab:
                             f"keep its slot, or take it down first: {down}")
         if existing is not None and self.supervisor_alive():
             if not existing.spec.same_build(dataclasses.replace(spec, name=self.name, slot=existing.spec.slot)):
+                server = "a storage server" if existing.spec.storage_server else "no storage server"
                 raise TwinError(
-                    f"a lab of {existing.spec.node_count} nodes (PVE {existing.spec.pve_version}) is already up"
-                    + (f" as '{self.name}'" if self.name else ""), f"tear it down first: {down}")
+                    f"a lab of {existing.spec.node_count} nodes (PVE {existing.spec.pve_version}, "
+                    f"{existing.spec.osd_disks} OSD disk(s), {server}) is already up"
+                    + (f" as '{self.name}'" if self.name else ""),
+                    f"ask for it as it is, or tear it down first: {down}")
             self.log("the lab is already up; nothing changed")
             return existing
         if self.name:
@@ -399,8 +402,9 @@ class Lab:
         nas = self.require_record().spec.nas
         if nas is None:
             down = f"pvelab twin down{f' --lab {self.name}' if self.name else ''}"
-            raise TwinError("this lab has no storage server", f"bring the lab up with one: {down}, then "
-                            "pvelab twin up --storage-server")
+            up = f"pvelab twin up{f' --lab {self.name}' if self.name else ''}"
+            raise TwinError("this lab has no storage server (it was brought up with --no-storage-server)",
+                            f"bring the lab up with one: {down}, then {up}")
         return StorageServer(nas, self.paths)
 
     # -- faults and power: the one door the CLI, the tests and the benchmarks use -----------------

@@ -191,14 +191,17 @@ def test_freeze_hangs_a_node_with_its_links_up(lab: Lab) -> None:
 
 def test_up_on_a_running_lab_changes_nothing(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
     boots = {n: lab.boot_id(n) for n in ("pve1", "pve2", "pve3")}
-    assert main(["twin", "up", "--pve-version", pve_version()]) == ExitStatus.OK
+    # this lab was made without a storage server (the CLI adds one unless told not to)
+    assert main(["twin", "up", "--pve-version", pve_version(), "--no-storage-server"]) == ExitStatus.OK
     assert "already up; nothing changed" in capsys.readouterr().out
     assert {n: lab.boot_id(n) for n in boots} == boots
 
 
 def test_a_different_lab_on_a_running_one_is_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["twin", "up", "--nodes", "2"]) == ExitStatus.ERROR
+    assert main(["twin", "up", "--nodes", "2", "--no-storage-server"]) == ExitStatus.ERROR
     assert "already up" in capsys.readouterr().err
+    assert main(["twin", "up", "--pve-version", pve_version()]) == ExitStatus.ERROR  # asks for a storage server
+    assert "no storage server) is already up" in capsys.readouterr().err
 
 
 def test_unknown_node_gets_one_clear_line(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:

@@ -189,3 +189,21 @@ def test_the_servers_export_is_v3_and_v4_rw_and_root_not_squashed(tmp_path: Path
                  "Squash = No_Root_Squash;", "Protocols = 3, 4;", "mount_path_pseudo = true;", "MNT_Port = 20048;",
                  "Graceless = true;"):
         assert line in text
+
+
+def test_verify_and_the_grader_say_why_an_nfs_storage_is_inactive_on_a_node() -> None:
+    from tests.unit.test_probes_ceph import run
+
+    nas_cfg = {"storage": "nas", "type": "nfs", "server": SERVER, "export": EXPORT, "path": "/mnt/pve/nas",
+               "content": "iso,backup"}
+    answers: dict[str, Any] = {"/storage": [nas_cfg]}
+    for node in ("pve1", "pve2", "pve3"):
+        answers[f"/nodes/{node}/storage"] = [{"storage": "nas", "type": "nfs", "active": int(node != "pve2")}]
+        answers[f"/nodes/{node}/storage/nas/content"] = [{"volid": "nas:iso/pvelab-tiny.iso"}]
+    outcome = run("storage.defined", answers, {"storage": "nas", "type": "nfs", "content": ["iso", "backup"],
+                                               "isos": ["/var/lib/vz/template/iso/pvelab-tiny.iso"]})
+    assert not outcome.ok and outcome.problems == [
+        f"storage 'nas' is not active on pve2: does its server answer from there (pvesm scan nfs {SERVER} on pve2) "
+        f"and export {EXPORT}? PVE mounts it at /mnt/pve/nas when the server answers"]
+    answers["/nodes/pve2/storage"] = answers["/nodes/pve1/storage"]
+    assert run("storage.defined", answers, {"storage": "nas", "type": "nfs"}).ok

@@ -7,8 +7,10 @@ Every failure message says what is wrong on which node and what to look at.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +33,28 @@ def cluster(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     """Every node of pve_nodes with its inventory variables."""
     inventory = request.config.getoption("ansible_inventory") or str(REPO / "inventory" / "twin")
     runner = testinfra.utils.ansible_runner.AnsibleRunner(inventory)
-    return {name: runner.get_variables(name) for name in runner.get_hosts("pve_nodes")}
+    hosts = runner.get_hosts("pve_nodes")
+    variables = {name: runner.get_variables(name) for name in hosts}
+    for name in TEMPLATED:  # an expression in the inventory: its value as a play would see it
+        if hosts and isinstance(variables[hosts[0]].get(name), str) and "{{" in variables[hosts[0]][name]:
+            for host, value in templated(inventory, name).items():
+                variables[host][name] = value
+    return variables
+
+
+# Variables the checks read that an inventory may write as an expression (the twin's storages
+# depend on whether its lab has a storage server); the inventory's raw values are not templated.
+TEMPLATED = ("pve_storage_definitions",)
+
+
+def templated(inventory: str, name: str) -> dict[str, Any]:
+    """Each node's value of `name`, templated by Ansible itself (its debug module, one line per host)."""
+    done = subprocess.run(["ansible", "-i", inventory, "pve_nodes", "-o", "-m", "ansible.builtin.debug", "-a",
+                           f"var={name}"], capture_output=True, text=True, check=False)
+    found = dict(re.findall(r"^(\S+) \| SUCCESS => (\{.*\})$", done.stdout, re.M))
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"ansible could not template {name}: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return {host: json.loads(text)[name] for host, text in found.items()}
 
 
 @pytest.fixture(scope="module")
