@@ -29,6 +29,12 @@ ISO_PATH = Path("var/lib/vz/template/iso") / ISO_NAME  # inside a node's root fi
 ISOLINUX = Path("/usr/lib/ISOLINUX/isolinux.bin")
 LDLINUX = Path("/usr/lib/syslinux/modules/bios/ldlinux.c32")
 ISOHYBRID_MBR = Path("/usr/lib/ISOLINUX/isohdpfx.bin")
+# On the ISO beside the boot files (read only by a guest that uses a shared disk): e2fsprogs' mke2fs and
+# e2fsck with their libraries and loader, and the ext4 driver if the kernel has it as modules.
+TOOLS = ("usr/sbin/mke2fs", "usr/sbin/e2fsck")
+TOOL_LIBRARIES = ("libext2fs.so.2", "libcom_err.so.2", "libblkid.so.1", "libuuid.so.1", "libe2p.so.2", "libc.so.6",
+                  "ld-linux-x86-64.so.2")
+TOOL_MODULES = ("ext4",)
 INSTALLED_AT_KIB = 65536  # where the stand-in installer keeps the answer on the disk
 # What the guest needs that the cloud kernel may build as modules (built-in ones are skipped).
 MODULES = ("virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "sd_mod", "sr_mod", "ata_piix", "isofs",
@@ -222,7 +228,50 @@ d=${DISK#/dev/}
 [ -n "\$d" ] && [ -e /sys/block/\$d/device/rescan ] && echo 1 > /sys/block/\$d/device/rescan
 echo "disk: ${DISK:-none}"; echo "bytes: \$(( \$(cat /sys/block/\$d/size 2>/dev/null || echo 0) * 512 ))"
 EOS
-chmod +x /www/cgi-bin/status /www/cgi-bin/disk
+# A second disk (after the heartbeat disk) is a "shared" one: the two_writers drill gives two guests
+# the same LUN and drives a plain ext4 on it through /cgi-bin/shared?do=ACTION (mkfs, mount, write,
+# umount, count, check). The tools (e2fsprogs, the ext4 modules) are on the boot CD, not in the
+# initramfs, so a guest that does not use them boots no slower.
+ln -sf /proc/mounts /etc/mtab  # e2fsprogs look there for what is mounted
+for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb /dev/vdc /dev/sdc; do
+  [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && [ "$dev" != "$DISK" ] && [ -z "$INSTALLED" ] && SHARED=$dev && break
+done
+cat > /www/cgi-bin/shared <<EOS
+#!/bin/sh
+echo "Content-Type: text/plain"; echo
+S=$SHARED; M=/mnt/shared; T=/mnt/tools/tools
+arg() { echo "\$QUERY_STRING" | tr '&' '\n' | sed -n "s/^\$1=//p" | head -1; }
+tools() {
+  mkdir -p /mnt/tools
+  grep -q ' /mnt/tools ' /proc/mounts || mount -t iso9660 -o ro "\$(findfs LABEL=PVELAB_TINY)" /mnt/tools
+  for m in \$(cat \$T/modules-order 2>/dev/null); do insmod "\$T/modules/\$m" 2>/dev/null; done
+}
+run() { tools; \$T/lib/ld-linux-x86-64.so.2 --library-path \$T/lib "\$T/\$@"; }
+echo "shared: \${S:-none}"; [ -n "\$S" ] || exit 0
+case "\$(arg do)" in
+  mkfs) run mke2fs -q -F -t ext4 -J size=4 "\$S" 64M 2>&1; echo "mkfs-exit: \$?"
+        tools; mkdir -p \$M && mount -t ext4 "\$S" \$M && mkdir -p \$M/data && umount \$M;;
+  mount) tools; mkdir -p \$M; mount -t ext4 "\$S" \$M 2>&1; echo "mount-exit: \$?";;
+  write) N=\$(arg seconds); rm -f /run/shared-written
+         ( i=0; end=\$((\$(cut -d. -f1 /proc/uptime) + \${N:-10}))
+           while [ \$(cut -d. -f1 /proc/uptime) -lt \$end ]; do
+             i=\$((i + 1)); echo "$NAME \$i" > \$M/data/$NAME-\$i && echo "$NAME \$i" >> \$M/data/log && sync
+             echo \$i > /run/shared-written
+           done; echo done >> /run/shared-written ) > /dev/null 2>&1 &
+         echo "writing: \${N:-10} s";;
+  umount) umount \$M 2>&1; echo "umount-exit: \$?";;
+  count) tools; mkdir -p \$M; mount -t ext4 -o ro "\$S" \$M 2>&1
+         echo "files: \$(ls \$M/data 2>/dev/null | grep -vc '^log\$')"
+         for w in \$(ls \$M/data 2>/dev/null | sed -n 's/-[0-9]*\$//p' | sort -u); do
+           echo "files_\$w: \$(ls \$M/data | grep -c "^\$w-")"; done
+         echo "log_lines: \$(wc -l < \$M/data/log 2>/dev/null || echo 0)"; umount \$M;;
+  check) run e2fsck -fn "\$S" > /run/fsck.log 2>&1; echo "fsck-exit: \$?"; sed 's/^/fsck: /' /run/fsck.log;;
+esac
+echo "written: \$(head -1 /run/shared-written 2>/dev/null || echo 0)"
+grep -q done /run/shared-written 2>/dev/null && echo "writer: done"
+exit 0
+EOS
+chmod +x /www/cgi-bin/status /www/cgi-bin/disk /www/cgi-bin/shared
 echo '<a href="/cgi-bin/status">status</a>' > /www/index.html
 httpd -p 80 -h /www
 if [ -n "$INSTALLED" ]; then  # a node waits for SSH: the stand-in answers port 22 with a banner only
@@ -340,6 +389,28 @@ def initramfs(rootfs: Path, version: str) -> bytes:
     return lzma.compress(cpio_newc(files), format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
 
 
+def add_tools(rootfs: Path, version: str, target: Path) -> None:
+    """The shared-disk tools onto the ISO tree (see TOOLS): binaries, libraries, ext4 modules in order."""
+    (target / "lib").mkdir(parents=True)
+    (target / "modules").mkdir()
+    for tool in TOOLS:
+        (target / Path(tool).name).write_bytes((rootfs / tool).read_bytes())
+    for name in TOOL_LIBRARIES:
+        found = next((d / name for d in (rootfs / "usr/lib/x86_64-linux-gnu", rootfs / "lib/x86_64-linux-gnu",
+                                         rootfs / "usr/lib64") if (d / name).exists()), None)
+        if found is None:
+            raise FileNotFoundError(f"{name} is not in the node image ({rootfs}): e2fsprogs missing?")
+        (target / "lib" / name).write_bytes(found.resolve().read_bytes())
+        (target / "lib" / name).chmod(0o755)
+    order = []
+    for module in modules_in_load_order(rootfs, version, TOOL_MODULES):
+        raw = (rootfs / "lib" / "modules" / version / module).read_bytes()
+        name = Path(module).name.split(".ko")[0] + ".ko"
+        (target / "modules" / name).write_bytes(lzma.decompress(raw) if module.endswith(".xz") else raw)
+        order.append(name)
+    (target / "modules-order").write_text("".join(f"{m}\n" for m in order))
+
+
 def build_iso(rootfs: Path) -> Path:
     """Write the ISO into the image's `local` storage and return its path."""
     kernel, version = kernel_of(rootfs)
@@ -353,6 +424,7 @@ def build_iso(rootfs: Path) -> Path:
         (tree / "isolinux" / "isolinux.cfg").write_text(ISOLINUX_CFG)
         (tree / "vmlinuz").write_bytes(kernel.read_bytes())
         (tree / "initrd.img").write_bytes(initramfs(rootfs, version))
+        add_tools(rootfs, version, tree / "tools")
         # as PVE's ISO prepared with `prepare-iso --on-first-boot` carries it: the stand-in
         # installer's nodes run it (docs/nested.md)
         (tree / "proxmox-first-boot").write_bytes(first_boot_hook())
