@@ -241,6 +241,9 @@ cat > /www/cgi-bin/shared <<EOS
 echo "Content-Type: text/plain"; echo
 S=$SHARED; M=/mnt/shared; T=/mnt/tools/tools
 arg() { echo "\$QUERY_STRING" | tr '&' '\n' | sed -n "s/^\$1=//p" | head -1; }
+# the disk as it is now: drop what this guest cached of it (its boot's label probes read the blank
+# disk; the other writer has written since), as another server mounting it later would see it
+fresh() { sync; echo 3 > /proc/sys/vm/drop_caches; blockdev --flushbufs "\$S" 2>/dev/null; }
 tools() {
   mkdir -p /mnt/tools
   grep -q ' /mnt/tools ' /proc/mounts || mount -t iso9660 -o ro "\$(findfs LABEL=PVELAB_TINY)" /mnt/tools
@@ -251,7 +254,7 @@ echo "shared: \${S:-none}"; [ -n "\$S" ] || exit 0
 case "\$(arg do)" in
   mkfs) run mke2fs -q -F -t ext4 -J size=4 "\$S" 64M 2>&1; echo "mkfs-exit: \$?"
         tools; mkdir -p \$M && mount -t ext4 "\$S" \$M && mkdir -p \$M/data && umount \$M;;
-  mount) tools; mkdir -p \$M; mount -t ext4 "\$S" \$M 2>&1; echo "mount-exit: \$?";;
+  mount) tools; fresh; mkdir -p \$M; mount -t ext4 "\$S" \$M 2>&1; echo "mount-exit: \$?";;
   write) N=\$(arg seconds); rm -f /run/shared-written
          ( i=0; end=\$((\$(cut -d. -f1 /proc/uptime) + \${N:-10}))
            while [ \$(cut -d. -f1 /proc/uptime) -lt \$end ]; do
@@ -260,12 +263,12 @@ case "\$(arg do)" in
            done; echo done >> /run/shared-written ) > /dev/null 2>&1 &
          echo "writing: \${N:-10} s";;
   umount) umount \$M 2>&1; echo "umount-exit: \$?";;
-  count) tools; mkdir -p \$M; mount -t ext4 -o ro "\$S" \$M 2>&1
+  count) tools; fresh; mkdir -p \$M; mount -t ext4 -o ro "\$S" \$M 2>&1
          echo "files: \$(ls \$M/data 2>/dev/null | grep -vc '^log\$')"
          for w in \$(ls \$M/data 2>/dev/null | sed -n 's/-[0-9]*\$//p' | sort -u); do
            echo "files_\$w: \$(ls \$M/data | grep -c "^\$w-")"; done
          echo "log_lines: \$(wc -l < \$M/data/log 2>/dev/null || echo 0)"; umount \$M;;
-  check) run e2fsck -fn "\$S" > /run/fsck.log 2>&1; echo "fsck-exit: \$?"; sed 's/^/fsck: /' /run/fsck.log;;
+  check) fresh; run e2fsck -fn "\$S" > /run/fsck.log 2>&1; echo "fsck-exit: \$?"; sed 's/^/fsck: /' /run/fsck.log;;
 esac
 echo "written: \$(head -1 /run/shared-written 2>/dev/null || echo 0)"
 grep -q done /run/shared-written 2>/dev/null && echo "writer: done"
