@@ -5,12 +5,12 @@
 On a fresh 3-node lab with its storage server (a formed cluster, Ceph with a size 3 pool) it makes a
 volume on `local-lvm` (the emulated thin pool: a sparse file), `nas` (NFS, nfs-ganesha), `san`
 (iscsidirect, a tgt LUN) and `vmpool` (RBD), and on pve1 runs `qemu-img bench` on each through the
-same QEMU block driver a VM's disk uses there (file, nfs, iscsi, rbd; cache=none): sequential reads
-and writes of 1 MiB, then strided 4 KiB reads and writes (1 MiB + 4 KiB apart, wrapping: no two
-in a row near each other), 16 in flight. qemu-img runs natively on the host, not under TCG, so the
-figures are the storage path's, not a TCG guest's. Also the storage server's memory and CPU (its
-control group) idle and during the NFS and iSCSI runs. The lab is torn down at the end, also on
-failure.
+same QEMU block driver a VM's disk uses there (file, nfs, iscsi, rbd; cache=none): sequential writes
+and reads of 1 MiB, then strided 4 KiB writes and reads (1 MiB + 4 KiB apart, wrapping: no two in a
+row near each other), each read after its write (what was written), 16 in flight. qemu-img runs
+natively on the host, not under TCG, so the figures are the storage path's, not a TCG guest's. Also
+the storage server's memory (PSS of its processes) and CPU idle and during the NFS and iSCSI runs.
+The lab is torn down at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ MIB = 1024 ** 2
 NODES = ("pve1", "pve2", "pve3")
 VMID = 900
 STRIDE = f"-S {MIB + 4096}"
-RUNS = (("sequential read", 1 * MIB, "", False), ("sequential write", 1 * MIB, "", True),
-        ("strided 4 KiB read", 4096, STRIDE, False), ("strided 4 KiB write", 4096, STRIDE, True))
+# writes first: a read of a volume never written reads holes (a sparse file, absent RBD objects)
+RUNS = (("sequential write", 1 * MIB, "", True), ("sequential read", 1 * MIB, "", False),
+        ("strided 4 KiB write", 4096, STRIDE, True), ("strided 4 KiB read", 4096, STRIDE, False))
 
 
 def bench(lab: Lab, opts: str, size: int, step: str, write: bool, total: int) -> float:
