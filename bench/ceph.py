@@ -92,6 +92,26 @@ def cpu_busy(seconds: float) -> float:
     return 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
 
 
+def make_ceph(lab: Lab) -> dict[str, float]:
+    """Ceph on a formed 3-node cluster as a student types it: init, a monitor and a manager and an OSD
+    per node, pool `vmpool` (size 3) with its RBD storage, HEALTH_OK; seconds since init at each step."""
+    started = time.monotonic()
+    run(lab, "pve1", f"pveceph init --network {lab.require_record().spec.subnet(0)}")
+    marks = {}
+    for node in NODES:
+        run(lab, node, "pveceph mon create")
+        if node != "pve1":  # the first monitor brings its manager
+            run(lab, node, "pveceph mgr create")
+    marks["3 monitors + 3 managers"] = time.monotonic() - started
+    for node in NODES:
+        run(lab, node, "pveceph osd create /dev/sdb")
+    marks["3 OSDs created"] = time.monotonic() - started
+    run(lab, "pve1", "pveceph pool create vmpool --pg_num 32 --add_storages 1")
+    wait(lambda: healthy(lab), 300, "HEALTH_OK")
+    marks["pool + HEALTH_OK, all PGs active+clean"] = time.monotonic() - started
+    return marks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pve-version", default="9", choices=["8", "9"])
@@ -102,22 +122,7 @@ def main() -> None:
     try:
         form_cluster(lab, "benchceph")
         print(f"Ceph on the twin, PVE {args.pve_version}: {run(lab, 'pve1', 'ceph --version').strip()}")
-        subnet = lab.require_record().spec.subnet(0)
-        started = time.monotonic()
-        run(lab, "pve1", f"pveceph init --network {subnet}")
-        marks = {}
-        for node in NODES:
-            run(lab, node, "pveceph mon create")
-            if node != "pve1":  # the first monitor brings its manager
-                run(lab, node, "pveceph mgr create")
-        marks["3 monitors + 3 managers"] = time.monotonic() - started
-        for node in NODES:
-            run(lab, node, "pveceph osd create /dev/sdb")
-        marks["3 OSDs created"] = time.monotonic() - started
-        run(lab, "pve1", "pveceph pool create vmpool --pg_num 32 --add_storages 1")
-        wait(lambda: healthy(lab), 300, "HEALTH_OK")
-        marks["pool + HEALTH_OK, all PGs active+clean"] = time.monotonic() - started
-        for what, seconds in marks.items():
+        for what, seconds in make_ceph(lab).items():
             print(f"  pveceph init -> {what}: {seconds:.1f} s")
         time.sleep(10)
         print(f"  Ceph memory idle (PSS, MiB): {memory(lab)}")

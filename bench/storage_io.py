@@ -16,12 +16,11 @@ The lab is torn down at the end, also on failure.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import time
-from pathlib import Path
 
-from bench.ceph import healthy, run, wait
+from bench.ceph import make_ceph, run
+from bench.ha import cpu_seconds
 from bench.twin_up import pss_bytes
 from pvelab.twin import cgroups
 from pvelab.twin.drive import form_cluster
@@ -29,7 +28,6 @@ from pvelab.twin.lab import Lab
 from pvelab.twin.spec import ISCSI_TARGET, NFS_EXPORT, LabSpec
 
 MIB = 1024 ** 2
-NODES = ("pve1", "pve2", "pve3")
 VMID = 900
 STRIDE = f"-S {MIB + 4096}"
 # writes first: a read of a volume never written reads holes (a sparse file, absent RBD objects)
@@ -53,14 +51,7 @@ def server_usage(lab: Lab) -> tuple[float, float]:
     group = lab.require_record().spec.nas
     assert group is not None
     pids = cgroups.pids(group.cgroup)
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return pss_bytes(pids) / MIB, ticks / os.sysconf("SC_CLK_TCK")
+    return pss_bytes(pids) / MIB, cpu_seconds(pids)
 
 
 def main() -> None:
@@ -75,12 +66,7 @@ def main() -> None:
         assert nas is not None
         server = nas.link_addr(0)
         form_cluster(lab, "benchio")
-        run(lab, "pve1", f"pveceph init --network {lab.require_record().spec.subnet(0)}")
-        for node in NODES:
-            run(lab, node, "pveceph mon create")
-            run(lab, node, "pveceph osd create /dev/sdb")
-        run(lab, "pve1", "pveceph pool create vmpool --pg_num 32 --add_storages 1")
-        wait(lambda: healthy(lab), 300, "HEALTH_OK")
+        make_ceph(lab)
         run(lab, "pve1", f"pvesm add nfs nas --server {server} --export {NFS_EXPORT} --content images")
         run(lab, "pve1", f"pvesm add iscsidirect san --portal {server} --target {ISCSI_TARGET}")
         size = f"{args.size_mib}M"

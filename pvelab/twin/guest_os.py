@@ -361,6 +361,16 @@ def modules_in_load_order(rootfs: Path, version: str, wanted: tuple[str, ...] = 
     return order
 
 
+def module_files(rootfs: Path, version: str, wanted: tuple[str, ...]) -> list[tuple[str, bytes]]:
+    """`wanted` and what they need as (NAME.ko, uncompressed content), in load order (insmod takes
+    no compressed module)."""
+    out = []
+    for module in modules_in_load_order(rootfs, version, wanted):
+        raw = (rootfs / "lib" / "modules" / version / module).read_bytes()
+        out.append((Path(module).name.split(".ko")[0] + ".ko", lzma.decompress(raw) if module.endswith(".xz") else raw))
+    return out
+
+
 def cpio_newc(files: dict[str, tuple[int, bytes]]) -> bytes:
     """An initramfs archive (cpio "newc"): {path: (mode, content)}; directories have empty content."""
     out = io.BytesIO()
@@ -380,13 +390,10 @@ def initramfs(rootfs: Path, version: str) -> bytes:
         "bin", "dev", "etc", "lib", "lib/modules", "mnt", "proc", "run", "sys", "tmp", "www")}
     files["bin/busybox"] = (0o100755, (rootfs / "bin" / "busybox").read_bytes())
     files["init"] = (0o100755, INIT.encode())
-    order = []
-    for module in modules_in_load_order(rootfs, version):
-        raw = (rootfs / "lib" / "modules" / version / module).read_bytes()
-        name = Path(module).name.split(".ko")[0] + ".ko"
-        files[f"lib/modules/{name}"] = (0o100644, lzma.decompress(raw) if module.endswith(".xz") else raw)
-        order.append(name)
-    files["etc/modules-order"] = (0o100644, ("\n".join(order) + "\n").encode())
+    modules = module_files(rootfs, version, MODULES)
+    for name, data in modules:
+        files[f"lib/modules/{name}"] = (0o100644, data)
+    files["etc/modules-order"] = (0o100644, ("\n".join(name for name, _data in modules) + "\n").encode())
     # xz (with the CRC32 check the kernel's decompressor wants): fewer bytes for isolinux to read
     # through BIOS CD calls, which is where a TCG boot spends its time
     return lzma.compress(cpio_newc(files), format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
@@ -405,13 +412,10 @@ def add_tools(rootfs: Path, version: str, target: Path) -> None:
             raise FileNotFoundError(f"{name} is not in the node image ({rootfs}): e2fsprogs missing?")
         (target / "lib" / name).write_bytes(found.resolve().read_bytes())
         (target / "lib" / name).chmod(0o755)
-    order = []
-    for module in modules_in_load_order(rootfs, version, TOOL_MODULES):
-        raw = (rootfs / "lib" / "modules" / version / module).read_bytes()
-        name = Path(module).name.split(".ko")[0] + ".ko"
-        (target / "modules" / name).write_bytes(lzma.decompress(raw) if module.endswith(".xz") else raw)
-        order.append(name)
-    (target / "modules-order").write_text("".join(f"{m}\n" for m in order))
+    modules = module_files(rootfs, version, TOOL_MODULES)
+    for name, data in modules:
+        (target / "modules" / name).write_bytes(data)
+    (target / "modules-order").write_text("".join(f"{name}\n" for name, _data in modules))
 
 
 def build_iso(rootfs: Path) -> Path:

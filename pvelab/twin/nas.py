@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pvelab.errors import TwinError
@@ -123,13 +124,21 @@ class StorageServer:
             self.nfs_process = subprocess.Popen(self.nfs_launcher_argv(self.write_nfs_config()),
                                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                 start_new_session=True)
-        if poll(lambda: True if self._answers() else None, START_WAIT, 0.1) is None:
-            raise TwinError(f"the storage server's tgtd did not start within {START_WAIT:.0f} s",
-                            f"see {self.paths.console_log(self.name)}")
+        self._wait_ready("tgtd", self.process, self._tgtd_answers)
         self.configure()
-        if poll(lambda: True if self._nfs_answers() else None, START_WAIT, 0.1) is None:
-            raise TwinError(f"the storage server's NFS server did not start within {START_WAIT:.0f} s",
-                            f"see {self.paths.console_log(self.name)}")
+        self._wait_ready("NFS server", self.nfs_process, self._nfs_answers)
+
+    def _wait_ready(self, what: str, process: subprocess.Popen[bytes], answers: Callable[[], bool]) -> None:
+        """Until a server of this machine answers; its exit, or no answer in START_WAIT, is an error."""
+        see = f"see {self.paths.console_log(self.name)}"
+
+        def ready() -> bool | None:
+            if process.poll() is not None:
+                raise TwinError(f"the storage server's {what} exited ({process.returncode})", see)
+            return True if answers() else None
+
+        if poll(ready, START_WAIT, 0.1) is None:
+            raise TwinError(f"the storage server's {what} did not start within {START_WAIT:.0f} s", see)
 
     def write_nfs_config(self) -> Path:
         base = self.paths.node_dir(self.name)
@@ -142,9 +151,6 @@ class StorageServer:
 
     def _nfs_answers(self) -> bool:
         """ganesha takes NFS connections and its MOUNT service is on its port (registered last)."""
-        if self.nfs_process is not None and self.nfs_process.poll() is not None:
-            raise TwinError(f"the storage server's NFS server exited ({self.nfs_process.returncode})",
-                            f"see {self.paths.console_log(self.name)}")
         listening = self._netns_ss("-Htln")
         return all(f":{port} " in listening for port in (NFS_PORT, NFS_MOUNTD_PORT))
 
@@ -153,10 +159,8 @@ class StorageServer:
                               text=True, check=False)
         return done.stdout
 
-    def _answers(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise TwinError(f"the storage server's tgtd exited ({self.process.returncode})",
-                            f"see {self.paths.console_log(self.name)}")
+    def _tgtd_answers(self) -> bool:
+        """tgtd takes requests on its management channel."""
         done = subprocess.run(["tgtadm", "-C", str(self.spec.control_port), "--op", "show", "--mode", "sys"],
                               capture_output=True, check=False)
         return done.returncode == 0
@@ -188,11 +192,12 @@ class StorageServer:
                  f"iSCSI target {self.spec.iqn} on portal {self.spec.portal()}"]
         lines += [f"  LUN {n}: {path.stat().st_size // 1024 ** 2} MiB, {path}"
                   for n, path in enumerate(lun_files(self.paths), start=1)]
-        if self.power_state() is PowerState.ON:
+        powered = self.power_state() is PowerState.ON
+        if powered:
             sessions = self.sessions()
             lines.append(f"sessions: {', '.join(sessions) if sessions else 'none'}")
         lines.append(f"NFS export {self.spec.link_addr(0)}:{NFS_EXPORT} (v3 and v4), {export_dir(self.paths)}")
-        if self.power_state() is PowerState.ON:
+        if powered:
             clients = self.nfs_clients()
             lines.append(f"NFS clients: {', '.join(clients) if clients else 'none'}")
         return lines

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pvelab.pve.storage.config import StorageError
+from pvelab.pve.storage.netcheck import resolve, tcp_ping
 
 SHOWMOUNT = "/sbin/showmount"
 RPCINFO = "/usr/sbin/rpcinfo"
@@ -78,18 +78,7 @@ def check_connection(options: dict[str, Any]) -> bool:
     port = int(found.group(1)) if found else 2049
     if port == 0:
         return False
-    try:
-        with socket.create_connection((server, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def resolve(server: str) -> str | None:
-    try:
-        return str(socket.getaddrinfo(server, None, proto=socket.IPPROTO_TCP)[0][4][0])
-    except (socket.gaierror, IndexError):
-        return None
+    return tcp_ping(server, port)
 
 
 def unit_name(storage_id: str) -> str:

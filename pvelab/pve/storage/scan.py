@@ -7,13 +7,13 @@ no iSCSI initiator, and the same SendTargets answer is behind both (docs/pve/sto
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from typing import Any
 
 from pvelab.pve.api.routes import Context, route
 from pvelab.pve.storage import nfs, volumes
 from pvelab.pve.storage.config import StorageError
+from pvelab.pve.storage.netcheck import resolve, tcp_ping
 
 # pve-storage's scan index: every method it lists (the twin serves iscsi and nfs; the others answer 501)
 METHODS = ("cifs", "glusterfs", "iscsi", "lvm", "nfs", "pbs", "zfs")
@@ -25,22 +25,10 @@ ISCSI_LS_TARGET = re.compile(r"^Target:(\S+)\s+Portal:(\S+?)(?:,\d+)?$")
 def resolve_portal(portal: str) -> tuple[str, int]:
     """PVE's scan_iscsi: the portal's address (a name resolved) and port, or its parse error."""
     found = PORTAL.match(portal.strip())
-    host = found.group(1).strip("[]") if found else ""
-    try:
-        address = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)[0][4][0] if host else ""
-    except socket.gaierror:
-        address = ""
+    address = resolve(found.group(1).strip("[]")) if found else None
     if not found or not address:
         raise StorageError(f"unable to parse/resolve portal address '{portal}'")
-    return str(address), int(found.group(2) or ISCSI_PORT)
-
-
-def tcp_ping(address: str, port: int, timeout: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((address, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return address, int(found.group(2) or ISCSI_PORT)
 
 
 def iscsi_discovery(portal: str) -> dict[str, list[str]]:

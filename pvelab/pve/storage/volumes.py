@@ -97,6 +97,13 @@ def qcow2_backing(path: Path) -> str | None:
         return None
 
 
+def filesystem_figures(path: Path) -> dict[str, int]:
+    """A directory storage's total, used and available bytes: its filesystem's, as PVE's statvfs."""
+    st = os.statvfs(path)
+    total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+    return {"total": total, "used": total - st.f_bfree * st.f_frsize, "avail": free}
+
+
 def disk_usage(path: Path) -> int:
     """Bytes a (sparse) file really takes, as a thin pool counts it."""
     return path.stat().st_blocks * 512
@@ -250,9 +257,7 @@ class DirBackend(Backend):
 
     def status(self) -> dict[str, int]:
         self.root.mkdir(parents=True, exist_ok=True)  # PVE's dir plugin creates its path (mkdir 1)
-        st = os.statvfs(self.root)
-        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
-        return {"total": total, "used": total - st.f_bfree * st.f_frsize, "avail": free}
+        return filesystem_figures(self.root)
 
     def volumes(self) -> list[dict[str, Any]]:
         found = []
@@ -917,9 +922,7 @@ class NfsBackend(DirBackend):
         return Path(self.options["path"])
 
     def status(self) -> dict[str, int]:
-        st = os.statvfs(self.root)
-        total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
-        return {"total": total, "used": total - st.f_bfree * st.f_frsize, "avail": free}
+        return filesystem_figures(self.root)  # no mkdir: a mount point, made only while unmounted
 
     def volumes(self) -> list[dict[str, Any]]:
         self.activate()
