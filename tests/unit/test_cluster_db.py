@@ -3,6 +3,7 @@
 import base64
 import collections
 import errno
+import threading
 
 import pytest
 
@@ -99,6 +100,41 @@ def test_writes_without_quorum_are_refused():
     with pytest.raises(NotReady) as err:
         rep.submit(write("x", "y"), timeout=0.1)
     assert err.value.errno == errno.EACCES and "no quorum" in str(err.value)
+
+
+def test_a_write_waits_for_its_own_message_however_long_corosync_takes():
+    """pmxcfs waits for its message without a deadline (a loaded cluster can take more than 10 s)."""
+    held = []
+    rep = Replicator(ConfigDB(None), held.append, lambda: True)
+    rep.on_members((1, 1), [(1, 1)])
+    rep.on_message((1, 1), held.pop())  # the state exchange: synced
+    writer = threading.Thread(target=rep.submit, args=(write("late", "1"),))
+    writer.start()
+    writer.join(0.3)
+    assert writer.is_alive() and held, "the write returned before its message came back"
+    rep.on_message((1, 1), held.pop())
+    writer.join(2)
+    assert not writer.is_alive() and rep.db.read("late") == b"1"
+
+
+def test_a_lost_connection_releases_a_waiting_write_with_eacces():
+    held = []
+    rep = Replicator(ConfigDB(None), held.append, lambda: True)
+    rep.on_members((1, 1), [(1, 1)])
+    rep.on_message((1, 1), held.pop())
+    failures = []
+
+    def attempt():
+        try:
+            rep.submit(write("lost", "1"))
+        except NotReady as exc:
+            failures.append(exc.errno)
+    writer = threading.Thread(target=attempt)
+    writer.start()
+    writer.join(0.3)
+    rep.on_disconnect()
+    writer.join(2)
+    assert failures == [errno.EACCES] and rep.db.read("lost") is None
 
 
 def test_a_rejoining_member_takes_the_newer_tree():

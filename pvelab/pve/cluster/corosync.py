@@ -91,6 +91,7 @@ class CpgGroup:
         self._retry("cpg_join", lambda: self.lib.cpg_join(self.handle, ctypes.byref(self.name)))
 
     def _retry(self, call: str, fn: Callable[[], int], attempts: int = 100) -> None:
+        """pmxcfs's retry on TRY_AGAIN (corosync syncing a membership): 100 times, 100 ms apart."""
         import time
 
         for _ in range(attempts):
@@ -98,7 +99,7 @@ class CpgGroup:
             if code != CS_ERR_TRY_AGAIN:
                 _check(call, code)
                 return
-            time.sleep(0.05)
+            time.sleep(0.1)
         raise CorosyncError(call, CS_ERR_TRY_AGAIN)
 
     def fileno(self) -> int:
