@@ -242,7 +242,8 @@ def run_drill(name: str, extra: dict[str, object], guests: tuple[int, ...]) -> s
                             json.dumps({**extra, "drill_guest_pages": pages})],
                            cwd=REPO, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
     out = drill.stdout + drill.stderr
-    assert drill.returncode == 0, out[-4000:]
+    failed = [line for line in out.splitlines() if line.startswith(("fatal:", "failed:"))]
+    assert drill.returncode == 0, "\n".join(failed)[:1500] + "\n...\n" + out[-3000:]  # CI shows a tail: the cause first
     report = re.findall(r'^\s+"(.*)",?$', out[out.index("TASK [Report]"):], re.M)
     print(*report, sep="\n")
     return "\n".join(report)
