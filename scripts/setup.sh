@@ -20,6 +20,7 @@ APT_PACKAGES=(
   openssh-server  # class.yml reaches lab servers over SSH; the tests run their own sshd (tests/ssh_hop.py)
   tgt  # the lab's storage server: its iSCSI target (tgtd, user space)
   nfs-ganesha nfs-ganesha-vfs rpcbind  # the lab's storage server: its NFS server (user space)
+  btrfs-progs  # each twin node's ZFS pool is a btrfs filesystem the host makes (zfspool storages, pvesr)
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -99,3 +99,22 @@ def detach_under(root: Path, deleted_only: bool = False) -> list[str]:
         if attached(Path(back)) is None:
             removed.append(f"loop {device} ({Path(back).name})")
     return removed
+
+
+# The node's ZFS pool `rpool` (the zfspool storage's datasets live in rpool/data, as on a PVE node
+# installed on ZFS): a btrfs filesystem, the copy-on-write filesystem this kernel has (no ZFS), in a
+# sparse file, loop-mounted on the host and bound into the node at /rpool (docs/twin.md).
+ZFS_POOL_SIZE = 16 * GIB
+ZFS_POOL_LABEL = "rpool"
+
+
+def mount_zfs_pool(image: Path, mountpoint: Path) -> None:
+    """Make the pool's filesystem on first use; mount it (kept across the node's power cycles)."""
+    if not image.exists():
+        image.parent.mkdir(parents=True, exist_ok=True)
+        with open(image, "wb") as fh:
+            fh.truncate(ZFS_POOL_SIZE)
+        run(["mkfs.btrfs", "-q", "-L", ZFS_POOL_LABEL, str(image)])
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    run(["mount", "-t", "btrfs", attach(image), str(mountpoint)])
+    (mountpoint / "data").mkdir(exist_ok=True)  # the dataset rpool/data

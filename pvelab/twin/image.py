@@ -34,6 +34,7 @@ PACKAGES = (
     # gives QEMU its librbd driver for disks on rbd storages.
     "ceph-mon", "ceph-mgr", "ceph-osd", "ceph-common", "qemu-block-extra",
     "libiscsi-bin",  # iscsi-ls: iscsidirect storages list their LUNs with it, as on PVE
+    "btrfs-progs", "cstream",  # zfspool storages are btrfs subvolumes here (no ZFS): snapshots, send/receive for pvesr
     "nfs-common",  # showmount and rpcinfo: PVE's NFS checks and `pvesm scan nfs` (a PVE node has it too)
 )
 # Units that make no sense in a lab node container, or slow its boot.

@@ -39,7 +39,7 @@ from pvelab.twin.state import LAB_NAME, LabPaths, LabRecord, labs_dir
 
 Log = Callable[[str], None]
 HOST_TOOLS = ("ip", "nft", "mount", "systemd-nspawn", "nsenter", "ipmi_sim", "ipmitool", "ssh", "ssh-keygen",
-              "chroot", "losetup")
+              "chroot", "losetup", "mkfs.btrfs")
 SSH_WAIT = 180.0
 API_PORT = 8006
 

@@ -18,7 +18,7 @@ from pvelab.procfs import running_for
 from pvelab.twin import cgroups, disks
 from pvelab.twin.host import run
 from pvelab.twin.network import NETNS_DIR
-from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR, NODE_THIN_POOL_DIR
+from pvelab.twin.node_files import NODE_PACKAGE_DIR, NODE_SHARED_DIR, NODE_THIN_POOL_DIR, NODE_ZFS_POOL_DIR
 from pvelab.twin.spec import LINKS, NodeSpec
 from pvelab.twin.state import LabPaths
 
@@ -109,6 +109,10 @@ class ContainerNode:
         moving.rename(pool)
         run(["rm", "-rf", str(old)])
 
+    def attach_zfs_pool(self) -> None:
+        if not is_mounted(self.paths.zfs_pool(self.name)):
+            disks.mount_zfs_pool(self.paths.zfs_pool_image(self.name), self.paths.zfs_pool(self.name))
+
     # -- power ---------------------------------------------------------------------------------
     def nspawn_argv(self) -> list[str]:
         return [
@@ -125,6 +129,7 @@ class ContainerNode:
             # local-lvm's volumes on the host's filesystem, not the overlay root: QEMU opens them with
             # O_DIRECT and io_uring (cache=none), and only guests with disks there ever stalled on I/O in CI
             f"--bind={self.paths.thin_pool(self.name)}:{NODE_THIN_POOL_DIR}",
+            f"--bind={self.paths.zfs_pool(self.name)}:{NODE_ZFS_POOL_DIR}",  # rpool: zfspool storages on btrfs
             *disks.binds(self.paths.data_disks(self.name)),  # /dev/sdb, ...: the node's data disks
         ]
 
@@ -137,6 +142,7 @@ class ContainerNode:
             return
         self.attach_disk()
         self.attach_thin_pool()
+        self.attach_zfs_pool()
         self._set_links("up")
         console = open(self.paths.console_log(self.name), "ab")  # noqa: SIM115 - handed to the child
         with console:

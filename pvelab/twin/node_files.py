@@ -12,10 +12,12 @@ from pvelab.pve.storage.volumes import LVM_BACKING
 
 NODE_PACKAGE_DIR = "/usr/lib/python3/dist-packages/pvelab"
 NODE_THIN_POOL_DIR = LVM_BACKING  # where local-lvm's volumes live (the twin mounts a directory of its own there)
+NODE_ZFS_POOL_DIR = "/rpool"  # the node's ZFS pool, where ZFS mounts rpool (a btrfs filesystem here)
 NODE_SHARED_DIR = "/mnt/lab-shared"  # the lab-wide directory every node mounts (a shared `dir` storage's path)
 QEMU_SERVER_DATA = Path(__file__).resolve().parent / "qemu_server"  # qemu-server's data files (SOURCES.md there)
 COMMANDS = {"pvecm": "pvelab.pve.cluster.pvecm", "pvesh": "pvelab.pve.api.pvesh", "pveversion": "pvelab.pve.version",
-            "pveceph": "pvelab.pve.ceph.pveceph", "pveum": "pvelab.pve.access.pveum"}
+            "pveceph": "pvelab.pve.ceph.pveceph", "pveum": "pvelab.pve.access.pveum",
+            "pvesr": "pvelab.pve.replication.pvesr"}
 # where qemu-server and libpve-storage-perl install them (qmeventd runs /usr/sbin/qm, an upload for
 # another node /usr/sbin/pvesm there)
 SBIN_COMMANDS = {"qm": "pvelab.pve.guests.qm", "pvesm": "pvelab.pve.storage.pvesm"}

@@ -101,6 +101,13 @@ class LabPaths:
         as PVE's pool is a volume beside the root filesystem."""
         return self.node_dir(name) / "thin-pool"
 
+    def zfs_pool(self, name: str) -> Path:
+        """Where the node's `rpool` (a btrfs filesystem in zfs-pool.img) is mounted on the host."""
+        return self.node_dir(name) / "rpool"
+
+    def zfs_pool_image(self, name: str) -> Path:
+        return self.node_dir(name) / "zfs-pool.img"
+
     def disk_upper(self, name: str) -> Path:
         return self.node_dir(name) / "disk" / "upper"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -236,11 +237,16 @@ def run_due(node: str, minute: int) -> list[str]:
 
 
 def main() -> int:
-    """Every minute, on the minute: the jobs due now."""
+    """Every minute, on the minute: storage replication (`pvesr run`, as pvescheduler forks it, unless
+    the last one still runs), then the backup jobs due now."""
     node = nodename()
+    replication: subprocess.Popen[bytes] | None = None
     while True:
         minute = (int(time.time()) // 60 + 1) * 60
         time.sleep(max(0.0, minute - time.time()))
+        if replication is None or replication.poll() is not None:
+            replication = subprocess.Popen(["/usr/bin/pvesr", "run", "--mail", "1"], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
         try:
             run_due(node, minute)
         except (OSError, ApiException, ValueError) as exc:

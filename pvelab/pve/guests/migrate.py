@@ -22,6 +22,7 @@ from pvelab.pve import members
 from pvelab.pve.guests import qmp, runtime, store
 from pvelab.pve.guests.store import GuestError
 from pvelab.pve.remote import ssh_command as ssh_to
+from pvelab.pve.replication import migration as replication
 from pvelab.pve.storage import config as storage_config
 from pvelab.pve.storage.volumes import backend, parse_volume_id, volume_backend, volume_path
 
@@ -158,6 +159,11 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
             store.check_lock(conf)
             if remote(target, "/bin/true", timeout=30).returncode != 0:
                 raise GuestError("Can't connect to destination address using public key")
+            replication.check(vmid, target, online, bool(params.get("force")))
+            if online and replication.job_to(vmid, target):
+                raise GuestError("live migration of a VM with replicated disks is not built in the lab twin "
+                                 "(PVE mirrors what changed since the replication): shut it down and migrate "
+                                 "offline, which sends only that")
             volumes = scan(conf.main.options, online, params, log)
             log(f"starting migration of VM {vmid} to node '{target}' ({target_ip})")
             conf.main.options["lock"] = "migrate"
@@ -166,10 +172,14 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
     # Online, attached local disks go by NBD mirror while the VM runs; the rest is copied first.
+    # Volumes a replication job keeps on the target get a replication run instead (what changed).
     mirrored = [v for v, i in volumes.items() if online and not i["cloudinit"]]
     copied: list[str] = []
+    replicated: set[str] = set()
     try:
-        copied = copy_disks({v: i for v, i in volumes.items() if v not in mirrored}, target, log)
+        replicated = replication.replicate_first(vmid, target, log)
+        copied = copy_disks({v: i for v, i in volumes.items() if v not in mirrored and v not in replicated},
+                            target, log)
         if online:
             live(node, vmid, target, log, mirrored)
     except Exception as exc:
@@ -183,6 +193,8 @@ def migrate(node: str, vmid: int, target: str, online: bool, params: dict[str, A
         log(f"ERROR: migration aborted (duration {duration(started)}): {exc}")
         raise GuestError("migration aborted") from exc
     store.set_lock(node, vmid, None, move_to=target)
+    if replicated:  # the old node keeps them as the replica; the job now replicates back to it
+        replication.hand_over(vmid, node, target)
     if mirrored:  # the target waited paused for its disks: they are complete, it runs now
         resumed = remote(target, f"qm resume {vmid} --nocheck")
         if resumed.returncode != 0:

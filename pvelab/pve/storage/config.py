@@ -59,6 +59,9 @@ TYPES = {
                         "max-protected-backups", "mkdir", "nodes", "options", "preallocation", "prune-backups"),
                        frozenset({"images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import", "none"}),
                        ("images",), ("raw", "qcow2", "vmdk"), True),
+    # a ZFS dataset (pool/name): on btrfs here, see storage/zfspool.py; the one type pvesr replicates
+    "zfspool": StorageType(("pool",), ("blocksize", "bwlimit", "content", "disable", "mountpoint", "nodes", "sparse"),
+                           frozenset({"images", "rootdir"}), ("images", "rootdir"), ("raw", "subvol"), False),
 }
 # shared by nature: every node sees the same pool, the same target's LUNs, or the same export
 ALWAYS_SHARED = ("rbd", "iscsidirect", "nfs")

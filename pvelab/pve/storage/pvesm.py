@@ -12,12 +12,15 @@ from pvelab.pve import version
 from pvelab.pve.api import direct
 from pvelab.pve.storage import config, prune
 from pvelab.pve.storage.api import real_volume_id
-from pvelab.pve.storage.volumes import volume_location
+from pvelab.pve.storage.volumes import volume_backend, volume_location
+from pvelab.pve.storage.zfspool import ZfsPoolBackend
 
 USAGE = """USAGE: pvesm <COMMAND> [ARGS] [OPTIONS]
        pvesm add <type> <storage> [OPTIONS]
        pvesm alloc <storage> <vmid> <filename> <size> [OPTIONS]
+       pvesm export <volume> <format> <filename> [OPTIONS]
        pvesm free <volume> [OPTIONS]
+       pvesm import <volume> <format> <filename> [OPTIONS]
        pvesm list <storage> [OPTIONS]
        pvesm path <volume>
        pvesm prune-backups <storage> [OPTIONS]
@@ -109,6 +112,9 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
     elif command == "prune-backups":
         (storage,) = args
         return prune_backups(node, storage, options)
+    elif command in ("export", "import"):
+        volume, fmt, filename = args
+        transfer(command, volume, fmt, filename, options)
     elif command == "path":
         (volume,) = args
         print(volume_location(volume))
@@ -133,6 +139,28 @@ def run(command: str, args: list[str], options: dict[str, str]) -> int:
         print(f"unknown command 'pvesm {command}'\n{USAGE}", file=sys.stderr)
         return direct.ERROR_EXIT
     return 0
+
+
+def transfer(command: str, volid: str, fmt: str, filename: str, options: dict[str, str]) -> None:
+    """pvesm export/import: a volume's snapshot as a stream (stdout/stdin for `-`) in a format both
+    storages speak; only zfspool's `zfs` stream is served (what pvesr sends)."""
+    storage, volname = volume_backend(volid)
+    if fmt != "zfs" or not isinstance(storage, ZfsPoolBackend):
+        plugin = {"dir": "DirPlugin", "lvmthin": "LvmThinPlugin", "rbd": "RBDPlugin", "nfs": "NFSPlugin",
+                  "iscsidirect": "ISCSIDirectPlugin", "zfspool": "ZFSPoolPlugin"}.get(storage.options["type"], "Plugin")
+        raise config.StorageError(f"volume {command} format {fmt} not available for PVE::Storage::{plugin}")
+    snapshot = options.get("snapshot")
+    if not snapshot:
+        raise config.StorageError(f"{command} of a zfs stream needs --snapshot")
+    base = options.get("base") or None
+    if command == "export":
+        with (sys.stdout.buffer if filename == "-" else open(filename, "wb")) as out:
+            sys.stdout.flush()
+            storage.export(volname, snapshot, base, out)
+        return
+    with (sys.stdin.buffer if filename == "-" else open(filename, "rb")) as stream:
+        storage.import_stream(volname, snapshot, base, stream)
+    print(f"successfully imported '{volid}'")
 
 
 def main(argv: list[str] | None = None) -> int:

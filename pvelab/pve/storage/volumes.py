@@ -938,6 +938,9 @@ BACKENDS = {"dir": DirBackend, "lvmthin": LvmThinBackend, "rbd": RbdBackend, "is
 
 
 def backend(storage_id: str, options: dict[str, Any]) -> Backend:
+    if options["type"] == "zfspool":  # its module builds on this one's Backend
+        from pvelab.pve.storage.zfspool import ZfsPoolBackend
+        return ZfsPoolBackend(storage_id, options)
     return BACKENDS[options["type"]](storage_id, options)
 
 

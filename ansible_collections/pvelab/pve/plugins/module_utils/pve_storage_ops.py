@@ -11,7 +11,7 @@ from ansible_collections.pvelab.pve.plugins.module_utils.pve_errors import PveEr
 # What each type needs to be created; PVE fixes these there (SectionConfig `fixed`), so changing one
 # means remove and add.
 FIXED = {"dir": ("path",), "lvmthin": ("thinpool", "vgname"), "rbd": ("pool",), "iscsidirect": ("portal", "target"),
-         "nfs": ("server", "export")}
+         "nfs": ("server", "export"), "zfspool": ("pool",)}
 # Fixed too, but PVE chooses it when not given (an nfs storage is mounted at /mnt/pve/<storage>).
 FIXED_WITH_DEFAULT = {"nfs": ("path",)}
 # The options each type takes (PVE answers "unexpected property" for the others).
@@ -19,10 +19,11 @@ TYPE_OPTIONS = {"dir": {"path", "content", "shared", "nodes", "disable"},
                 "lvmthin": {"thinpool", "vgname", "content", "nodes", "disable"},
                 "rbd": {"pool", "content", "krbd", "monhost", "nodes", "disable"},
                 "iscsidirect": {"portal", "target", "content", "nodes", "disable"},
-                "nfs": {"server", "export", "path", "options", "content", "nodes", "disable"}}
+                "nfs": {"server", "export", "path", "options", "content", "nodes", "disable"},
+                "zfspool": {"pool", "sparse", "content", "nodes", "disable"}}
 # The options this module manages, named as in storage.cfg.
 OPTIONS = ("path", "content", "shared", "nodes", "disable", "vgname", "thinpool", "pool", "krbd", "monhost", "portal",
-           "target", "server", "export", "options")
+           "target", "server", "export", "options", "sparse")
 # storage.cfg's names the module spells otherwise (`options` would read as the module's own options).
 PARAMETER = {"options": "mount_options"}
 

@@ -12,8 +12,8 @@ description:
     at O(api_host) (C(/storage)). In a cluster, C(/etc/pve/storage.cfg) is shared, so one node is enough.
   - Only the options given are compared and changed; others are left as they are.
   - Options PVE fixes at creation (C(path) of a V(dir) storage, C(vgname) and C(thinpool) of an
-    V(lvmthin), C(pool) of an V(rbd), C(portal) and C(target) of an V(iscsidirect), C(server), C(export) and
-    C(path) of an V(nfs)) cannot change; asking to is refused with the fix (remove, add again).
+    V(lvmthin), C(pool) of an V(rbd) or a V(zfspool), C(portal) and C(target) of an V(iscsidirect),
+    C(server), C(export) and C(path) of an V(nfs)) cannot change; asking to is refused with the fix (remove, add again).
   - Adding an V(nfs) storage mounts it on the node that is asked (PVE's check that the server answers and the
     export mounts); a server that does not answer is refused with PVE's message and nothing is added.
   - Removing a storage removes its definition only, as C(pvesm remove) does; the volumes stay where they are.
@@ -32,7 +32,7 @@ options:
   type:
     description: Storage type; required to create one, checked against an existing one.
     type: str
-    choices: [dir, lvmthin, rbd, iscsidirect, nfs]
+    choices: [dir, lvmthin, rbd, iscsidirect, nfs, zfspool]
   path:
     description: Directory of a V(dir) storage; where an V(nfs) storage is mounted (PVE's C(/mnt/pve/<storage>) when
       not given).
@@ -58,7 +58,7 @@ options:
     description: Thin pool of an V(lvmthin) storage.
     type: str
   pool:
-    description: Ceph pool of an V(rbd) storage.
+    description: Ceph pool of an V(rbd) storage; ZFS dataset (C(rpool/data)) of a V(zfspool) storage.
     type: str
   krbd:
     description: Map V(rbd) images with the kernel client instead of librbd.
@@ -81,6 +81,9 @@ options:
   mount_options:
     description: NFS mount options of an V(nfs) storage (storage.cfg's C(options), for example C(vers=3,soft)).
     type: str
+  sparse:
+    description: Thin provisioning of a V(zfspool) storage's disks (PVE's C(sparse)).
+    type: bool
 extends_documentation_fragment:
   - pvelab.pve.api
   - pvelab.pve.attributes
@@ -157,7 +160,7 @@ ARGUMENT_SPEC = dict(
     API_ARGUMENT_SPEC,
     storage={"type": "str", "required": True},
     state={"type": "str", "default": "present", "choices": ["present", "absent"]},
-    type={"type": "str", "choices": ["dir", "lvmthin", "rbd", "iscsidirect", "nfs"]},
+    type={"type": "str", "choices": ["dir", "lvmthin", "rbd", "iscsidirect", "nfs", "zfspool"]},
     path={"type": "str"},
     content={"type": "list", "elements": "str"},
     shared={"type": "bool"},
@@ -173,6 +176,7 @@ ARGUMENT_SPEC = dict(
     server={"type": "str"},
     export={"type": "str"},
     mount_options={"type": "str"},
+    sparse={"type": "bool"},
 )
 
 
