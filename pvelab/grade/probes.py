@@ -407,6 +407,46 @@ def backup_recent(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
     return items(results)
 
 
+@probe("replication.synced")
+def replication_synced(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
+    """Each of `jobs` ({vmid, target}) exists, is enabled, and its guest's node synced it within
+    `max_age_s` (default 900: PVE's default schedule) without failing since."""
+    max_age = float(params.get("max_age_s", 900))
+    configured = {(int(j["guest"]), str(j["target"])): j for j in cx.api("/cluster/replication")}
+    guests = {int(g["vmid"]): g for g in cx.api("/cluster/resources", type="vm")}
+    results: dict[str, str | None] = {}
+    for wanted in params.get("jobs") or []:
+        vmid, target = int(wanted["vmid"]), str(wanted["target"])
+        key = f"{vmid}->{target}"
+        job = configured.get((vmid, target))
+        guest_node = (guests.get(vmid) or {}).get("node")
+        if job is None:
+            back = next((j for (v, _), j in configured.items() if v == vmid), None)
+            results[key] = (f"guest {vmid} has no replication job to {target}" + (
+                f" (its job replicates to {back['target']}: the guest moved to {guest_node}, by HA recovery or a "
+                "migration)" if back else ": add one (Datacenter > Replication > Add, or pvesr create-local-job "
+                f"{vmid}-0 {target} --schedule '*/15') with the guest's disks on a zfspool storage"))
+            continue
+        if job.get("disable"):
+            results[key] = f"replication job {job['id']} is disabled: pvesr enable {job['id']}"
+            continue
+        status = cx.api(f"/nodes/{guest_node}/replication/{job['id']}/status", node=guest_node)
+        last = int(status.get("last_sync") or 0)
+        if status.get("fail_count"):
+            results[key] = (f"replication job {job['id']} fails on {guest_node} ({status['fail_count']} times: "
+                            f"{status.get('error', '?')}): is {target} up? Then pvesr schedule-now {job['id']} and "
+                            f"read /var/log/pve/replicate/{job['id']}")
+        elif not last:
+            results[key] = (f"replication job {job['id']} has not synced yet: pvescheduler on {guest_node} runs it on "
+                            f"its schedule, or pvesr schedule-now {job['id']}")
+        elif time.time() - last > max_age:
+            results[key] = (f"replication job {job['id']} last synced {int(time.time() - last)} s ago, more than "
+                            f"{max_age:g} s: is pvescheduler running on {guest_node}?")
+        else:
+            results[key] = None
+    return items(results)
+
+
 # -- drills (destructive: run only with --drills) ----------------------------------------------------
 def ha_services(cx: ClusterAccess, node: str | None = None) -> dict[str, dict[str, Any]]:
     return {e["sid"]: e for e in cx.api("/cluster/ha/status/current", node=node) if e.get("type") == "service"}

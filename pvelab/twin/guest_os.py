@@ -215,7 +215,7 @@ echo "boot_id: $BOOT"; echo "uptime: \$(cut -d. -f1 /proc/uptime)"; echo "counte
 # the count is rewritten every second (truncate, then write): a read between the two is empty, so
 # read again (under load a page showed "heartbeats: " and a test took it for a number)
 hb=\$(cat /run/heartbeats); [ -n "\$hb" ] || hb=\$(cat /run/heartbeats)
-echo "heartbeats: \$hb"; echo "disk: ${DISK:-none}"
+echo "heartbeats: \$hb"; echo "heartbeats_at_boot: ${N:-0}"; echo "disk: ${DISK:-none}"
 [ -n "$INSTALLED" ] && echo "installed: $INSTALLED" && echo "fqdn: $FQDN"
 [ -s /run/first-boot.log ] && sed 's/^/first-boot: /' /run/first-boot.log
 EOS

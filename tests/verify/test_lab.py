@@ -53,6 +53,12 @@ def test_ha_resources_are_in_their_requested_state_where_placement_says(access: 
     holds(access, "ha.placement_respected", {"placements": placements})
 
 
+def test_replicated_guests_have_synced_to_their_targets(access: ClusterAccess, node: str,
+                                                        cluster: dict[str, Any]) -> None:
+    jobs = described(cluster, node, "pve_guests_replication")
+    holds(access, "replication.synced", {"jobs": [{"vmid": j["vmid"], "target": j["target"]} for j in jobs]})
+
+
 def test_watchdog_module_is_set(access: ClusterAccess, node: str, cluster: dict[str, Any]) -> None:
     module = cluster[node].get("pve_fencing_watchdog_module")
     if not module:

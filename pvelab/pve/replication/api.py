@@ -4,6 +4,7 @@ API2/ReplicationConfig.pm and API2/Replication.pm answer."""
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from typing import Any
@@ -11,11 +12,20 @@ from typing import Any
 from pvelab.procfs import nodename
 from pvelab.pve import members
 from pvelab.pve.access import guard as access
-from pvelab.pve.api.routes import Context, WithAttributes, route
+from pvelab.pve.api.routes import Context, WithAttributes, refusing, route
 from pvelab.pve.cluster.locks import cfs_lock
 from pvelab.pve.guests import store
 from pvelab.pve.replication import config, run
 from pvelab.pve.replication.config import ReplicationError
+
+
+def refused(handler: Any) -> Any:
+    """The handler's refusals (ReplicationError, StorageError) as PVE's API answers."""
+    @functools.wraps(handler)
+    def call(ctx: Context, params: dict[str, Any]) -> Any:
+        return refusing(lambda: handler(ctx, params))
+    return call
+
 
 OPTIONS = ("target", "schedule", "rate", "comment", "disable", "remove_job", "source")
 
@@ -47,6 +57,7 @@ def stored(params: dict[str, Any]) -> dict[str, str]:
 
 
 @route("GET /cluster/replication")
+@refused
 def job_index(ctx: Context, params: dict[str, Any]) -> Any:
     may = access.checker_for(ctx.caller.name)
     return [shown(job_id, job) for job_id, job in config.read().items()
@@ -54,6 +65,7 @@ def job_index(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 @route("POST /cluster/replication")
+@refused
 def job_create(ctx: Context, params: dict[str, Any]) -> Any:
     job_id = params["id"]
     vmid, _ = config.parse_job_id(job_id)
@@ -86,6 +98,7 @@ def existing(jobs: dict[str, dict[str, Any]], job_id: str) -> dict[str, Any]:
 
 
 @route("GET /cluster/replication/{id}")
+@refused
 def job_read(ctx: Context, params: dict[str, Any]) -> Any:
     job_id = params["id"]
     access.require(ctx.caller.name, f"/vms/{config.parse_job_id(job_id)[0]}", ["VM.Audit"])
@@ -100,6 +113,7 @@ def digest(text: str) -> str:
 
 
 @route("PUT /cluster/replication/{id}")
+@refused
 def job_update(ctx: Context, params: dict[str, Any]) -> Any:
     job_id = params["id"]
     access.require(ctx.caller.name, f"/vms/{config.parse_job_id(job_id)[0]}", ["VM.Replicate"])
@@ -118,6 +132,7 @@ def job_update(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 @route("DELETE /cluster/replication/{id}")
+@refused
 def job_delete(ctx: Context, params: dict[str, Any]) -> Any:
     """A job is removed by its node's next run (`remove_job`: local keeps the target's copy, full
     removes it); with force, its entry goes at once."""
@@ -159,6 +174,7 @@ def pid_alive(pid: int) -> bool:
 
 
 @route("GET /nodes/{node}/replication")
+@refused
 def node_status(ctx: Context, params: dict[str, Any]) -> Any:
     may = access.checker_for(ctx.caller.name)
     out = []
@@ -179,11 +195,13 @@ def local_job(job_id: str) -> dict[str, Any]:
 
 
 @route("GET /nodes/{node}/replication/{id}")
+@refused
 def node_job_index(ctx: Context, params: dict[str, Any]) -> Any:
     return [{"name": "schedule_now"}, {"name": "log"}, {"name": "status"}]
 
 
 @route("GET /nodes/{node}/replication/{id}/status")
+@refused
 def node_job_status(ctx: Context, params: dict[str, Any]) -> Any:
     job_id = params["id"]
     access.require(ctx.caller.name, f"/vms/{config.parse_job_id(job_id)[0]}", ["VM.Audit"])
@@ -191,6 +209,7 @@ def node_job_status(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 @route("GET /nodes/{node}/replication/{id}/log")
+@refused
 def node_job_log(ctx: Context, params: dict[str, Any]) -> Any:
     job_id = params["id"]
     vmid = config.parse_job_id(job_id)[0]
@@ -207,6 +226,7 @@ def node_job_log(ctx: Context, params: dict[str, Any]) -> Any:
 
 
 @route("POST /nodes/{node}/replication/{id}/schedule_now")
+@refused
 def node_job_schedule_now(ctx: Context, params: dict[str, Any]) -> Any:
     """The job runs at the scheduler's next minute: its last try is forgotten (when it has a state)."""
     job_id = params["id"]

@@ -147,10 +147,23 @@ def try_lock(held: Any) -> bool:
     return True
 
 
+def purge_old_states(jobs: dict[str, dict[str, Any]]) -> None:
+    """PVE's purge_old_states: states of jobs this node no longer runs (removed, turned round, moved away)."""
+    wanted = {(str(config.parse_job_id(job_id)[0]), f"local/{job['target']}") for job_id, job in jobs.items()}
+    with config.state_locked():
+        states = config.read_state()
+        kept = {vmid: {tid: s for tid, s in targets.items() if (vmid, tid) in wanted}
+                for vmid, targets in states.items()}
+        kept = {vmid: targets for vmid, targets in kept.items() if targets}
+        if kept != states:
+            config.write_state(kept)
+
+
 def run_locked(now: int, log: Log | None = None, only: str | None = None) -> list[str]:
     """PVE's run_jobs: each enabled job due by now (or the one asked for), oldest iteration first."""
     local = nodename()
     jobs = local_jobs(local)
+    purge_old_states(jobs)
     ran = []
     order = sorted(jobs.items(), key=lambda item: (item[1]["state"].get("last_iteration", 0), item[1]["next_sync"],
                                                    item[0]))
@@ -295,9 +308,11 @@ def prepare_remote(target: str, job_id: str, volids: list[str], last_sync: int) 
     """The target's prepare-local-job: its answer, the snapshots each volume holds there."""
     prepared = remote(target, f"pvesr prepare-local-job {job_id} {' '.join(map(shlex.quote, volids))} "
                               f"--last_sync {last_sync}")
-    if prepared.returncode != 0:
-        raise ReplicationError(prepared.stderr.decode(errors="replace").strip() or
-                               "prepare remote node failed - no result")
+    if prepared.returncode != 0:  # run_command's text, after what the command said
+        said = prepared.stderr.decode(errors="replace").strip()
+        command = " ".join(shlex.quote(a) for a in prepared.args) if isinstance(prepared.args, list) else prepared.args
+        raise ReplicationError((f"{said}\n" if said else "") +
+                               f"command '{command}' failed: exit code {prepared.returncode}")
     lines = prepared.stdout.decode(errors="replace").strip().splitlines()
     try:
         return dict(json.loads(lines[-1])) if lines else {}
