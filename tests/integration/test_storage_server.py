@@ -14,7 +14,9 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,13 +27,14 @@ from pvelab.twin.nas import StorageServer, export_dir
 from pvelab.twin.spec import ISCSI_TARGET, NFS_EXPORT
 
 from .conftest import BIN, REPO, GuestAddresses, api, check_every_get, pve_version, start_lab, wait_until
-from .test_ansible_modules import ansible_env
+from .test_ansible_modules import ansible_env, api_args, module
 
 # One run, on PVE 9 (the storage layer is the same code on 8).
 pytestmark = [pytest.mark.lab,
               pytest.mark.skipif(os.environ.get("PVELAB_PVE_VERSION", "9") != "9", reason="runs once, on PVE 9 nodes")]
 VMID, NFS_VMID = 300, 301
-ADDRESS = GuestAddresses({VMID: 130, NFS_VMID: 131, 302: 132, 303: 133})
+REPL_VMID = 304
+ADDRESS = GuestAddresses({VMID: 130, NFS_VMID: 131, 302: 132, 303: 133, REPL_VMID: 134})
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +301,139 @@ def test_the_two_writers_drill_shows_a_plain_filesystem_damaged(lab: Lab, two_wr
     assert held and fsck and int(held.group(2)) == sum(written), text
     # the damage: files one writer's metadata overwrote are gone, or the check finds errors (usually both)
     assert int(held.group(1)) < sum(written) or int(fsck.group(1)) >= 4, text
+
+
+# -- replication (pvesr): zfspool on each node's rpool, btrfs underneath ----------------------------------
+REPL_JOB = f"{REPL_VMID}-0"
+
+
+def repl_status(lab: Lab, node: str = "pve1") -> dict[str, Any]:
+    return dict(json.loads(run(lab, node, f"pvesh get /nodes/{node}/replication/{REPL_JOB}/status "
+                                          "--output-format json")))
+
+
+@pytest.fixture(scope="module")
+def replicated(lab: Lab) -> dict[str, Any]:
+    """VM 304 on pve1, its heartbeat disk on local-zfs (each node's rpool), and the pve_replication module's
+    job to pve2 every minute (made away from a minute's turn, so the first run below is this test's)."""
+    run(lab, "pve1", "pvesm add zfspool local-zfs --pool rpool/data --content images,rootdir --sparse 1")
+    run(lab, "pve1", f"qm create {REPL_VMID} --name repl{REPL_VMID} --memory 256 --net0 virtio,bridge=vmbr0 "
+                     f"--ide2 {SHARED_STORAGE}:iso/pvelab-tiny.iso,media=cdrom --scsihw virtio-scsi-pci "
+                     f"--scsi0 local-zfs:1 --ide0 {SHARED_STORAGE}:cloudinit --ipconfig0 ip={ADDRESS[REPL_VMID]}/24 "
+                     "--tablet 0 --start 1")
+    wait_until(lambda: bool(guest_page(ADDRESS[REPL_VMID]).get("heartbeats", "0") != "0"), 120,
+               "VM 304 writing heartbeats to its disk on local-zfs")
+    if time.time() % 60 > 45:  # pvescheduler runs due jobs on the minute: begin well before one
+        time.sleep(62 - time.time() % 60)
+    args = {**api_args(lab, "pve1"), "vmid": REPL_VMID, "target": "pve2", "schedule": "*/1"}
+    steps = {"preview": module(lab, "pvelab.pve.pve_replication", args, check=True, diff=True),
+             "create": module(lab, "pvelab.pve.pve_replication", args)}
+    steps["first"] = run(lab, "pve1", f"pvesr run --id {REPL_JOB} --verbose")
+    steps["again"] = module(lab, "pvelab.pve.pve_replication", {**args, "wait_for_sync": True})
+    steps["incremental"] = run(lab, "pve1", f"pvesr run --id {REPL_JOB} --verbose")
+    return steps
+
+
+def status_duration(status: dict[str, Any]) -> str:
+    return str(status.get("duration", "-"))
+
+
+def sent(log: str) -> int:
+    """The size a run's log says it sent (zfs send -v's figure), in bytes."""
+    found = re.search(r"total estimated size is ([\d.]+)([BKMG])", log)
+    assert found, log
+    return int(float(found.group(1)) * 1024 ** "BKMG".index(found.group(2)))
+
+
+def test_a_replication_job_sends_the_disk_whole_then_only_what_changed(lab: Lab, replicated: dict[str, Any]
+                                                                        ) -> None:
+    assert replicated["preview"]["changed"] and not replicated["preview"]["_failed"], replicated["preview"]
+    assert replicated["create"]["id"] == REPL_JOB and replicated["create"]["changed"]
+    assert not replicated["again"]["changed"] and replicated["again"]["last_sync"] > 0, replicated["again"]
+    assert f"local: {REPL_JOB}\n\ttarget pve2\n\tschedule */1\n\tsource pve1\n" in run(
+        lab, "pve2", "cat /etc/pve/replication.cfg")
+    first, incremental = replicated["first"], replicated["incremental"]
+    assert f"full sync 'local-zfs:vm-{REPL_VMID}-disk-0' (__replicate_{REPL_JOB}_" in first, first
+    assert f"successfully imported 'local-zfs:vm-{REPL_VMID}-disk-0'" in first
+    assert re.search(rf"incremental sync 'local-zfs:vm-{REPL_VMID}-disk-0' \(__replicate_{REPL_JOB}_\d+__ => "
+                     rf"__replicate_{REPL_JOB}_\d+__\)", incremental), incremental
+    assert sent(incremental) < sent(first) / 4, (first, incremental)  # what changed, not the disk
+    # pve2 holds the volume and only the newest replication snapshot, as pve1 does
+    newest = re.findall(rf"__replicate_{REPL_JOB}_\d+__", incremental)[-1]
+    for node in ("pve1", "pve2"):
+        assert run(lab, node, "ls /rpool/data").split() == [f"vm-{REPL_VMID}-disk-0",
+                                                            f"vm-{REPL_VMID}-disk-0@{newest}"], node
+    # the scheduler runs it every minute: a sync on a minute's turn, made by pvescheduler
+    wait_until(lambda: repl_status(lab)["last_sync"] % 60 == 0, 75, "a replication run by pvescheduler",
+               explain=lambda: str(repl_status(lab)))
+    table = run(lab, "pve1", "pvesr status").splitlines()
+    assert table[0].split() == ["JobID", "Enabled", "Target", "LastSync", "NextSync", "Duration", "FailCount",
+                                "State"]
+    assert table[1].split()[:3] == [REPL_JOB, "Yes", "local/pve2"] and table[1].split()[-2:] == ["0", "OK"], table
+
+
+def test_replication_answers_as_the_schema_says_and_refuses_as_pve(lab: Lab, replicated: dict[str, Any]) -> None:
+    node = api(lab, "pve2").nodes("pve1")
+    schema = endpoints(lab.require_record().spec.pve_version)
+    for key, data in (("GET /cluster/replication", api(lab, "pve2").cluster.replication.get()),
+                      ("GET /cluster/replication/{id}", api(lab, "pve2").cluster.replication(REPL_JOB).get()),
+                      ("GET /nodes/{node}/replication", node.replication.get()),
+                      ("GET /nodes/{node}/replication/{id}", node.replication(REPL_JOB).get()),
+                      ("GET /nodes/{node}/replication/{id}/status", node.replication(REPL_JOB).status.get()),
+                      ("GET /nodes/{node}/replication/{id}/log", node.replication(REPL_JOB).log.get())):
+        assert data, key
+        assert returns_problems(schema[key].info.get("returns", {}), data) == [], key
+    before = run(lab, "pve1", "cat /etc/pve/replication.cfg")
+    for command, message in (
+            (f"pvesr create-local-job {REPL_VMID}-1 pve2", f"replication job for guest '{REPL_VMID}' to target "
+                                                           "'local/pve2' already exists"),
+            (f"pvesr create-local-job {REPL_VMID}-1 pve1", "Source and target must not be identical"),
+            ("pvesr create-local-job 999-0 pve2", "Guest '999' does not exist."),
+            (f"pvesr create-local-job {REPL_VMID}-1 pve9", "Target 'pve9' does not exist."),
+            ("pvesr create-local-job 305-0 pve2", "No replicatable volumes found")):  # VM 305: no disks
+        if command.startswith("pvesr create-local-job 305"):
+            run(lab, "pve1", "qm create 305 --name nodisk --memory 64")
+        done = ssh(lab, "pve1", command)
+        assert done.returncode != 0 and message in done.stderr, (command, done.stderr)
+    assert run(lab, "pve1", "cat /etc/pve/replication.cfg") == before
+    wrong = module(lab, "pvelab.pve.pve_replication", {**api_args(lab, "pve1"), "vmid": REPL_VMID, "target": "pve7"})
+    assert wrong["_failed"] and "there is no node 'pve7'" in wrong["msg"], wrong
+
+
+def test_a_failing_replication_counts_its_failures_and_an_offline_migration_sends_only_what_changed(
+        lab: Lab, replicated: dict[str, Any]) -> None:
+    """pve2 is cut off the network (as if it were down): the run fails with the error in PVE's state,
+    and with its target offline the job waits; back, it is retried 5 minutes after the failure, or at
+    once after schedule-now. Then VM 304 migrates offline to pve2: a replication run first, the disk
+    not copied again, the job turned round (pve2 -> pve1)."""
+    lab.partition(["pve2"], None, "all")
+    try:
+        failed = ssh(lab, "pve1", f"pvesr run --id {REPL_JOB}", timeout=60)
+        assert failed.returncode != 0 and "pvesr prepare-local-job" in failed.stderr, failed.stderr
+        wait_until(lambda: repl_status(lab)["next_sync"] == 0, 30, "the job waiting for its offline target",
+                   explain=lambda: str(repl_status(lab)))
+        status = repl_status(lab)
+        assert status["fail_count"] == 1 and "pvesr prepare-local-job" in status["error"], status
+        assert status["error"].endswith("failed: exit code 255"), status  # ssh's: the target does not answer
+        assert "Connection timed out" in run(lab, "pve1", f"cat /var/log/pve/replicate/{REPL_JOB}")
+        table = run(lab, "pve1", "pvesr status").splitlines()[1].split()
+        assert table[4:6] == ["-", status_duration(status)] and table[6] == "1", table
+    finally:
+        lab.heal()
+    wait_until(lambda: repl_status(lab)["next_sync"] == repl_status(lab)["last_try"] + 5 * 60, 60,
+               "PVE's first retry, 5 minutes after the failure", explain=lambda: str(repl_status(lab)))
+    run(lab, "pve1", f"pvesr schedule-now {REPL_JOB}")
+    assert repl_status(lab)["next_sync"] <= time.time()
+    run(lab, "pve1", f"pvesr run --id {REPL_JOB}")
+    assert repl_status(lab)["fail_count"] == 0 and "error" not in repl_status(lab)
+    run(lab, "pve1", f"qm shutdown {REPL_VMID} --timeout 60 || qm stop {REPL_VMID}", timeout=90)
+    run(lab, "pve1", f"qm set {REPL_VMID} --ide2 none,media=cdrom")  # a CD-ROM on local would stop it
+    moved = run(lab, "pve1", f"qm migrate {REPL_VMID} pve2", timeout=300)
+    assert "replicating disk images" in moved and "incremental sync" in moved, moved
+    assert "copying local disk images" not in moved and "migration finished successfully" in moved, moved
+    assert "target pve1\n\tschedule */1\n\tsource pve2" in run(lab, "pve2", "cat /etc/pve/replication.cfg")
+    assert run(lab, "pve1", "ls /rpool/data").split()[0] == f"vm-{REPL_VMID}-disk-0"  # kept: now the replica
+    run(lab, "pve2", f"qm start {REPL_VMID}")
+    wait_until(lambda: guest_page(ADDRESS[REPL_VMID]).get("node") == "pve2", 120, "VM 304 booted on pve2")
+    back = run(lab, "pve2", f"pvesr run --id {REPL_JOB} --verbose")
+    assert "incremental sync" in back and "local/pve1" in run(lab, "pve2", "pvesr status"), back

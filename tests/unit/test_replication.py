@@ -241,3 +241,9 @@ def test_zfspool_refusals_are_pves_and_change_nothing(pools: tuple[Any, ...]) ->
     assert list(there.snapshots("vm-100-disk-0")) == []
     here.free("vm-100-disk-0")
     assert list(here.root.iterdir()) == []  # its snapshots went with it
+
+
+@pytest.mark.parametrize("size,shown", [(624, "624B"), (4344, "4.24K"), (1049898, "1.00M"), (2160000, "2.06M"),
+                                        (15 * 1024 ** 3, "15.0G"), (300 * 1024 ** 2, "300M")])
+def test_sizes_are_printed_as_zfs_prints_them(size: int, shown: str) -> None:
+    assert run.nicenum(size) == shown

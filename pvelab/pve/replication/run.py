@@ -9,6 +9,7 @@ then every 30 minutes while its target is online."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,7 +23,7 @@ from pvelab.poll import poll
 from pvelab.procfs import nodename
 from pvelab.pve import members
 from pvelab.pve.guests import runtime, store
-from pvelab.pve.guests.jobs import CalendarError, next_event
+from pvelab.pve.guests.calendar import CalendarError, next_event
 from pvelab.pve.remote import remote_node_ip, ssh_command
 from pvelab.pve.replication import config
 from pvelab.pve.replication.config import ReplicationError
@@ -265,7 +266,7 @@ def replicate(job_id: str, job: dict[str, Any], state: dict[str, Any], start: in
     if not volids:
         log("end replication job")
         return {}
-    remote_snaps = prepare_remote(target, job_id, volids, last_sync)
+    remote_snaps = prepare_remote(target, job_id, volids, last_sync, log)
     bases = common_bases(job_id, volids, last_sync, remote_snaps)
     snap = snapshot_name(job_id, start)
     snapshot_and_send(volids, snap, bases, target, job.get("rate"), log)
@@ -304,15 +305,16 @@ def snapshot_and_send(volids: list[str], snap: str, bases: dict[str, str], targe
         raise
 
 
-def prepare_remote(target: str, job_id: str, volids: list[str], last_sync: int) -> dict[str, dict[str, Any]]:
+def prepare_remote(target: str, job_id: str, volids: list[str], last_sync: int, log: Log
+                   ) -> dict[str, dict[str, Any]]:
     """The target's prepare-local-job: its answer, the snapshots each volume holds there."""
     prepared = remote(target, f"pvesr prepare-local-job {job_id} {' '.join(map(shlex.quote, volids))} "
                               f"--last_sync {last_sync}")
-    if prepared.returncode != 0:  # run_command's text, after what the command said
-        said = prepared.stderr.decode(errors="replace").strip()
+    if prepared.returncode != 0:  # what the command said goes to the log; the error is run_command's text
+        for line in prepared.stderr.decode(errors="replace").strip().splitlines():
+            log(line)
         command = " ".join(shlex.quote(a) for a in prepared.args) if isinstance(prepared.args, list) else prepared.args
-        raise ReplicationError((f"{said}\n" if said else "") +
-                               f"command '{command}' failed: exit code {prepared.returncode}")
+        raise ReplicationError(f"command '{command}' failed: exit code {prepared.returncode}")
     lines = prepared.stdout.decode(errors="replace").strip().splitlines()
     try:
         return dict(json.loads(lines[-1])) if lines else {}
@@ -372,13 +374,23 @@ def send(volid: str, snap: str, base: str | None, target: str, rate: Any, log: L
     importer = subprocess.Popen([*ssh_command(target, remote_node_ip(target)),
                                  f"pvesm import {shlex.quote(volid)} zfs - -with-snapshots 1 -snapshot "
                                  f"{shlex.quote(snap)} -allow-rename 0{base_opt}"],
-                                stdin=stream, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stream.close()  # only the importer reads it: if it dies, the sender gets EPIPE instead of waiting
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert importer.stdin is not None
+    size = relay(stream, importer.stdin)  # counted on the way, for the log's sizes
     out, err = importer.communicate(timeout=3600)
-    sent_error = sender.communicate(timeout=60)[1].decode(errors="replace").strip()
+    assert sender.stderr is not None  # its stdout is closed by now: communicate() would refuse it
+    sent_error = sender.stderr.read().decode(errors="replace").strip()
+    sender.wait(timeout=60)
     if limiter is not None:
         limiter.wait(timeout=60)
     received = subprocess.CompletedProcess(importer.args, importer.returncode, out, err)
+    store_, volname = volume_of(volid)
+    dataset = f"{store_.dataset}/{volname}"
+    if base:  # zfs send -v's lines; the twin's figure is the stream's real size (btrfs send cannot estimate)
+        log(f"send from @{base} to {dataset}@{snap} estimated size is {nicenum(size)}")
+    else:
+        log(f"full send of {dataset}@{snap} estimated size is {nicenum(size)}")
+    log(f"total estimated size is {nicenum(size)}")
     for line in received.stdout.decode(errors="replace").splitlines():
         log(line)
     if sender.returncode != 0 or received.returncode != 0:
@@ -388,6 +400,35 @@ def send(volid: str, snap: str, base: str | None, target: str, rate: Any, log: L
                                f"'HostKeyAlias={target}' root@{remote_node_ip(target)} -- pvesm import {volid} zfs - "
                                f"-with-snapshots 1 -snapshot {snap} -allow-rename 0{base_opt}' failed: exit code "
                                f"{received.returncode or sender.returncode}" + (f"\n{reason}" if reason else ""))
+
+
+def relay(source: Any, sink: Any) -> int:
+    """Copy the send stream into the importer's stdin; the bytes copied. A dead importer ends it."""
+    size = 0
+    try:
+        while chunk := source.read(1 << 20):
+            sink.write(chunk)
+            size += len(chunk)
+    except BrokenPipeError:
+        pass
+    finally:
+        source.close()
+        with contextlib.suppress(BrokenPipeError):
+            sink.close()
+    return size
+
+
+def nicenum(value: int) -> str:
+    """ZFS's zfs_nicenum: 3 significant digits and a unit (624B, 4.34K, 1.02M, 2.06G)."""
+    if value < 1024:
+        return f"{value}B"
+    number = float(value)
+    for unit in "KMGTPE":
+        number /= 1024
+        if number < 1024 or unit == "E":
+            break
+    digits = 2 if number < 10 else 1 if number < 100 else 0
+    return f"{number:.{digits}f}{unit}"
 
 
 # -- the target's side (pvesr prepare-local-job / finalize-local-job) ----------------------------------

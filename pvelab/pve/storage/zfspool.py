@@ -19,8 +19,8 @@ import subprocess
 from pathlib import Path
 from typing import IO, Any
 
+from pvelab.pve.storage.backend import ANY_FORMAT, DISK_NAME, Backend, disk_usage, free_disk_name, tree_usage
 from pvelab.pve.storage.config import StorageError
-from pvelab.pve.storage.volumes import ANY_FORMAT, DISK_NAME, Backend, disk_usage, free_disk_name, tree_usage
 
 ZVOL_DIR = Path("/dev/zvol")
 IMAGE_FILE = "disk.raw"  # the one file in a VM disk's subvolume
