@@ -55,6 +55,10 @@ class FakeCluster:
     task_log: list[str] = field(default_factory=lambda: ["...", "TASK OK"])
     # snapshots: {vmid: {name: {description, vmstate}}}, as GET .../snapshot lists them (with `current` last)
     snapshots: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # replication jobs as GET /cluster/replication lists them (id, guest, jobnum, target, ...), and each
+    # job's state as GET /nodes/{node}/replication/{id}/status shows it
+    replication: dict[str, dict[str, Any]] = field(default_factory=dict)
+    replication_status: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def form(self, name: str, *nodes: str) -> FakeCluster:
         for node in nodes:
@@ -119,6 +123,13 @@ class FakeApi:
                     if params.get("vmid") is None or a["vmid"] == params["vmid"]]
         if path == "/cluster/backup":
             return [{"id": i, "type": "vzdump", **opts} for i, opts in self.world.backup_jobs.items()]
+        if path == "/nodes":
+            return [{"node": n, "status": "online" if n in self.world.online else "offline"}
+                    for n, c in self.world.cluster_of.items() if c == self.world.cluster_of[self.node]]
+        if path == "/cluster/replication":
+            return [{"id": i, **job} for i, job in self.world.replication.items()]
+        if path.startswith("/nodes/") and "/replication/" in path and path.endswith("/status"):
+            return self.world.replication_status.get(path.split("/")[2], {})
         if path == "/cluster/config/join":
             return {"preferred_node": self.node, "nodelist": [
                 {"name": self.node, "pve_addr": self.host, "pve_fp": "AB:" * 31 + "AB"}]}
@@ -149,6 +160,11 @@ class FakeApi:
             self.world.guests[int(path.split("/")[4])]["status"] = "running" if action == "start" else "stopped"
         elif path == "/cluster/backup":
             self.world.backup_jobs[params["id"]] = {k: v for k, v in params.items() if k != "id"}
+            return None
+        elif path == "/cluster/replication":
+            guest, jobnum = params["id"].split("-")
+            self.world.replication[params["id"]] = {"guest": int(guest), "jobnum": int(jobnum), **{
+                k: v for k, v in params.items() if k != "id"}}
             return None
         elif path == "/cluster/ha/resources":
             self.world.ha_resources[params["sid"]] = {k: v for k, v in params.items() if k != "sid"}
@@ -201,6 +217,9 @@ class FakeApi:
         if path.startswith("/cluster/backup/"):
             self.world.backup_jobs[path.rsplit("/", 1)[1]].update(changes)
             return
+        if path.startswith("/cluster/replication/"):
+            self.world.replication[path.rsplit("/", 1)[1]].update(changes)
+            return
         if path.startswith("/cluster/ha/"):
             table = self.ha_table(path)
             entry = table[path.rsplit("/", 1)[1]]
@@ -219,6 +238,9 @@ class FakeApi:
             return
         if path.startswith("/cluster/backup/"):
             del self.world.backup_jobs[path.rsplit("/", 1)[1]]
+            return
+        if path.startswith("/cluster/replication/"):
+            del self.world.replication[path.rsplit("/", 1)[1]]
             return
         if path.startswith("/nodes/") and "/snapshot/" in path:
             del self.world.snapshots[int(path.split("/")[4])][path.rsplit("/", 1)[1]]
