@@ -9,7 +9,6 @@ then every 30 minutes while its target is online."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -403,7 +402,8 @@ def send(volid: str, snap: str, base: str | None, target: str, rate: Any, log: L
 
 
 def relay(source: Any, sink: Any) -> int:
-    """Copy the send stream into the importer's stdin; the bytes copied. A dead importer ends it."""
+    """Copy the send stream into the importer's stdin (its communicate() closes that); the bytes
+    copied. A dead importer ends it."""
     size = 0
     try:
         while chunk := source.read(1 << 20):
@@ -413,8 +413,6 @@ def relay(source: Any, sink: Any) -> int:
         pass
     finally:
         source.close()
-        with contextlib.suppress(BrokenPipeError):
-            sink.close()
     return size
 
 
