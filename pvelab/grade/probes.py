@@ -420,6 +420,8 @@ def replication_synced(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
         key = f"{vmid}->{target}"
         job = configured.get((vmid, target))
         guest_node = (guests.get(vmid) or {}).get("node")
+        if job is None and guest_node == target:  # HA recovered it on its target: the job turned round
+            job = next((j for (v, t), j in configured.items() if v == vmid and t != target), None)
         if job is None:
             back = next((j for (v, _), j in configured.items() if v == vmid), None)
             results[key] = (f"guest {vmid} has no replication job to {target}" + (
@@ -430,7 +432,7 @@ def replication_synced(cx: ClusterAccess, params: dict[str, Any]) -> Outcome:
         if job.get("disable"):
             results[key] = f"replication job {job['id']} is disabled: pvesr enable {job['id']}"
             continue
-        status = cx.api(f"/nodes/{guest_node}/replication/{job['id']}/status", node=guest_node)
+        status = cx.api(f"/nodes/{guest_node}/replication/{job['id']}/status")  # any node proxies it there
         last = int(status.get("last_sync") or 0)
         if status.get("fail_count"):
             results[key] = (f"replication job {job['id']} fails on {guest_node} ({status['fail_count']} times: "

@@ -407,6 +407,31 @@ def test_bmc_and_backup_probes_read_what_they_are_shown() -> None:
     assert "guest 112 has no backup" in backups.problems[1]
 
 
+def test_the_replication_probe_reads_each_jobs_state_through_any_node() -> None:
+    now = time.time()
+    answers = {"/cluster/replication": [{"id": "113-0", "guest": 113, "target": "pve2"},
+                                        {"id": "114-0", "guest": 114, "target": "pve1", "disable": 1},
+                                        {"id": "115-0", "guest": 115, "target": "pve1"}],
+               "/cluster/resources": [{"vmid": 113, "node": "pve1"}, {"vmid": 114, "node": "pve2"},
+                                      {"vmid": 115, "node": "pve3"}, {"vmid": 116, "node": "pve1"}],
+               "/nodes/pve1/replication/113-0/status": {"last_sync": now - 30, "fail_count": 0},
+               "/nodes/pve3/replication/115-0/status": {"last_sync": now - 3600, "fail_count": 2,
+                                                         "error": "command 'ssh ...' failed: exit code 255"}}
+    outcome = probes.PROBES["replication.synced"](one_node_access(answers), {"jobs": [
+        {"vmid": 113, "target": "pve2"}, {"vmid": 114, "target": "pve1"}, {"vmid": 115, "target": "pve1"},
+        {"vmid": 116, "target": "pve2"}]})
+    assert (outcome.passed, outcome.total) == (1, 4)
+    assert "114-0 is disabled: pvesr enable 114-0" in outcome.problems[0]
+    assert "115-0 fails on pve3 (2 times: command 'ssh ...' failed: exit code 255)" in outcome.problems[1]
+    assert "guest 116 has no replication job to pve2: add one" in outcome.problems[2]
+    # HA recovered 113 on pve2, its target: the job that now runs back to pve1 is the one that counts
+    answers["/cluster/resources"][0]["node"] = "pve2"
+    answers["/cluster/replication"][0]["target"] = "pve1"
+    answers["/nodes/pve2/replication/113-0/status"] = {"last_sync": now - 10, "fail_count": 0}
+    assert probes.PROBES["replication.synced"](one_node_access(answers), {"jobs": [
+        {"vmid": 113, "target": "pve2"}]}).ok
+
+
 def test_the_html_report_renders_in_a_browser_with_the_same_numbers_as_the_other_outputs(
         tmp_path: Path, graded: tuple[Any, list[Any]]) -> None:
     rules, results = graded
