@@ -327,7 +327,7 @@ def replicated(lab: Lab) -> dict[str, Any]:
     # first sync carries it, the next ones only what the guest wrote since
     run(lab, "pve1", f"dd if=/dev/urandom of=/dev/zvol/rpool/data/vm-{REPL_VMID}-disk-0 bs=1M count=16 seek=512 "
                      "conv=notrunc,fsync status=none")
-    if time.time() % 60 > 45:  # pvescheduler runs due jobs on the minute: begin well before one
+    if time.time() % 60 > 30:  # pvescheduler runs due jobs on the minute: these runs end well before one
         time.sleep(62 - time.time() % 60)
     args = {**api_args(lab, "pve1"), "vmid": REPL_VMID, "target": "pve2", "schedule": "*/1"}
     steps = {"preview": module(lab, "pvelab.pve.pve_replication", args, check=True, diff=True),
@@ -363,7 +363,9 @@ def test_a_replication_job_sends_the_disk_whole_then_only_what_changed(lab: Lab,
                      rf"__replicate_{REPL_JOB}_\d+__\)", incremental), incremental
     assert sent(first) >= 16 * 1024 ** 2 > 100 * sent(incremental), (first, incremental)  # what changed, not the disk
     # pve2 holds the volume and only the newest replication snapshot, as pve1 does
-    newest = re.findall(rf"__replicate_{REPL_JOB}_\d+__", incremental)[-1]
+    made = re.search(rf"create snapshot '(__replicate_{REPL_JOB}_\d+__)'", incremental)
+    assert made, incremental
+    newest = made.group(1)
     for node in ("pve1", "pve2"):
         assert run(lab, node, "ls /rpool/data").split() == [f"vm-{REPL_VMID}-disk-0",
                                                             f"vm-{REPL_VMID}-disk-0@{newest}"], node
