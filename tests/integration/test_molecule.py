@@ -85,3 +85,15 @@ def test_molecule_ha_scenario_passes_on_the_twin() -> None:
                       r'vm:112)[^"]*)"', output), sep="\n")  # the Ceph drill's report, for the CI log
     print(*re.findall(r'"((?:power cut|HA fenced|its guests ran|vm:11\d|pve1 (?:was|back)|every guest)[^"]*)"', output),
           sep="\n")  # the drill's report, for the CI log
+    # The replication drill around it: db113 (pve1's local ZFS, replicated to pve2 every minute) started on
+    # pve2 from its last replica - the heartbeats written after it lost, at most one interval's - and its
+    # job turned round and synced back to pve1.
+    replication = re.findall(r'"((?:replication job|  schedule|  \d+ s before the power cut|heartbeats: |power cut on '
+                             r'pve1; HA|  pve2 at|its disk there|  recovery is|lost window|replicated back|'
+                             r'  \d+ s after the cut)[^"]*)"', output)
+    print(*replication, sep="\n")  # for the CI log
+    text = "\n".join(replication)
+    before_cut = re.search(r"(\d+) s before the power cut", text)
+    lost = re.search(r"lost window: (-?\d+) heartbeats", text)
+    assert before_cut and lost and "replicated back pve2 -> pve1" in text, output[-3000:]
+    assert int(before_cut.group(1)) <= 60 and 0 < int(lost.group(1)) <= 60 + 5, text  # +5: a batch not yet on disk
