@@ -56,6 +56,11 @@ for d in /sys/bus/pci/devices/*; do
   [ "$(cat $d/vendor)" = 0x1af4 ] && case "$(cat $d/device)" in 0x1004|0x1048) HBAS=$((HBAS + 1));; esac
 done
 for i in $(seq 100); do [ "$(ls /dev/sd? 2>/dev/null | wc -l)" -ge "$HBAS" ] && break; sleep 0.1; done
+# The disks in the order of their controllers and SCSI ids (scsi0 before scsi1, as the VM's config
+# names them), not of their sdX names: the kernel names disks as their probes finish, and under load
+# scsi1 can be sda (the two_writers drill's second guest took its own disk for the shared one)
+DISKS=$(for d in /sys/block/sd* /sys/block/vd*; do
+  [ -e "$d/device" ] && echo "$(readlink -f "$d/device") /dev/${d##*/}"; done | sort | cut -d' ' -f2)
 fw() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/pvelab/$1/raw" 2>/dev/null; }
 VMID=$(fw vmid); NAME=vm$VMID
 # The cloud-init drive, as PVE makes it (NoCloud, cidata). Looked for again for up to 5 s: a CD drive's
@@ -188,7 +193,7 @@ if [ -n "$INSTALLED" ] && [ -n "$(toml /run/answer.toml first-boot source)" ]; t
   fi
   umount /mnt/sys 2>/dev/null
 fi
-for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb; do  # the first disk that is not the cloud-init drive
+for dev in $DISKS; do  # the first disk that is not the cloud-init drive
   [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && [ -z "$INSTALLED" ] && DISK=$dev && break
 done
 echo "pvelab tiny guest: cloud-init drive ${CIDEV:-none}, heartbeat disk ${DISK:-none}" > /dev/console
@@ -233,7 +238,7 @@ EOS
 # umount, count, check). The tools (e2fsprogs, the ext4 modules) are on the boot CD, not in the
 # initramfs, so a guest that does not use them boots no slower.
 ln -sf /proc/mounts /etc/mtab  # e2fsprogs look there for what is mounted
-for dev in /dev/vda /dev/sda /dev/vdb /dev/sdb /dev/vdc /dev/sdc; do
+for dev in $DISKS; do
   [ -b "$dev" ] && [ "$dev" != "$CIDEV" ] && [ "$dev" != "$DISK" ] && [ -z "$INSTALLED" ] && SHARED=$dev && break
 done
 cat > /www/cgi-bin/shared <<EOS

@@ -369,9 +369,8 @@ def test_a_replication_job_sends_the_disk_whole_then_only_what_changed(lab: Lab,
     for node in ("pve1", "pve2"):
         assert run(lab, node, "ls /rpool/data").split() == [f"vm-{REPL_VMID}-disk-0",
                                                             f"vm-{REPL_VMID}-disk-0@{newest}"], node
-    # the scheduler runs it every minute: a sync on a minute's turn, made by pvescheduler
-    wait_until(lambda: repl_status(lab)["last_sync"] % 60 == 0, 75, "a replication run by pvescheduler",
-               explain=lambda: str(repl_status(lab)))
+    # (pvescheduler's own runs: the course lab's db113 job is only ever run by it, and verify checks it
+    # synced - molecule `ha`)
     table = run(lab, "pve1", "pvesr status").splitlines()
     assert table[0].split() == ["JobID", "Enabled", "Target", "LastSync", "NextSync", "Duration", "FailCount",
                                 "State"]
@@ -411,7 +410,7 @@ def test_a_failing_replication_counts_its_failures_and_an_offline_migration_send
     """pve2 is cut off the network (as if it were down): the run fails with the error in PVE's state,
     and with its target offline the job waits; back, it is retried 5 minutes after the failure, or at
     once after schedule-now. Then VM 304 migrates offline to pve2: a replication run first, the disk
-    not copied again, the job turned round (pve2 -> pve1)."""
+    not copied again, the job turned round (pve2 -> pve1) and runs from there."""
     lab.partition(["pve2"], None, "all")
     try:
         failed = ssh(lab, "pve1", f"pvesr run --id {REPL_JOB}", timeout=60)
@@ -438,7 +437,5 @@ def test_a_failing_replication_counts_its_failures_and_an_offline_migration_send
     assert "copying local disk images" not in moved and "migration finished successfully" in moved, moved
     assert "target pve1\n\tschedule */1\n\tsource pve2" in run(lab, "pve2", "cat /etc/pve/replication.cfg")
     assert run(lab, "pve1", "ls /rpool/data").split()[0] == f"vm-{REPL_VMID}-disk-0"  # kept: now the replica
-    run(lab, "pve2", f"qm start {REPL_VMID}")
-    wait_until(lambda: guest_page(ADDRESS[REPL_VMID]).get("node") == "pve2", 120, "VM 304 booted on pve2")
-    back = run(lab, "pve2", f"pvesr run --id {REPL_JOB} --verbose")
+    back = run(lab, "pve2", f"pvesr run --id {REPL_JOB} --verbose")  # a stopped guest replicates too
     assert "incremental sync" in back and "local/pve1" in run(lab, "pve2", "pvesr status"), back
