@@ -5,8 +5,8 @@ API2/ReplicationConfig.pm and API2/Replication.pm answer."""
 from __future__ import annotations
 
 import functools
+import os
 import re
-import time
 from typing import Any
 
 from pvelab.procfs import nodename
@@ -165,8 +165,6 @@ def status_entry(job_id: str, job: dict[str, Any]) -> dict[str, Any]:
 
 def pid_alive(pid: int) -> bool:
     try:
-        import os
-
         os.kill(pid, 0)
     except OSError:
         return False
@@ -240,7 +238,3 @@ def node_job_schedule_now(ctx: Context, params: dict[str, Any]) -> Any:
             entry["last_try"] = 0
             config.write_state(states)
     return job_id
-
-
-def now() -> int:
-    return int(time.time())

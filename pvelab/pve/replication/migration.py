@@ -6,11 +6,11 @@ replication state goes with it and the job turns round (source the new node, tar
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from collections.abc import Callable
 from typing import Any
 
+from pvelab.pve.remote import run_on
 from pvelab.pve.replication import config, run
 from pvelab.pve.replication.config import ReplicationError
 
@@ -51,7 +51,7 @@ def hand_over(vmid: int, source: str, target: str) -> None:
     targeted the new node now targets the old one, from the new one."""
     states = config.read_state().get(str(vmid))
     if states is not None:
-        done = run.remote(target, f"pvesr set-state {vmid} {shlex.quote(json.dumps(states))}", timeout=60)
+        done = run_on(target, ["pvesr", "set-state", str(vmid), json.dumps(states)], timeout=60)
         if done.returncode == 0:
             with config.state_locked():
                 all_states = config.read_state()

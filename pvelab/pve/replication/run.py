@@ -23,7 +23,7 @@ from pvelab.procfs import nodename
 from pvelab.pve import members
 from pvelab.pve.guests import runtime, store
 from pvelab.pve.guests.calendar import CalendarError, next_event
-from pvelab.pve.remote import remote_node_ip, ssh_command
+from pvelab.pve.remote import remote_node_ip, run_on, ssh_command
 from pvelab.pve.replication import config
 from pvelab.pve.replication.config import ReplicationError
 from pvelab.pve.storage import config as storage_config
@@ -184,11 +184,6 @@ def run_locked(now: int, log: Log | None = None, only: str | None = None) -> lis
 
 
 # -- one run ------------------------------------------------------------------------------------------
-def remote(target: str, command: str, stdin: Any = None, timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([*ssh_command(target, remote_node_ip(target)), command], stdin=stdin,
-                          capture_output=True, timeout=timeout, check=False)
-
-
 class JobLog:
     """The job's log file (truncated at each run), lines `%F %T JOBID: msg`; also echoed."""
 
@@ -270,17 +265,27 @@ def replicate(job_id: str, job: dict[str, Any], state: dict[str, Any], start: in
     snap = snapshot_name(job_id, start)
     snapshot_and_send(volids, snap, bases, target, job.get("rate"), log)
     for volid in volids:
-        store_, volname = volume_of(volid)
-        for old in store_.snapshots(volname):
-            if old.startswith(snapshot_prefix(job_id)) and old != snap:
-                log(f"delete previous replication snapshot '{old}' on {volid}")
-                store_.snapshot_delete(volname, old)
-    finalized = remote(target, f"pvesr finalize-local-job {job_id} {' '.join(map(shlex.quote, volids))} "
-                               f"--last_sync {start}")
-    for line in finalized.stdout.decode(errors="replace").splitlines():
+        drop_job_snapshots(volid, job_id, snap, log)
+    finalized = run_on(target, ["pvesr", "finalize-local-job", job_id, *volids, "--last_sync", str(start)])
+    for line in finalized.stdout.splitlines():
         log(f"(remote_finalize_local_job) {line}")
     log("end replication job")
     return {volid: snap for volid in volids}
+
+
+def drop_job_snapshots(volid: str, job_id: str, keep: str | None, log: Log | None = None,
+                       what: str = "delete previous replication snapshot") -> dict[str, dict[str, Any]]:
+    """The job's replication snapshots of a volume deleted (each logged `WHAT 'SNAP' on VOLID`), all
+    but `keep`; the snapshots left."""
+    store_, volname = volume_of(volid)
+    snaps = store_.snapshots(volname)
+    for snap in list(snaps):
+        if snap.startswith(snapshot_prefix(job_id)) and snap != keep:
+            if log is not None:
+                log(f"{what} '{snap}' on {volid}")
+            store_.snapshot_delete(volname, snap)
+            del snaps[snap]
+    return snaps
 
 
 def snapshot_and_send(volids: list[str], snap: str, bases: dict[str, str], target: str, rate: Any, log: Log
@@ -307,14 +312,13 @@ def snapshot_and_send(volids: list[str], snap: str, bases: dict[str, str], targe
 def prepare_remote(target: str, job_id: str, volids: list[str], last_sync: int, log: Log
                    ) -> dict[str, dict[str, Any]]:
     """The target's prepare-local-job: its answer, the snapshots each volume holds there."""
-    prepared = remote(target, f"pvesr prepare-local-job {job_id} {' '.join(map(shlex.quote, volids))} "
-                              f"--last_sync {last_sync}")
+    prepared = run_on(target, ["pvesr", "prepare-local-job", job_id, *volids, "--last_sync", str(last_sync)])
     if prepared.returncode != 0:  # what the command said goes to the log; the error is run_command's text
-        for line in prepared.stderr.decode(errors="replace").strip().splitlines():
+        for line in prepared.stderr.strip().splitlines():
             log(line)
         command = " ".join(shlex.quote(a) for a in prepared.args) if isinstance(prepared.args, list) else prepared.args
         raise ReplicationError(f"command '{command}' failed: exit code {prepared.returncode}")
-    lines = prepared.stdout.decode(errors="replace").strip().splitlines()
+    lines = prepared.stdout.strip().splitlines()
     try:
         return dict(json.loads(lines[-1])) if lines else {}
     except ValueError as exc:
@@ -447,13 +451,7 @@ def prepare_local_job(job_id: str, volids: list[str], last_sync: int, force: boo
         store_.activate()
         if not store_.exists(volname):
             continue
-        snaps = store_.snapshots(volname)
-        if last_sync:
-            for snap in list(snaps):
-                if snap.startswith(snapshot_prefix(job_id)) and snap != keep:
-                    store_.snapshot_delete(volname, snap)
-                    del snaps[snap]
-        out[volid] = snaps
+        out[volid] = drop_job_snapshots(volid, job_id, keep) if last_sync else store_.snapshots(volname)
     return out
 
 
@@ -469,10 +467,7 @@ def finalize_local_job(job_id: str, volids: list[str], last_sync: int, log: Log)
             log(f"delete volume '{volid}'")
             store_.free(volname)
             continue
-        for snap in store_.snapshots(volname):
-            if snap.startswith(snapshot_prefix(job_id)) and snap != keep:
-                log(f"delete stale replication snapshot '{snap}' on {volid}")
-                store_.snapshot_delete(volname, snap)
+        drop_job_snapshots(volid, job_id, keep, log, "delete stale replication snapshot")
 
 
 def remove_job(job_id: str, job: dict[str, Any], log: Log) -> None:
@@ -485,16 +480,11 @@ def remove_job(job_id: str, job: dict[str, Any], log: Log) -> None:
         volids = replicatable_volumes(store.load(nodename(), vmid).main.options)
     target = str(job["target"])
     if job.get("remove_job") == "full" and volids:
-        done = remote(target, f"pvesr finalize-local-job {job_id} {' '.join(map(shlex.quote, volids))} --last_sync 0",
-                      timeout=120)
+        done = run_on(target, ["pvesr", "finalize-local-job", job_id, *volids, "--last_sync", "0"], timeout=120)
         if done.returncode != 0 and target_online(target):
-            raise ReplicationError(done.stderr.decode(errors="replace").strip() or "remove of remote volumes failed")
+            raise ReplicationError(done.stderr.strip() or "remove of remote volumes failed")
     for volid in volids:
-        store_, volname = volume_of(volid)
-        for snap in store_.snapshots(volname):
-            if snap.startswith(snapshot_prefix(job_id)):
-                log(f"delete previous replication snapshot '{snap}' on {volid}")
-                store_.snapshot_delete(volname, snap)
+        drop_job_snapshots(volid, job_id, None, log)
     jobs = config.read()
     jobs.pop(job_id, None)
     config.write(jobs)
